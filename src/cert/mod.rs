@@ -1,0 +1,509 @@
+//! The disposal certificate: the signed machine record of what happened,
+//! built only from the plan and the journal (never from memory), so it can
+//! claim no more than the journal proves. An artifact is "disposed" in the
+//! certificate only when the journal holds its verified read-back (for every
+//! verified pass) and its absence proof.
+//!
+//! The JSON is deterministic (fixed field order, no floats, RFC 3339 UTC
+//! times) and signed as written; it is never re-serialized before verifying.
+
+use crate::error::{Error, Result};
+use crate::journal::{self, Outcome, Record};
+use crate::manifest::{Component, Model, Person};
+use crate::plan::{Category, Item, Plan, Risk, Sanitization, Tool};
+use crate::profile::Profile;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub const CERT_SCHEMA: &str = "decom.certificate/1";
+const MAX_CERT: u64 = 4 << 30;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Certificate {
+    pub schema: String,
+    pub id: String,
+    pub status: Status,
+    pub tool: Tool,
+    pub host: String,
+    /// When the certificate was issued and signed by the operator; signature
+    /// validity windows are checked at this time.
+    pub issued: String,
+    pub started: String,
+    pub finished: String,
+    pub model: Model,
+    pub components: Vec<Component>,
+    pub plan: PlanRef,
+    pub operator: Party,
+    pub custodian: Party,
+    pub nist_sp_800_88: Nist,
+    pub standards: Vec<Reference>,
+    pub residual_risks: Vec<Risk>,
+    pub totals: Totals,
+    pub locations: Vec<LocationSummary>,
+    pub artifacts: Vec<CertArtifact>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Every planned artifact was disposed and verified.
+    Complete,
+    /// At least one artifact was not disposed, or not verified.
+    Incomplete,
+}
+
+/// A signer: principal from the trusted signers file and key fingerprint,
+/// plus what the manifest or flags say about the person.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Party {
+    pub principal: String,
+    pub key_fingerprint: String,
+    #[serde(default, skip_serializing_if = "is_empty_person")]
+    pub details: Person,
+}
+
+fn is_empty_person(p: &Person) -> bool {
+    *p == Person::default()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRef {
+    pub file: String,
+    pub sha256: String,
+    pub created: String,
+    pub manifest_sha256: String,
+    pub profile: Profile,
+    /// Custodian approvals of the exact plan bytes (namespace decom-custodian).
+    pub approvals: Vec<Party>,
+}
+
+/// NIST SP 800-88 Rev. 1 Appendix G fields that apply to file and object disposal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nist {
+    pub performer: String,
+    pub media: String,
+    pub method_type: String,
+    pub method_used: String,
+    pub tool: String,
+    pub verification_method: String,
+    pub validator: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reference {
+    pub standard: String,
+    pub provision: String,
+    pub evidence: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Count {
+    pub artifacts: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Totals {
+    pub artifacts: u64,
+    pub bytes: u64,
+    pub by_outcome: BTreeMap<String, Count>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationSummary {
+    pub index: u32,
+    pub uri: String,
+    pub root: String,
+    pub fs_type: String,
+    pub rotational: Option<bool>,
+    pub totals: Totals,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertArtifact {
+    pub id: u32,
+    pub location: u32,
+    pub kind: String,
+    pub path: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+    pub method: String,
+    pub sanitization: Sanitization,
+    pub passes: Vec<PassEvidence>,
+    pub verification: Verification,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassEvidence {
+    pub pass: u32,
+    pub pattern: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readback_sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verification {
+    /// "read-back and absence" or "absence".
+    pub method: String,
+    pub verified: bool,
+}
+
+pub struct Inputs<'a> {
+    pub plan: &'a Plan,
+    pub plan_sha256: &'a str,
+    pub plan_file: &'a str,
+    pub approvals: Vec<Party>,
+    pub operator: Party,
+    pub records: &'a [Record],
+    pub started: String,
+}
+
+/// Build the certificate from the plan and the journal.
+pub fn build(inp: Inputs<'_>) -> Certificate {
+    let plan = inp.plan;
+    let state = journal::replay(inp.records);
+    let now = crate::util::now_rfc3339();
+    let profile = &plan.profile;
+    let mut artifacts = Vec::new();
+    for a in &plan.artifacts {
+        let st = state.get(&a.id).cloned().unwrap_or_default();
+        let (mut outcome, mut reason, finished) = match st.outcome.clone() {
+            Some((o, r, t)) => (o, r, Some(t)),
+            None => (
+                Outcome::Failed,
+                Some("not attempted (run did not finish)".to_string()),
+                None,
+            ),
+        };
+        let (kind, size, sha256, component, sanitization, method) = match &a.item {
+            Item::File(f) => (
+                "file",
+                f.size,
+                Some(f.sha256.clone()),
+                f.matched.component.clone(),
+                f.sanitization.clone(),
+                profile.method_summary(),
+            ),
+            Item::Symlink(_) => (
+                "symlink",
+                0,
+                None,
+                None,
+                metadata_only(),
+                "unlink (link not followed)".to_string(),
+            ),
+            Item::Dir(_) => ("dir", 0, None, None, metadata_only(), "rmdir".to_string()),
+        };
+        let mut passes = Vec::new();
+        let mut verified = outcome == Outcome::Disposed && st.removed_or_gone();
+        if let Item::File(_) = &a.item {
+            for (i, p) in profile.passes.iter().enumerate() {
+                let n = i as u32 + 1;
+                let w = st.written(n);
+                let rb = st.readback(n);
+                if profile.verifies(i)
+                    && !rb.is_some_and(|r| {
+                        r.ok && Some(&r.written_sha256) == w.and_then(|w| w.written_sha256.as_ref())
+                    })
+                {
+                    verified = false;
+                }
+                if w.is_none() {
+                    verified = false;
+                }
+                passes.push(PassEvidence {
+                    pass: n,
+                    pattern: p.to_string(),
+                    written_sha256: w.and_then(|w| w.written_sha256.clone()),
+                    readback_sha256: rb.map(|r| r.readback_sha256.clone()),
+                });
+            }
+        }
+        if outcome == Outcome::Disposed && !verified {
+            outcome = Outcome::Failed;
+            reason = Some("the journal lacks its verification evidence".into());
+        }
+        let vmethod =
+            if matches!(a.item, Item::File(_)) && profile.verify != crate::profile::Verify::None {
+                "read-back from device and absence proof"
+            } else {
+                "absence proof"
+            };
+        artifacts.push(CertArtifact {
+            id: a.id,
+            location: a.location,
+            kind: kind.into(),
+            path: a.item.path().to_string(),
+            size,
+            sha256,
+            component,
+            method,
+            sanitization,
+            passes,
+            verification: Verification {
+                method: vmethod.into(),
+                verified,
+            },
+            outcome,
+            reason,
+            started: st.started.clone(),
+            finished,
+        });
+    }
+    let totals = totals_of(artifacts.iter());
+    let locations = plan
+        .locations
+        .iter()
+        .map(|l| LocationSummary {
+            index: l.index,
+            uri: l.uri.clone(),
+            root: l.root.clone(),
+            fs_type: l.fs_type.clone(),
+            rotational: l.rotational,
+            totals: totals_of(artifacts.iter().filter(|a| a.location == l.index)),
+        })
+        .collect();
+    let status = status_of(&artifacts);
+    let custodian = Party {
+        principal: inp
+            .approvals
+            .iter()
+            .map(|p| p.principal.clone())
+            .collect::<Vec<_>>()
+            .join(", "),
+        key_fingerprint: inp
+            .approvals
+            .iter()
+            .map(|p| p.key_fingerprint.clone())
+            .collect::<Vec<_>>()
+            .join(", "),
+        details: plan.manifest.custodian.clone().unwrap_or_default(),
+    };
+    let mut operator = inp.operator;
+    if is_empty_person(&operator.details) {
+        operator.details = plan.manifest.operator.clone().unwrap_or_default();
+    }
+    let nist = nist_fields(plan, &artifacts, &operator, &custodian);
+    Certificate {
+        schema: CERT_SCHEMA.into(),
+        id: format!("decom-{}", crate::util::random_hex(16)),
+        status,
+        tool: Tool::this(),
+        host: crate::util::hostname(),
+        issued: now.clone(),
+        started: inp.started,
+        finished: now,
+        model: plan.model.clone(),
+        components: plan.components.clone(),
+        plan: PlanRef {
+            file: inp.plan_file.to_string(),
+            sha256: inp.plan_sha256.to_string(),
+            created: plan.created.clone(),
+            manifest_sha256: plan.manifest_sha256.clone(),
+            profile: plan.profile.clone(),
+            approvals: inp.approvals,
+        },
+        operator,
+        custodian,
+        nist_sp_800_88: nist,
+        standards: references(),
+        residual_risks: plan.residual_risks.clone(),
+        totals,
+        locations,
+        artifacts,
+    }
+}
+
+impl journal::ArtifactState {
+    fn removed_or_gone(&self) -> bool {
+        // A disposed outcome is only journaled after the absence check.
+        self.outcome
+            .as_ref()
+            .is_some_and(|(o, _, _)| *o == Outcome::Disposed)
+    }
+}
+
+fn metadata_only() -> Sanitization {
+    Sanitization {
+        category: Category::Logical,
+        reason: "name only: a link or directory holds no model data".into(),
+    }
+}
+
+fn totals_of<'a>(arts: impl Iterator<Item = &'a CertArtifact>) -> Totals {
+    let mut t = Totals::default();
+    for a in arts {
+        t.artifacts += 1;
+        t.bytes += a.size;
+        let c = t
+            .by_outcome
+            .entry(outcome_key(a.outcome).into())
+            .or_default();
+        c.artifacts += 1;
+        c.bytes += a.size;
+    }
+    t
+}
+
+fn outcome_key(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Disposed => "disposed",
+        Outcome::Failed => "failed",
+        Outcome::SkippedChanged => "skipped-changed",
+        Outcome::Retained => "retained",
+    }
+}
+
+fn status_of(arts: &[CertArtifact]) -> Status {
+    if arts
+        .iter()
+        .all(|a| a.outcome == Outcome::Disposed && a.verification.verified)
+    {
+        Status::Complete
+    } else {
+        Status::Incomplete
+    }
+}
+
+fn nist_fields(plan: &Plan, arts: &[CertArtifact], op: &Party, cust: &Party) -> Nist {
+    let cats: Vec<Category> = arts
+        .iter()
+        .filter(|a| a.kind == "file")
+        .map(|a| a.sanitization.category)
+        .collect();
+    let method_type = if cats.is_empty() {
+        "none (no file data)".to_string()
+    } else if cats.iter().all(|c| *c == Category::Clear) {
+        "Clear".to_string()
+    } else if cats.contains(&Category::Clear) {
+        "Clear for some artifacts, logical sanitization for the others (see each artifact)"
+            .to_string()
+    } else {
+        "Logical sanitization (file-level; not NIST Clear or Purge)".to_string()
+    };
+    let name = |p: &Party| match &p.details.name {
+        Some(n) => format!("{n} ({})", p.principal),
+        None => p.principal.clone(),
+    };
+    let media: Vec<String> = plan
+        .locations
+        .iter()
+        .map(|l| format!("{} ({})", l.uri, l.fs_type))
+        .collect();
+    Nist {
+        performer: name(op),
+        media: media.join("; "),
+        method_type,
+        method_used: plan.profile.method_summary(),
+        tool: format!("{} {}", crate::TOOL_NAME, crate::TOOL_VERSION),
+        verification_method: if plan.profile.verify == crate::profile::Verify::None {
+            "full absence proof of every name".into()
+        } else {
+            "full read-back of the verified pass(es) from the device, hash compared; absence proof"
+                .into()
+        },
+        validator: name(cust),
+    }
+}
+
+fn references() -> Vec<Reference> {
+    vec![
+        Reference {
+            standard: "ETSI EN 304 223".into(),
+            provision: "5.5.1-1".into(),
+            evidence: "the Data Custodian approved the plan (plan.approvals) and co-signs this certificate".into(),
+        },
+        Reference {
+            standard: "ETSI EN 304 223".into(),
+            provision: "5.5.1-2".into(),
+            evidence: "the model's data and configuration were disposed of as listed in artifacts, with verification".into(),
+        },
+        Reference {
+            standard: "NIST SP 800-88 Rev. 1".into(),
+            provision: "Appendix G".into(),
+            evidence: "nist_sp_800_88".into(),
+        },
+    ]
+}
+
+impl Certificate {
+    pub fn load(path: &Path) -> Result<(Certificate, Vec<u8>)> {
+        let bytes = crate::util::read_input(path, "certificate", MAX_CERT)?;
+        let c: Certificate = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::input(format!(
+                "certificate {}: not a valid decom certificate: {e}",
+                path.display()
+            ))
+        })?;
+        if c.schema != CERT_SCHEMA {
+            return Err(Error::input(format!(
+                "certificate {}: schema {:?} is not {CERT_SCHEMA:?}",
+                path.display(),
+                c.schema
+            )));
+        }
+        Ok((c, bytes))
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        crate::util::to_json_bytes(self)
+    }
+
+    /// Internal consistency: totals add up, status follows the outcomes, no
+    /// artifact is disposed without verification. Returns the problems found.
+    pub fn check(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if totals_of(self.artifacts.iter()) != self.totals {
+            problems.push("totals do not add up".to_string());
+        }
+        for l in &self.locations {
+            if totals_of(self.artifacts.iter().filter(|a| a.location == l.index)) != l.totals {
+                problems.push(format!("totals of location {} do not add up", l.uri));
+            }
+        }
+        if status_of(&self.artifacts) != self.status {
+            problems.push(format!(
+                "status {:?} does not follow from the artifact outcomes",
+                self.status
+            ));
+        }
+        for a in &self.artifacts {
+            if a.outcome == Outcome::Disposed && !a.verification.verified {
+                problems.push(format!(
+                    "artifact {} is marked disposed without verification",
+                    a.id
+                ));
+            }
+            if a.sanitization.category == Category::Clear && a.kind != "file" {
+                problems.push(format!("artifact {} claims clear for a non-file", a.id));
+            }
+        }
+        problems
+    }
+}
+
+pub mod verify;

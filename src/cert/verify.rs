@@ -1,0 +1,218 @@
+//! Checking a certificate: both signatures (at the time recorded inside the
+//! signed JSON), the roles and the two-person rule, the link to the approved
+//! plan, and internal consistency. Each check is reported separately, so a
+//! failure says exactly what failed.
+
+use super::{Certificate, Status};
+use crate::sign::{self, AllowedSigners, Role};
+use ssh_key::HashAlg;
+use std::path::Path;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+fn check(name: &'static str, r: Result<String, String>) -> Check {
+    match r {
+        Ok(detail) => Check {
+            name,
+            ok: true,
+            detail,
+        },
+        Err(detail) => Check {
+            name,
+            ok: false,
+            detail,
+        },
+    }
+}
+
+/// Run every check. `cosigned`: whether the custodian's co-signature is
+/// required (verify) or not yet expected (cosign).
+pub fn verify(
+    path: &Path,
+    cert: &Certificate,
+    bytes: &[u8],
+    signers: &AllowedSigners,
+    cosigned: bool,
+) -> Vec<Check> {
+    let mut out = Vec::new();
+    let at = match sign::unix(&cert.issued) {
+        Ok(t) => t,
+        Err(e) => {
+            out.push(Check {
+                name: "issued time",
+                ok: false,
+                detail: e.to_string(),
+            });
+            return out;
+        }
+    };
+    let problems = cert.check();
+    out.push(check(
+        "consistency",
+        if problems.is_empty() {
+            Ok("totals and status follow from the artifacts".into())
+        } else {
+            Err(problems.join("; "))
+        },
+    ));
+    let operator = sign::verify_file(
+        path,
+        bytes,
+        signers,
+        Role::Operator,
+        Some(&cert.operator.principal),
+        at,
+    )
+    .and_then(|p| {
+        if p.key_fingerprint != cert.operator.key_fingerprint {
+            Err(format!(
+                "signed by {}, but the certificate names operator key {}",
+                p.key_fingerprint, cert.operator.key_fingerprint
+            ))
+        } else {
+            Ok(p)
+        }
+    });
+    out.push(check(
+        "operator signature",
+        operator
+            .as_ref()
+            .map(|p| {
+                format!(
+                    "{} {} (namespace {})",
+                    p.principal,
+                    p.key_fingerprint,
+                    sign::OPERATOR
+                )
+            })
+            .map_err(Clone::clone),
+    ));
+
+    // The approvals recorded inside, and the approved plan when it is at hand.
+    out.push(check("plan approval", approvals(path, cert, signers, at)));
+
+    if cosigned {
+        let custodian = sign::verify_file(path, bytes, signers, Role::Custodian, None, at)
+            .and_then(|c| match &operator {
+                Ok(op) => sign::two_person(op, std::slice::from_ref(&c)).map(|_| c),
+                Err(_) => Ok(c),
+            });
+        out.push(check(
+            "custodian co-signature",
+            custodian.map(|p| {
+                format!(
+                    "{} {} (namespace {})",
+                    p.principal,
+                    p.key_fingerprint,
+                    sign::CUSTODIAN
+                )
+            }),
+        ));
+    }
+    out.push(check(
+        "status",
+        if cert.status == Status::Complete {
+            Ok(format!(
+                "complete: {} artifact(s) disposed and verified",
+                cert.totals.artifacts
+            ))
+        } else {
+            let bad = cert
+                .artifacts
+                .iter()
+                .filter(|a| a.outcome != crate::journal::Outcome::Disposed)
+                .count();
+            Err(format!("incomplete: {bad} artifact(s) not disposed"))
+        },
+    ));
+    out
+}
+
+fn approvals(
+    path: &Path,
+    cert: &Certificate,
+    signers: &AllowedSigners,
+    at: i64,
+) -> Result<String, String> {
+    if cert.plan.approvals.is_empty() {
+        return Err("no custodian approval recorded".into());
+    }
+    for a in &cert.plan.approvals {
+        let entry = signers
+            .entries
+            .iter()
+            .find(|e| e.key.fingerprint(HashAlg::Sha256).to_string() == a.key_fingerprint);
+        let Some(e) = entry else {
+            return Err(format!(
+                "approving key {} is not in the trusted signers file",
+                a.key_fingerprint
+            ));
+        };
+        signers
+            .find(&e.key, Some(&a.principal), sign::CUSTODIAN, at)
+            .map_err(|m| format!("approval by {}: {m}", a.principal))?;
+        if a.key_fingerprint == cert.operator.key_fingerprint
+            || a.principal == cert.operator.principal
+        {
+            return Err(format!(
+                "two-person rule: {} approved the plan and is also the operator",
+                a.principal
+            ));
+        }
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let plan_path = dir.join(&cert.plan.file);
+    let recorded = cert
+        .plan
+        .approvals
+        .iter()
+        .map(|a| a.principal.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    match std::fs::read(&plan_path) {
+        Ok(plan_bytes) => {
+            let sha = crate::hash::sha256_hex(&plan_bytes);
+            if sha != cert.plan.sha256 {
+                return Err(format!(
+                    "{} has SHA-256 {sha}, but the certificate is for plan {}",
+                    plan_path.display(),
+                    cert.plan.sha256
+                ));
+            }
+            // The plan was approved before execute; its window is checked at the
+            // certificate's start.
+            let start = sign::unix(&cert.started).unwrap_or(at);
+            let p = sign::verify_file(
+                &plan_path,
+                &plan_bytes,
+                signers,
+                Role::Custodian,
+                None,
+                start,
+            )?;
+            if !cert
+                .plan
+                .approvals
+                .iter()
+                .any(|a| a.key_fingerprint == p.key_fingerprint)
+            {
+                return Err(format!(
+                    "the plan's signature is by {}, which the certificate does not record",
+                    p.key_fingerprint
+                ));
+            }
+            Ok(format!(
+                "plan {} (sha256 {}) approved by {recorded}; signature checked",
+                cert.plan.file, cert.plan.sha256
+            ))
+        }
+        Err(_) => Ok(format!(
+            "approved by {recorded} (plan file not at hand; recorded approval checked against the signers file)"
+        )),
+    }
+}

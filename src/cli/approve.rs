@@ -1,0 +1,64 @@
+//! `decom approve`: the Data Custodian signs the exact bytes of a plan.
+
+use super::{KeyArgs, Printer, exit};
+use crate::error::Result;
+use crate::plan::Plan;
+use crate::sign::{self, AllowedSigners, Role, SigningKey};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct ApproveArgs {
+    /// The plan to approve.
+    pub plan: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// Check first that this key may sign as custodian for the principal.
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+pub fn run(a: &ApproveArgs, p: &Printer) -> Result<u8> {
+    let (plan, bytes) = Plan::load(&a.plan)?;
+    let key = SigningKey::load(&a.key.key, &|path| p.ask_passphrase(path))?;
+    if let Some(f) = &a.allowed_signers {
+        let signers = AllowedSigners::load(f)?;
+        sign::check_allowed(
+            &signers,
+            &key,
+            &a.key.principal,
+            Role::Custodian,
+            sign::now_unix(),
+        )?;
+    }
+    if !p.json {
+        for l in super::show::plan_lines(&plan) {
+            p.info(&l);
+        }
+    }
+    p.confirm(
+        &format!(
+            "Approve the destruction of these {} artifact(s) as custodian {:?}?",
+            plan.totals.artifacts, a.key.principal
+        ),
+        a.yes,
+    )?;
+    let sig = sign::sign_file(&a.plan, &bytes, &key, Role::Custodian)?;
+    if p.json {
+        p.record(
+            "approval",
+            serde_json::json!({"plan": a.plan, "plan_sha256": crate::hash::sha256_hex(&bytes), "signature": sig, "principal": a.key.principal, "key_fingerprint": key.fingerprint()}),
+        );
+    } else {
+        p.info(&format!(
+            "approved: wrote {} (custodian {}, {})",
+            sig.display(),
+            a.key.principal,
+            key.fingerprint()
+        ));
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,67 @@
+//! `decom cosign`: the custodian checks the operator's signature and the link
+//! to the approved plan, then co-signs the certificate.
+
+use super::{KeyArgs, Printer, exit};
+use crate::cert::Certificate;
+use crate::error::{Error, Result};
+use crate::sign::{self, AllowedSigners, Role, SigningKey};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct CosignArgs {
+    /// The certificate to co-sign.
+    pub certificate: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// Trusted signers (OpenSSH allowed_signers with namespaces= roles).
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: PathBuf,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+pub fn run(a: &CosignArgs, p: &Printer) -> Result<u8> {
+    let (cert, bytes) = Certificate::load(&a.certificate)?;
+    let signers = AllowedSigners::load(&a.allowed_signers)?;
+    let checks = crate::cert::verify::verify(&a.certificate, &cert, &bytes, &signers, false);
+    let failed: Vec<_> = checks
+        .iter()
+        .filter(|c| !c.ok && c.name != "status")
+        .collect();
+    if let Some(c) = failed.first() {
+        return Err(Error::refused(format!(
+            "refusing to co-sign: {}: {}",
+            c.name, c.detail
+        )));
+    }
+    let key = SigningKey::load(&a.key.key, &|path| p.ask_passphrase(path))?;
+    let me = sign::check_allowed(
+        &signers,
+        &key,
+        &a.key.principal,
+        Role::Custodian,
+        sign::now_unix(),
+    )?;
+    sign::two_person(&cert.operator, std::slice::from_ref(&me)).map_err(Error::refused)?;
+    if !p.json {
+        for l in super::show::cert_lines(&cert) {
+            p.info(&l);
+        }
+    }
+    p.confirm(
+        &format!(
+            "Co-sign this {:?} certificate as custodian {:?}?",
+            cert.status, me.principal
+        ),
+        a.yes,
+    )?;
+    let sig = sign::sign_file(&a.certificate, &bytes, &key, Role::Custodian)?;
+    if p.json {
+        p.record("cosignature", serde_json::json!({"certificate": a.certificate, "signature": sig, "principal": me.principal, "key_fingerprint": me.key_fingerprint}));
+    } else {
+        p.info(&format!("co-signed: wrote {}", sig.display()));
+    }
+    Ok(exit::OK)
+}

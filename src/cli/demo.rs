@@ -1,0 +1,255 @@
+//! `decom demo`: build a sample model in a fresh folder and run the whole
+//! lifecycle on it through the same code paths as the real commands.
+
+use super::{KeyArgs, Printer, exit};
+use crate::error::{Error, IoContext, Result};
+use clap::Args;
+use rand::RngCore;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Folder to build the demo in (must not exist or be empty; default: a new temporary folder).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Size of the sample weights file, in MiB.
+    #[arg(long, default_value_t = 32, value_name = "MIB")]
+    pub weights_mib: u64,
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).at(d)?;
+    }
+    std::fs::write(path, bytes).at(path)
+}
+
+fn random(n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut v);
+    v
+}
+
+pub fn run(a: &DemoArgs, p: &Printer) -> Result<u8> {
+    let dir = match &a.dir {
+        Some(d) => {
+            if d.exists() && std::fs::read_dir(d).at(d)?.next().is_some() {
+                return Err(Error::refused(format!(
+                    "{}: not empty; the demo needs a fresh folder",
+                    d.display()
+                )));
+            }
+            std::fs::create_dir_all(d).at(d)?;
+            d.clone()
+        }
+        None => {
+            let d = std::env::temp_dir().join(format!("decom-demo-{}", crate::util::random_hex(4)));
+            std::fs::create_dir_all(&d).at(&d)?;
+            d
+        }
+    };
+    let dir = std::fs::canonicalize(&dir).at(&dir)?;
+    let step = |s: &str| p.info(&format!("\n== {s}"));
+
+    step("building a sample model");
+    let weights = random((a.weights_mib.max(1) * 1024 * 1024) as usize);
+    let config =
+        br#"{"architectures": ["FraudDetector"], "hidden_size": 768, "num_layers": 12}"#.to_vec();
+    let tokenizer =
+        br#"{"version": "1.0", "model": {"type": "BPE", "vocab": {"<s>": 0, "</s>": 1}}}"#.to_vec();
+    let model_dir = dir.join("srv/models/fraud-detector");
+    write(&model_dir.join("model.safetensors"), &weights)?;
+    write(&model_dir.join("config.json"), &config)?;
+    write(&model_dir.join("tokenizer.json"), &tokenizer)?;
+    write(
+        &model_dir.join("checkpoints/step-1000.safetensors"),
+        &random(2 << 20),
+    )?;
+    let data_dir = dir.join("srv/datasets/fraud-detector");
+    write(
+        &data_dir.join("train-00000-of-00001.parquet"),
+        &random(4 << 20),
+    )?;
+    // A Hugging Face hub cache with our repo and somebody else's.
+    let hub = dir.join("home/alice/.cache/huggingface/hub");
+    let rev = "3f2a9c1e5b7d4a6c8e0f1a2b3c4d5e6f7a8b9c0d";
+    let w_sha = crate::hash::sha256_hex(&weights);
+    let c_sha = crate::hash::sha256_hex(&config);
+    let repo = hub.join("models--acme--fraud-detector");
+    write(&repo.join("blobs").join(&w_sha), &weights)?;
+    write(&repo.join("blobs").join(&c_sha), &config)?;
+    write(&repo.join("refs/main"), rev.as_bytes())?;
+    let snap = repo.join("snapshots").join(rev);
+    std::fs::create_dir_all(&snap).at(&snap)?;
+    std::os::unix::fs::symlink(
+        format!("../../blobs/{w_sha}"),
+        snap.join("model.safetensors"),
+    )
+    .at(&snap)?;
+    std::os::unix::fs::symlink(format!("../../blobs/{c_sha}"), snap.join("config.json"))
+        .at(&snap)?;
+    let other = hub.join("models--acme--sentiment/blobs/0123456789abcdef");
+    write(&other, b"another model's weights, not ours")?;
+    // A renamed copy in a notebook folder: only a hash match finds it.
+    let notebooks = dir.join("home/alice/notebooks");
+    write(&notebooks.join("scratch/weights_final2.bin"), &weights)?;
+    write(&notebooks.join("analysis.ipynb"), br#"{"cells": []}"#)?;
+
+    step("making keys for the operator and the custodian");
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys).at(&keys)?;
+    let op_fp = crate::sign::key::generate(&keys.join("operator"), "operator@example.org", None)?;
+    let cu_fp = crate::sign::key::generate(&keys.join("custodian"), "custodian@example.org", None)?;
+    let pubkey = |n: &str| {
+        std::fs::read_to_string(keys.join(format!("{n}.pub")))
+            .map(|s| s.trim().to_string())
+            .at(&keys)
+    };
+    let signers = keys.join("allowed_signers");
+    write(
+        &signers,
+        format!(
+            "# decom trusted signers: roles are namespaces\ncustodian@example.org namespaces=\"decom-custodian\" {}\noperator@example.org namespaces=\"decom-operator\" {}\n",
+            pubkey("custodian")?,
+            pubkey("operator")?
+        )
+        .as_bytes(),
+    )?;
+    p.info(&format!(
+        "operator  {op_fp}\ncustodian {cu_fp}\nsigners   {}",
+        signers.display()
+    ));
+
+    let manifest = dir.join("decom.toml");
+    write(
+        &manifest,
+        format!(
+            r#"profile = "nist-clear"
+
+[model]
+name = "fraud-detector"
+version = "3.2.0"
+owner = "Risk Analytics"
+hf_repo = "acme/fraud-detector"
+
+[operator]
+name = "Olivia Operator"
+title = "ML Platform Engineer"
+organisation = "Example Bank"
+
+[custodian]
+name = "Carl Custodian"
+title = "Data Custodian"
+organisation = "Example Bank"
+
+[[locations]]
+uri = "{models}"
+
+[[locations]]
+uri = "{data}"
+
+[[locations]]
+uri = "{hub}"
+match = "hash"
+
+[[locations]]
+uri = "{notebooks}"
+match = "hash"
+
+[[components]]
+name = "model.safetensors"
+sha256 = "{w_sha}"
+size = {w_len}
+
+[[components]]
+name = "config.json"
+sha256 = "{c_sha}"
+size = {c_len}
+"#,
+            models = model_dir.display(),
+            data = data_dir.display(),
+            hub = hub.display(),
+            notebooks = notebooks.display(),
+            w_len = weights.len(),
+            c_len = config.len(),
+        )
+        .as_bytes(),
+    )?;
+    p.info(&format!("manifest  {}", manifest.display()));
+
+    let plan = dir.join("plan.json");
+    step("trace (changes nothing)");
+    super::trace::run(
+        &super::trace::TraceArgs {
+            manifest: manifest.clone(),
+            output: plan.clone(),
+            force: false,
+        },
+        p,
+    )?;
+
+    step("approve (custodian signs the plan)");
+    let custodian = KeyArgs {
+        key: keys.join("custodian"),
+        principal: "custodian@example.org".into(),
+    };
+    let operator = KeyArgs {
+        key: keys.join("operator"),
+        principal: "operator@example.org".into(),
+    };
+    super::approve::run(
+        &super::approve::ApproveArgs {
+            plan: plan.clone(),
+            key: custodian.clone(),
+            allowed_signers: Some(signers.clone()),
+            yes: true,
+        },
+        p,
+    )?;
+
+    step("execute (operator destroys and certifies)");
+    let done = super::execute::execute(
+        &super::execute::ExecuteArgs {
+            plan: plan.clone(),
+            key: operator,
+            allowed_signers: signers.clone(),
+            out: None,
+            resume: false,
+            yes: true,
+        },
+        p,
+    )?;
+
+    step("cosign (custodian co-signs the certificate)");
+    super::cosign::run(
+        &super::cosign::CosignArgs {
+            certificate: done.certificate.clone(),
+            key: custodian,
+            allowed_signers: signers.clone(),
+            yes: true,
+        },
+        p,
+    )?;
+
+    step("verify (what an auditor runs)");
+    let code = super::verify::run(
+        &super::verify::VerifyArgs {
+            certificate: done.certificate.clone(),
+            allowed_signers: signers.clone(),
+        },
+        p,
+    )?;
+
+    let survivors = [other.clone(), notebooks.join("analysis.ipynb")];
+    let kept = survivors.iter().filter(|s| s.exists()).count();
+    step("done");
+    p.info(&format!("demo folder:  {}", dir.display()));
+    p.info(&format!("certificate:  {}", done.certificate.display()));
+    p.info(&format!("untouched:    {kept} of {} files outside the model (another repo's blob, a notebook) still exist", survivors.len()));
+    if p.json {
+        p.record("demo", serde_json::json!({"dir": dir, "certificate": done.certificate, "status": done.status, "verified": code == exit::OK}));
+    } else {
+        p.data(&done.certificate.display().to_string());
+    }
+    Ok(code)
+}

@@ -1,0 +1,180 @@
+//! `decom execute`: check the approval, the operator's role and the
+//! two-person rule, destroy what the plan lists, then write and sign the
+//! certificate. Every check happens before anything is touched.
+
+use super::{KeyArgs, Printer, exit};
+use crate::cert::Status;
+use crate::dispose;
+use crate::error::{Error, Result};
+use crate::manifest::{Target, resolve_uri};
+use crate::plan::Plan;
+use crate::sign::{self, AllowedSigners, Role, SigningKey};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+#[derive(Args, Debug)]
+pub struct ExecuteArgs {
+    /// The approved plan (PLAN.custodian.sig must sit beside it).
+    pub plan: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// Trusted signers (OpenSSH allowed_signers with namespaces= roles).
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: PathBuf,
+    /// Folder for the journal and certificate (default: beside the plan).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Continue an interrupted run from its journal.
+    #[arg(long)]
+    pub resume: bool,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// What a successful execute produced (the demo uses it).
+pub struct Executed {
+    pub certificate: PathBuf,
+    pub status: Status,
+}
+
+pub fn run(a: &ExecuteArgs, p: &Printer) -> Result<u8> {
+    let done = execute(a, p)?;
+    Ok(if done.status == Status::Complete {
+        exit::OK
+    } else {
+        exit::INCOMPLETE
+    })
+}
+
+pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
+    // 1. The plan, its approval, the operator, the two-person rule.
+    let (plan, bytes) = Plan::load(&a.plan)?;
+    let signers = AllowedSigners::load(&a.allowed_signers)?;
+    let now = sign::now_unix();
+    let approval = sign::verify_file(&a.plan, &bytes, &signers, Role::Custodian, None, now)
+        .map_err(|m| Error::refused(format!("the plan is not approved: {m}")))?;
+    let key = SigningKey::load(&a.key.key, &|path| p.ask_passphrase(path))?;
+    let operator = sign::check_allowed(&signers, &key, &a.key.principal, Role::Operator, now)?;
+    sign::two_person(&operator, std::slice::from_ref(&approval)).map_err(Error::refused)?;
+    check_locations(&plan)?;
+    let plan_sha = crate::hash::sha256_hex(&bytes);
+
+    let out_dir = match &a.out {
+        Some(d) => d.clone(),
+        None => a
+            .plan
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(".")),
+    };
+    if !out_dir.is_dir() {
+        return Err(Error::input(format!(
+            "--out {}: not a directory",
+            out_dir.display()
+        )));
+    }
+    let journal_path = dispose::journal_path(&out_dir);
+
+    // 2. Confirmation.
+    if !p.json {
+        for l in super::show::plan_lines(&plan) {
+            p.info(&l);
+        }
+        p.info(&format!(
+            "approved by custodian {} ({})",
+            approval.principal, approval.key_fingerprint
+        ));
+    }
+    p.confirm(
+        &format!(
+            "Destroy {} artifact(s) ({}) as operator {:?}? This cannot be undone.",
+            plan.totals.artifacts,
+            crate::util::human_bytes(plan.totals.bytes),
+            operator.principal
+        ),
+        a.yes,
+    )?;
+
+    // 3. Destroy.
+    let cancel = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(sig, Arc::clone(&cancel));
+    }
+    let progress = p.progress();
+    let plan_file = a
+        .plan
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let cert = dispose::execute(dispose::Request {
+        plan: &plan,
+        plan_sha256: plan_sha,
+        plan_file,
+        approvals: vec![approval],
+        operator,
+        journal_path: journal_path.clone(),
+        resume: a.resume,
+        cancel: &cancel,
+        progress: &progress,
+    })?;
+
+    // 4. Certificate, signed as operator; a stale co-signature goes.
+    let cert_path = out_dir.join("certificate.json");
+    let cert_bytes = cert.to_bytes();
+    crate::util::write_atomic(&cert_path, &cert_bytes)?;
+    let stale = sign::sig_path(&cert_path, Role::Custodian);
+    if stale.symlink_metadata().is_ok() {
+        std::fs::remove_file(&stale).map_err(|e| Error::io(&stale, e))?;
+    }
+    let sig = sign::sign_file(&cert_path, &cert_bytes, &key, Role::Operator)?;
+    if p.json {
+        p.record(
+            "certificate",
+            serde_json::json!({"path": cert_path, "signature": sig, "journal": journal_path, "status": cert.status, "totals": cert.totals}),
+        );
+    } else {
+        for l in super::show::cert_lines(&cert) {
+            p.info(&l);
+        }
+        p.info(&format!(
+            "wrote {} and {} (journal {})",
+            cert_path.display(),
+            sig.display(),
+            journal_path.display()
+        ));
+        if cert.status == Status::Complete {
+            p.info(&format!(
+                "next: the custodian co-signs it (decom cosign {} …)",
+                cert_path.display()
+            ));
+        } else {
+            p.warn("disposal INCOMPLETE: see the artifacts above; fix the cause and run again with --resume");
+        }
+    }
+    Ok(Executed {
+        certificate: cert_path,
+        status: cert.status,
+    })
+}
+
+/// Each location's URI must still lead to the root the custodian approved.
+fn check_locations(plan: &Plan) -> Result<()> {
+    for l in &plan.locations {
+        let Target::Local(now) = resolve_uri(&l.uri, Path::new("/")).map_err(|e| {
+            Error::refused(format!("location {} cannot be re-identified: {e}", l.uri))
+        })?;
+        if now != Path::new(&l.root) {
+            return Err(Error::refused(format!(
+                "location {} now resolves to {}, but the plan was approved for {}",
+                l.uri,
+                now.display(),
+                l.root
+            )));
+        }
+    }
+    Ok(())
+}

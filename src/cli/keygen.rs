@@ -1,0 +1,73 @@
+//! `decom keygen`: an Ed25519 key pair in OpenSSH format.
+
+use super::{Printer, exit};
+use crate::error::{Error, Result};
+use crate::sign::key::{self, PASSPHRASE_ENV};
+use clap::Args;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    /// Where to write the private key (the public key goes to PATH.pub).
+    #[arg(long, value_name = "PATH")]
+    pub out: PathBuf,
+    /// Comment stored in the key (e.g. your e-mail address).
+    #[arg(long, default_value = "")]
+    pub comment: String,
+    /// Write the private key unencrypted.
+    #[arg(long)]
+    pub no_passphrase: bool,
+}
+
+pub fn run(a: &KeygenArgs, p: &Printer) -> Result<u8> {
+    let passphrase = if a.no_passphrase {
+        None
+    } else if let Ok(pass) = std::env::var(PASSPHRASE_ENV) {
+        Some(pass)
+    } else if std::io::stdin().is_terminal() {
+        let one = rpassword::prompt_password("Passphrase for the new key: ")
+            .map_err(|e| Error::io("<terminal>", e))?;
+        let two = rpassword::prompt_password("Same passphrase again: ")
+            .map_err(|e| Error::io("<terminal>", e))?;
+        if one != two {
+            return Err(Error::input("the passphrases differ; no key written"));
+        }
+        if one.is_empty() {
+            return Err(Error::input(
+                "empty passphrase; use --no-passphrase for an unencrypted key",
+            ));
+        }
+        Some(one)
+    } else {
+        return Err(Error::input(format!(
+            "no terminal to ask for a passphrase: set {PASSPHRASE_ENV}, or pass --no-passphrase for an unencrypted key"
+        )));
+    };
+    let fp = key::generate(&a.out, &a.comment, passphrase.as_deref())?;
+    let public = std::fs::read_to_string(format!("{}.pub", a.out.display()))
+        .map_err(|e| Error::io(&a.out, e))?;
+    if p.json {
+        p.record(
+            "key",
+            serde_json::json!({"private": a.out, "public": format!("{}.pub", a.out.display()), "fingerprint": fp, "encrypted": passphrase.is_some()}),
+        );
+    } else {
+        p.data(&fp);
+        p.info(&format!(
+            "wrote {} and {}.pub",
+            a.out.display(),
+            a.out.display()
+        ));
+        p.info("add a line like these to the trusted signers file (allowed_signers):");
+        p.info(&format!(
+            "  custodian@example.org namespaces=\"decom-custodian\" {}",
+            public.trim()
+        ));
+        p.info(&format!(
+            "  operator@example.org namespaces=\"decom-operator\" {}",
+            public.trim()
+        ));
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,136 @@
+//! The command line: clap definitions, one file per command, and the only
+//! place that talks to the terminal (stdout for data, stderr for messages and
+//! progress). Arguments are resolved and checked before anything is touched.
+
+mod approve;
+mod cosign;
+mod demo;
+mod execute;
+mod keygen;
+mod output;
+mod show;
+mod trace;
+mod verify;
+
+use clap::{Args, Parser, Subcommand};
+pub use output::Printer;
+use std::path::PathBuf;
+
+/// Exit codes (repeated in the README).
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// Disposal incomplete, or verification failed.
+    pub const INCOMPLETE: u8 = 1;
+    /// Usage or input error; nothing was touched.
+    pub const USAGE: u8 = 2;
+    /// Interrupted (Ctrl-C); run again with --resume.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "decom",
+    version,
+    about = "Secure end of life for AI models: trace every copy, have the Data Custodian approve, destroy with verification, and certify.",
+    after_help = "Lifecycle: trace → approve (custodian) → execute (operator) → cosign (custodian) → verify.\nExit codes: 0 ok, 1 incomplete or verification failed, 2 usage or input error (nothing touched), 130 interrupted."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct Global {
+    /// Print only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print more detail (every file traced).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Machine-readable JSON Lines on stdout (each line has a "type").
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Make an Ed25519 signing key pair (OpenSSH format).
+    Keygen(keygen::KeygenArgs),
+    /// Find every artifact the manifest describes and write a plan (changes nothing).
+    Trace(trace::TraceArgs),
+    /// Summarise a plan or certificate for review.
+    Show(show::ShowArgs),
+    /// Custodian: approve (sign) a plan after reviewing it.
+    Approve(approve::ApproveArgs),
+    /// Operator: destroy what an approved plan lists, then issue the certificate.
+    Execute(execute::ExecuteArgs),
+    /// Custodian: co-sign a certificate after checking it.
+    Cosign(cosign::CosignArgs),
+    /// Check a certificate's signatures, roles and consistency.
+    Verify(verify::VerifyArgs),
+    /// Run the whole lifecycle on a sample model in a fresh folder.
+    Demo(demo::DemoArgs),
+}
+
+/// Parse arguments, run, and turn the result into an exit code.
+pub fn run() -> std::process::ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return std::process::ExitCode::from(code);
+        }
+    };
+    let printer = Printer::new(&cli.global);
+    let code = match dispatch(cli.command, &printer) {
+        Ok(code) => code,
+        Err(e) => {
+            printer.error(&e);
+            e.exit_code()
+        }
+    };
+    std::process::ExitCode::from(code)
+}
+
+fn dispatch(cmd: Command, p: &Printer) -> crate::Result<u8> {
+    match cmd {
+        Command::Keygen(a) => keygen::run(&a, p),
+        Command::Trace(a) => trace::run(&a, p),
+        Command::Show(a) => show::run(&a, p),
+        Command::Approve(a) => approve::run(&a, p),
+        Command::Execute(a) => execute::run(&a, p),
+        Command::Cosign(a) => cosign::run(&a, p),
+        Command::Verify(a) => verify::run(&a, p),
+        Command::Demo(a) => demo::run(&a, p),
+    }
+}
+
+/// Key and principal, shared by the signing commands.
+#[derive(Args, Debug, Clone)]
+pub struct KeyArgs {
+    /// OpenSSH Ed25519 private key, or a .pub whose private half is in ssh-agent.
+    #[arg(long, value_name = "KEY")]
+    pub key: PathBuf,
+    /// Your principal, as written in the trusted signers file.
+    #[arg(long, value_name = "PRINCIPAL")]
+    pub principal: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,186 @@
+//! Output discipline: data on stdout (JSON Lines with `--json`), messages and
+//! progress on stderr; bars only when stderr is a terminal; `-q` silences
+//! everything but errors. No colours are used, so NO_COLOR holds trivially.
+
+use super::Global;
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+
+pub struct Printer {
+    pub json: bool,
+    pub quiet: bool,
+    pub verbose: bool,
+    tty: bool,
+}
+
+impl Printer {
+    pub fn new(g: &Global) -> Self {
+        Printer {
+            json: g.json,
+            quiet: g.quiet,
+            verbose: g.verbose,
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// A line for people, on stderr.
+    pub fn info(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+
+    pub fn warn(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("warning: {msg}");
+        }
+    }
+
+    pub fn error(&self, e: &Error) {
+        let msg = e.to_string().replace('\n', " ");
+        eprintln!("error: {msg}");
+    }
+
+    /// Data for pipes, on stdout.
+    pub fn data(&self, line: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+    }
+
+    /// One JSON Lines record on stdout.
+    pub fn record(&self, kind: &str, mut value: serde_json::Value) {
+        if let Some(obj) = value.as_object_mut() {
+            let mut with_type = serde_json::Map::new();
+            with_type.insert("type".into(), kind.into());
+            with_type.extend(std::mem::take(obj));
+            value = serde_json::Value::Object(with_type);
+        }
+        self.data(&value.to_string());
+    }
+
+    pub fn progress(&self) -> CliProgress {
+        CliProgress {
+            bar: Mutex::new(None),
+            tty: self.tty && !self.quiet,
+            quiet: self.quiet,
+            verbose: self.verbose,
+            phase: Mutex::new(String::new()),
+        }
+    }
+
+    /// Ask before signing or destroying. `--yes` skips the question; without
+    /// a terminal to ask, refuse.
+    pub fn confirm(&self, question: &str, yes: bool) -> Result<()> {
+        if yes {
+            return Ok(());
+        }
+        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+            return Err(Error::refused(format!(
+                "{question} — no terminal to ask; refusing without --yes"
+            )));
+        }
+        eprint!("{question} [y/N] ");
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin()
+            .read_line(&mut answer)
+            .map_err(|e| Error::io("<stdin>", e))?;
+        if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+            Ok(())
+        } else {
+            Err(Error::refused("not confirmed; nothing was done"))
+        }
+    }
+
+    /// Ask for a key's passphrase on the terminal (None without a terminal).
+    pub fn ask_passphrase(&self, path: &std::path::Path) -> Result<Option<String>> {
+        if !std::io::stdin().is_terminal() {
+            return Ok(None);
+        }
+        rpassword::prompt_password(format!("Passphrase for {}: ", path.display()))
+            .map(Some)
+            .map_err(|e| Error::io("<terminal>", e))
+    }
+}
+
+/// Progress on stderr: an indicatif bar on a terminal, log lines otherwise.
+pub struct CliProgress {
+    bar: Mutex<Option<ProgressBar>>,
+    tty: bool,
+    quiet: bool,
+    verbose: bool,
+    phase: Mutex<String>,
+}
+
+impl Progress for CliProgress {
+    fn start(&self, phase: &str, items: u64, bytes: u64) {
+        *self.phase.lock().unwrap() = phase.to_string();
+        if self.tty {
+            let bar = if bytes > 0 {
+                let b = ProgressBar::new(bytes);
+                b.set_style(
+                    ProgressStyle::with_template("{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}")
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                );
+                b
+            } else {
+                let b = ProgressBar::new_spinner();
+                b.set_style(
+                    ProgressStyle::with_template("{prefix:>12} {spinner} {pos} {msg}")
+                        .expect("valid template"),
+                );
+                b
+            };
+            bar.set_prefix(phase.split_whitespace().next().unwrap_or(phase).to_string());
+            bar.set_message(format!("{items} item(s)"));
+            *self.bar.lock().unwrap() = Some(bar);
+        } else if !self.quiet && (self.verbose || phase == "dispose") {
+            eprintln!(
+                "{phase}: {items} item(s), {}",
+                crate::util::human_bytes(bytes)
+            );
+        }
+    }
+
+    fn bytes(&self, n: u64) {
+        if let Some(b) = self.bar.lock().unwrap().as_ref() {
+            b.inc(n);
+        }
+    }
+
+    fn item(&self, line: &str) {
+        let phase = self.phase.lock().unwrap().clone();
+        if let Some(b) = self.bar.lock().unwrap().as_ref() {
+            if b.length().is_none() {
+                b.inc(1);
+            }
+            if self.verbose || phase == "dispose" {
+                b.println(line);
+            }
+            return;
+        }
+        if !self.quiet && (self.verbose || phase == "dispose") {
+            eprintln!("{line}");
+        }
+    }
+
+    fn warn(&self, line: &str) {
+        if self.quiet {
+            return;
+        }
+        match self.bar.lock().unwrap().as_ref() {
+            Some(b) => b.println(format!("warning: {line}")),
+            None => eprintln!("warning: {line}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = self.bar.lock().unwrap().take() {
+            b.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! `decom show`: a human summary of a plan or a certificate, residual risks
+//! first, then by location and by matched component.
+
+use super::{Printer, exit};
+use crate::cert::Certificate;
+use crate::error::{Error, Result};
+use crate::plan::{Item, Plan};
+use crate::util::human_bytes;
+use clap::Args;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    /// A plan.json or certificate.json.
+    pub file: PathBuf,
+}
+
+pub fn run(a: &ShowArgs, p: &Printer) -> Result<u8> {
+    let bytes = crate::util::read_input(&a.file, "file", 4 << 30)?;
+    let schema = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("schema").and_then(|s| s.as_str()).map(str::to_string))
+        .ok_or_else(|| {
+            Error::input(format!(
+                "{}: not a decom plan or certificate",
+                a.file.display()
+            ))
+        })?;
+    if schema == crate::plan::PLAN_SCHEMA {
+        let plan = Plan::parse(&bytes, &a.file.display().to_string())?;
+        show_plan(&plan, &a.file, p);
+    } else if schema == crate::cert::CERT_SCHEMA {
+        let (cert, _) = Certificate::load(&a.file)?;
+        show_cert(&cert, p);
+    } else {
+        return Err(Error::input(format!(
+            "{}: unknown schema {schema:?}",
+            a.file.display()
+        )));
+    }
+    Ok(exit::OK)
+}
+
+pub fn plan_lines(plan: &Plan) -> Vec<String> {
+    let mut out = Vec::new();
+    out.push(format!(
+        "Plan for model {} {} (created {} on {})",
+        plan.model.name, plan.model.version, plan.created, plan.host
+    ));
+    out.push(format!(
+        "Profile: {} — {}",
+        plan.profile.name,
+        plan.profile.method_summary()
+    ));
+    if plan.residual_risks.is_empty() {
+        out.push("Residual risks: none found".into());
+    } else {
+        out.push(format!("Residual risks ({}):", plan.residual_risks.len()));
+        for r in &plan.residual_risks {
+            out.push(format!("  ! [{}] {}: {}", r.kind, r.subject, r.detail));
+        }
+    }
+    let logical = plan
+        .artifacts
+        .iter()
+        .filter(|a| matches!(&a.item, Item::File(f) if f.sanitization.category != crate::plan::Category::Clear))
+        .count();
+    if logical > 0 {
+        out.push(format!("  ! {logical} file(s) can only be logically sanitized (SSD, copy-on-write, memory or network storage)"));
+    }
+    out.push("Locations:".into());
+    for l in &plan.locations {
+        let arts: Vec<_> = plan
+            .artifacts
+            .iter()
+            .filter(|a| a.location == l.index)
+            .collect();
+        let bytes: u64 = arts.iter().map(|a| a.item.size()).sum();
+        let files = arts
+            .iter()
+            .filter(|a| matches!(a.item, Item::File(_)))
+            .count();
+        out.push(format!(
+            "  [{}] {} (match {}, {} on {}): {} artifact(s), {} file(s), {}",
+            l.index,
+            l.uri,
+            match l.match_mode {
+                crate::manifest::MatchMode::All => "all",
+                crate::manifest::MatchMode::Hash => "hash",
+            },
+            l.fs_type,
+            match l.rotational {
+                Some(true) => "rotational disk",
+                Some(false) => "non-rotational disk",
+                None => "unknown medium",
+            },
+            arts.len(),
+            files,
+            human_bytes(bytes)
+        ));
+    }
+    let mut by_comp: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for a in &plan.artifacts {
+        if let Item::File(f) = &a.item {
+            let key = f
+                .matched
+                .component
+                .clone()
+                .unwrap_or_else(|| format!("(no known component; matched {})", f.matched.how));
+            let e = by_comp.entry(key).or_default();
+            e.0 += 1;
+            e.1 += f.size;
+        }
+    }
+    if !by_comp.is_empty() {
+        out.push("By component:".into());
+        for (k, (n, b)) in by_comp {
+            out.push(format!("  {k}: {n} file(s), {}", human_bytes(b)));
+        }
+    }
+    out.push(format!(
+        "Total: {} artifact(s): {} file(s) ({}), {} symlink(s), {} directorie(s)",
+        plan.totals.artifacts,
+        plan.totals.files,
+        human_bytes(plan.totals.bytes),
+        plan.totals.symlinks,
+        plan.totals.dirs
+    ));
+    out
+}
+
+fn show_plan(plan: &Plan, path: &Path, p: &Printer) {
+    if p.json {
+        p.record(
+            "plan",
+            serde_json::json!({
+                "path": path, "model": plan.model, "profile": plan.profile.name,
+                "residual_risks": plan.residual_risks, "totals": plan.totals, "locations": plan.locations,
+            }),
+        );
+        return;
+    }
+    for l in plan_lines(plan) {
+        p.data(&l);
+    }
+    if p.verbose {
+        for a in &plan.artifacts {
+            p.data(&format!(
+                "  #{} {} {} {}",
+                a.id,
+                a.item.kind(),
+                a.item.path(),
+                human_bytes(a.item.size())
+            ));
+        }
+    }
+}
+
+pub fn cert_lines(c: &Certificate) -> Vec<String> {
+    let mut out = Vec::new();
+    out.push(format!(
+        "Certificate {} — status: {}",
+        c.id,
+        match c.status {
+            crate::cert::Status::Complete => "COMPLETE",
+            crate::cert::Status::Incomplete => "INCOMPLETE",
+        }
+    ));
+    out.push(format!(
+        "Model {} {}; plan sha256 {}",
+        c.model.name, c.model.version, c.plan.sha256
+    ));
+    out.push(format!(
+        "Operator {} ({}); custodian {} ({})",
+        c.operator.principal,
+        c.operator.key_fingerprint,
+        c.custodian.principal,
+        c.custodian.key_fingerprint
+    ));
+    out.push(format!(
+        "From {} to {}; method type: {}",
+        c.started, c.finished, c.nist_sp_800_88.method_type
+    ));
+    for r in &c.residual_risks {
+        out.push(format!("  ! [{}] {}: {}", r.kind, r.subject, r.detail));
+    }
+    for (o, n) in &c.totals.by_outcome {
+        out.push(format!(
+            "  {o}: {} artifact(s), {}",
+            n.artifacts,
+            human_bytes(n.bytes)
+        ));
+    }
+    for a in c
+        .artifacts
+        .iter()
+        .filter(|a| a.outcome != crate::journal::Outcome::Disposed)
+    {
+        out.push(format!(
+            "  {}: {} ({})",
+            a.outcome,
+            a.path,
+            a.reason.clone().unwrap_or_default()
+        ));
+    }
+    out
+}
+
+fn show_cert(c: &Certificate, p: &Printer) {
+    if p.json {
+        p.record("certificate", serde_json::json!({"id": c.id, "status": c.status, "totals": c.totals, "model": c.model}));
+        return;
+    }
+    for l in cert_lines(c) {
+        p.data(&l);
+    }
+}

@@ -1,0 +1,69 @@
+//! `decom trace`: manifest → plan. Changes nothing.
+
+use super::{Printer, exit};
+use crate::error::{Error, Result};
+use crate::manifest::Manifest;
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+pub struct TraceArgs {
+    /// The manifest (decom.toml).
+    pub manifest: PathBuf,
+    /// Where to write the plan.
+    #[arg(short, long, default_value = "plan.json")]
+    pub output: PathBuf,
+    /// Replace an existing plan file (its approval, if any, becomes invalid).
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn run(a: &TraceArgs, p: &Printer) -> Result<u8> {
+    let (m, sha) = Manifest::load(&a.manifest)?;
+    let base = a
+        .manifest
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let resolved = m.resolve(sha, base)?;
+    if a.output.symlink_metadata().is_ok() && !a.force {
+        return Err(Error::refused(format!(
+            "{}: already exists; pass --force to replace it",
+            a.output.display()
+        )));
+    }
+    let progress = p.progress();
+    let plan = crate::trace::trace(&resolved, &progress)?;
+    let bytes = plan.to_bytes();
+    crate::util::write_atomic(&a.output, &bytes)?;
+    let stale = crate::sign::sig_path(&a.output, crate::sign::Role::Custodian);
+    if stale.symlink_metadata().is_ok() {
+        std::fs::remove_file(&stale).map_err(|e| Error::io(&stale, e))?;
+    }
+    if p.json {
+        p.record(
+            "plan",
+            serde_json::json!({
+                "path": a.output, "sha256": crate::hash::sha256_hex(&bytes),
+                "artifacts": plan.totals.artifacts, "bytes": plan.totals.bytes,
+                "residual_risks": plan.residual_risks.len(),
+            }),
+        );
+    } else {
+        for r in &plan.residual_risks {
+            p.warn(&format!(
+                "residual risk [{}] {}: {}",
+                r.kind, r.subject, r.detail
+            ));
+        }
+        p.info(&format!(
+            "traced {} artifact(s) ({} file(s), {}) into {}",
+            plan.totals.artifacts,
+            plan.totals.files,
+            crate::util::human_bytes(plan.totals.bytes),
+            a.output.display()
+        ));
+        p.info(&format!("next: the Data Custodian reviews it (decom show {0}) and approves it (decom approve {0} --key … --principal …)", a.output.display()));
+    }
+    Ok(exit::OK)
+}

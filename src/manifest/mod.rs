@@ -1,0 +1,315 @@
+//! The manifest (`decom.toml`): what the operator asks for. The model's
+//! identity, the locations to search and how to match there, the known
+//! component hashes, the disposal profile, and who is involved.
+//!
+//! [`Manifest::load`] parses strictly (unknown keys are errors) and
+//! [`Manifest::resolve`] turns it into a [`Resolved`] value with absolute,
+//! canonical location roots and a merged component list, before any walk.
+//! This module never touches artifacts.
+
+mod components;
+
+pub use components::Component;
+
+use crate::error::{Error, Result};
+use crate::profile::{Profile, one_line};
+use serde::{Deserialize, Serialize};
+use std::path::{Component as PathComponent, Path, PathBuf};
+
+/// Largest manifest we read (it is a small hand-written file).
+const MAX_MANIFEST: u64 = 1 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    #[serde(default = "default_profile")]
+    pub profile: String,
+    pub model: Model,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<Person>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custodian: Option<Person>,
+    #[serde(default)]
+    pub locations: Vec<Location>,
+    #[serde(default)]
+    pub components: Vec<Component>,
+    /// A `SHA256SUMS` file (as `sha256sum` writes it) of known components.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256sums: Option<String>,
+    /// A CycloneDX 1.5/1.6 JSON BOM listing the model's components.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bom: Option<String>,
+}
+
+fn default_profile() -> String {
+    "nist-clear".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    pub name: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Hugging Face repository id (`org/name`), to recognise its hub cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hf_repo: Option<String>,
+}
+
+/// A person named on the certificate (NIST SP 800-88 App. G fields).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Person {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organisation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    pub uri: String,
+    #[serde(rename = "match", default)]
+    pub match_mode: MatchMode,
+    /// Globs relative to the location; when present only matching files count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// Globs relative to the location that are never planned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// Follow the walk into other filesystems (mount points) below the root.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cross_filesystems: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchMode {
+    /// Every regular file under the location (subject to include/exclude).
+    #[default]
+    All,
+    /// Only files whose SHA-256 equals a known component.
+    Hash,
+}
+
+/// Where a location lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A local directory: the canonical absolute path.
+    Local(PathBuf),
+}
+
+/// A manifest ready to act on: locations resolved, components merged.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub manifest: Manifest,
+    pub manifest_sha256: String,
+    pub base: PathBuf,
+    pub profile: Profile,
+    pub targets: Vec<Target>,
+    pub components: Vec<Component>,
+}
+
+impl Manifest {
+    /// Parse TOML text strictly.
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        let m: Manifest = toml::from_str(text).map_err(|e| {
+            Error::input(format!("manifest {origin}: {}", one_line(&e.to_string())))
+        })?;
+        m.validate(origin)?;
+        Ok(m)
+    }
+
+    fn validate(&self, origin: &str) -> Result<()> {
+        let bad = |m: String| Err(Error::input(format!("manifest {origin}: {m}")));
+        if self.model.name.trim().is_empty() {
+            return bad("[model] name must not be empty".into());
+        }
+        if self.locations.is_empty() {
+            return bad("no [[locations]]: nothing to trace".into());
+        }
+        for (i, l) in self.locations.iter().enumerate() {
+            if l.match_mode == MatchMode::Hash
+                && self.components.is_empty()
+                && self.sha256sums.is_none()
+                && self.bom.is_none()
+            {
+                return bad(format!(
+                    "location {} ({}) has match = \"hash\" but no component hashes are given",
+                    i + 1,
+                    l.uri
+                ));
+            }
+        }
+        if let Some(repo) = &self.model.hf_repo {
+            let ok = repo.split('/').count() == 2
+                && repo.split('/').all(|p| {
+                    !p.is_empty()
+                        && p != "."
+                        && p != ".."
+                        && p.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                });
+            if !ok {
+                return bad(format!(
+                    "[model] hf_repo = {repo:?} is not of the form \"org/name\""
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Read and parse a manifest file.
+    pub fn load(path: &Path) -> Result<(Self, String)> {
+        let bytes = crate::util::read_input(path, "manifest", MAX_MANIFEST)?;
+        let sha = crate::hash::sha256_hex(&bytes);
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::input(format!("manifest {} is not UTF-8 text", path.display())))?;
+        Ok((Self::parse(&text, &path.display().to_string())?, sha))
+    }
+
+    /// Resolve locations, profile and components. `base` is the manifest's
+    /// directory (relative paths are taken from there).
+    pub fn resolve(self, manifest_sha256: String, base: &Path) -> Result<Resolved> {
+        let profile = Profile::resolve(&self.profile, base)?;
+        let mut targets = Vec::new();
+        for loc in &self.locations {
+            targets.push(resolve_uri(&loc.uri, base)?);
+            for g in loc.include.iter().chain(&loc.exclude) {
+                globset::Glob::new(g).map_err(|e| {
+                    Error::input(format!("location {}: bad glob {g:?}: {e}", loc.uri))
+                })?;
+            }
+        }
+        for (i, a) in targets.iter().enumerate() {
+            for b in &targets[..i] {
+                if a == b {
+                    let Target::Local(p) = a;
+                    return Err(Error::input(format!(
+                        "manifest: location {} is listed twice",
+                        p.display()
+                    )));
+                }
+            }
+        }
+        let components = components::merge(&self, base)?;
+        Ok(Resolved {
+            manifest: self,
+            manifest_sha256,
+            base: base.to_path_buf(),
+            profile,
+            targets,
+            components,
+        })
+    }
+}
+
+/// Turn a location URI into a target. Local paths must exist, be directories,
+/// and are canonicalised (the plan records the real path).
+pub fn resolve_uri(uri: &str, base: &Path) -> Result<Target> {
+    let bad = |m: &str| Err(Error::input(format!("location {uri:?}: {m}")));
+    if uri.trim().is_empty() {
+        return bad("empty URI");
+    }
+    let path_str = if let Some(rest) = uri.strip_prefix("file://") {
+        if !rest.starts_with('/') {
+            return bad("file:// URIs must name an absolute path (file:///srv/models)");
+        }
+        rest
+    } else if let Some((scheme, _)) = uri.split_once("://") {
+        return bad(&format!(
+            "unsupported scheme {scheme:?} (use a path or file:// URI)"
+        ));
+    } else {
+        uri
+    };
+    if path_str.contains('\0') {
+        return bad("contains a NUL byte");
+    }
+    let raw = Path::new(path_str);
+    if !raw.is_absolute() {
+        return bad(
+            "must be an absolute path (a destructive tool should not depend on the current directory)",
+        );
+    }
+    if raw.components().any(|c| c == PathComponent::ParentDir) {
+        return bad("must not contain \"..\"");
+    }
+    let _ = base;
+    let path = raw.to_path_buf();
+    let canon = std::fs::canonicalize(&path)
+        .map_err(|e| Error::input(format!("location {uri:?}: {}: {e}", path.display())))?;
+    if !canon.is_dir() {
+        return bad("is not a directory");
+    }
+    if canon == Path::new("/") {
+        return bad("refusing to use the filesystem root as a location");
+    }
+    Ok(Target::Local(canon))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Manifest> {
+        Manifest::parse(s, "test")
+    }
+
+    const OK: &str = r#"
+profile = "nist-clear"
+[model]
+name = "fraud-detector"
+version = "3.2.0"
+[[locations]]
+uri = "/srv/models/fraud-detector"
+"#;
+
+    #[test]
+    fn minimal_manifest_parses() {
+        let m = parse(OK).unwrap();
+        assert_eq!(m.model.name, "fraud-detector");
+        assert_eq!(m.locations[0].match_mode, MatchMode::All);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let e = parse(&format!("{OK}\ncolour = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("colour"), "{e}");
+        assert!(!e.contains('\n'));
+        assert!(parse(&OK.replace("version =", "versoin =")).is_err());
+    }
+
+    #[test]
+    fn hash_match_needs_components() {
+        let e = parse(&format!("{OK}match = \"hash\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no component hashes"), "{e}");
+    }
+
+    #[test]
+    fn uris_are_checked() {
+        let base = Path::new("/");
+        assert!(resolve_uri("s4://bucket", base).is_err());
+        assert!(resolve_uri("file://relative", base).is_err());
+        assert!(resolve_uri("/tmp/../etc", base).is_err());
+        assert!(resolve_uri("/", base).is_err());
+        assert!(resolve_uri("/definitely/not/here", base).is_err());
+        assert_eq!(
+            resolve_uri("file:///tmp", base).unwrap(),
+            Target::Local(std::fs::canonicalize("/tmp").unwrap())
+        );
+    }
+}

@@ -1,0 +1,357 @@
+//! The plan: every artifact trace found, with everything execute needs to
+//! re-identify it, the resolved profile, the manifest it came from, and the
+//! residual risks. The custodian signs the exact bytes of `plan.json`.
+//!
+//! [`Plan::load`] refuses any plan whose paths are not absolute and
+//! normalised, not under one of the plan's locations, or on another device
+//! than their location (unless the manifest allows crossing filesystems).
+//! This module never touches artifacts.
+
+pub mod storage;
+
+use crate::error::{Error, Result};
+use crate::manifest::{Component, Manifest, MatchMode, Model};
+use crate::profile::Profile;
+use serde::{Deserialize, Serialize};
+use std::path::{Component as PathComponent, Path};
+pub use storage::{Category, Sanitization};
+
+pub const PLAN_SCHEMA: &str = "decom.plan/1";
+/// The largest plan we load (a plan for millions of artifacts is still far below).
+const MAX_PLAN: u64 = 4 << 30;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+impl Tool {
+    pub fn this() -> Self {
+        Tool {
+            name: crate::TOOL_NAME.into(),
+            version: crate::TOOL_VERSION.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub schema: String,
+    pub tool: Tool,
+    pub created: String,
+    pub host: String,
+    pub model: Model,
+    pub manifest_sha256: String,
+    pub manifest: Manifest,
+    pub profile: Profile,
+    pub components: Vec<Component>,
+    pub locations: Vec<PlanLocation>,
+    pub residual_risks: Vec<Risk>,
+    pub totals: Totals,
+    pub artifacts: Vec<Artifact>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanLocation {
+    /// 1-based index, referenced by artifacts.
+    pub index: u32,
+    pub uri: String,
+    /// Canonical absolute path of the location's root directory.
+    pub root: String,
+    pub device: u64,
+    pub inode: u64,
+    pub fs_type: String,
+    pub rotational: Option<bool>,
+    #[serde(rename = "match")]
+    pub match_mode: MatchMode,
+    pub cross_filesystems: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Artifact {
+    pub id: u32,
+    pub location: u32,
+    #[serde(flatten)]
+    pub item: Item,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+#[allow(clippy::large_enum_variant)]
+pub enum Item {
+    /// A regular file: overwritten per profile, then unlinked.
+    File(LocalFile),
+    /// A symbolic link inside a location: removed, never followed.
+    Symlink(LocalLink),
+    /// A directory left empty once its planned contents are gone.
+    Dir(LocalDir),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LocalFile {
+    pub path: String,
+    pub device: u64,
+    pub inode: u64,
+    pub nlink: u64,
+    pub size: u64,
+    pub mtime: String,
+    pub ctime: String,
+    pub sha256: String,
+    pub fs_type: String,
+    pub rotational: Option<bool>,
+    pub sanitization: Sanitization,
+    pub matched: Matched,
+    /// Other names of this inode found under the locations (hard links).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LocalLink {
+    pub path: String,
+    pub device: u64,
+    pub inode: u64,
+    /// The link's target as stored (never resolved).
+    pub target: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LocalDir {
+    pub path: String,
+    pub device: u64,
+    pub inode: u64,
+}
+
+/// Why an artifact was planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Matched {
+    /// "all", "include", "hash" or "hf-repo".
+    pub how: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+}
+
+/// Something an overwrite or purge cannot reach, shown before anything else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Risk {
+    pub kind: String,
+    pub subject: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Totals {
+    pub artifacts: u64,
+    pub files: u64,
+    pub symlinks: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+}
+
+impl Item {
+    pub fn path(&self) -> &str {
+        match self {
+            Item::File(f) => &f.path,
+            Item::Symlink(l) => &l.path,
+            Item::Dir(d) => &d.path,
+        }
+    }
+    pub fn device(&self) -> u64 {
+        match self {
+            Item::File(f) => f.device,
+            Item::Symlink(l) => l.device,
+            Item::Dir(d) => d.device,
+        }
+    }
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Item::File(_) => "file",
+            Item::Symlink(_) => "symlink",
+            Item::Dir(_) => "dir",
+        }
+    }
+    pub fn size(&self) -> u64 {
+        match self {
+            Item::File(f) => f.size,
+            _ => 0,
+        }
+    }
+}
+
+impl Totals {
+    pub fn of(artifacts: &[Artifact]) -> Self {
+        let mut t = Totals::default();
+        for a in artifacts {
+            t.artifacts += 1;
+            match &a.item {
+                Item::File(f) => {
+                    t.files += 1;
+                    t.bytes += f.size;
+                }
+                Item::Symlink(_) => t.symlinks += 1,
+                Item::Dir(_) => t.dirs += 1,
+            }
+        }
+        t
+    }
+}
+
+impl Plan {
+    /// Read a plan file, returning the parsed plan and its exact bytes (the
+    /// bytes are what signatures cover; they are never re-serialized).
+    pub fn load(path: &Path) -> Result<(Plan, Vec<u8>)> {
+        let bytes = crate::util::read_input(path, "plan", MAX_PLAN)?;
+        let plan = Self::parse(&bytes, &path.display().to_string())?;
+        Ok((plan, bytes))
+    }
+
+    pub fn parse(bytes: &[u8], origin: &str) -> Result<Plan> {
+        let plan: Plan = serde_json::from_slice(bytes)
+            .map_err(|e| Error::input(format!("plan {origin}: not a valid decom plan: {e}")))?;
+        plan.validate(origin)?;
+        Ok(plan)
+    }
+
+    /// The structural checks of safety invariant 3, done at load time.
+    pub fn validate(&self, origin: &str) -> Result<()> {
+        let bad = |m: String| Err(Error::input(format!("plan {origin}: {m}")));
+        if self.schema != PLAN_SCHEMA {
+            return bad(format!("schema {:?} is not {PLAN_SCHEMA:?}", self.schema));
+        }
+        if self.locations.len() != self.manifest.locations.len() {
+            return bad("its locations do not match its manifest".into());
+        }
+        for (i, loc) in self.locations.iter().enumerate() {
+            if loc.index as usize != i + 1 || loc.uri != self.manifest.locations[i].uri {
+                return bad(format!("location {} does not match its manifest", i + 1));
+            }
+            if let Err(m) = check_normalised(&loc.root) {
+                return bad(format!("location root {:?}: {m}", loc.root));
+            }
+            if loc.root == "/" {
+                return bad("a location root is \"/\"".into());
+            }
+        }
+        for (i, a) in self.artifacts.iter().enumerate() {
+            if a.id as usize != i + 1 {
+                return bad(format!(
+                    "artifact ids must be 1, 2, 3, … in order (found {} at position {})",
+                    a.id,
+                    i + 1
+                ));
+            }
+            let Some(loc) = a
+                .location
+                .checked_sub(1)
+                .and_then(|l| self.locations.get(l as usize))
+            else {
+                return bad(format!(
+                    "artifact {} names location {}, which does not exist",
+                    a.id, a.location
+                ));
+            };
+            let path = a.item.path();
+            if let Err(m) = check_normalised(path) {
+                return bad(format!("artifact {} path {path:?}: {m}", a.id));
+            }
+            if relative_to(path, &loc.root).is_none() {
+                return bad(format!(
+                    "artifact {} path {path:?} is not under its location {}",
+                    a.id, loc.root
+                ));
+            }
+            if !loc.cross_filesystems && a.item.device() != loc.device {
+                return bad(format!(
+                    "artifact {} {path:?} is on device {} but its location is on device {} and may not cross filesystems",
+                    a.id,
+                    a.item.device(),
+                    loc.device
+                ));
+            }
+        }
+        if Totals::of(&self.artifacts) != self.totals {
+            return bad("its totals do not add up".into());
+        }
+        Ok(())
+    }
+
+    pub fn location(&self, index: u32) -> &PlanLocation {
+        &self.locations[index as usize - 1]
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        crate::util::to_json_bytes(self)
+    }
+}
+
+/// An absolute path with no `.`, `..`, empty components, or trailing slash,
+/// valid UTF-8 and without NUL or newline.
+pub fn check_normalised(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err("not absolute".into());
+    }
+    if path.contains('\0') || path.contains('\n') {
+        return Err("contains a NUL or newline".into());
+    }
+    if path.len() > 1 && path.ends_with('/') {
+        return Err("has a trailing slash".into());
+    }
+    for part in path.split('/').skip(1) {
+        match part {
+            "" if path != "/" => return Err("has an empty component (\"//\")".into()),
+            "." | ".." => return Err(format!("contains {part:?}")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `path` relative to `root` (both normalised absolute), if strictly under it.
+pub fn relative_to<'a>(path: &'a str, root: &str) -> Option<&'a Path> {
+    let rel = Path::new(path).strip_prefix(root).ok()?;
+    if rel.as_os_str().is_empty()
+        || rel
+            .components()
+            .any(|c| !matches!(c, PathComponent::Normal(_)))
+    {
+        return None;
+    }
+    Some(rel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalised_paths() {
+        assert!(check_normalised("/srv/models/a.bin").is_ok());
+        for bad in [
+            "srv/a",
+            "/srv/../etc/passwd",
+            "/srv/./a",
+            "/srv//a",
+            "/srv/a/",
+            "/srv/a\nb",
+        ] {
+            assert!(check_normalised(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn relative_to_needs_strictly_under() {
+        assert_eq!(relative_to("/srv/m/a", "/srv/m"), Some(Path::new("a")));
+        assert_eq!(relative_to("/srv/m", "/srv/m"), None);
+        assert_eq!(relative_to("/srv/mx/a", "/srv/m"), None);
+        assert_eq!(relative_to("/etc/passwd", "/srv/m"), None);
+    }
+}

@@ -1,0 +1,156 @@
+//! Signing keys: an OpenSSH Ed25519 private key file (passphrase-protected or
+//! not), or a `.pub` file whose private half is held by a running ssh-agent.
+
+use crate::error::{Error, Result};
+use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
+use std::path::{Path, PathBuf};
+
+/// Environment variable holding the passphrase of an encrypted key file
+/// (for automation; on a terminal decom asks instead).
+pub const PASSPHRASE_ENV: &str = "DECOM_KEY_PASSPHRASE";
+
+pub enum SigningKey {
+    Local(Box<PrivateKey>),
+    Agent { socket: PathBuf, public: PublicKey },
+}
+
+impl SigningKey {
+    /// Load a key. `ask` is called for the passphrase of an encrypted key when
+    /// the environment does not provide one (the CLI prompts on a terminal).
+    pub fn load(path: &Path, ask: &dyn Fn(&Path) -> Result<Option<String>>) -> Result<Self> {
+        let text = crate::util::read_text(path, "key", 1 << 20)?;
+        if text.contains("-----BEGIN OPENSSH PRIVATE KEY-----") {
+            let key = PrivateKey::from_openssh(&text).map_err(|e| {
+                Error::input(format!(
+                    "key {}: not a valid OpenSSH private key: {e}",
+                    path.display()
+                ))
+            })?;
+            let key = if key.is_encrypted() {
+                let pass = match std::env::var(PASSPHRASE_ENV) {
+                    Ok(p) => p,
+                    Err(_) => ask(path)?.ok_or_else(|| {
+                        Error::input(format!(
+                            "key {} is passphrase-protected: set {PASSPHRASE_ENV} or run on a terminal",
+                            path.display()
+                        ))
+                    })?,
+                };
+                key.decrypt(pass.as_bytes()).map_err(|_| {
+                    Error::input(format!("key {}: wrong passphrase", path.display()))
+                })?
+            } else {
+                key
+            };
+            if key.algorithm() != Algorithm::Ed25519 {
+                return Err(Error::input(format!(
+                    "key {}: {} keys are not supported from files; use an Ed25519 key (or hold the key in ssh-agent)",
+                    path.display(),
+                    key.algorithm()
+                )));
+            }
+            return Ok(SigningKey::Local(Box::new(key)));
+        }
+        if text.contains("PRIVATE KEY-----") {
+            return Err(Error::input(format!(
+                "key {}: only OpenSSH-format private keys are supported (ssh-keygen -p -f KEY converts PEM keys)",
+                path.display()
+            )));
+        }
+        let public = PublicKey::from_openssh(text.trim()).map_err(|e| {
+            Error::input(format!(
+                "key {}: neither an OpenSSH private key nor a public key: {e}",
+                path.display()
+            ))
+        })?;
+        if public.algorithm() != Algorithm::Ed25519 {
+            return Err(Error::input(format!(
+                "key {}: only Ed25519 keys are supported",
+                path.display()
+            )));
+        }
+        let socket = std::env::var_os("SSH_AUTH_SOCK").map(PathBuf::from).ok_or_else(|| {
+            Error::input(format!(
+                "key {} is a public key: its private half must be in a running ssh-agent, but SSH_AUTH_SOCK is not set",
+                path.display()
+            ))
+        })?;
+        super::agent::has_identity(&socket, &public)?;
+        Ok(SigningKey::Agent { socket, public })
+    }
+
+    pub fn public(&self) -> &PublicKey {
+        match self {
+            SigningKey::Local(k) => k.public_key(),
+            SigningKey::Agent { public, .. } => public,
+        }
+    }
+
+    /// `SHA256:…`, as `ssh-keygen -l` prints it.
+    pub fn fingerprint(&self) -> String {
+        self.public().fingerprint(HashAlg::Sha256).to_string()
+    }
+
+    /// An SSHSIG over `msg` in `namespace` (SHA-512, as ssh-keygen does).
+    pub fn sign(&self, namespace: &str, msg: &[u8]) -> Result<String> {
+        let sig = match self {
+            SigningKey::Local(k) => k
+                .sign(namespace, HashAlg::Sha512, msg)
+                .map_err(|e| Error::refused(format!("signing failed: {e}")))?,
+            SigningKey::Agent { socket, public } => {
+                let data = SshSig::signed_data(namespace, HashAlg::Sha512, msg)
+                    .map_err(|e| Error::refused(format!("signing failed: {e}")))?;
+                let raw = super::agent::sign(socket, public, &data)?;
+                SshSig::new(public.key_data().clone(), namespace, HashAlg::Sha512, raw)
+                    .map_err(|e| Error::refused(format!("agent signature unusable: {e}")))?
+            }
+        };
+        sig.to_pem(LineEnding::LF)
+            .map_err(|e| Error::refused(format!("cannot encode signature: {e}")))
+    }
+}
+
+/// Generate a new Ed25519 key pair at `path` and `path.pub` (private file
+/// mode 0600), encrypted with `passphrase` when given. Refuses to overwrite.
+pub fn generate(path: &Path, comment: &str, passphrase: Option<&str>) -> Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let pub_path = PathBuf::from(format!("{}.pub", path.display()));
+    for p in [path, pub_path.as_path()] {
+        if p.symlink_metadata().is_ok() {
+            return Err(Error::refused(format!(
+                "{}: already exists; refusing to overwrite a key",
+                p.display()
+            )));
+        }
+    }
+    let mut rng = rand::rngs::OsRng;
+    let mut key = PrivateKey::random(&mut rng, Algorithm::Ed25519)
+        .map_err(|e| Error::refused(format!("key generation failed: {e}")))?;
+    key.set_comment(comment);
+    let public = key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| Error::refused(e.to_string()))?;
+    let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+    let key = match passphrase {
+        Some(p) => key
+            .encrypt(&mut rng, p)
+            .map_err(|e| Error::refused(format!("key encryption failed: {e}")))?,
+        None => key,
+    };
+    let pem = key
+        .to_openssh(LineEnding::LF)
+        .map_err(|e| Error::refused(e.to_string()))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    f.write_all(pem.as_bytes())
+        .map_err(|e| Error::io(path, e))?;
+    f.sync_all().map_err(|e| Error::io(path, e))?;
+    crate::util::write_new(&pub_path, format!("{public}\n").as_bytes())?;
+    Ok(fingerprint)
+}

@@ -1,0 +1,187 @@
+//! Small shared helpers: RFC 3339 UTC times, deterministic JSON, hex checks,
+//! random names. Nothing here touches artifacts.
+
+use crate::error::{Error, IoContext, Result};
+use serde::Serialize;
+use std::io::Write;
+use std::path::Path;
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+/// Current time as RFC 3339 UTC with whole seconds, e.g. `2026-11-29T07:33:33Z`.
+pub fn now_rfc3339() -> String {
+    rfc3339(OffsetDateTime::now_utc())
+}
+
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    let fmt = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&fmt)
+        .expect("a UTC time always formats")
+}
+
+/// A file timestamp (seconds, nanoseconds since the epoch) as RFC 3339 UTC with
+/// nanoseconds, so that re-identification compares it exactly.
+pub fn timestamp_ns(secs: i64, nanos: i64) -> String {
+    let fmt =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
+    let total = i128::from(secs) * 1_000_000_000 + i128::from(nanos);
+    match OffsetDateTime::from_unix_timestamp_nanos(total) {
+        Ok(t) => t.format(&fmt).expect("a UTC time always formats"),
+        Err(_) => format!("@{secs}.{nanos:09}"),
+    }
+}
+
+/// Parse an RFC 3339 time (as written by this tool, or any RFC 3339 time).
+pub fn parse_rfc3339(s: &str) -> Result<OffsetDateTime> {
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| Error::input(format!("invalid RFC 3339 time {s:?}: {e}")))
+}
+
+/// Deterministic JSON: struct fields in declaration order, maps sorted
+/// (BTreeMap), two-space indentation, trailing newline. The same value always
+/// gives the same bytes; signed files are never re-serialized after writing.
+pub fn to_json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = serde_json::to_vec_pretty(value).expect("plan and certificate types serialize");
+    out.push(b'\n');
+    out
+}
+
+/// Write bytes to `path` atomically: a temporary file beside it, fsync,
+/// rename, fsync of the directory. Refuses to follow a symlink at `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::input(format!("{}: not a file path", path.display())))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), random_hex(6)));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .at(&tmp)?;
+    f.write_all(bytes).at(&tmp)?;
+    f.sync_all().at(&tmp)?;
+    drop(f);
+    std::fs::rename(&tmp, path).at(path)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Write bytes to a new file; refuse if anything exists at `path`.
+pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::refused(format!(
+                    "{}: already exists; refusing to overwrite",
+                    path.display()
+                ))
+            } else {
+                Error::io(path, e)
+            }
+        })?;
+    f.write_all(bytes).at(path)?;
+    f.sync_all().at(path)?;
+    Ok(())
+}
+
+/// `n` random bytes as lowercase hex, from the OS generator.
+pub fn random_hex(n: usize) -> String {
+    use rand::RngCore;
+    let mut buf = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+/// Validate and normalise a SHA-256 hex digest (64 hex digits, any case).
+pub fn parse_sha256(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("{s:?} is not a SHA-256 digest (64 hex digits)"));
+    }
+    Ok(t.to_ascii_lowercase())
+}
+
+/// The host name, for plans and certificates.
+pub fn hostname() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Read a whole input file with a size limit, so junk or a device node can't
+/// exhaust memory. Errors name the file.
+pub fn read_input(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)
+        .map_err(|e| Error::input(format!("cannot read {what} {}: {e}", path.display())))?;
+    let meta = f.metadata().at(path)?;
+    if !meta.is_file() {
+        return Err(Error::input(format!(
+            "{what} {} is not a regular file",
+            path.display()
+        )));
+    }
+    let mut buf = Vec::new();
+    f.take(limit + 1).read_to_end(&mut buf).at(path)?;
+    if buf.len() as u64 > limit {
+        return Err(Error::input(format!(
+            "{what} {} is larger than {} bytes; refusing to read it",
+            path.display(),
+            limit
+        )));
+    }
+    Ok(buf)
+}
+
+/// Read an input file as UTF-8 text (see [`read_input`]).
+pub fn read_text(path: &Path, what: &str, limit: u64) -> Result<String> {
+    let bytes = read_input(path, what, limit)?;
+    String::from_utf8(bytes)
+        .map_err(|_| Error::input(format!("{what} {} is not UTF-8 text", path.display())))
+}
+
+/// Format a byte count for people (binary units).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_utc_with_nanoseconds() {
+        assert_eq!(timestamp_ns(0, 5), "1970-01-01T00:00:00.000000005Z");
+        assert_eq!(rfc3339(OffsetDateTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn sha256_validation() {
+        assert!(parse_sha256(&"A".repeat(64)).is_ok());
+        assert_eq!(parse_sha256(&"A".repeat(64)).unwrap(), "a".repeat(64));
+        assert!(parse_sha256(&"g".repeat(64)).is_err());
+        assert!(parse_sha256("abc").is_err());
+    }
+}
