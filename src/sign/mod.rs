@@ -84,6 +84,14 @@ pub fn verify_bytes(
     at: i64,
 ) -> Result<Party, String> {
     let sig = SshSig::from_pem(armored).map_err(|e| format!("not a valid SSH signature: {e}"))?;
+    // Only the canonical encoding counts: a flipped padding bit or trailing
+    // junk that the decoder would tolerate is still an altered signature.
+    let canonical = sig
+        .to_pem(ssh_key::LineEnding::LF)
+        .map_err(|e| format!("not a valid SSH signature: {e}"))?;
+    if armor_body(canonical.as_bytes()) != armor_body(armored) {
+        return Err("the signature file is not canonically encoded (altered)".to_string());
+    }
     if sig.namespace() != role.namespace() {
         return Err(format!(
             "signed for namespace {:?}, but a {} signature must use {:?}",
@@ -155,4 +163,14 @@ pub fn ssh_time(t: &str) -> String {
         .take(14)
         .collect::<String>()
         + "Z"
+}
+
+/// The base64 body of an armored signature, without the BEGIN/END lines and whitespace.
+fn armor_body(armored: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(armored);
+    text.lines()
+        .filter(|l| !l.starts_with("-----"))
+        .flat_map(|l| l.bytes())
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect()
 }

@@ -1,0 +1,306 @@
+//! The test context: a temporary tree, keys for an operator and a custodian,
+//! a trusted signers file, and helpers to run the binary and read results.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const OPERATOR: &str = "operator@example.org";
+pub const CUSTODIAN: &str = "custodian@example.org";
+
+pub struct Env {
+    pub tmp: tempfile::TempDir,
+    pub root: PathBuf,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+    #[track_caller]
+    pub fn ok(&self) -> &Self {
+        assert_eq!(
+            self.code, 0,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+    #[track_caller]
+    pub fn code(&self, want: i32) -> &Self {
+        assert_eq!(
+            self.code, want,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+    /// The error is one line, starting with `error:`, and contains `needle`.
+    #[track_caller]
+    pub fn one_line_error(&self, needle: &str) -> &Self {
+        let errs: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error"))
+            .collect();
+        assert_eq!(
+            errs.len(),
+            1,
+            "expected one error line, stderr:\n{}",
+            self.stderr
+        );
+        assert!(
+            errs[0].contains(needle),
+            "error line {:?} lacks {needle:?}",
+            errs[0]
+        );
+        self
+    }
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_decom"))
+}
+
+pub fn sha256_file(p: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(std::fs::read(p).unwrap()))
+}
+
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    use rand::RngCore;
+    let mut v = vec![0u8; n];
+    rand::thread_rng().fill_bytes(&mut v);
+    v
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Self::new_in(None)
+    }
+
+    /// A tree under `base` (e.g. /dev/shm for tmpfs); default: the system temp dir.
+    pub fn new_in(base: Option<&Path>) -> Env {
+        let tmp = match base {
+            Some(b) => tempfile::tempdir_in(b).unwrap(),
+            None => tempfile::tempdir().unwrap(),
+        };
+        let root = std::fs::canonicalize(tmp.path()).unwrap();
+        let env = Env { tmp, root };
+        std::fs::create_dir_all(env.keys()).unwrap();
+        for who in ["operator", "custodian"] {
+            env.decom(
+                &["keygen", "--no-passphrase", "--comment", who, "--out"],
+                &[env.keys().join(who).to_str().unwrap()],
+            )
+            .ok();
+        }
+        env.write_signers(&format!(
+            "{CUSTODIAN} namespaces=\"decom-custodian\" {}\n{OPERATOR} namespaces=\"decom-operator\" {}\n",
+            env.public("custodian"),
+            env.public("operator")
+        ));
+        env
+    }
+
+    pub fn keys(&self) -> PathBuf {
+        self.root.join("keys")
+    }
+    pub fn key(&self, who: &str) -> PathBuf {
+        self.keys().join(who)
+    }
+    pub fn public(&self, who: &str) -> String {
+        std::fs::read_to_string(self.keys().join(format!("{who}.pub")))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+    pub fn signers(&self) -> PathBuf {
+        self.keys().join("allowed_signers")
+    }
+    pub fn write_signers(&self, text: &str) {
+        std::fs::write(self.signers(), text).unwrap();
+    }
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+    pub fn plan(&self) -> PathBuf {
+        self.path("plan.json")
+    }
+    pub fn cert(&self) -> PathBuf {
+        self.path("certificate.json")
+    }
+
+    /// Write a file (creating parents).
+    pub fn file(&self, rel: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    /// Write the manifest with the given locations (TOML snippets) and extra text.
+    pub fn manifest(&self, profile: &str, body: &str) -> PathBuf {
+        // Top-level keys (before the first table) go before [model].
+        let split = body.find("\n[").map(|i| i + 1).unwrap_or(0);
+        let split = if body.starts_with('[') { 0 } else { split };
+        let (top, rest) = body.split_at(split);
+        let text = format!(
+            "profile = \"{profile}\"\n{top}[model]\nname = \"test-model\"\nversion = \"1.0\"\n{rest}"
+        );
+        self.file("decom.toml", text.as_bytes())
+    }
+
+    /// A manifest with one `match = "all"` location.
+    pub fn manifest_all(&self, profile: &str, location: &str) -> PathBuf {
+        self.manifest(
+            profile,
+            &format!(
+                "[[locations]]\nuri = \"{}\"\n",
+                self.path(location).display()
+            ),
+        )
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(bin());
+        c.current_dir(&self.root)
+            .env_remove("DECOM_KEY_PASSPHRASE")
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("DECOM_TEST_ABORT_AFTER_RECORDS");
+        c
+    }
+
+    pub fn decom(&self, args: &[&str], more: &[&str]) -> Run {
+        Run::from(self.command().args(args).args(more).output().unwrap())
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.decom(args, &[])
+    }
+
+    pub fn trace(&self) -> Run {
+        self.run(&["trace", "decom.toml", "-o", "plan.json", "--force"])
+    }
+
+    pub fn approve(&self) -> Run {
+        self.run(&[
+            "approve",
+            "plan.json",
+            "--key",
+            "keys/custodian",
+            "--principal",
+            CUSTODIAN,
+            "--yes",
+        ])
+    }
+
+    pub fn execute_args(&self) -> Vec<String> {
+        [
+            "execute",
+            "plan.json",
+            "--key",
+            "keys/operator",
+            "--principal",
+            OPERATOR,
+            "--allowed-signers",
+            "keys/allowed_signers",
+            "--yes",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    pub fn execute(&self) -> Run {
+        let a = self.execute_args();
+        self.run(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    pub fn resume(&self) -> Run {
+        let mut a = self.execute_args();
+        a.push("--resume".into());
+        self.run(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    pub fn cosign(&self) -> Run {
+        self.run(&[
+            "cosign",
+            "certificate.json",
+            "--key",
+            "keys/custodian",
+            "--principal",
+            CUSTODIAN,
+            "--allowed-signers",
+            "keys/allowed_signers",
+            "--yes",
+        ])
+    }
+
+    pub fn verify(&self) -> Run {
+        self.run(&[
+            "verify",
+            "certificate.json",
+            "--allowed-signers",
+            "keys/allowed_signers",
+        ])
+    }
+
+    pub fn plan_json(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.plan()).unwrap()).unwrap()
+    }
+
+    pub fn cert_json(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.cert()).unwrap()).unwrap()
+    }
+
+    /// Paths the plan lists.
+    pub fn planned_paths(&self) -> Vec<String> {
+        self.plan_json()["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["path"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Outcome of the certificate artifact with this path.
+    pub fn outcome(&self, path: &Path) -> String {
+        let c = self.cert_json();
+        let a = c["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["path"] == path.to_str().unwrap())
+            .unwrap_or_else(|| panic!("{} not in certificate", path.display()));
+        a["outcome"].as_str().unwrap().to_string()
+    }
+
+    /// Snapshot of every file under a directory: path → sha256 (symlinks as "-> target").
+    pub fn snapshot(&self, dir: &Path) -> std::collections::BTreeMap<PathBuf, String> {
+        let mut m = std::collections::BTreeMap::new();
+        for e in walkdir::WalkDir::new(dir).follow_links(false) {
+            let e = e.unwrap();
+            let v = if e.file_type().is_symlink() {
+                format!("-> {}", std::fs::read_link(e.path()).unwrap().display())
+            } else if e.file_type().is_file() {
+                sha256_file(e.path())
+            } else {
+                "dir".into()
+            };
+            m.insert(e.path().to_path_buf(), v);
+        }
+        m
+    }
+}

@@ -1,0 +1,174 @@
+//! The overwrite lands in place: observed between passes (via the journal
+//! fault hook, which stops the process like `kill -9` right after a record)
+//! and, on ext4, the file's physical extents (FIEMAP) never move.
+
+use crate::common::*;
+use std::path::Path;
+
+/// Physical extents (logical, physical, length) of a file, via FS_IOC_FIEMAP.
+fn fiemap(path: &Path) -> Vec<(u64, u64, u64)> {
+    use std::os::fd::AsRawFd;
+    const FS_IOC_FIEMAP: libc::c_ulong = 0xC020_660B;
+    const FIEMAP_FLAG_SYNC: u32 = 1;
+    const MAX: usize = 64;
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Extent {
+        logical: u64,
+        physical: u64,
+        length: u64,
+        reserved64: [u64; 2],
+        flags: u32,
+        reserved: [u32; 3],
+    }
+    #[repr(C)]
+    struct Fiemap {
+        start: u64,
+        length: u64,
+        flags: u32,
+        mapped: u32,
+        count: u32,
+        reserved: u32,
+        extents: [Extent; MAX],
+    }
+    let f = std::fs::File::open(path).unwrap();
+    let mut m = Fiemap {
+        start: 0,
+        length: u64::MAX,
+        flags: FIEMAP_FLAG_SYNC,
+        mapped: 0,
+        count: MAX as u32,
+        reserved: 0,
+        extents: [Extent::default(); MAX],
+    };
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), FS_IOC_FIEMAP, &mut m as *mut Fiemap) };
+    assert_eq!(
+        r,
+        0,
+        "FIEMAP failed on {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+    m.extents[..m.mapped as usize]
+        .iter()
+        .map(|e| (e.logical, e.physical, e.length))
+        .collect()
+}
+
+fn fs_is_ext4(p: &Path) -> bool {
+    let out = std::process::Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(p)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim() == "ext2/ext3"
+}
+
+fn journal_written(env: &Env, pass: u64) -> String {
+    let text = std::fs::read_to_string(env.path("journal.jsonl")).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["type"] == "pass" && r["pass"] == pass)
+        .last()
+        .and_then(|r| r["written_sha256"].as_str().map(str::to_string))
+        .unwrap()
+}
+
+fn run_until(env: &Env, resume: bool, records: u64) {
+    let mut args = env.execute_args();
+    if resume {
+        args.push("--resume".into());
+    }
+    let out = env
+        .command()
+        .args(&args)
+        .env("DECOM_TEST_ABORT_AFTER_RECORDS", records.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "expected the fault hook to stop the run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn every_pass_lands_in_place_on_the_same_extents() {
+    let env = Env::new();
+    let size = 4 << 20;
+    let f = env.file("models/m/weights.bin", &random_bytes(size));
+    let ext4 = fs_is_ext4(&f);
+    let extents = fiemap(&f);
+    assert!(!extents.is_empty());
+    env.manifest_all("dod-3pass", "models/m");
+    env.trace().ok();
+    env.approve().ok();
+
+    // Records: 1 run-started, 2 artifact-started, 3 pass 1 (zeros).
+    run_until(&env, false, 3);
+    let data = std::fs::read(&f).unwrap();
+    assert_eq!(data.len(), size);
+    assert!(
+        data.iter().all(|b| *b == 0x00),
+        "pass 1 wrote zeros over the whole file"
+    );
+    if ext4 {
+        assert_eq!(
+            fiemap(&f),
+            extents,
+            "pass 1 stayed on the same physical extents"
+        );
+    }
+    // Resume: 4 run-started, 5 pass 2 (ones).
+    run_until(&env, true, 5);
+    let data = std::fs::read(&f).unwrap();
+    assert!(
+        data.iter().all(|b| *b == 0xFF),
+        "pass 2 wrote 0xFF over the whole file"
+    );
+    if ext4 {
+        assert_eq!(fiemap(&f), extents);
+    }
+    // Resume: 6 run-started, 7 pass 3 (random), 8 read-back.
+    run_until(&env, true, 8);
+    let data = std::fs::read(&f).unwrap();
+    assert_eq!(
+        data.len(),
+        size,
+        "never truncated before the passes are done"
+    );
+    assert_eq!(
+        sha256_file(&f),
+        journal_written(&env, 3),
+        "the file holds what the last pass wrote"
+    );
+    assert!(data.iter().any(|b| *b != 0xFF));
+    if ext4 {
+        assert_eq!(fiemap(&f), extents);
+    }
+    env.resume().ok();
+    assert!(!f.exists());
+    let c = env.cert_json();
+    let a = &c["artifacts"][0];
+    assert_eq!(
+        a["passes"][2]["written_sha256"],
+        a["passes"][2]["readback_sha256"]
+    );
+    assert_eq!(a["outcome"], "disposed");
+}
+
+#[test]
+fn delete_only_unlinks_without_overwriting_and_says_so() {
+    let env = Env::new();
+    env.file("models/m/a.bin", &random_bytes(10_000));
+    env.manifest_all("delete-only", "models/m");
+    env.trace().ok();
+    env.approve().ok();
+    env.execute().ok();
+    let c = env.cert_json();
+    let a = &c["artifacts"][0];
+    assert_eq!(a["passes"].as_array().unwrap().len(), 0);
+    assert_eq!(a["verification"]["method"], "absence proof");
+    assert_eq!(a["sanitization"]["category"], "logical");
+    assert!(!env.path("models/m/a.bin").exists());
+}
