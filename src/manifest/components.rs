@@ -76,6 +76,8 @@ pub(super) fn merge(m: &Manifest, base: &Path) -> Result<Vec<Component>> {
         }
         out.push(c);
     }
+    // The same set in the same order whatever the source.
+    out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }
 

@@ -207,7 +207,8 @@ fn forged_plans_are_refused_before_anything_is_touched() {
     let model = env.snapshot(&env.path("models"));
     let original = std::fs::read(env.plan()).unwrap();
     let outside = v.join("a.bin").display().to_string();
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "not under its location",
             Box::new(move |p| p["artifacts"][0]["path"] = outside.clone().into()),

@@ -68,8 +68,7 @@ fn journal_written(env: &Env, pass: u64) -> String {
     let text = std::fs::read_to_string(env.path("journal.jsonl")).unwrap();
     text.lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|r| r["type"] == "pass" && r["pass"] == pass)
-        .last()
+        .rfind(|r| r["type"] == "pass" && r["pass"] == pass)
         .and_then(|r| r["written_sha256"].as_str().map(str::to_string))
         .unwrap()
 }

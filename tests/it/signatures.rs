@@ -381,6 +381,7 @@ fn key_held_by_a_real_ssh_agent_signs() {
         .output()
         .unwrap();
     let _ = agent.kill();
+    let _ = agent.wait();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     env.execute().ok();
     // Without an agent, a .pub key is a clear error.
