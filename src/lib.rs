@@ -20,6 +20,7 @@ pub mod manifest;
 pub mod plan;
 pub mod profile;
 pub mod progress;
+pub mod s3;
 pub mod sign;
 pub mod trace;
 pub mod util;

@@ -122,9 +122,8 @@ pub struct Totals {
 pub struct LocationSummary {
     pub index: u32,
     pub uri: String,
-    pub root: String,
-    pub fs_type: String,
-    pub rotational: Option<bool>,
+    /// Filesystem and medium, or bucket and versioning.
+    pub medium: String,
     pub totals: Totals,
 }
 
@@ -217,6 +216,30 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
                 "unlink (link not followed)".to_string(),
             ),
             Item::Dir(_) => ("dir", 0, None, None, metadata_only(), "rmdir".to_string()),
+            Item::S3Version(v) => (
+                "s3-version",
+                v.size,
+                v.sha256.clone(),
+                v.matched.component.clone(),
+                object_store(),
+                "DeleteObjects by version id".to_string(),
+            ),
+            Item::S3DeleteMarker(_) => (
+                "s3-delete-marker",
+                0,
+                None,
+                None,
+                object_store(),
+                "DeleteObjects by version id".to_string(),
+            ),
+            Item::S3Upload(u) => (
+                "s3-upload",
+                u.bytes,
+                None,
+                None,
+                object_store(),
+                "AbortMultipartUpload".to_string(),
+            ),
         };
         let mut passes = Vec::new();
         let mut verified = outcome == Outcome::Disposed && st.removed_or_gone();
@@ -247,12 +270,16 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
             outcome = Outcome::Failed;
             reason = Some("the journal lacks its verification evidence".into());
         }
-        let vmethod =
-            if matches!(a.item, Item::File(_)) && profile.verify != crate::profile::Verify::None {
+        let vmethod = match &a.item {
+            Item::File(_) if profile.verify != crate::profile::Verify::None => {
                 "read-back from device and absence proof"
-            } else {
-                "absence proof"
-            };
+            }
+            Item::S3Version(_) | Item::S3DeleteMarker(_) => {
+                "absence proof: version no longer listed, HEAD 404 once the key is purged"
+            }
+            Item::S3Upload(_) => "absence proof: upload no longer listed, ListParts NoSuchUpload",
+            _ => "absence proof",
+        };
         artifacts.push(CertArtifact {
             id: a.id,
             location: a.location,
@@ -281,9 +308,7 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
         .map(|l| LocationSummary {
             index: l.index,
             uri: l.uri.clone(),
-            root: l.root.clone(),
-            fs_type: l.fs_type.clone(),
-            rotational: l.rotational,
+            medium: l.medium(),
             totals: totals_of(artifacts.iter().filter(|a| a.location == l.index)),
         })
         .collect();
@@ -347,6 +372,13 @@ impl journal::ArtifactState {
     }
 }
 
+fn object_store() -> Sanitization {
+    Sanitization {
+        category: Category::Logical,
+        reason: "object store: every version deleted and proven absent through the S3 API; the provider reclaims the bytes".into(),
+    }
+}
+
 fn metadata_only() -> Sanitization {
     Sanitization {
         category: Category::Logical,
@@ -392,7 +424,7 @@ fn status_of(arts: &[CertArtifact]) -> Status {
 fn nist_fields(plan: &Plan, arts: &[CertArtifact], op: &Party, cust: &Party) -> Nist {
     let cats: Vec<Category> = arts
         .iter()
-        .filter(|a| a.kind == "file")
+        .filter(|a| a.kind == "file" || a.kind == "s3-version")
         .map(|a| a.sanitization.category)
         .collect();
     let method_type = if cats.is_empty() {
@@ -412,7 +444,7 @@ fn nist_fields(plan: &Plan, arts: &[CertArtifact], op: &Party, cust: &Party) -> 
     let media: Vec<String> = plan
         .locations
         .iter()
-        .map(|l| format!("{} ({})", l.uri, l.fs_type))
+        .map(|l| format!("{} ({})", l.uri, l.medium()))
         .collect();
     Nist {
         performer: name(op),

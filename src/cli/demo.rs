@@ -184,6 +184,7 @@ size = {c_len}
             manifest: manifest.clone(),
             output: plan.clone(),
             force: false,
+            s3: Default::default(),
         },
         p,
     )?;

@@ -164,15 +164,23 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
 /// Each location's URI must still lead to the root the custodian approved.
 fn check_locations(plan: &Plan) -> Result<()> {
     for l in &plan.locations {
-        let Target::Local(now) = resolve_uri(&l.uri, Path::new("/")).map_err(|e| {
-            Error::refused(format!("location {} cannot be re-identified: {e}", l.uri))
-        })?;
-        if now != Path::new(&l.root) {
+        let Some(root) = l.local() else { continue };
+        let now = match resolve_uri(&l.uri, Path::new("/")) {
+            Ok(Target::Local(p)) => p,
+            Ok(_) => return Err(Error::refused(format!("location {} changed kind", l.uri))),
+            Err(e) => {
+                return Err(Error::refused(format!(
+                    "location {} cannot be re-identified: {e}",
+                    l.uri
+                )));
+            }
+        };
+        if now != Path::new(&root.root) {
             return Err(Error::refused(format!(
                 "location {} now resolves to {}, but the plan was approved for {}",
                 l.uri,
                 now.display(),
-                l.root
+                root.root
             )));
         }
     }

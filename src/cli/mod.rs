@@ -124,6 +124,34 @@ pub struct KeyArgs {
     pub principal: String,
 }
 
+/// How to reach S3 (overrides the manifest's `[s3]` table).
+#[derive(Args, Debug, Clone, Default)]
+pub struct S3Args {
+    /// S3-compatible endpoint (MinIO, Ceph, Garage, …); default: AWS_ENDPOINT_URL or AWS.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// AWS region (default: the standard AWS region chain, else us-east-1).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Path-style addressing (automatic for IP and localhost endpoints).
+    #[arg(long)]
+    pub path_style: bool,
+    /// Stream and hash object versions that carry no SHA-256 checksum.
+    #[arg(long)]
+    pub hash_remote: bool,
+}
+
+impl S3Args {
+    pub fn settings(&self) -> crate::s3::Settings {
+        crate::s3::Settings {
+            endpoint_url: self.endpoint_url.clone(),
+            region: self.region.clone(),
+            path_style: self.path_style.then_some(true),
+            hash_remote: self.hash_remote,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -82,21 +82,19 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
             .filter(|a| matches!(a.item, Item::File(_)))
             .count();
         out.push(format!(
-            "  [{}] {} (match {}, {} on {}): {} artifact(s), {} file(s), {}",
+            "  [{}] {} (match {}, {}): {} artifact(s), {} file(s), {} S3 version(s), {}",
             l.index,
             l.uri,
             match l.match_mode {
                 crate::manifest::MatchMode::All => "all",
                 crate::manifest::MatchMode::Hash => "hash",
             },
-            l.fs_type,
-            match l.rotational {
-                Some(true) => "rotational disk",
-                Some(false) => "non-rotational disk",
-                None => "unknown medium",
-            },
+            l.medium(),
             arts.len(),
             files,
+            arts.iter()
+                .filter(|a| matches!(a.item, Item::S3Version(_)))
+                .count(),
             human_bytes(bytes)
         ));
     }
@@ -120,12 +118,15 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
         }
     }
     out.push(format!(
-        "Total: {} artifact(s): {} file(s) ({}), {} symlink(s), {} directorie(s)",
+        "Total: {} artifact(s), {}: {} file(s), {} symlink(s), {} directorie(s), {} S3 version(s), {} delete marker(s), {} unfinished upload(s)",
         plan.totals.artifacts,
-        plan.totals.files,
         human_bytes(plan.totals.bytes),
+        plan.totals.files,
         plan.totals.symlinks,
-        plan.totals.dirs
+        plan.totals.dirs,
+        plan.totals.s3_versions,
+        plan.totals.s3_delete_markers,
+        plan.totals.s3_uploads
     ));
     out
 }

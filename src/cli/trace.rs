@@ -16,6 +16,8 @@ pub struct TraceArgs {
     /// Replace an existing plan file (its approval, if any, becomes invalid).
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub s3: super::S3Args,
 }
 
 pub fn run(a: &TraceArgs, p: &Printer) -> Result<u8> {
@@ -33,7 +35,7 @@ pub fn run(a: &TraceArgs, p: &Printer) -> Result<u8> {
         )));
     }
     let progress = p.progress();
-    let plan = crate::trace::trace(&resolved, &progress)?;
+    let plan = crate::trace::trace(&resolved, &a.s3.settings(), &progress)?;
     let bytes = plan.to_bytes();
     crate::util::write_atomic(&a.output, &bytes)?;
     let stale = crate::sign::sig_path(&a.output, crate::sign::Role::Custodian);

@@ -10,7 +10,7 @@ use super::Ctx;
 use crate::error::{Error, Result};
 use crate::journal::{ArtifactState, Event, Outcome};
 use crate::localfs::{Anchor, Identity, Kind, Parent};
-use crate::plan::{LocalDir, LocalFile, LocalLink, PlanLocation, relative_to};
+use crate::plan::{LocalDir, LocalFile, LocalLink, LocalRoot, relative_to};
 use std::ffi::{OsStr, OsString};
 
 /// The result of disposing of one artifact: its outcome and why.
@@ -28,7 +28,7 @@ fn failed(why: impl Into<String>) -> Done {
 /// that is now a symlink or gone means the tree changed since approval.
 fn open_parent(
     anchor: &Anchor,
-    loc: &PlanLocation,
+    loc: &LocalRoot,
     path: &str,
     started: bool,
 ) -> Result<Parent, Done> {
@@ -72,7 +72,7 @@ fn describe_change(plan: &LocalFile, now: &Identity) -> Option<String> {
 pub fn file(
     ctx: &mut Ctx,
     anchor: &Anchor,
-    loc: &PlanLocation,
+    loc: &LocalRoot,
     id: u32,
     f: &LocalFile,
     st: &ArtifactState,
@@ -276,7 +276,7 @@ fn confirm_gone(
 pub fn symlink(
     ctx: &mut Ctx,
     anchor: &Anchor,
-    loc: &PlanLocation,
+    loc: &LocalRoot,
     id: u32,
     l: &LocalLink,
     st: &ArtifactState,
@@ -317,7 +317,7 @@ pub fn symlink(
 pub fn dir(
     ctx: &mut Ctx,
     anchor: &Anchor,
-    loc: &PlanLocation,
+    loc: &LocalRoot,
     id: u32,
     d: &LocalDir,
     st: &ArtifactState,

@@ -9,6 +9,7 @@
 
 pub mod local;
 pub mod overwrite;
+pub mod s3;
 
 use crate::cert::{self, Certificate, Party};
 use crate::error::{Error, Result};
@@ -70,17 +71,19 @@ pub fn execute(req: Request<'_>) -> Result<Certificate> {
     })?;
     let state = journal::replay(&records);
 
-    // Re-identify each location root: same device and inode, no symlink on the way.
+    // Local artifacts: re-identify each location root (same device and
+    // inode, no symlink on the way), then files, links, directories deepest first.
     let mut anchors: HashMap<u32, Result<Anchor, String>> = HashMap::new();
     for loc in &plan.locations {
-        let a = Anchor::open(Path::new(&loc.root), loc.cross_filesystems)
+        let Some(root) = loc.local() else { continue };
+        let a = Anchor::open(Path::new(&root.root), root.cross_filesystems)
             .map_err(|e| e.to_string())
             .and_then(|a| {
                 let ino = a.inode().map_err(|e| e.to_string())?;
-                if a.device() != loc.device || ino != loc.inode {
+                if a.device() != root.device || ino != root.inode {
                     Err(format!(
                         "location root {} is not the approved directory any more",
-                        loc.root
+                        root.root
                     ))
                 } else {
                     Ok(a)
@@ -88,8 +91,6 @@ pub fn execute(req: Request<'_>) -> Result<Certificate> {
             });
         anchors.insert(loc.index, a);
     }
-
-    // Files first, then links, then directories deepest first.
     let mut order: Vec<&crate::plan::Artifact> = plan
         .artifacts
         .iter()
@@ -116,23 +117,29 @@ pub fn execute(req: Request<'_>) -> Result<Certificate> {
         .iter()
         .map(|a| a.item.size() * plan.profile.passes.len().max(1) as u64)
         .sum();
-    req.progress.start("dispose", todo.len() as u64, bytes);
+    if !todo.is_empty() {
+        req.progress.start("dispose", todo.len() as u64, bytes);
+    }
     let empty = journal::ArtifactState::default();
     for a in todo {
         if req.cancel.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);
         }
         let st = state.get(&a.id).unwrap_or(&empty);
-        let loc = plan.location(a.location);
+        let root = plan
+            .location(a.location)
+            .local()
+            .expect("local artifacts live in local locations");
         let (outcome, reason) = match anchors
             .get(&a.location)
-            .expect("every location has an anchor")
+            .expect("every local location has an anchor")
         {
             Err(why) => (Outcome::SkippedChanged, Some(why.clone())),
             Ok(anchor) => match &a.item {
-                Item::File(f) => local::file(&mut ctx, anchor, loc, a.id, f, st)?,
-                Item::Symlink(l) => local::symlink(&mut ctx, anchor, loc, a.id, l, st)?,
-                Item::Dir(d) => local::dir(&mut ctx, anchor, loc, a.id, d, st)?,
+                Item::File(f) => local::file(&mut ctx, anchor, root, a.id, f, st)?,
+                Item::Symlink(l) => local::symlink(&mut ctx, anchor, root, a.id, l, st)?,
+                Item::Dir(d) => local::dir(&mut ctx, anchor, root, a.id, d, st)?,
+                _ => unreachable!("only local items are ordered here"),
             },
         };
         ctx.journal.append(Event::Outcome {
@@ -151,6 +158,37 @@ pub fn execute(req: Request<'_>) -> Result<Certificate> {
         }
     }
     req.progress.finish();
+
+    // S3 locations, each against the endpoint recorded in the plan.
+    for loc in &plan.locations {
+        let Some(s3loc) = loc.s3() else { continue };
+        let arts: Vec<&crate::plan::Artifact> = plan
+            .artifacts
+            .iter()
+            .filter(|a| a.location == loc.index)
+            .collect();
+        if arts
+            .iter()
+            .all(|a| state.get(&a.id).is_some_and(|s| s.outcome.is_some()))
+        {
+            continue;
+        }
+        match crate::s3::S3::connect_exact(&s3loc.endpoint) {
+            Ok(client) => s3::location(&mut ctx, &client, s3loc, &arts, &state)?,
+            Err(e) => {
+                let items = arts
+                    .iter()
+                    .filter(|a| state.get(&a.id).is_none_or(|s| s.outcome.is_none()))
+                    .map(|a| journal::OutcomeItem {
+                        id: a.id,
+                        outcome: Outcome::Failed,
+                        reason: Some(format!("cannot reach S3: {e}")),
+                    })
+                    .collect();
+                ctx.journal.append(Event::Outcomes { items })?;
+            }
+        }
+    }
 
     let records = journal::read(ctx.journal.path())?;
     let cert = cert::build(cert::Inputs {

@@ -84,9 +84,26 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// Several artifacts started at once (an S3 batch).
+    Started {
+        ids: Vec<u32>,
+    },
+    /// Outcomes of several artifacts (an S3 batch), one flush for all.
+    Outcomes {
+        items: Vec<OutcomeItem>,
+    },
     RunFinished {
         complete: bool,
     },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeItem {
+    pub id: u32,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -351,6 +368,20 @@ pub fn replay(records: &[Record]) -> BTreeMap<u32, ArtifactState> {
             } => {
                 m.entry(*id).or_default().outcome =
                     Some((*outcome, reason.clone(), r.time.clone()));
+            }
+            Event::Started { ids } => {
+                for id in ids {
+                    m.entry(*id)
+                        .or_default()
+                        .started
+                        .get_or_insert_with(|| r.time.clone());
+                }
+            }
+            Event::Outcomes { items } => {
+                for i in items {
+                    m.entry(i.id).or_default().outcome =
+                        Some((i.outcome, i.reason.clone(), r.time.clone()));
+                }
             }
             Event::RunStarted { .. } | Event::RunFinished { .. } => {}
         }

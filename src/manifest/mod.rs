@@ -39,6 +39,9 @@ pub struct Manifest {
     /// A CycloneDX 1.5/1.6 JSON BOM listing the model's components.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bom: Option<String>,
+    /// How to reach S3 locations (endpoint, region, path-style, hashing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<crate::s3::Settings>,
 }
 
 fn default_profile() -> String {
@@ -106,6 +109,8 @@ pub enum MatchMode {
 pub enum Target {
     /// A local directory: the canonical absolute path.
     Local(PathBuf),
+    /// An S3 bucket and key prefix.
+    S3 { bucket: String, prefix: String },
 }
 
 /// A manifest ready to act on: locations resolved, components merged.
@@ -193,11 +198,7 @@ impl Manifest {
         for (i, a) in targets.iter().enumerate() {
             for b in &targets[..i] {
                 if a == b {
-                    let Target::Local(p) = a;
-                    return Err(Error::input(format!(
-                        "manifest: location {} is listed twice",
-                        p.display()
-                    )));
+                    return Err(Error::input("manifest: a location is listed twice"));
                 }
             }
         }
@@ -225,9 +226,12 @@ pub fn resolve_uri(uri: &str, base: &Path) -> Result<Target> {
             return bad("file:// URIs must name an absolute path (file:///srv/models)");
         }
         rest
+    } else if uri.starts_with("s3://") {
+        let (bucket, prefix) = crate::s3::parse_uri(uri)?;
+        return Ok(Target::S3 { bucket, prefix });
     } else if let Some((scheme, _)) = uri.split_once("://") {
         return bad(&format!(
-            "unsupported scheme {scheme:?} (use a path or file:// URI)"
+            "unsupported scheme {scheme:?} (use a path, file:// or s3:// URI)"
         ));
     } else {
         uri

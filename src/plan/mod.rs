@@ -1,10 +1,12 @@
 //! The plan: every artifact trace found, with everything execute needs to
-//! re-identify it, the resolved profile, the manifest it came from, and the
-//! residual risks. The custodian signs the exact bytes of `plan.json`.
+//! re-identify it, the resolved profile, the manifest it came from, the
+//! bucket facts and the residual risks. The custodian signs the exact bytes
+//! of `plan.json`.
 //!
 //! [`Plan::load`] refuses any plan whose paths are not absolute and
 //! normalised, not under one of the plan's locations, or on another device
-//! than their location (unless the manifest allows crossing filesystems).
+//! than their location (unless the manifest allows crossing filesystems), and
+//! any S3 artifact outside its location's bucket and prefix.
 //! This module never touches artifacts.
 
 pub mod storage;
@@ -12,6 +14,7 @@ pub mod storage;
 use crate::error::{Error, Result};
 use crate::manifest::{Component, Manifest, MatchMode, Model};
 use crate::profile::Profile;
+pub use crate::s3::Endpoint;
 use serde::{Deserialize, Serialize};
 use std::path::{Component as PathComponent, Path};
 pub use storage::{Category, Sanitization};
@@ -55,28 +58,115 @@ pub struct Plan {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Artifact {
+    pub id: u32,
+    pub location: u32,
+    #[serde(flatten)]
+    pub item: Item,
+}
+
+/// Why an artifact was planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct Matched {
+    /// "all", "include", "hash" or "hf-repo".
+    pub how: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+}
+
+/// Something an overwrite or purge cannot reach, shown before anything else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Risk {
+    pub kind: String,
+    pub subject: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanLocation {
     /// 1-based index, referenced by artifacts.
     pub index: u32,
     pub uri: String,
+    #[serde(rename = "match")]
+    pub match_mode: MatchMode,
+    #[serde(flatten)]
+    pub store: Store,
+}
+
+/// Where a location lives, and what execute re-identifies it by.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "store", rename_all = "lowercase")]
+#[allow(clippy::large_enum_variant)]
+pub enum Store {
+    Local(LocalRoot),
+    S3(S3Location),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LocalRoot {
     /// Canonical absolute path of the location's root directory.
     pub root: String,
     pub device: u64,
     pub inode: u64,
     pub fs_type: String,
     pub rotational: Option<bool>,
-    #[serde(rename = "match")]
-    pub match_mode: MatchMode,
     pub cross_filesystems: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Artifact {
-    pub id: u32,
-    pub location: u32,
-    #[serde(flatten)]
-    pub item: Item,
+pub struct S3Location {
+    pub bucket: String,
+    pub prefix: String,
+    /// The endpoint trace used; execute uses the same one.
+    pub endpoint: Endpoint,
+    pub facts: BucketFacts,
+}
+
+/// Bucket-level facts that bear on residual risk.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketFacts {
+    /// "Enabled", "Suspended" or "Never enabled".
+    pub versioning: String,
+    pub object_lock: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_retention: Option<String>,
+    pub replication_rules: Vec<String>,
+    pub lifecycle_rules: Vec<String>,
+}
+
+impl PlanLocation {
+    pub fn local(&self) -> Option<&LocalRoot> {
+        match &self.store {
+            Store::Local(l) => Some(l),
+            Store::S3(_) => None,
+        }
+    }
+    pub fn s3(&self) -> Option<&S3Location> {
+        match &self.store {
+            Store::S3(s) => Some(s),
+            Store::Local(_) => None,
+        }
+    }
+    /// Filesystem or store, for people.
+    pub fn medium(&self) -> String {
+        match &self.store {
+            Store::Local(l) => format!(
+                "{} on {}",
+                l.fs_type,
+                match l.rotational {
+                    Some(true) => "rotational disk",
+                    Some(false) => "non-rotational disk",
+                    None => "unknown medium",
+                }
+            ),
+            Store::S3(s) => format!("S3 bucket {} (versioning {})", s.bucket, s.facts.versioning),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,6 +179,12 @@ pub enum Item {
     Symlink(LocalLink),
     /// A directory left empty once its planned contents are gone.
     Dir(LocalDir),
+    /// An S3 object version (the null version too): deleted by version id.
+    S3Version(S3Version),
+    /// An S3 delete marker: deleted by version id.
+    S3DeleteMarker(S3Marker),
+    /// An unfinished multipart upload: aborted.
+    S3Upload(S3Upload),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,25 +222,57 @@ pub struct LocalDir {
     pub inode: u64,
 }
 
-/// Why an artifact was planned.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Matched {
-    /// "all", "include", "hash" or "hf-repo".
-    pub how: String,
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct S3Version {
+    pub bucket: String,
+    pub key: String,
+    /// The version id, or "null" for the null version.
+    pub version_id: String,
+    pub is_latest: bool,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pattern: Option<String>,
+    pub storage_class: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub component: Option<String>,
+    pub sse: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Where the SHA-256 came from: "s3-checksum" or "streamed".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256_source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+    pub legal_hold: bool,
+    pub matched: Matched,
 }
 
-/// Something an overwrite or purge cannot reach, shown before anything else.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Risk {
-    pub kind: String,
-    pub subject: String,
-    pub detail: String,
+pub struct Retention {
+    pub mode: String,
+    pub until: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct S3Marker {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: String,
+    pub is_latest: bool,
+    pub last_modified: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct S3Upload {
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: String,
+    pub initiated: String,
+    pub parts: u64,
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,22 +282,54 @@ pub struct Totals {
     pub files: u64,
     pub symlinks: u64,
     pub dirs: u64,
+    pub s3_versions: u64,
+    pub s3_delete_markers: u64,
+    pub s3_uploads: u64,
     pub bytes: u64,
 }
 
 impl Item {
-    pub fn path(&self) -> &str {
+    /// A unique, human-readable name: the path, or `s3://bucket/key?versionId=…`.
+    pub fn path(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Item::File(f) => &f.path,
-            Item::Symlink(l) => &l.path,
-            Item::Dir(d) => &d.path,
+            Item::File(f) => f.path.as_str().into(),
+            Item::Symlink(l) => l.path.as_str().into(),
+            Item::Dir(d) => d.path.as_str().into(),
+            Item::S3Version(v) => {
+                format!("s3://{}/{}?versionId={}", v.bucket, v.key, v.version_id).into()
+            }
+            Item::S3DeleteMarker(m) => {
+                format!("s3://{}/{}?versionId={}", m.bucket, m.key, m.version_id).into()
+            }
+            Item::S3Upload(u) => {
+                format!("s3://{}/{}?uploadId={}", u.bucket, u.key, u.upload_id).into()
+            }
         }
     }
-    pub fn device(&self) -> u64 {
+    /// The local path, for local artifacts.
+    pub fn local_path(&self) -> Option<&str> {
         match self {
-            Item::File(f) => f.device,
-            Item::Symlink(l) => l.device,
-            Item::Dir(d) => d.device,
+            Item::File(f) => Some(&f.path),
+            Item::Symlink(l) => Some(&l.path),
+            Item::Dir(d) => Some(&d.path),
+            _ => None,
+        }
+    }
+    pub fn device(&self) -> Option<u64> {
+        match self {
+            Item::File(f) => Some(f.device),
+            Item::Symlink(l) => Some(l.device),
+            Item::Dir(d) => Some(d.device),
+            _ => None,
+        }
+    }
+    /// Bucket and key, for S3 artifacts.
+    pub fn s3_key(&self) -> Option<(&str, &str)> {
+        match self {
+            Item::S3Version(v) => Some((&v.bucket, &v.key)),
+            Item::S3DeleteMarker(m) => Some((&m.bucket, &m.key)),
+            Item::S3Upload(u) => Some((&u.bucket, &u.key)),
+            _ => None,
         }
     }
     pub fn kind(&self) -> &'static str {
@@ -177,13 +337,21 @@ impl Item {
             Item::File(_) => "file",
             Item::Symlink(_) => "symlink",
             Item::Dir(_) => "dir",
+            Item::S3Version(_) => "s3-version",
+            Item::S3DeleteMarker(_) => "s3-delete-marker",
+            Item::S3Upload(_) => "s3-upload",
         }
     }
     pub fn size(&self) -> u64 {
         match self {
             Item::File(f) => f.size,
+            Item::S3Version(v) => v.size,
+            Item::S3Upload(u) => u.bytes,
             _ => 0,
         }
+    }
+    pub fn is_local(&self) -> bool {
+        self.local_path().is_some()
     }
 }
 
@@ -192,13 +360,14 @@ impl Totals {
         let mut t = Totals::default();
         for a in artifacts {
             t.artifacts += 1;
+            t.bytes += a.item.size();
             match &a.item {
-                Item::File(f) => {
-                    t.files += 1;
-                    t.bytes += f.size;
-                }
+                Item::File(_) => t.files += 1,
                 Item::Symlink(_) => t.symlinks += 1,
                 Item::Dir(_) => t.dirs += 1,
+                Item::S3Version(_) => t.s3_versions += 1,
+                Item::S3DeleteMarker(_) => t.s3_delete_markers += 1,
+                Item::S3Upload(_) => t.s3_uploads += 1,
             }
         }
         t
@@ -234,11 +403,21 @@ impl Plan {
             if loc.index as usize != i + 1 || loc.uri != self.manifest.locations[i].uri {
                 return bad(format!("location {} does not match its manifest", i + 1));
             }
-            if let Err(m) = check_normalised(&loc.root) {
-                return bad(format!("location root {:?}: {m}", loc.root));
-            }
-            if loc.root == "/" {
-                return bad("a location root is \"/\"".into());
+            match &loc.store {
+                Store::Local(l) => {
+                    if let Err(m) = check_normalised(&l.root) {
+                        return bad(format!("location root {:?}: {m}", l.root));
+                    }
+                    if l.root == "/" {
+                        return bad("a location root is \"/\"".into());
+                    }
+                }
+                Store::S3(s) => {
+                    let (bucket, prefix) = crate::s3::parse_uri(&loc.uri)?;
+                    if bucket != s.bucket || prefix != s.prefix {
+                        return bad(format!("location {} does not match its URI", i + 1));
+                    }
+                }
             }
         }
         for (i, a) in self.artifacts.iter().enumerate() {
@@ -259,23 +438,34 @@ impl Plan {
                     a.id, a.location
                 ));
             };
-            let path = a.item.path();
-            if let Err(m) = check_normalised(path) {
-                return bad(format!("artifact {} path {path:?}: {m}", a.id));
-            }
-            if relative_to(path, &loc.root).is_none() {
-                return bad(format!(
-                    "artifact {} path {path:?} is not under its location {}",
-                    a.id, loc.root
-                ));
-            }
-            if !loc.cross_filesystems && a.item.device() != loc.device {
-                return bad(format!(
-                    "artifact {} {path:?} is on device {} but its location is on device {} and may not cross filesystems",
-                    a.id,
-                    a.item.device(),
-                    loc.device
-                ));
+            match (&loc.store, a.item.local_path(), a.item.s3_key()) {
+                (Store::Local(root), Some(path), _) => {
+                    if let Err(m) = check_normalised(path) {
+                        return bad(format!("artifact {} path {path:?}: {m}", a.id));
+                    }
+                    if relative_to(path, &root.root).is_none() {
+                        return bad(format!(
+                            "artifact {} path {path:?} is not under its location {}",
+                            a.id, root.root
+                        ));
+                    }
+                    let dev = a.item.device().expect("local items have devices");
+                    if !root.cross_filesystems && dev != root.device {
+                        return bad(format!(
+                            "artifact {} {path:?} is on device {dev} but its location is on device {} and may not cross filesystems",
+                            a.id, root.device
+                        ));
+                    }
+                }
+                (Store::S3(s), _, Some((bucket, key))) => {
+                    if bucket != s.bucket || !key.starts_with(&s.prefix) {
+                        return bad(format!(
+                            "artifact {} s3://{bucket}/{key} is not under its location {}",
+                            a.id, loc.uri
+                        ));
+                    }
+                }
+                _ => return bad(format!("artifact {} is not of its location's kind", a.id)),
             }
         }
         if Totals::of(&self.artifacts) != self.totals {

@@ -10,7 +10,8 @@ use crate::error::{Error, IoContext, Result};
 use crate::localfs::{self, Identity, Kind};
 use crate::manifest::{Location, MatchMode, Resolved};
 use crate::plan::{
-    Artifact, Item, LocalDir, LocalFile, LocalLink, Matched, PlanLocation, Risk, storage,
+    Artifact, Item, LocalDir, LocalFile, LocalLink, LocalRoot, Matched, PlanLocation, Risk, Store,
+    storage,
 };
 use crate::progress::Progress;
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -62,13 +63,12 @@ impl LinkIndex {
 
     /// Fill in `other_names` of planned files and report names that live
     /// outside every location (they keep the inode after our unlink).
-    pub fn resolve(&self, artifacts: &mut [Artifact], _locations: &[PlanLocation]) -> Vec<Risk> {
+    pub fn resolve(&self, artifacts: &mut [Artifact]) -> Vec<Risk> {
         let mut risks = Vec::new();
-        let planned: HashSet<&str> = artifacts
+        let planned: HashSet<String> = artifacts
             .iter()
-            .map(|a| a.item.path())
-            .collect::<HashSet<_>>();
-        let planned: HashSet<String> = planned.into_iter().map(str::to_string).collect();
+            .filter_map(|a| a.item.local_path().map(str::to_string))
+            .collect();
         for a in artifacts.iter_mut() {
             let Item::File(f) = &mut a.item else { continue };
             if f.nlink <= 1 {
@@ -389,13 +389,15 @@ pub fn trace_location(
     let plan_loc = PlanLocation {
         index: index_no,
         uri: loc.uri.clone(),
-        root: root_str,
-        device: anchor.device(),
-        inode: anchor.inode()?,
-        fs_type: root_fs,
-        rotational: root_rot,
         match_mode: loc.match_mode,
-        cross_filesystems: loc.cross_filesystems,
+        store: Store::Local(LocalRoot {
+            root: root_str,
+            device: anchor.device(),
+            inode: anchor.inode()?,
+            fs_type: root_fs,
+            rotational: root_rot,
+            cross_filesystems: loc.cross_filesystems,
+        }),
     };
     Ok((plan_loc, found, risks))
 }

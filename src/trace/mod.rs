@@ -1,20 +1,28 @@
 //! Trace: read a resolved manifest and find every artifact, producing a
-//! [`Plan`]. Trace changes nothing; it is the dry run. Local locations are
-//! walked by [`local`]; the URI scheme picks the implementation.
+//! [`Plan`]. Trace changes nothing; it is the dry run. The location's URI
+//! scheme picks the implementation: [`local`] walks directories, [`s3`]
+//! lists buckets.
 
 pub mod local;
+pub mod s3;
 
 use crate::error::Result;
 use crate::manifest::{Resolved, Target};
-use crate::plan::{Artifact, Plan, PlanLocation, Risk, Tool, Totals};
+use crate::plan::{Artifact, Plan, Risk, Tool, Totals};
 use crate::progress::Progress;
 
-/// Trace every location of the manifest and build the plan.
-pub fn trace(resolved: &Resolved, progress: &dyn Progress) -> Result<Plan> {
+/// Trace every location of the manifest and build the plan. `s3_override`
+/// holds command-line S3 settings, which win over the manifest's `[s3]`.
+pub fn trace(
+    resolved: &Resolved,
+    s3_override: &crate::s3::Settings,
+    progress: &dyn Progress,
+) -> Result<Plan> {
     let mut locations = Vec::new();
-    let mut found: Vec<(u32, local::Found)> = Vec::new();
+    let mut found: Vec<(u32, crate::plan::Item)> = Vec::new();
     let mut risks: Vec<Risk> = Vec::new();
     let mut index = local::LinkIndex::default();
+    let mut client: Option<crate::s3::S3> = None;
     for (i, (loc, target)) in resolved
         .manifest
         .locations
@@ -23,33 +31,52 @@ pub fn trace(resolved: &Resolved, progress: &dyn Progress) -> Result<Plan> {
         .enumerate()
     {
         let n = i as u32 + 1;
-        match target {
+        let (pl, items, mut r) = match target {
             Target::Local(root) => {
-                let (pl, items, mut r) =
+                let (pl, items, r) =
                     local::trace_location(n, loc, root, resolved, &mut index, progress)?;
-                locations.push(pl);
-                risks.append(&mut r);
-                found.extend(items.into_iter().map(|f| (n, f)));
+                (
+                    pl,
+                    items
+                        .into_iter()
+                        .map(local::Found::into_item)
+                        .collect::<Vec<_>>(),
+                    r,
+                )
             }
-        }
+            Target::S3 { bucket, prefix } => {
+                if client.is_none() {
+                    let settings = resolved
+                        .manifest
+                        .s3
+                        .clone()
+                        .unwrap_or_default()
+                        .overlay(s3_override);
+                    client = Some(crate::s3::S3::connect(&settings)?);
+                }
+                let c = client.as_ref().expect("connected above");
+                s3::trace_location(n, loc, bucket, prefix, resolved, c, progress)?
+            }
+        };
+        locations.push(pl);
+        risks.append(&mut r);
+        found.extend(items.into_iter().map(|it| (n, it)));
     }
-    // The same path reached from two locations is planned once.
+    // The same artifact reached from two locations is planned once.
     let mut seen = std::collections::HashSet::new();
-    found.retain(|(_, f)| seen.insert(f.path().to_string()));
+    found.retain(|(_, it)| seen.insert(it.path().into_owned()));
     let mut artifacts: Vec<Artifact> = found
         .into_iter()
         .enumerate()
-        .map(|(i, (loc, f))| Artifact {
+        .map(|(i, (loc, item))| Artifact {
             id: i as u32 + 1,
             location: loc,
-            item: f.into_item(),
+            item,
         })
         .collect();
-    risks.extend(index.resolve(&mut artifacts, &locations));
+    risks.extend(index.resolve(&mut artifacts));
     risks.sort_by(|a, b| (&a.kind, &a.subject).cmp(&(&b.kind, &b.subject)));
     risks.dedup();
-    let mut locations_out: Vec<PlanLocation> = locations;
-    locations_out.sort_by_key(|l| l.index);
     let m = &resolved.manifest;
     Ok(Plan {
         schema: crate::plan::PLAN_SCHEMA.into(),
@@ -61,7 +88,7 @@ pub fn trace(resolved: &Resolved, progress: &dyn Progress) -> Result<Plan> {
         manifest: m.clone(),
         profile: resolved.profile.clone(),
         components: resolved.components.clone(),
-        locations: locations_out,
+        locations,
         residual_risks: risks,
         totals: Totals::of(&artifacts),
         artifacts,

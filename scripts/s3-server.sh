@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The S3 test server: moto in server mode, from a pinned version in the
+# project's virtualenv, on a loopback port.
+#
+#   scripts/s3-server.sh start   install if needed, start (or reuse) a server,
+#                                print `export DECOM_TEST_S3_ENDPOINT=…` lines
+#   scripts/s3-server.sh stop    stop the server this script started
+#   scripts/s3-server.sh install only create the virtualenv
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MOTO_VERSION="5.2.5"
+VENV="${DECOM_VENV:-$HOME/.cache/decom-venv}"
+STATE="${DECOM_S3_STATE:-${TMPDIR:-/tmp}/decom-s3-server}"
+mkdir -p "$STATE"
+
+install() {
+  if [ ! -x "$VENV/bin/moto_server" ] || ! "$VENV/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+    echo "s3-server: installing moto[server]==$MOTO_VERSION into $VENV" >&2
+    python3 -m venv "$VENV" >&2
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" >&2
+  fi
+}
+
+alive() {
+  [ -f "$STATE/port" ] && [ -f "$STATE/pid" ] && kill -0 "$(cat "$STATE/pid")" 2>/dev/null &&
+    "$VENV/bin/python" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$(cat "$STATE/port")/moto-api/', timeout=2)" 2>/dev/null
+}
+
+start() {
+  install
+  exec 9>"$STATE/lock"
+  flock 9
+  if ! alive; then
+    port=$("$VENV/bin/python" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
+    nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$STATE/log" 2>&1 &
+    echo $! >"$STATE/pid"
+    echo "$port" >"$STATE/port"
+    for _ in $(seq 1 150); do
+      alive && break
+      sleep 0.1
+    done
+    alive || { echo "s3-server: moto did not start; see $STATE/log" >&2; tail -5 "$STATE/log" >&2; exit 1; }
+  fi
+  echo "export DECOM_TEST_S3_ENDPOINT=http://127.0.0.1:$(cat "$STATE/port")"
+}
+
+stop() {
+  if [ -f "$STATE/pid" ]; then
+    kill "$(cat "$STATE/pid")" 2>/dev/null || true
+    rm -f "$STATE/pid" "$STATE/port"
+  fi
+}
+
+case "${1:-start}" in
+  install) install ;;
+  start) start ;;
+  stop) stop ;;
+  *) echo "usage: $0 start|stop|install" >&2; exit 2 ;;
+esac

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The project's test command (README "Tests"): installs what the tests need on
+# a fresh machine, starts the S3 test server, and runs the whole suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Reuse one build directory across runs (CI runs on the same machine).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/decom-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+need_apt=()
+command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
+command -v ssh-agent >/dev/null || need_apt+=(openssh-client)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "test.sh: installing ${need_apt[*]}" >&2
+  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# The S3 test server (moto in server mode, in the project's virtualenv).
+if [ -x scripts/s3-server.sh ]; then
+  # shellcheck disable=SC1090
+  eval "$(scripts/s3-server.sh start)"
+  trap 'scripts/s3-server.sh stop >/dev/null 2>&1 || true' EXIT
+fi
+
+start=$(date +%s)
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --no-fail-fast --profile ci "$@"
+else
+  cargo test --no-fail-fast "$@"
+fi
+echo "test.sh: suite took $(( $(date +%s) - start ))s" >&2

@@ -1,0 +1,416 @@
+//! The S3 seam: one client configured from the standard AWS chain (plus an
+//! endpoint URL and path-style addressing for S3-compatible stores), and the
+//! one copy of each S3 loop: version listing and upload listing pagination,
+//! and bounded concurrency.
+//!
+//! aws-sdk-s3 is async; the rest of decom is blocking. The boundary is here:
+//! [`S3`] owns a private tokio runtime and every public method blocks on it
+//! (as rustic's opendal backend does). Retries with backoff and jitter for
+//! throttling, 5xx, timeouts and connection resets are the SDK's standard
+//! retry strategy, configured once in [`S3::connect`].
+
+use crate::error::{Error, Result};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::time::Duration;
+
+/// Requests in flight at once (DeleteObjects batches, HEADs).
+pub const DEFAULT_CONCURRENCY: usize = 8;
+/// Keys per DeleteObjects request (the S3 maximum).
+pub const DELETE_BATCH: usize = 1000;
+/// Attempts per request (first try + retries).
+pub const MAX_ATTEMPTS: u32 = 6;
+
+/// How to reach S3: from flags, the manifest's `[s3]` table, or the environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_style: Option<bool>,
+    /// Stream and hash versions that carry no SHA-256 checksum.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hash_remote: bool,
+}
+
+impl Settings {
+    /// Values set in `over` win.
+    pub fn overlay(&self, over: &Settings) -> Settings {
+        Settings {
+            endpoint_url: over
+                .endpoint_url
+                .clone()
+                .or_else(|| self.endpoint_url.clone()),
+            region: over.region.clone().or_else(|| self.region.clone()),
+            path_style: over.path_style.or(self.path_style),
+            hash_remote: over.hash_remote || self.hash_remote,
+        }
+    }
+}
+
+/// The endpoint actually used, recorded in the plan so execute talks to the
+/// same store the custodian approved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    pub endpoint_url: Option<String>,
+    pub region: String,
+    pub path_style: bool,
+}
+
+pub struct S3 {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    pub endpoint: Endpoint,
+    pub concurrency: usize,
+}
+
+/// One entry of a version listing: an object version or a delete marker.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub key: String,
+    pub version_id: String,
+    pub is_latest: bool,
+    pub is_marker: bool,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified: String,
+    pub storage_class: Option<String>,
+}
+
+/// An unfinished multipart upload.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub key: String,
+    pub upload_id: String,
+    pub initiated: String,
+}
+
+/// Whether an error says "not found" (bucket, key, upload, configuration).
+pub fn is_not_found<E: ProvideErrorMetadata>(e: &aws_sdk_s3::error::SdkError<E>) -> bool {
+    if let aws_sdk_s3::error::SdkError::ServiceError(s) = e
+        && s.raw().status().as_u16() == 404
+    {
+        return true;
+    }
+    matches!(
+        e.code(),
+        Some("NoSuchKey" | "NoSuchUpload" | "NotFound" | "NoSuchBucket" | "NoSuchVersion")
+    )
+}
+
+/// An SDK error as one line with its code.
+pub fn describe<E: std::error::Error + 'static>(e: &aws_sdk_s3::error::SdkError<E>) -> String {
+    crate::profile::one_line(&DisplayErrorContext(e).to_string())
+}
+
+pub fn time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> String {
+    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.secs()).ok())
+        .map(crate::util::rfc3339)
+        .unwrap_or_default()
+}
+
+fn host_is_local(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host_port = rest.split('/').next().unwrap_or("");
+    let host = if let Some(h) = host_port.strip_prefix('[') {
+        h.split(']').next().unwrap_or("")
+    } else {
+        host_port.rsplit_once(':').map_or(host_port, |(h, _)| h)
+    };
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok()
+}
+
+impl S3 {
+    /// Build the client. The endpoint comes from `settings`, then
+    /// `AWS_ENDPOINT_URL`; path-style is on when asked for, or when the
+    /// endpoint's host is an IP address or `localhost`.
+    pub fn connect(settings: &Settings) -> Result<S3> {
+        Self::connect_with(settings, true)
+    }
+
+    /// Connect to exactly the endpoint a plan recorded (no environment
+    /// fallback): execute must talk to the store the custodian approved.
+    pub fn connect_exact(e: &Endpoint) -> Result<S3> {
+        let s = Settings {
+            endpoint_url: e.endpoint_url.clone(),
+            region: Some(e.region.clone()),
+            path_style: Some(e.path_style),
+            hash_remote: false,
+        };
+        Self::connect_with(&s, false)
+    }
+
+    fn connect_with(settings: &Settings, env_endpoint: bool) -> Result<S3> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::input(format!("cannot start the S3 runtime: {e}")))?;
+        let from_env = || {
+            if !env_endpoint {
+                return None;
+            }
+            std::env::var("AWS_ENDPOINT_URL_S3")
+                .ok()
+                .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+        };
+        let endpoint_url = settings
+            .endpoint_url
+            .clone()
+            .or_else(from_env)
+            .filter(|s| !s.is_empty());
+        if let Some(u) = &endpoint_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(Error::input(format!(
+                "endpoint URL {u:?} must start with http:// or https://"
+            )));
+        }
+        let path_style = settings
+            .path_style
+            .unwrap_or_else(|| endpoint_url.as_deref().is_some_and(host_is_local));
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(r) = &settings.region {
+            loader = loader.region(aws_config::Region::new(r.clone()));
+        }
+        let sdk = rt.block_on(loader.load());
+        let region = sdk
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".to_string());
+        let mut b = aws_sdk_s3::config::Builder::from(&sdk)
+            .region(aws_config::Region::new(region.clone()))
+            .force_path_style(path_style)
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(MAX_ATTEMPTS)
+                    .with_initial_backoff(Duration::from_millis(50)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .build(),
+            );
+        // Exactly this endpoint (None: the AWS default), even if the
+        // environment configured another one for the SDK.
+        b.set_endpoint_url(endpoint_url.clone());
+        let client = Client::from_conf(b.build());
+        Ok(S3 {
+            rt,
+            client,
+            endpoint: Endpoint {
+                endpoint_url,
+                region,
+                path_style,
+            },
+            concurrency: DEFAULT_CONCURRENCY,
+        })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// Run `f` over `items` with at most `concurrency` in flight; results in
+    /// completion order.
+    pub fn bounded<T, O, Fut>(&self, items: Vec<T>, f: impl Fn(T) -> Fut) -> Vec<O>
+    where
+        Fut: Future<Output = O>,
+    {
+        self.rt.block_on(
+            futures_util::stream::iter(items)
+                .map(f)
+                .buffer_unordered(self.concurrency.max(1))
+                .collect(),
+        )
+    }
+
+    /// Every version and delete marker under `prefix`, page by page (the one
+    /// ListObjectVersions pagination loop). Memory holds one page at a time.
+    pub fn list_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        mut each: impl FnMut(Listed),
+    ) -> Result<()> {
+        let (mut key_marker, mut version_marker): (Option<String>, Option<String>) = (None, None);
+        loop {
+            let page = self
+                .block_on(
+                    self.client
+                        .list_object_versions()
+                        .bucket(bucket)
+                        .prefix(prefix)
+                        .set_key_marker(key_marker.clone())
+                        .set_version_id_marker(version_marker.clone())
+                        .send(),
+                )
+                .map_err(|e| {
+                    Error::input(format!(
+                        "s3://{bucket}/{prefix}: cannot list object versions: {}",
+                        describe(&e)
+                    ))
+                })?;
+            for v in page.versions() {
+                each(Listed {
+                    key: v.key().unwrap_or_default().to_string(),
+                    version_id: v.version_id().unwrap_or("null").to_string(),
+                    is_latest: v.is_latest().unwrap_or(false),
+                    is_marker: false,
+                    size: v.size().unwrap_or(0).max(0) as u64,
+                    etag: v.e_tag().unwrap_or_default().to_string(),
+                    last_modified: time(v.last_modified()),
+                    storage_class: v.storage_class().map(|s| s.as_str().to_string()),
+                });
+            }
+            for m in page.delete_markers() {
+                each(Listed {
+                    key: m.key().unwrap_or_default().to_string(),
+                    version_id: m.version_id().unwrap_or("null").to_string(),
+                    is_latest: m.is_latest().unwrap_or(false),
+                    is_marker: true,
+                    size: 0,
+                    etag: String::new(),
+                    last_modified: time(m.last_modified()),
+                    storage_class: None,
+                });
+            }
+            if !page.is_truncated().unwrap_or(false) {
+                return Ok(());
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            version_marker = page.next_version_id_marker().map(str::to_string);
+            if key_marker.is_none() && version_marker.is_none() {
+                return Err(Error::input(format!(
+                    "s3://{bucket}/{prefix}: truncated listing without a next marker"
+                )));
+            }
+        }
+    }
+
+    /// Every unfinished multipart upload under `prefix` (the one
+    /// ListMultipartUploads pagination loop).
+    pub fn list_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        mut each: impl FnMut(Upload),
+    ) -> Result<()> {
+        let (mut key_marker, mut upload_marker): (Option<String>, Option<String>) = (None, None);
+        loop {
+            let page = self
+                .block_on(
+                    self.client
+                        .list_multipart_uploads()
+                        .bucket(bucket)
+                        .prefix(prefix)
+                        .set_key_marker(key_marker.clone())
+                        .set_upload_id_marker(upload_marker.clone())
+                        .send(),
+                )
+                .map_err(|e| {
+                    Error::input(format!(
+                        "s3://{bucket}/{prefix}: cannot list multipart uploads: {}",
+                        describe(&e)
+                    ))
+                })?;
+            for u in page.uploads() {
+                each(Upload {
+                    key: u.key().unwrap_or_default().to_string(),
+                    upload_id: u.upload_id().unwrap_or_default().to_string(),
+                    initiated: time(u.initiated()),
+                });
+            }
+            if !page.is_truncated().unwrap_or(false) {
+                return Ok(());
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            upload_marker = page.next_upload_id_marker().map(str::to_string);
+            if key_marker.is_none() && upload_marker.is_none() {
+                return Err(Error::input(format!(
+                    "s3://{bucket}/{prefix}: truncated upload listing without a next marker"
+                )));
+            }
+        }
+    }
+}
+
+/// Parse `s3://bucket/prefix`.
+pub fn parse_uri(uri: &str) -> Result<(String, String)> {
+    let bad = |m: &str| Err(Error::input(format!("location {uri:?}: {m}")));
+    let Some(rest) = uri.strip_prefix("s3://") else {
+        return bad("not an s3:// URI");
+    };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && bucket
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && bucket
+            .bytes()
+            .last()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && !bucket.contains("..");
+    if !ok {
+        return bad(&format!(
+            "{bucket:?} is not a valid bucket name (3-63 lowercase letters, digits, '.' and '-')"
+        ));
+    }
+    if prefix.contains('\0') || prefix.len() > 1024 {
+        return bad("the key prefix is not valid");
+    }
+    Ok((bucket.to_string(), prefix.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris() {
+        assert_eq!(
+            parse_uri("s3://models/fraud/v3/").unwrap(),
+            ("models".into(), "fraud/v3/".into())
+        );
+        assert_eq!(
+            parse_uri("s3://models").unwrap(),
+            ("models".into(), "".into())
+        );
+        for bad in [
+            "s3://",
+            "s3://A_b/x",
+            "s3://ab/x",
+            "s3://-ab/x",
+            "s3://a..b/x",
+            "s4://abc/x",
+        ] {
+            assert!(parse_uri(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn local_hosts_use_path_style() {
+        assert!(host_is_local("http://127.0.0.1:9000"));
+        assert!(host_is_local("http://localhost:9000/"));
+        assert!(host_is_local("http://[::1]:9000"));
+        assert!(!host_is_local("https://s3.eu-west-1.amazonaws.com"));
+    }
+}

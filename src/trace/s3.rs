@@ -1,0 +1,505 @@
+//! Tracing an S3 location: bucket facts (versioning, object lock,
+//! replication, lifecycle), every object version and delete marker under the
+//! prefix (streamed page by page), every unfinished multipart upload, and per
+//! version its encryption, lock state and SHA-256 (the object's checksum, or
+//! streamed and hashed with `hash_remote`). Trace changes nothing.
+
+use crate::error::{Error, Result};
+use crate::manifest::{Location, MatchMode, Resolved};
+use crate::plan::{
+    BucketFacts, Item, Matched, PlanLocation, Retention, Risk, S3Location, S3Marker, S3Upload,
+    S3Version, Store,
+};
+use crate::progress::Progress;
+use crate::s3::{Listed, S3, describe, is_not_found};
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::types::ChecksumMode;
+use base64::Engine;
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use std::collections::{HashMap, HashSet};
+
+fn globset(globs: &[String]) -> Result<Option<GlobSet>> {
+    if globs.is_empty() {
+        return Ok(None);
+    }
+    let mut b = GlobSetBuilder::new();
+    for g in globs {
+        b.add(Glob::new(g).map_err(|e| Error::input(format!("bad glob {g:?}: {e}")))?);
+    }
+    Ok(Some(b.build().map_err(|e| Error::input(e.to_string()))?))
+}
+
+/// Read the bucket-level facts; a missing bucket or refused access is an input error.
+pub fn bucket_facts(s3: &S3, bucket: &str) -> Result<BucketFacts> {
+    let c = s3.client();
+    s3.block_on(c.head_bucket().bucket(bucket).send())
+        .map_err(|e| {
+            let why = if is_not_found(&e) {
+                "does not exist".to_string()
+            } else if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) {
+                "access denied (check the credentials)".to_string()
+            } else {
+                describe(&e)
+            };
+            Error::input(format!("s3://{bucket}: {why}"))
+        })?;
+    let versioning = s3
+        .block_on(c.get_bucket_versioning().bucket(bucket).send())
+        .map_err(|e| {
+            Error::input(format!(
+                "s3://{bucket}: cannot read versioning: {}",
+                describe(&e)
+            ))
+        })?
+        .status()
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|| "Never enabled".to_string());
+    let (object_lock, default_retention) =
+        match s3.block_on(c.get_object_lock_configuration().bucket(bucket).send()) {
+            Ok(o) => {
+                let cfg = o.object_lock_configuration();
+                let on = cfg
+                    .and_then(|c| c.object_lock_enabled())
+                    .is_some_and(|e| e.as_str() == "Enabled");
+                let ret = cfg
+                    .and_then(|c| c.rule())
+                    .and_then(|r| r.default_retention())
+                    .map(|d| {
+                        format!(
+                            "{} for {}",
+                            d.mode().map(|m| m.as_str()).unwrap_or("?"),
+                            match (d.days(), d.years()) {
+                                (Some(n), _) => format!("{n} day(s)"),
+                                (_, Some(n)) => format!("{n} year(s)"),
+                                _ => "?".into(),
+                            }
+                        )
+                    });
+                (on, ret)
+            }
+            Err(_) => (false, None),
+        };
+    let replication_rules = match s3.block_on(c.get_bucket_replication().bucket(bucket).send()) {
+        Ok(o) => o
+            .replication_configuration()
+            .map(|cfg| {
+                cfg.rules()
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{} ({}) → {}",
+                            r.id().unwrap_or("unnamed"),
+                            r.status().as_str(),
+                            r.destination().map(|d| d.bucket()).unwrap_or("?")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Err(e) if is_not_found(&e) || e.code() == Some("ReplicationConfigurationNotFoundError") => {
+            Vec::new()
+        }
+        Err(_) => Vec::new(),
+    };
+    let lifecycle_rules =
+        match s3.block_on(c.get_bucket_lifecycle_configuration().bucket(bucket).send()) {
+            Ok(o) => o
+                .rules()
+                .iter()
+                .map(|r| format!("{} ({})", r.id().unwrap_or("unnamed"), r.status().as_str()))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+    Ok(BucketFacts {
+        versioning,
+        object_lock,
+        default_retention,
+        replication_rules,
+        lifecycle_rules,
+    })
+}
+
+struct Details {
+    sse: Option<String>,
+    kms_key_id: Option<String>,
+    storage_class: Option<String>,
+    sha256: Option<String>,
+    retention: Option<Retention>,
+    legal_hold: bool,
+}
+
+/// HEAD one version (and its lock state when the bucket has object lock).
+async fn details(s3: &S3, bucket: &str, v: &Listed, object_lock: bool) -> Result<Details, String> {
+    let c = s3.client();
+    let h = c
+        .head_object()
+        .bucket(bucket)
+        .key(&v.key)
+        .version_id(&v.version_id)
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .map_err(|e| describe(&e))?;
+    // A full-object SHA-256 checksum is the content hash; a composite one
+    // (multipart, "…-N") is not.
+    let sha256 = h
+        .checksum_sha256()
+        .filter(|c| !c.contains('-'))
+        .and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok())
+        .filter(|b| b.len() == 32)
+        .map(hex::encode);
+    let mut retention = match (h.object_lock_mode(), h.object_lock_retain_until_date()) {
+        (Some(m), Some(t)) => Some(Retention {
+            mode: m.as_str().to_string(),
+            until: crate::s3::time(Some(t)),
+        }),
+        _ => None,
+    };
+    let mut legal_hold = h
+        .object_lock_legal_hold_status()
+        .is_some_and(|s| s.as_str() == "ON");
+    if object_lock {
+        if let Ok(r) = c
+            .get_object_legal_hold()
+            .bucket(bucket)
+            .key(&v.key)
+            .version_id(&v.version_id)
+            .send()
+            .await
+        {
+            legal_hold |= r
+                .legal_hold()
+                .and_then(|l| l.status())
+                .is_some_and(|s| s.as_str() == "ON");
+        }
+        if let Ok(r) = c
+            .get_object_retention()
+            .bucket(bucket)
+            .key(&v.key)
+            .version_id(&v.version_id)
+            .send()
+            .await
+            && let Some(ret) = r.retention()
+            && let (Some(m), Some(t)) = (ret.mode(), ret.retain_until_date())
+        {
+            retention = Some(Retention {
+                mode: m.as_str().to_string(),
+                until: crate::s3::time(Some(t)),
+            });
+        }
+    }
+    Ok(Details {
+        sse: h.server_side_encryption().map(|s| s.as_str().to_string()),
+        kms_key_id: h.ssekms_key_id().map(str::to_string),
+        storage_class: h
+            .storage_class()
+            .map(|s| s.as_str().to_string())
+            .or_else(|| v.storage_class.clone()),
+        sha256,
+        retention,
+        legal_hold,
+    })
+}
+
+/// Stream one version and hash it.
+async fn stream_hash(
+    s3: &S3,
+    bucket: &str,
+    v: &Listed,
+    progress: &dyn Progress,
+) -> Result<String, String> {
+    let mut body = s3
+        .client()
+        .get_object()
+        .bucket(bucket)
+        .key(&v.key)
+        .version_id(&v.version_id)
+        .send()
+        .await
+        .map_err(|e| describe(&e))?
+        .body;
+    let mut h = crate::hash::Running::default();
+    while let Some(chunk) = body.try_next().await.map_err(|e| e.to_string())? {
+        h.update(&chunk);
+        progress.bytes(chunk.len() as u64);
+    }
+    Ok(h.finish())
+}
+
+/// Trace one S3 location.
+pub fn trace_location(
+    index: u32,
+    loc: &Location,
+    bucket: &str,
+    prefix: &str,
+    resolved: &Resolved,
+    s3: &S3,
+    progress: &dyn Progress,
+) -> Result<(PlanLocation, Vec<Item>, Vec<Risk>)> {
+    let facts = bucket_facts(s3, bucket)?;
+    let include = globset(&loc.include)?;
+    let exclude = globset(&loc.exclude)?;
+    let selected = |key: &str| {
+        let rel = key.strip_prefix(prefix).unwrap_or(key);
+        include.as_ref().is_none_or(|g| g.is_match(rel))
+            && !exclude.as_ref().is_some_and(|g| g.is_match(rel))
+    };
+    let hash_remote = resolved.manifest.s3.as_ref().is_some_and(|s| s.hash_remote);
+    let known: HashMap<&str, &str> = resolved
+        .components
+        .iter()
+        .map(|c| (c.sha256.as_str(), c.name.as_str()))
+        .collect();
+
+    progress.start(&format!("list {}", loc.uri), 0, 0);
+    let mut versions = Vec::new();
+    let mut markers = Vec::new();
+    s3.list_versions(bucket, prefix, |l| {
+        if selected(&l.key) {
+            if l.is_marker {
+                markers.push(l)
+            } else {
+                versions.push(l)
+            }
+        }
+    })?;
+    let mut uploads = Vec::new();
+    s3.list_uploads(bucket, prefix, |u| {
+        if selected(&u.key) {
+            uploads.push(u)
+        }
+    })?;
+    progress.finish();
+
+    // Per-version details, bounded concurrency.
+    progress.start(
+        &format!("inspect {}", loc.uri),
+        versions.len() as u64,
+        versions.iter().map(|v| v.size).sum(),
+    );
+    let object_lock = facts.object_lock;
+    let inspected: Vec<(Listed, Result<(Details, Option<(String, String)>), String>)> =
+        s3.bounded(versions, |v| async move {
+            let r = async {
+                let d = details(s3, bucket, &v, object_lock).await?;
+                let sha = match &d.sha256 {
+                    Some(s) => Some((s.clone(), "s3-checksum".to_string())),
+                    None if hash_remote => Some((
+                        stream_hash(s3, bucket, &v, progress).await?,
+                        "streamed".to_string(),
+                    )),
+                    None => None,
+                };
+                progress.item(&format!(
+                    "s3://{bucket}/{}?versionId={}",
+                    v.key, v.version_id
+                ));
+                Ok((d, sha))
+            }
+            .await;
+            (v, r)
+        });
+    progress.finish();
+
+    let mut risks = Vec::new();
+    let mut items: Vec<Item> = Vec::new();
+    let mut planned_keys: HashSet<String> = HashSet::new();
+    let mut unhashed = 0u64;
+    let mut null_versions = false;
+    let mut inspected = inspected;
+    // Deterministic order: by key, newest version first.
+    inspected.sort_by(|(a, _), (b, _)| {
+        a.key
+            .cmp(&b.key)
+            .then(b.last_modified.cmp(&a.last_modified))
+            .then(a.version_id.cmp(&b.version_id))
+    });
+    for (v, r) in inspected {
+        let (d, sha) = r.map_err(|e| {
+            Error::input(format!(
+                "s3://{bucket}/{}?versionId={}: {e}",
+                v.key, v.version_id
+            ))
+        })?;
+        null_versions |= v.version_id == "null";
+        let component = sha
+            .as_ref()
+            .and_then(|(s, _)| known.get(s.as_str()).map(|n| n.to_string()));
+        let matched = match loc.match_mode {
+            MatchMode::Hash => match (&sha, &component) {
+                (Some(_), Some(c)) => Matched {
+                    how: "hash".into(),
+                    pattern: None,
+                    component: Some(c.clone()),
+                },
+                (None, _) => {
+                    unhashed += 1;
+                    continue;
+                }
+                _ => continue,
+            },
+            MatchMode::All if include.is_some() => Matched {
+                how: "include".into(),
+                pattern: None,
+                component,
+            },
+            MatchMode::All => Matched {
+                how: "all".into(),
+                pattern: None,
+                component,
+            },
+        };
+        if d.legal_hold || d.retention.is_some() {
+            risks.push(Risk {
+                kind: "s3-retained".into(),
+                subject: format!("s3://{bucket}/{}?versionId={}", v.key, v.version_id),
+                detail: match (&d.retention, d.legal_hold) {
+                    (Some(r), true) => format!(
+                        "legal hold and {} retention until {}: will be reported retained",
+                        r.mode, r.until
+                    ),
+                    (Some(r), false) => format!(
+                        "{} retention until {}: will be reported retained if still in force",
+                        r.mode, r.until
+                    ),
+                    (None, _) => "legal hold: will be reported retained".into(),
+                },
+            });
+        }
+        planned_keys.insert(v.key.clone());
+        items.push(Item::S3Version(S3Version {
+            bucket: bucket.to_string(),
+            key: v.key,
+            version_id: v.version_id,
+            is_latest: v.is_latest,
+            size: v.size,
+            etag: v.etag,
+            last_modified: v.last_modified,
+            storage_class: d.storage_class,
+            sse: d.sse,
+            kms_key_id: d.kms_key_id,
+            sha256: sha.as_ref().map(|s| s.0.clone()),
+            sha256_source: sha.map(|s| s.1),
+            retention: d.retention,
+            legal_hold: d.legal_hold,
+            matched,
+        }));
+    }
+    // Delete markers and uploads belong to the keys we dispose of (all of them
+    // when matching everything).
+    markers.sort_by(|a, b| (&a.key, &a.version_id).cmp(&(&b.key, &b.version_id)));
+    for m in markers {
+        if loc.match_mode == MatchMode::All || planned_keys.contains(&m.key) {
+            items.push(Item::S3DeleteMarker(S3Marker {
+                bucket: bucket.to_string(),
+                key: m.key,
+                version_id: m.version_id,
+                is_latest: m.is_latest,
+                last_modified: m.last_modified,
+            }));
+        }
+    }
+    uploads.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
+    let uploads: Vec<_> = uploads
+        .into_iter()
+        .filter(|u| loc.match_mode == MatchMode::All || planned_keys.contains(&u.key))
+        .collect();
+    let parts: Vec<(crate::s3::Upload, Result<(u64, u64), String>)> =
+        s3.bounded(uploads, |u| async move {
+            let r = async {
+                let mut pages = s3
+                    .client()
+                    .list_parts()
+                    .bucket(bucket)
+                    .key(&u.key)
+                    .upload_id(&u.upload_id)
+                    .into_paginator()
+                    .items()
+                    .send();
+                let (mut n, mut bytes) = (0u64, 0u64);
+                while let Some(p) = pages.next().await {
+                    let p = p.map_err(|e| describe(&e))?;
+                    n += 1;
+                    bytes += p.size().unwrap_or(0).max(0) as u64;
+                }
+                Ok((n, bytes))
+            }
+            .await;
+            (u, r)
+        });
+    let mut parts = parts;
+    parts.sort_by(|a, b| (&a.0.key, &a.0.upload_id).cmp(&(&b.0.key, &b.0.upload_id)));
+    for (u, r) in parts {
+        let (n, bytes) = r.map_err(|e| {
+            Error::input(format!(
+                "s3://{bucket}/{}?uploadId={}: cannot list parts: {e}",
+                u.key, u.upload_id
+            ))
+        })?;
+        items.push(Item::S3Upload(S3Upload {
+            bucket: bucket.to_string(),
+            key: u.key,
+            upload_id: u.upload_id,
+            initiated: u.initiated,
+            parts: n,
+            bytes,
+        }));
+    }
+
+    let subject = format!("s3://{bucket}");
+    for r in &facts.replication_rules {
+        risks.push(Risk {
+            kind: "s3-replication".into(),
+            subject: subject.clone(),
+            detail: format!("replication rule {r}: replicas live in another bucket and are not covered by this plan"),
+        });
+    }
+    if facts.object_lock {
+        risks.push(Risk {
+            kind: "s3-object-lock".into(),
+            subject: subject.clone(),
+            detail: format!(
+                "object lock is enabled{}: locked versions cannot be deleted until their retention ends",
+                facts.default_retention.as_ref().map(|d| format!(" (default {d})")).unwrap_or_default()
+            ),
+        });
+    }
+    if facts.versioning == "Suspended" {
+        risks.push(Risk {
+            kind: "s3-versioning-suspended".into(),
+            subject: subject.clone(),
+            detail: "versioning is suspended: new writes replace the null version; older versions remain until deleted".into(),
+        });
+    }
+    if facts.versioning != "Never enabled" && null_versions {
+        risks.push(Risk {
+            kind: "s3-versioning-history".into(),
+            subject: subject.clone(),
+            detail: "null versions show versioning was off at some point: copies made by tools during that time are not tracked by S3".into(),
+        });
+    }
+    if unhashed > 0 {
+        risks.push(Risk {
+            kind: "s3-unhashed".into(),
+            subject: loc.uri.clone(),
+            detail: format!("{unhashed} version(s) carry no SHA-256 checksum and were not examined; trace with --hash-remote to stream and hash them"),
+        });
+    }
+    risks.push(Risk {
+        kind: "s3-logical".into(),
+        subject,
+        detail: "object storage: deletion removes versions from the S3 API; when the provider reclaims the bytes is outside our control (logical sanitization)".into(),
+    });
+    let pl = PlanLocation {
+        index,
+        uri: loc.uri.clone(),
+        match_mode: loc.match_mode,
+        store: Store::S3(S3Location {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+            endpoint: s3.endpoint.clone(),
+            facts,
+        }),
+    };
+    Ok((pl, items, risks))
+}
