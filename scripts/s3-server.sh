@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MOTO_VERSION="5.2.5"
+MOTO_VERSION="5.1.22"  # 5.2.x answers GetBucketVersioning with a non-S3 XML root
 VENV="${DECOM_VENV:-$HOME/.cache/decom-venv}"
 STATE="${DECOM_S3_STATE:-${TMPDIR:-/tmp}/decom-s3-server}"
 mkdir -p "$STATE"
@@ -30,10 +30,11 @@ alive() {
 start() {
   install
   exec 9>"$STATE/lock"
-  flock 9
+  flock -w 300 9 || { echo "s3-server: another start holds $STATE/lock" >&2; exit 1; }
   if ! alive; then
     port=$("$VENV/bin/python" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
-    nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$STATE/log" 2>&1 &
+    # The server must not inherit the lock (fd 9) or it would hold it forever.
+    nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$STATE/log" 2>&1 9>&- </dev/null &
     echo $! >"$STATE/pid"
     echo "$port" >"$STATE/port"
     for _ in $(seq 1 150); do
@@ -46,6 +47,7 @@ start() {
 }
 
 stop() {
+  exec 9>&-
   if [ -f "$STATE/pid" ]; then
     kill "$(cat "$STATE/pid")" 2>/dev/null || true
     rm -f "$STATE/pid" "$STATE/port"

@@ -119,6 +119,11 @@ pub fn bucket_facts(s3: &S3, bucket: &str) -> Result<BucketFacts> {
     })
 }
 
+/// Details of a version and its SHA-256 with where it came from.
+type Inspected = Result<(Details, Option<(String, String)>), String>;
+/// Parts and bytes of an unfinished upload.
+type PartsTotal = (u64, u64);
+
 struct Details {
     sse: Option<String>,
     kms_key_id: Option<String>,
@@ -131,11 +136,14 @@ struct Details {
 /// HEAD one version (and its lock state when the bucket has object lock).
 async fn details(s3: &S3, bucket: &str, v: &Listed, object_lock: bool) -> Result<Details, String> {
     let c = s3.client();
+    // The current null version is HEADed without a version id: same object,
+    // and some S3-compatible servers (moto) reject `versionId=null` on HEAD.
+    let version = (v.version_id != "null" || !v.is_latest).then_some(v.version_id.as_str());
     let h = c
         .head_object()
         .bucket(bucket)
         .key(&v.key)
-        .version_id(&v.version_id)
+        .set_version_id(version.map(str::to_string))
         .checksum_mode(ChecksumMode::Enabled)
         .send()
         .await
@@ -278,27 +286,26 @@ pub fn trace_location(
         versions.iter().map(|v| v.size).sum(),
     );
     let object_lock = facts.object_lock;
-    let inspected: Vec<(Listed, Result<(Details, Option<(String, String)>), String>)> =
-        s3.bounded(versions, |v| async move {
-            let r = async {
-                let d = details(s3, bucket, &v, object_lock).await?;
-                let sha = match &d.sha256 {
-                    Some(s) => Some((s.clone(), "s3-checksum".to_string())),
-                    None if hash_remote => Some((
-                        stream_hash(s3, bucket, &v, progress).await?,
-                        "streamed".to_string(),
-                    )),
-                    None => None,
-                };
-                progress.item(&format!(
-                    "s3://{bucket}/{}?versionId={}",
-                    v.key, v.version_id
-                ));
-                Ok((d, sha))
-            }
-            .await;
-            (v, r)
-        });
+    let inspected: Vec<(Listed, Inspected)> = s3.bounded(versions, |v| async move {
+        let r = async {
+            let d = details(s3, bucket, &v, object_lock).await?;
+            let sha = match &d.sha256 {
+                Some(s) => Some((s.clone(), "s3-checksum".to_string())),
+                None if hash_remote => Some((
+                    stream_hash(s3, bucket, &v, progress).await?,
+                    "streamed".to_string(),
+                )),
+                None => None,
+            };
+            progress.item(&format!(
+                "s3://{bucket}/{}?versionId={}",
+                v.key, v.version_id
+            ));
+            Ok((d, sha))
+        }
+        .await;
+        (v, r)
+    });
     progress.finish();
 
     let mut risks = Vec::new();
@@ -404,7 +411,7 @@ pub fn trace_location(
         .into_iter()
         .filter(|u| loc.match_mode == MatchMode::All || planned_keys.contains(&u.key))
         .collect();
-    let parts: Vec<(crate::s3::Upload, Result<(u64, u64), String>)> =
+    let parts: Vec<(crate::s3::Upload, Result<PartsTotal, String>)> =
         s3.bounded(uploads, |u| async move {
             let r = async {
                 let mut pages = s3

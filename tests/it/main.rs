@@ -5,5 +5,6 @@ mod attacks;
 mod common;
 mod lifecycle;
 mod overwrite;
+mod s3;
 mod signatures;
 mod tracing;

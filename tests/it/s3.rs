@@ -1,0 +1,541 @@
+//! S3 against a real S3-protocol server: moto in server mode on loopback,
+//! started by `scripts/s3-server.sh` (scripts/test.sh starts it and exports
+//! DECOM_TEST_S3_ENDPOINT; without it the harness starts it itself). These
+//! tests never skip: no server means they fail.
+
+use crate::common::*;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, CompletedMultipartUpload, ObjectLockLegalHold,
+    ObjectLockLegalHoldStatus, VersioningConfiguration,
+};
+use std::process::Command;
+use std::sync::OnceLock;
+
+pub fn endpoint() -> String {
+    static EP: OnceLock<String> = OnceLock::new();
+    EP.get_or_init(|| {
+        if let Ok(e) = std::env::var("DECOM_TEST_S3_ENDPOINT") {
+            return e;
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/s3-server.sh");
+        let out = Command::new(script)
+            .arg("start")
+            .output()
+            .expect("run scripts/s3-server.sh");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let ep = text
+            .lines()
+            .find_map(|l| l.strip_prefix("export DECOM_TEST_S3_ENDPOINT="))
+            .map(str::to_string);
+        match ep {
+            Some(e) if out.status.success() => e,
+            _ => panic!(
+                "the S3 test server (moto) could not be started: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+    })
+    .clone()
+}
+
+pub struct S3Env {
+    pub env: Env,
+    pub rt: tokio::runtime::Runtime,
+    pub client: Client,
+    pub bucket: String,
+}
+
+fn aws_env(c: &mut Command) {
+    c.env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL");
+}
+
+impl S3Env {
+    pub fn new() -> S3Env {
+        let env = Env::new();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let creds = aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "tests");
+        let conf = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(endpoint())
+            .force_path_style(true)
+            .credentials_provider(creds)
+            .build();
+        let bucket = format!("t-{}", &hex::encode(random_bytes(6)));
+        S3Env {
+            env,
+            rt,
+            client: Client::from_conf(conf),
+            bucket,
+        }
+    }
+
+    pub fn create_bucket(&self, versioned: bool, object_lock: bool) {
+        let c = &self.client;
+        self.rt
+            .block_on(
+                c.create_bucket()
+                    .bucket(&self.bucket)
+                    .object_lock_enabled_for_bucket(object_lock)
+                    .send(),
+            )
+            .unwrap();
+        if versioned {
+            self.set_versioning(BucketVersioningStatus::Enabled);
+        }
+    }
+
+    pub fn set_versioning(&self, s: BucketVersioningStatus) {
+        self.rt
+            .block_on(
+                self.client
+                    .put_bucket_versioning()
+                    .bucket(&self.bucket)
+                    .versioning_configuration(VersioningConfiguration::builder().status(s).build())
+                    .send(),
+            )
+            .unwrap();
+    }
+
+    pub fn put(&self, key: &str, body: &[u8]) -> String {
+        let r = self
+            .rt
+            .block_on(
+                self.client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .body(ByteStream::from(body.to_vec()))
+                    .send(),
+            )
+            .unwrap();
+        r.version_id().unwrap_or("null").to_string()
+    }
+
+    pub fn delete(&self, key: &str) {
+        self.rt
+            .block_on(
+                self.client
+                    .delete_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send(),
+            )
+            .unwrap();
+    }
+
+    /// Start a multipart upload with one part and leave it unfinished.
+    pub fn unfinished_upload(&self, key: &str) -> String {
+        let c = &self.client;
+        let up = self
+            .rt
+            .block_on(
+                c.create_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send(),
+            )
+            .unwrap();
+        let id = up.upload_id().unwrap().to_string();
+        self.rt
+            .block_on(
+                c.upload_part()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(&id)
+                    .part_number(1)
+                    .body(ByteStream::from(random_bytes(6 << 20)))
+                    .send(),
+            )
+            .unwrap();
+        let _ = CompletedMultipartUpload::builder();
+        id
+    }
+
+    /// (key, version id, is delete marker) under a prefix.
+    pub fn versions(&self, prefix: &str) -> Vec<(String, String, bool)> {
+        let mut out = Vec::new();
+        let (mut km, mut vm): (Option<String>, Option<String>) = (None, None);
+        loop {
+            let p = self
+                .rt
+                .block_on(
+                    self.client
+                        .list_object_versions()
+                        .bucket(&self.bucket)
+                        .prefix(prefix)
+                        .set_key_marker(km.clone())
+                        .set_version_id_marker(vm.clone())
+                        .send(),
+                )
+                .unwrap();
+            out.extend(p.versions().iter().map(|v| {
+                (
+                    v.key().unwrap().to_string(),
+                    v.version_id().unwrap_or("null").to_string(),
+                    false,
+                )
+            }));
+            out.extend(p.delete_markers().iter().map(|v| {
+                (
+                    v.key().unwrap().to_string(),
+                    v.version_id().unwrap_or("null").to_string(),
+                    true,
+                )
+            }));
+            if !p.is_truncated().unwrap_or(false) {
+                return out;
+            }
+            km = p.next_key_marker().map(str::to_string);
+            vm = p.next_version_id_marker().map(str::to_string);
+        }
+    }
+
+    pub fn uploads(&self, prefix: &str) -> usize {
+        self.rt
+            .block_on(
+                self.client
+                    .list_multipart_uploads()
+                    .bucket(&self.bucket)
+                    .prefix(prefix)
+                    .send(),
+            )
+            .unwrap()
+            .uploads()
+            .len()
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut c = self.env.command();
+        aws_env(&mut c);
+        let o = c.args(args).output().unwrap();
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into(),
+            stderr: String::from_utf8_lossy(&o.stderr).into(),
+        }
+    }
+
+    pub fn manifest(&self, prefix: &str, extra: &str) {
+        self.env.manifest(
+            "nist-clear",
+            &format!(
+                "[[locations]]\nuri = \"s3://{}/{prefix}\"\n{extra}",
+                self.bucket
+            ),
+        );
+    }
+
+    pub fn trace(&self) -> Run {
+        self.run(&[
+            "trace",
+            "decom.toml",
+            "-o",
+            "plan.json",
+            "--force",
+            "--endpoint-url",
+            &endpoint(),
+        ])
+    }
+
+    pub fn approve(&self) -> Run {
+        self.run(&[
+            "approve",
+            "plan.json",
+            "--key",
+            "keys/custodian",
+            "--principal",
+            CUSTODIAN,
+            "--yes",
+        ])
+    }
+
+    pub fn execute(&self) -> Run {
+        let a = self.env.execute_args();
+        self.run(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+}
+
+#[test]
+fn versioned_bucket_every_version_marker_and_upload_is_purged() {
+    let s = S3Env::new();
+    s.create_bucket(true, false);
+    for key in ["model/a.safetensors", "model/b.json", "model/sub/c.bin"] {
+        for _ in 0..3 {
+            s.put(key, &random_bytes(2000));
+        }
+    }
+    s.delete("model/b.json"); // a delete marker
+    s.unfinished_upload("model/big.safetensors");
+    s.put("other/x.bin", b"outside 1");
+    s.put("other/x.bin", b"outside 2");
+    s.put("model-old/y.bin", b"outside, shares the text prefix");
+    s.manifest("model/", "");
+    s.trace().ok();
+    let t = &s.env.plan_json()["totals"];
+    assert_eq!(t["s3_versions"], 9);
+    assert_eq!(t["s3_delete_markers"], 1);
+    assert_eq!(t["s3_uploads"], 1);
+    s.approve().ok();
+    s.execute().ok();
+    assert!(
+        s.versions("model/").is_empty(),
+        "{:?}",
+        s.versions("model/")
+    );
+    assert_eq!(s.uploads("model/"), 0);
+    assert_eq!(
+        s.versions("other/").len(),
+        2,
+        "keys outside the prefix untouched"
+    );
+    assert_eq!(s.versions("model-old/").len(), 1);
+    let c = s.env.cert_json();
+    assert_eq!(c["status"], "complete");
+    for a in c["artifacts"].as_array().unwrap() {
+        assert_eq!(a["outcome"], "disposed");
+        assert_eq!(a["sanitization"]["category"], "logical");
+    }
+    s.env.cosign().ok();
+    s.env.verify().ok();
+}
+
+#[test]
+fn unversioned_bucket_null_versions_are_purged() {
+    let s = S3Env::new();
+    s.create_bucket(false, false);
+    for i in 0..5 {
+        s.put(&format!("m/{i}.bin"), &random_bytes(100));
+    }
+    s.manifest("m/", "");
+    s.trace().ok();
+    let plan = s.env.plan_json();
+    assert_eq!(plan["locations"][0]["facts"]["versioning"], "Never enabled");
+    assert!(
+        plan["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["version_id"] == "null")
+    );
+    s.approve().ok();
+    s.execute().ok();
+    assert!(s.versions("m/").is_empty());
+}
+
+#[test]
+fn versioning_suspended_bucket_null_and_real_versions_are_purged() {
+    let s = S3Env::new();
+    s.create_bucket(true, false);
+    s.put("m/a.bin", b"v1");
+    s.put("m/a.bin", b"v2");
+    s.set_versioning(BucketVersioningStatus::Suspended);
+    s.put("m/a.bin", b"null version");
+    s.manifest("m/", "");
+    s.trace().ok();
+    let plan = s.env.plan_json();
+    // Real S3 keeps v1 and v2 beside the null version; moto 5.1 drops them
+    // on the suspended write. Either way the plan holds exactly what is listed.
+    let listed = s.versions("m/");
+    assert_eq!(plan["totals"]["s3_versions"], listed.len() as u64);
+    assert!(listed.iter().any(|(_, v, _)| v == "null"));
+    assert!(
+        plan["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["version_id"] == "null")
+    );
+    let risks: Vec<_> = plan["residual_risks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        risks.contains(&"s3-versioning-suspended".to_string()),
+        "{risks:?}"
+    );
+    s.approve().ok();
+    s.execute().ok();
+    assert!(s.versions("m/").is_empty());
+}
+
+#[test]
+fn object_replaced_after_approval_is_skipped_and_stays() {
+    let s = S3Env::new();
+    s.create_bucket(true, false);
+    s.put("m/a.bin", b"one");
+    s.put("m/b.bin", b"two");
+    s.manifest("m/", "");
+    s.trace().ok();
+    s.approve().ok();
+    let new = s.put("m/a.bin", b"replaced after approval");
+    s.execute().code(1);
+    let left = s.versions("m/a.bin");
+    assert_eq!(
+        left.len(),
+        2,
+        "the replaced key keeps every version: {left:?}"
+    );
+    assert!(left.iter().any(|(_, v, _)| *v == new));
+    assert!(s.versions("m/b.bin").is_empty());
+    let c = s.env.cert_json();
+    assert_eq!(c["status"], "incomplete");
+    let a = c["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["path"].as_str().unwrap().contains("m/a.bin"))
+        .unwrap()
+        .clone();
+    assert_eq!(a["outcome"], "skipped-changed");
+}
+
+#[test]
+fn object_under_legal_hold_is_retained_not_disposed() {
+    let s = S3Env::new();
+    s.create_bucket(true, true);
+    let held = s.put("m/held.bin", b"evidence");
+    s.put("m/free.bin", b"free");
+    s.rt.block_on(
+        s.client
+            .put_object_legal_hold()
+            .bucket(&s.bucket)
+            .key("m/held.bin")
+            .version_id(&held)
+            .legal_hold(
+                ObjectLockLegalHold::builder()
+                    .status(ObjectLockLegalHoldStatus::On)
+                    .build(),
+            )
+            .send(),
+    )
+    .unwrap();
+    s.manifest("m/", "");
+    s.trace().ok();
+    let plan = s.env.plan_json();
+    let h = plan["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["key"] == "m/held.bin")
+        .unwrap()
+        .clone();
+    assert_eq!(h["legal_hold"], true);
+    s.approve().ok();
+    s.execute().code(1);
+    let c = s.env.cert_json();
+    let a = c["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["path"].as_str().unwrap().contains("held.bin"))
+        .unwrap()
+        .clone();
+    assert_eq!(a["outcome"], "retained");
+    assert_eq!(c["status"], "incomplete");
+    assert_eq!(s.versions("m/held.bin").len(), 1, "the held version stays");
+    assert!(s.versions("m/free.bin").is_empty());
+}
+
+#[test]
+fn pagination_and_batching_over_many_versions() {
+    let n: usize = std::env::var("DECOM_TEST_S3_VERSIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2600);
+    let s = S3Env::new();
+    s.create_bucket(true, false);
+    let keys: Vec<String> = (0..n / 2).map(|i| format!("m/shard-{i:05}.bin")).collect();
+    s.rt.block_on(async {
+        use futures_util::StreamExt;
+        futures_util::stream::iter(keys.iter().flat_map(|k| [k.clone(), k.clone()]))
+            .map(|k| {
+                let c = s.client.clone();
+                let b = s.bucket.clone();
+                async move {
+                    c.put_object()
+                        .bucket(b)
+                        .key(k)
+                        .body(ByteStream::from_static(b"x"))
+                        .send()
+                        .await
+                        .unwrap()
+                }
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<_>>()
+            .await
+    });
+    assert_eq!(s.versions("m/").len(), n / 2 * 2);
+    s.manifest("m/", "");
+    s.trace().ok();
+    assert_eq!(
+        s.env.plan_json()["totals"]["s3_versions"],
+        (n / 2 * 2) as u64
+    );
+    s.approve().ok();
+    s.execute().ok();
+    assert!(s.versions("m/").is_empty());
+}
+
+#[test]
+fn bad_uri_missing_bucket_and_missing_credentials_are_input_errors() {
+    let s = S3Env::new();
+    s.create_bucket(true, false);
+    s.put("m/a.bin", b"keep me");
+    s.env.manifest(
+        "nist-clear",
+        "[[locations]]\nuri = \"s3://Bad_Bucket/m/\"\n",
+    );
+    s.trace().code(2).one_line_error("not a valid bucket name");
+    s.env.manifest(
+        "nist-clear",
+        "[[locations]]\nuri = \"s3://no-such-bucket-here/m/\"\n",
+    );
+    s.trace().code(2).one_line_error("does not exist");
+    s.manifest("m/", "");
+    let mut c = s.env.command();
+    aws_env(&mut c);
+    c.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("AWS_CONFIG_FILE", "/nonexistent");
+    let o = c
+        .args([
+            "trace",
+            "decom.toml",
+            "-o",
+            "plan.json",
+            "--force",
+            "--endpoint-url",
+            &endpoint(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error")).count(),
+        1,
+        "{err}"
+    );
+    assert!(err.to_lowercase().contains("credential"), "{err}");
+    assert_eq!(s.versions("m/").len(), 1, "nothing deleted");
+}
