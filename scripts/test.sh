@@ -24,9 +24,11 @@ if [ -x scripts/s3-server.sh ]; then
 fi
 
 start=$(date +%s)
+rc=0
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --no-fail-fast --profile ci "$@"
+  cargo nextest run --no-fail-fast --profile ci "$@" || rc=$?
 else
-  cargo test --no-fail-fast "$@"
+  cargo test --no-fail-fast "$@" || rc=$?
 fi
-echo "test.sh: suite took $(( $(date +%s) - start ))s" >&2
+echo "test.sh: build and suite took $(( $(date +%s) - start ))s (exit $rc)" >&2
+exit "$rc"

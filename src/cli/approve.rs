@@ -23,6 +23,7 @@ pub struct ApproveArgs {
 
 pub fn run(a: &ApproveArgs, p: &Printer) -> Result<u8> {
     let (plan, bytes) = Plan::load(&a.plan)?;
+    p.can_ask(a.yes)?;
     let key = SigningKey::load(&a.key.key, &|path| p.ask_passphrase(path))?;
     if let Some(f) = &a.allowed_signers {
         let signers = AllowedSigners::load(f)?;

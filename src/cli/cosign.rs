@@ -24,6 +24,7 @@ pub struct CosignArgs {
 
 pub fn run(a: &CosignArgs, p: &Printer) -> Result<u8> {
     let (cert, bytes) = Certificate::load(&a.certificate)?;
+    p.can_ask(a.yes)?;
     let signers = AllowedSigners::load(&a.allowed_signers)?;
     let checks = crate::cert::verify::verify(&a.certificate, &cert, &bytes, &signers, false);
     let failed: Vec<_> = checks

@@ -60,6 +60,7 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
     let operator = sign::check_allowed(&signers, &key, &a.key.principal, Role::Operator, now)?;
     sign::two_person(&operator, std::slice::from_ref(&approval)).map_err(Error::refused)?;
     check_locations(&plan)?;
+    p.can_ask(a.yes)?;
     let plan_sha = crate::hash::sha256_hex(&bytes);
 
     let out_dir = match &a.out {

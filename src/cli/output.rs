@@ -71,6 +71,17 @@ impl Printer {
         }
     }
 
+    /// Refuse early when a confirmation will be needed but cannot be asked.
+    pub fn can_ask(&self, yes: bool) -> Result<()> {
+        if yes || (std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+            Ok(())
+        } else {
+            Err(Error::refused(
+                "no terminal to ask for confirmation; refusing without --yes",
+            ))
+        }
+    }
+
     /// Ask before signing or destroying. `--yes` skips the question; without
     /// a terminal to ask, refuse.
     pub fn confirm(&self, question: &str, yes: bool) -> Result<()> {

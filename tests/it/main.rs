@@ -2,7 +2,9 @@
 //! `decom` binary on real files in a temporary tree.
 
 mod attacks;
+mod bad_inputs;
 mod common;
+mod crashes;
 mod lifecycle;
 mod overwrite;
 mod s3;

@@ -1,0 +1,182 @@
+//! Crash safety: the process is stopped like `kill -9` at many points spread
+//! over one execute (the journal fault hook aborts right after record N),
+//! and `--resume` finishes the job. Every artifact ends disposed and verified
+//! exactly once, and the journal never records a disposal before its
+//! verification.
+
+use crate::common::*;
+use std::collections::HashMap;
+
+#[test]
+fn kill_at_twenty_points_then_resume_disposes_everything_exactly_once() {
+    let env = Env::new();
+    let sizes = [0usize, 1, 4095, 65_536, 300_000, 1 << 20];
+    for i in 0..50 {
+        env.file(
+            &format!("models/m/d{}/f{i:02}.bin", i % 5),
+            &random_bytes(sizes[i % sizes.len()]),
+        );
+    }
+    env.manifest_all("dod-3pass", "models/m");
+    env.trace().ok();
+    env.approve().ok();
+    let planned = env.plan_json()["artifacts"].as_array().unwrap().len();
+    assert_eq!(planned, 55);
+
+    let mut crashes = 0;
+    let mut point = 4u64;
+    let mut resume = false;
+    loop {
+        let mut args = env.execute_args();
+        if resume {
+            args.push("--resume".into());
+        }
+        let out = env
+            .command()
+            .args(&args)
+            .env("DECOM_TEST_ABORT_AFTER_RECORDS", point.to_string())
+            .output()
+            .unwrap();
+        resume = true;
+        if out.status.success() {
+            break; // finished before reaching the crash point
+        }
+        assert_eq!(
+            out.status.code(),
+            None,
+            "stopped by the fault hook (a signal), not an error: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        crashes += 1;
+        point += 23;
+    }
+    assert!(crashes >= 20, "only {crashes} crash points were hit");
+    env.resume().ok();
+
+    let c = env.cert_json();
+    assert_eq!(c["status"], "complete");
+    let arts = c["artifacts"].as_array().unwrap();
+    assert_eq!(arts.len(), planned);
+    assert!(
+        arts.iter()
+            .all(|a| a["outcome"] == "disposed" && a["verification"]["verified"] == true)
+    );
+    for i in 0..50 {
+        assert!(
+            !env.path(&format!("models/m/d{}/f{i:02}.bin", i % 5))
+                .exists()
+        );
+    }
+
+    // The journal: one disposed outcome per artifact, each after the
+    // read-back of the last pass and after the removal.
+    let text = std::fs::read_to_string(env.path("journal.jsonl")).unwrap();
+    let mut disposed: HashMap<u64, usize> = HashMap::new();
+    let mut verified_at: HashMap<u64, u64> = HashMap::new();
+    let mut removed_at: HashMap<u64, u64> = HashMap::new();
+    for line in text.lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let seq = r["seq"].as_u64().unwrap();
+        let id = r["id"].as_u64().unwrap_or(0);
+        match r["type"].as_str().unwrap() {
+            "read-back" if r["ok"] == true && r["pass"] == 3 => {
+                verified_at.insert(id, seq);
+            }
+            "pass" if r["pass"] == 3 => {
+                verified_at.remove(&id); // a redone last pass needs a new read-back
+            }
+            "removed" => {
+                removed_at.insert(id, seq);
+            }
+            "outcome" if r["outcome"] == "disposed" => {
+                *disposed.entry(id).or_default() += 1;
+                let a = &arts[id as usize - 1];
+                if a["kind"] == "file" {
+                    let v = verified_at.get(&id).unwrap_or_else(|| {
+                        panic!(
+                            "artifact {id} disposed at {seq} without a verified read-back before it"
+                        )
+                    });
+                    assert!(*v < seq);
+                    if let Some(rm) = removed_at.get(&id) {
+                        assert!(v < rm, "artifact {id} removed before it was verified");
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(disposed.len(), planned);
+    assert!(
+        disposed.values().all(|n| *n == 1),
+        "an artifact was recorded disposed twice"
+    );
+}
+
+#[test]
+fn torn_last_journal_line_is_tolerated_on_resume() {
+    let env = Env::new();
+    for i in 0..4 {
+        env.file(&format!("models/m/{i}.bin"), &random_bytes(100_000));
+    }
+    env.manifest_all("nist-clear", "models/m");
+    env.trace().ok();
+    env.approve().ok();
+    let out = env
+        .command()
+        .args(env.execute_args())
+        .env("DECOM_TEST_ABORT_AFTER_RECORDS", "6")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    // A crash in the middle of writing a record.
+    use std::io::Write;
+    let mut j = std::fs::OpenOptions::new()
+        .append(true)
+        .open(env.path("journal.jsonl"))
+        .unwrap();
+    j.write_all(b"{\"seq\":7,\"time\":\"2026-").unwrap();
+    drop(j);
+    env.resume().ok();
+    assert_eq!(env.cert_json()["status"], "complete");
+}
+
+#[test]
+fn interrupt_stops_journals_exits_130_and_resume_continues() {
+    let env = Env::new();
+    for i in 0..6 {
+        env.file(&format!("models/m/{i}.bin"), &random_bytes(24 << 20));
+    }
+    env.manifest_all("dod-3pass", "models/m");
+    env.trace().ok();
+    env.approve().ok();
+    let child = env
+        .command()
+        .args(env.execute_args())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let journal = env.path("journal.jsonl");
+    while std::fs::read_to_string(&journal)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+        < 3
+    {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--resume"));
+    assert!(
+        !env.cert().exists(),
+        "no certificate from an interrupted run"
+    );
+    env.resume().ok();
+    assert_eq!(env.cert_json()["status"], "complete");
+}
