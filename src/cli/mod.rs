@@ -6,6 +6,7 @@ mod approve;
 mod cosign;
 mod demo;
 mod execute;
+mod hash;
 mod keygen;
 mod output;
 mod show;
@@ -73,6 +74,8 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Run the whole lifecycle on a sample model in a fresh folder.
     Demo(demo::DemoArgs),
+    /// SHA-256 of files, as sha256sum prints it (for a manifest's sha256sums).
+    Hash(hash::HashArgs),
 }
 
 /// Parse arguments, run, and turn the result into an exit code.
@@ -110,6 +113,7 @@ fn dispatch(cmd: Command, p: &Printer) -> crate::Result<u8> {
         Command::Cosign(a) => cosign::run(&a, p),
         Command::Verify(a) => verify::run(&a, p),
         Command::Demo(a) => demo::run(&a, p),
+        Command::Hash(a) => hash::run(&a, p),
     }
 }
 

@@ -264,3 +264,18 @@ fn storage_is_labelled_honestly_on_tmpfs_and_ext4() {
         assert_eq!(a["sanitization"]["category"], "logical", "{a}");
     }
 }
+
+#[test]
+fn decom_hash_agrees_with_sha256sum_and_feeds_a_manifest() {
+    let env = Env::new();
+    let a = env.file("models/m/a.bin", &random_bytes(3_000_000));
+    let b = env.file("models/m/b.bin", b"");
+    let r = env.run(&["hash", a.to_str().unwrap(), b.to_str().unwrap()]);
+    r.ok();
+    let theirs = std::process::Command::new("sha256sum")
+        .arg(&a)
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert_eq!(r.stdout, String::from_utf8_lossy(&theirs.stdout));
+}

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Reproducible benchmark: decom against its peers, measured in the same run,
+# written to BENCHMARKS.md as ratios (decom / peer). Medians of several runs
+# (hyperfine); peak memory of decom with /usr/bin/time.
+#
+#   BENCH_SIZE_MIB=1024 BENCH_FILES=100000 BENCH_VERSIONS=10000 BENCH_RUNS=3 scripts/bench.sh
+#
+# Needs ~3x BENCH_SIZE_MIB of free disk under BENCH_DIR (default /var/tmp).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SIZE_MIB=${BENCH_SIZE_MIB:-1024}
+FILES=${BENCH_FILES:-100000}
+VERSIONS=${BENCH_VERSIONS:-10000}
+RUNS=${BENCH_RUNS:-3}
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/decom-target}"
+
+need=()
+command -v hyperfine >/dev/null || need+=(hyperfine)
+[ -x /usr/bin/time ] || need+=(time)
+if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null; fi
+
+cargo build --release --quiet
+DECOM="$CARGO_TARGET_DIR/release/decom"
+W=$(mktemp -d "${BENCH_DIR:-/var/tmp}/decom-bench.XXXXXX")
+trap 'rm -rf "$W"' EXIT
+R="$W/results"; mkdir -p "$R"
+echo "bench: working in $W" >&2
+
+# Keys and signers (unencrypted, benchmark only).
+mkdir -p "$W/keys"
+"$DECOM" -q keygen --no-passphrase --out "$W/keys/op" >/dev/null
+"$DECOM" -q keygen --no-passphrase --out "$W/keys/cu" >/dev/null
+printf 'cu namespaces="decom-custodian" %s\nop namespaces="decom-operator" %s\n' "$(cat "$W/keys/cu.pub")" "$(cat "$W/keys/op.pub")" >"$W/keys/signers"
+SIGN="--allowed-signers $W/keys/signers --key $W/keys/op --principal op --yes -q"
+
+# A manifest for one location; $1 dir, $2 profile, $3 extra TOML.
+manifest() { printf 'profile = "%s"\n[model]\nname = "bench"\n[[locations]]\nuri = "%s"\n%s' "$2" "$1" "${3:-}" >"$1.toml"; }
+
+# 1. Overwrite a file of SIZE_MIB in place.
+mkdir -p "$W/ow"
+head -c $((SIZE_MIB << 20)) /dev/urandom >"$W/master.bin"
+F="$W/ow/model.bin"
+manifest "$W/ow" nist-clear; cp "$W/ow.toml" "$W/ow-nist.toml"
+manifest "$W/ow" dod-3pass; cp "$W/ow.toml" "$W/ow-dod.toml"
+# Before each run: a fresh copy of the file; for decom also a new approved plan.
+cat >"$W/prep.sh" <<EOS
+#!/bin/sh
+set -e
+cp "$W/master.bin" "$F"; sync
+[ -n "\$1" ] || exit 0
+cp "\$1" "$W/ow.toml"
+rm -rf "$W/ow.plan"; mkdir -p "$W/ow.plan"
+"$DECOM" -q trace "$W/ow.toml" -o "$W/ow.plan/plan.json"
+"$DECOM" -q approve "$W/ow.plan/plan.json" --key "$W/keys/cu" --principal cu --yes
+EOS
+chmod +x "$W/prep.sh"
+hyperfine -N --runs "$RUNS" --export-json "$R/overwrite.json" \
+  --prepare "$W/prep.sh" -n "dd write" "dd if=/dev/zero of=$F bs=4M count=$((SIZE_MIB / 4)) conv=fsync,notrunc status=none" \
+  --prepare "$W/prep.sh" -n "dd direct read" "dd if=$F of=/dev/null bs=4M iflag=direct status=none" \
+  --prepare "$W/prep.sh" -n "shred -n 1" "shred -n 1 $F" \
+  --prepare "$W/prep.sh" -n "shred -n 3" "shred -n 3 $F" \
+  --prepare "$W/prep.sh $W/ow-nist.toml" -n "decom nist-clear" "$DECOM execute $W/ow.plan/plan.json $SIGN" \
+  --prepare "$W/prep.sh $W/ow-dod.toml" -n "decom dod-3pass" "$DECOM execute $W/ow.plan/plan.json $SIGN" >&2
+"$W/prep.sh" "$W/ow-nist.toml"
+/usr/bin/time -f %M -o "$R/mem-nist" "$DECOM" execute "$W/ow.plan/plan.json" $SIGN
+
+# 2. SHA-256 of the same file.
+hyperfine -N --runs "$RUNS" --warmup 1 --export-json "$R/hash.json" \
+  -n "sha256sum" "sha256sum $W/master.bin" \
+  -n "openssl" "openssl dgst -sha256 $W/master.bin" \
+  -n "decom hash" "$DECOM hash $W/master.bin" >&2
+/usr/bin/time -f %M -o "$R/mem-hash" "$DECOM" hash "$W/master.bin" >/dev/null
+
+# 3. Trace a tree of FILES small files (1-4 KiB, 100 per directory).
+T="$W/tree"
+python3 - "$T" "$FILES" <<'PY'
+import os, sys, random
+root, n = sys.argv[1], int(sys.argv[2])
+random.seed(1)
+for i in range(n):
+    d = os.path.join(root, f"d{i // 1000:03}", f"e{(i // 100) % 10}")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"f{i:06}.bin"), "wb") as f:
+        f.write(random.randbytes(1024 + (i % 4) * 1024))
+PY
+WANT=$(sha256sum "$T/d000/e0/f000003.bin" | cut -d' ' -f1)
+manifest "$T" nist-clear; cp "$T.toml" "$W/tree-all.toml"
+manifest "$T" nist-clear "match = \"hash\"
+[[components]]
+name = \"weights\"
+sha256 = \"$WANT\"
+size = 4096
+"; cp "$T.toml" "$W/tree-hash.toml"
+hyperfine --runs "$RUNS" --warmup 1 --export-json "$R/trace.json" \
+  -n "find -type f" "find $T -type f > /dev/null" \
+  -n "find | xargs sha256sum" "find $T -type f -print0 | xargs -0 sha256sum > /dev/null" \
+  -n "decom trace (all)" "$DECOM -q trace $W/tree-all.toml -o $W/tree-all.json --force" \
+  -n "decom trace (hash)" "$DECOM -q trace $W/tree-hash.toml -o $W/tree-hash.json --force" >&2
+/usr/bin/time -f %M -o "$R/mem-trace" "$DECOM" -q trace "$W/tree-all.toml" -o "$W/tree-all.json" --force
+
+# 4. S3 purge of VERSIONS versions on moto.
+eval "$(scripts/s3-server.sh start)"
+VENV="${DECOM_VENV:-$HOME/.cache/decom-venv}"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check awscli==1.44.0 >&2
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+s3fill() { "$VENV/bin/python" "$ROOT/scripts/s3fill.py" "$DECOM_TEST_S3_ENDPOINT" "$@"; }
+s3fill fill bench-aws "$VERSIONS"
+start=$(date +%s.%N)
+"$VENV/bin/aws" --endpoint-url "$DECOM_TEST_S3_ENDPOINT" s3 rm --recursive --quiet s3://bench-aws/model/
+aws_s=$(echo "$(date +%s.%N) - $start" | bc)
+aws_left=$(s3fill count bench-aws)
+s3fill fill bench-decom "$VERSIONS"
+printf 'profile = "nist-clear"\n[model]\nname = "bench"\n[s3]\nendpoint_url = "%s"\n[[locations]]\nuri = "s3://bench-decom/model/"\n' "$DECOM_TEST_S3_ENDPOINT" >"$W/s3.toml"
+mkdir -p "$W/s3.plan"
+"$DECOM" -q trace "$W/s3.toml" -o "$W/s3.plan/plan.json"
+"$DECOM" -q approve "$W/s3.plan/plan.json" --key "$W/keys/cu" --principal cu --yes
+start=$(date +%s.%N)
+/usr/bin/time -f %M -o "$R/mem-s3" "$DECOM" execute "$W/s3.plan/plan.json" $SIGN
+decom_s=$(echo "$(date +%s.%N) - $start" | bc)
+decom_left=$(s3fill count bench-decom)
+echo "$VERSIONS $aws_s $aws_left $decom_s $decom_left" >"$R/s3"
+
+python3 "$ROOT/scripts/bench_report.py" "$R" "$SIZE_MIB" "$FILES" "$VERSIONS" >"$ROOT/BENCHMARKS.md"
+cat "$ROOT/BENCHMARKS.md"
