@@ -15,6 +15,84 @@ pub struct DemoArgs {
     /// Size of the sample weights file, in MiB.
     #[arg(long, default_value_t = 32, value_name = "MIB")]
     pub weights_mib: u64,
+    /// Also put the model in a new versioned bucket on this S3-compatible
+    /// endpoint (credentials from the standard AWS chain) and purge it.
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+}
+
+/// A versioned bucket holding three versions of the weights, a deleted
+/// config (a delete marker) and an unfinished multipart upload.
+fn s3_fixture(endpoint: &str, weights: &[u8]) -> Result<(String, String)> {
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    let settings = crate::s3::Settings {
+        endpoint_url: Some(endpoint.to_string()),
+        ..Default::default()
+    };
+    let s3 = crate::s3::S3::connect(&settings)?;
+    let c = s3.client();
+    let bucket = format!("decom-demo-{}", crate::util::random_hex(4));
+    let fail =
+        |what: &str, e: String| Error::input(format!("demo bucket on {endpoint}: {what}: {e}"));
+    s3.block_on(c.create_bucket().bucket(&bucket).send())
+        .map_err(|e| fail("create", crate::s3::describe(&e)))?;
+    let versioning = VersioningConfiguration::builder()
+        .status(BucketVersioningStatus::Enabled)
+        .build();
+    s3.block_on(
+        c.put_bucket_versioning()
+            .bucket(&bucket)
+            .versioning_configuration(versioning)
+            .send(),
+    )
+    .map_err(|e| fail("versioning", crate::s3::describe(&e)))?;
+    let small = &weights[..weights.len().min(1 << 20)];
+    for (key, body) in [
+        ("model/model.safetensors", small.to_vec()),
+        ("model/model.safetensors", random(1 << 20)),
+        ("model/model.safetensors", small.to_vec()),
+        ("model/config.json", b"{}".to_vec()),
+    ] {
+        s3.block_on(
+            c.put_object()
+                .bucket(&bucket)
+                .key(key)
+                .body(ByteStream::from(body))
+                .send(),
+        )
+        .map_err(|e| fail("upload", crate::s3::describe(&e)))?;
+    }
+    s3.block_on(
+        c.delete_object()
+            .bucket(&bucket)
+            .key("model/config.json")
+            .send(),
+    )
+    .map_err(|e| fail("delete", crate::s3::describe(&e)))?;
+    let up = s3
+        .block_on(
+            c.create_multipart_upload()
+                .bucket(&bucket)
+                .key("model/checkpoint.tar")
+                .send(),
+        )
+        .map_err(|e| fail("multipart", crate::s3::describe(&e)))?;
+    let id = up.upload_id().unwrap_or_default().to_string();
+    s3.block_on(
+        c.upload_part()
+            .bucket(&bucket)
+            .key("model/checkpoint.tar")
+            .upload_id(&id)
+            .part_number(1)
+            .body(ByteStream::from(random(5 << 20)))
+            .send(),
+    )
+    .map_err(|e| fail("upload part", crate::s3::describe(&e)))?;
+    Ok((
+        format!("\n[[locations]]\nuri = \"s3://{bucket}/model/\"\n"),
+        format!("[s3]\nendpoint_url = \"{endpoint}\"\n\n"),
+    ))
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -119,6 +197,13 @@ pub fn run(a: &DemoArgs, p: &Printer) -> Result<u8> {
         "operator  {op_fp}\ncustodian {cu_fp}\nsigners   {}",
         signers.display()
     ));
+    let (s3_location, s3_table) = match &a.s3_endpoint {
+        Some(ep) => {
+            step("filling a versioned S3 bucket");
+            s3_fixture(ep, &weights)?
+        }
+        None => (String::new(), String::new()),
+    };
 
     let manifest = dir.join("decom.toml");
     write(
@@ -126,7 +211,7 @@ pub fn run(a: &DemoArgs, p: &Printer) -> Result<u8> {
         format!(
             r#"profile = "nist-clear"
 
-[model]
+{s3_table}[model]
 name = "fraud-detector"
 version = "3.2.0"
 owner = "Risk Analytics"
@@ -155,7 +240,7 @@ match = "hash"
 [[locations]]
 uri = "{notebooks}"
 match = "hash"
-
+{s3_location}
 [[components]]
 name = "model.safetensors"
 sha256 = "{w_sha}"

@@ -539,3 +539,47 @@ fn bad_uri_missing_bucket_and_missing_credentials_are_input_errors() {
     assert!(err.to_lowercase().contains("credential"), "{err}");
     assert_eq!(s.versions("m/").len(), 1, "nothing deleted");
 }
+
+#[test]
+fn demo_with_an_s3_endpoint_purges_its_bucket_and_verifies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let mut c = Command::new(bin());
+    aws_env(&mut c);
+    let out = c
+        .args([
+            "demo",
+            "--weights-mib",
+            "2",
+            "--s3-endpoint",
+            &endpoint(),
+            "--dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let cert: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("certificate.json")).unwrap()).unwrap();
+    assert_eq!(cert["status"], "complete");
+    let kinds: Vec<&str> = cert["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    for k in [
+        "s3-version",
+        "s3-delete-marker",
+        "s3-upload",
+        "file",
+        "symlink",
+    ] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+    assert!(
+        err.contains("verified: complete")
+            || String::from_utf8_lossy(&out.stdout).contains("verified: complete")
+    );
+}
