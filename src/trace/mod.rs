@@ -23,6 +23,12 @@ pub fn trace(
     let mut risks: Vec<Risk> = Vec::new();
     let mut index = local::LinkIndex::default();
     let mut client: Option<crate::s3::S3> = None;
+    let settings = resolved
+        .manifest
+        .s3
+        .clone()
+        .unwrap_or_default()
+        .overlay(s3_override);
     for (i, (loc, target)) in resolved
         .manifest
         .locations
@@ -46,16 +52,19 @@ pub fn trace(
             }
             Target::S3 { bucket, prefix } => {
                 if client.is_none() {
-                    let settings = resolved
-                        .manifest
-                        .s3
-                        .clone()
-                        .unwrap_or_default()
-                        .overlay(s3_override);
                     client = Some(crate::s3::S3::connect(&settings)?);
                 }
                 let c = client.as_ref().expect("connected above");
-                s3::trace_location(n, loc, bucket, prefix, resolved, c, progress)?
+                s3::trace_location(
+                    n,
+                    loc,
+                    bucket,
+                    prefix,
+                    resolved,
+                    c,
+                    settings.hash_remote,
+                    progress,
+                )?
             }
         };
         locations.push(pl);

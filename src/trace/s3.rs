@@ -242,6 +242,7 @@ pub fn trace_location(
     prefix: &str,
     resolved: &Resolved,
     s3: &S3,
+    hash_remote: bool,
     progress: &dyn Progress,
 ) -> Result<(PlanLocation, Vec<Item>, Vec<Risk>)> {
     let facts = bucket_facts(s3, bucket)?;
@@ -252,7 +253,6 @@ pub fn trace_location(
         include.as_ref().is_none_or(|g| g.is_match(rel))
             && !exclude.as_ref().is_some_and(|g| g.is_match(rel))
     };
-    let hash_remote = resolved.manifest.s3.as_ref().is_some_and(|s| s.hash_remote);
     let known: HashMap<&str, &str> = resolved
         .components
         .iter()

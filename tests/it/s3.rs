@@ -583,3 +583,50 @@ fn demo_with_an_s3_endpoint_purges_its_bucket_and_verifies() {
             || String::from_utf8_lossy(&out.stdout).contains("verified: complete")
     );
 }
+
+#[test]
+fn hash_match_on_s3_streams_unchecksummed_versions_with_hash_remote() {
+    let s = S3Env::new();
+    s.create_bucket(true, false);
+    let weights = random_bytes(300_000);
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&weights));
+    s.put("data/copy-of-weights.bin", &weights);
+    s.put("data/other.bin", &random_bytes(300_000));
+    let comps =
+        format!("match = \"hash\"\n[[components]]\nname = \"weights\"\nsha256 = \"{sha}\"\n");
+    s.manifest("data/", &comps);
+    // Without hash_remote the versions carry no checksum: nothing matches, and the plan says why.
+    s.trace().ok();
+    let plan = s.env.plan_json();
+    assert_eq!(plan["totals"]["s3_versions"], 0);
+    assert!(
+        plan["residual_risks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "s3-unhashed")
+    );
+    // With --hash-remote they are streamed and hashed: only the copy is planned.
+    let r = s.run(&[
+        "trace",
+        "decom.toml",
+        "-o",
+        "plan.json",
+        "--force",
+        "--endpoint-url",
+        &endpoint(),
+        "--hash-remote",
+    ]);
+    r.ok();
+    let plan = s.env.plan_json();
+    let arts = plan["artifacts"].as_array().unwrap();
+    assert_eq!(arts.len(), 1, "{arts:?}");
+    assert_eq!(arts[0]["key"], "data/copy-of-weights.bin");
+    assert_eq!(arts[0]["sha256"], sha.as_str());
+    assert_eq!(arts[0]["sha256_source"], "streamed");
+    assert_eq!(arts[0]["matched"]["component"], "weights");
+    s.approve().ok();
+    s.execute().ok();
+    assert!(s.versions("data/copy-of-weights.bin").is_empty());
+    assert_eq!(s.versions("data/other.bin").len(), 1);
+}
