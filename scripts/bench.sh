@@ -102,12 +102,14 @@ hyperfine --runs "$RUNS" --warmup 1 --export-json "$R/trace.json" \
 # 4. S3 purge of VERSIONS versions on moto.
 eval "$(scripts/s3-server.sh start)"
 VENV="${DECOM_VENV:-$HOME/.cache/decom-venv}"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check awscli==1.44.0 >&2
+# The AWS CLI lives in its own virtualenv: its pinned botocore would clash with moto's.
+AWSVENV="${DECOM_AWS_VENV:-$HOME/.cache/decom-awscli-venv}"
+[ -x "$AWSVENV/bin/aws" ] || { python3 -m venv "$AWSVENV" && "$AWSVENV/bin/pip" install --quiet --disable-pip-version-check awscli==1.44.0; } >&2
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 s3fill() { "$VENV/bin/python" "$ROOT/scripts/s3fill.py" "$DECOM_TEST_S3_ENDPOINT" "$@"; }
 s3fill fill bench-aws "$VERSIONS"
 start=$(date +%s.%N)
-"$VENV/bin/aws" --endpoint-url "$DECOM_TEST_S3_ENDPOINT" s3 rm --recursive --quiet s3://bench-aws/model/
+"$AWSVENV/bin/aws" --endpoint-url "$DECOM_TEST_S3_ENDPOINT" s3 rm --recursive --quiet s3://bench-aws/model/
 aws_s=$(echo "$(date +%s.%N) - $start" | bc)
 aws_left=$(s3fill count bench-aws)
 s3fill fill bench-decom "$VERSIONS"

@@ -19,6 +19,7 @@ cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d:
 disk = subprocess.run(["sh", "-c", "df -T /var/tmp | tail -1 | awk '{print $2}'"], capture_output=True, text=True).stdout.strip()
 
 def row(what, decom, peer, target, note=""):
+    what = what.replace("|", "\\|")
     r = decom / peer
     return f"| {what} | {decom:.2f} s | {peer:.2f} s | **{r:.2f}** | {target} | {note} |"
 
