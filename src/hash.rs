@@ -55,6 +55,28 @@ impl Running {
     }
 }
 
+/// SHA-256 of each file, in parallel on all cores, each read once (never
+/// following a symlink as the final component). Results in input order.
+pub fn hash_files(paths: &[std::path::PathBuf]) -> Vec<io::Result<String>> {
+    use rayon::prelude::*;
+    use std::os::unix::fs::OpenOptionsExt;
+    paths
+        .par_iter()
+        .map(|p| {
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(
+                    (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
+                )
+                .open(p)?;
+            if !f.metadata()?.is_file() {
+                return Err(io::Error::other("not a regular file"));
+            }
+            Ok(hash_reader(f, None, |_| {})?.0)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,26 +99,4 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }
-}
-
-/// SHA-256 of each file, in parallel on all cores, each read once (never
-/// following a symlink as the final component). Results in input order.
-pub fn hash_files(paths: &[std::path::PathBuf]) -> Vec<io::Result<String>> {
-    use rayon::prelude::*;
-    use std::os::unix::fs::OpenOptionsExt;
-    paths
-        .par_iter()
-        .map(|p| {
-            let f = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(
-                    (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
-                )
-                .open(p)?;
-            if !f.metadata()?.is_file() {
-                return Err(io::Error::other("not a regular file"));
-            }
-            Ok(hash_reader(f, None, |_| {})?.0)
-        })
-        .collect()
 }

@@ -58,8 +58,7 @@ pub fn trace(
                 s3::trace_location(
                     n,
                     loc,
-                    bucket,
-                    prefix,
+                    (bucket, prefix),
                     resolved,
                     c,
                     settings.hash_remote,

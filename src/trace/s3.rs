@@ -238,8 +238,7 @@ async fn stream_hash(
 pub fn trace_location(
     index: u32,
     loc: &Location,
-    bucket: &str,
-    prefix: &str,
+    (bucket, prefix): (&str, &str),
     resolved: &Resolved,
     s3: &S3,
     hash_remote: bool,
