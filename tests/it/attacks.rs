@@ -286,14 +286,7 @@ fn two_executes_of_one_plan_cannot_run_at_once() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let journal = env.path("journal.jsonl");
-    while std::fs::read_to_string(&journal)
-        .map(|s| s.lines().count())
-        .unwrap_or(0)
-        < 2
-    {
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    wait_for_journal(&env.path("journal.jsonl"), 2);
     let second = env.resume();
     let status = first.wait().unwrap();
     assert!(status.success());

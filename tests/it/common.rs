@@ -304,3 +304,20 @@ impl Env {
         m
     }
 }
+
+/// Wait until the journal at `path` holds at least `n` lines (a running
+/// execute has reached that point); panics after a minute.
+pub fn wait_for_journal(path: &Path, n: usize) {
+    let t0 = std::time::Instant::now();
+    while std::fs::read_to_string(path)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+        < n
+    {
+        assert!(
+            t0.elapsed().as_secs() < 60,
+            "the journal never reached {n} lines"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}

@@ -156,14 +156,7 @@ fn interrupt_stops_journals_exits_130_and_resume_continues() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let journal = env.path("journal.jsonl");
-    while std::fs::read_to_string(&journal)
-        .map(|s| s.lines().count())
-        .unwrap_or(0)
-        < 3
-    {
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    wait_for_journal(&env.path("journal.jsonl"), 3);
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
     assert_eq!(
