@@ -21,7 +21,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(o: Output) -> Run {
+    pub fn from(o: Output) -> Run {
         Run {
             code: o.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -319,5 +319,21 @@ pub fn wait_for_journal(path: &Path, n: usize) {
             "the journal never reached {n} lines"
         );
         std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+impl Env {
+    /// Run execute (with `--resume` when asked) under the journal fault hook:
+    /// the process aborts, like `kill -9`, right after journal record `records`.
+    pub fn execute_until(&self, resume: bool, records: u64) -> Output {
+        let mut args = self.execute_args();
+        if resume {
+            args.push("--resume".into());
+        }
+        self.command()
+            .args(&args)
+            .env("DECOM_TEST_ABORT_AFTER_RECORDS", records.to_string())
+            .output()
+            .unwrap()
     }
 }

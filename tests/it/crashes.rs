@@ -27,16 +27,7 @@ fn kill_at_twenty_points_then_resume_disposes_everything_exactly_once() {
     let mut point = 4u64;
     let mut resume = false;
     loop {
-        let mut args = env.execute_args();
-        if resume {
-            args.push("--resume".into());
-        }
-        let out = env
-            .command()
-            .args(&args)
-            .env("DECOM_TEST_ABORT_AFTER_RECORDS", point.to_string())
-            .output()
-            .unwrap();
+        let out = env.execute_until(resume, point);
         resume = true;
         if out.status.success() {
             break; // finished before reaching the crash point
@@ -122,12 +113,7 @@ fn torn_last_journal_line_is_tolerated_on_resume() {
     env.manifest_all("nist-clear", "models/m");
     env.trace().ok();
     env.approve().ok();
-    let out = env
-        .command()
-        .args(env.execute_args())
-        .env("DECOM_TEST_ABORT_AFTER_RECORDS", "6")
-        .output()
-        .unwrap();
+    let out = env.execute_until(false, 6);
     assert!(!out.status.success());
     // A crash in the middle of writing a record.
     use std::io::Write;

@@ -74,16 +74,7 @@ fn journal_written(env: &Env, pass: u64) -> String {
 }
 
 fn run_until(env: &Env, resume: bool, records: u64) {
-    let mut args = env.execute_args();
-    if resume {
-        args.push("--resume".into());
-    }
-    let out = env
-        .command()
-        .args(&args)
-        .env("DECOM_TEST_ABORT_AFTER_RECORDS", records.to_string())
-        .output()
-        .unwrap();
+    let out = env.execute_until(resume, records);
     assert!(
         !out.status.success(),
         "expected the fault hook to stop the run: {}",

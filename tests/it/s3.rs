@@ -218,12 +218,7 @@ impl S3Env {
     pub fn run(&self, args: &[&str]) -> Run {
         let mut c = self.env.command();
         aws_env(&mut c);
-        let o = c.args(args).output().unwrap();
-        Run {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into(),
-            stderr: String::from_utf8_lossy(&o.stderr).into(),
-        }
+        Run::from(c.args(args).output().unwrap())
     }
 
     pub fn manifest(&self, prefix: &str, extra: &str) {
@@ -249,15 +244,7 @@ impl S3Env {
     }
 
     pub fn approve(&self) -> Run {
-        self.run(&[
-            "approve",
-            "plan.json",
-            "--key",
-            "keys/custodian",
-            "--principal",
-            CUSTODIAN,
-            "--yes",
-        ])
+        self.env.approve()
     }
 
     pub fn execute(&self) -> Run {
