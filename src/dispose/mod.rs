@@ -69,7 +69,14 @@ pub fn execute(req: Request<'_>) -> Result<Certificate> {
         operator_fingerprint: req.operator.key_fingerprint.clone(),
         resume: !records.is_empty(),
     })?;
-    let state = journal::replay(&records);
+    // A failed artifact is tried again on resume (a flaky endpoint, a
+    // read-back error); skipped and retained ones stay decided.
+    let mut state = journal::replay(&records);
+    for s in state.values_mut() {
+        if s.outcome.as_ref().is_some_and(|o| o.0 == Outcome::Failed) {
+            s.outcome = None;
+        }
+    }
 
     // Local artifacts: re-identify each location root (same device and
     // inode, no symlink on the way), then files, links, directories deepest first.

@@ -232,6 +232,10 @@ impl S3Env {
     }
 
     pub fn trace(&self) -> Run {
+        self.trace_via(&endpoint())
+    }
+
+    pub fn trace_via(&self, endpoint: &str) -> Run {
         self.run(&[
             "trace",
             "decom.toml",
@@ -239,7 +243,7 @@ impl S3Env {
             "plan.json",
             "--force",
             "--endpoint-url",
-            &endpoint(),
+            endpoint,
         ])
     }
 
@@ -249,6 +253,12 @@ impl S3Env {
 
     pub fn execute(&self) -> Run {
         let a = self.env.execute_args();
+        self.run(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    pub fn resume(&self) -> Run {
+        let mut a = self.env.execute_args();
+        a.push("--resume".into());
         self.run(&a.iter().map(String::as_str).collect::<Vec<_>>())
     }
 }
