@@ -485,20 +485,23 @@ fn references() -> Vec<Reference> {
 impl Certificate {
     pub fn load(path: &Path) -> Result<(Certificate, Vec<u8>)> {
         let bytes = crate::util::read_input(path, "certificate", MAX_CERT)?;
-        let c: Certificate = serde_json::from_slice(&bytes).map_err(|e| {
+        let c = Self::parse(&bytes, &path.display().to_string())?;
+        Ok((c, bytes))
+    }
+
+    pub fn parse(bytes: &[u8], origin: &str) -> Result<Certificate> {
+        let c: Certificate = serde_json::from_slice(bytes).map_err(|e| {
             Error::input(format!(
-                "certificate {}: not a valid decom certificate: {e}",
-                path.display()
+                "certificate {origin}: not a valid decom certificate: {e}"
             ))
         })?;
         if c.schema != CERT_SCHEMA {
             return Err(Error::input(format!(
-                "certificate {}: schema {:?} is not {CERT_SCHEMA:?}",
-                path.display(),
+                "certificate {origin}: schema {:?} is not {CERT_SCHEMA:?}",
                 c.schema
             )));
         }
-        Ok((c, bytes))
+        Ok(c)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
