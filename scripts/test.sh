@@ -11,6 +11,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 need_apt=()
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v ssh-agent >/dev/null || need_apt+=(openssh-client)
+for t in pdfinfo pdftotext pdfdetach pdftoppm; do command -v $t >/dev/null || need_apt+=(poppler-utils); done
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]}" >&2
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null

@@ -9,6 +9,7 @@
 //! Nothing below `cli` prints. Progress and questions reach the terminal
 //! through the [`progress::Progress`] trait, implemented by the CLI.
 
+pub mod archive;
 pub mod cert;
 pub mod cli;
 pub mod dispose;
@@ -20,6 +21,7 @@ pub mod manifest;
 pub mod plan;
 pub mod profile;
 pub mod progress;
+pub mod render;
 pub mod s3;
 pub mod sign;
 pub mod trace;

@@ -541,4 +541,5 @@ impl Certificate {
     }
 }
 
+pub mod recheck;
 pub mod verify;

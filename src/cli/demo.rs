@@ -221,11 +221,15 @@ hf_repo = "acme/fraud-detector"
 name = "Olivia Operator"
 title = "ML Platform Engineer"
 organisation = "Example Bank"
+location = "Frankfurt data centre, hall B"
+contact = "olivia.operator@example.org"
 
 [custodian]
 name = "Carl Custodian"
 title = "Data Custodian"
 organisation = "Example Bank"
+location = "Frankfurt"
+contact = "data-custodian@example.org"
 
 [[locations]]
 uri = "{models}"
@@ -302,6 +306,7 @@ size = {c_len}
             out: None,
             resume: false,
             yes: true,
+            person: Default::default(),
         },
         p,
     )?;
@@ -317,11 +322,27 @@ size = {c_len}
         p,
     )?;
 
-    step("verify (what an auditor runs)");
+    step("verify --recheck (what an auditor runs, years later too)");
     let code = super::verify::run(
         &super::verify::VerifyArgs {
             certificate: done.certificate.clone(),
             allowed_signers: signers.clone(),
+            recheck: true,
+            plan: None,
+            s3: super::S3Endpoint::default(),
+        },
+        p,
+    )?;
+
+    step("render (the certificate for people, signed files inside)");
+    let pdf = done.certificate.with_extension("pdf");
+    let html = done.certificate.with_extension("html");
+    super::render::run(
+        &super::render::RenderArgs {
+            certificate: done.certificate.clone(),
+            allowed_signers: signers.clone(),
+            pdf: Some(pdf.clone()),
+            html: Some(html.clone()),
         },
         p,
     )?;
@@ -331,6 +352,11 @@ size = {c_len}
     step("done");
     p.info(&format!("demo folder:  {}", dir.display()));
     p.info(&format!("certificate:  {}", done.certificate.display()));
+    p.info(&format!(
+        "for people:   {} and {}",
+        pdf.display(),
+        html.display()
+    ));
     p.info(&format!("untouched:    {kept} of {} files outside the model (another repo's blob, a notebook) still exist", survivors.len()));
     if p.json {
         p.record("demo", serde_json::json!({"dir": dir, "certificate": done.certificate, "status": done.status, "verified": code == exit::OK}));

@@ -6,7 +6,7 @@ use super::{KeyArgs, Printer, exit};
 use crate::cert::Status;
 use crate::dispose;
 use crate::error::{Error, Result};
-use crate::manifest::{Target, resolve_uri};
+use crate::manifest::{Person, Target, resolve_uri};
 use crate::plan::Plan;
 use crate::sign::{self, AllowedSigners, Role, SigningKey};
 use clap::Args;
@@ -32,6 +32,48 @@ pub struct ExecuteArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     pub yes: bool,
+    #[command(flatten)]
+    pub person: PersonArgs,
+}
+
+/// Who performs the disposal, for the certificate (NIST SP 800-88 App. G):
+/// flags win over the details file, which wins over the manifest's `[operator]`.
+#[derive(Args, Debug, Default)]
+pub struct PersonArgs {
+    /// A TOML file with name, title, organisation, location and contact.
+    #[arg(long, value_name = "FILE")]
+    pub operator_details: Option<PathBuf>,
+    #[arg(long, value_name = "NAME")]
+    pub operator_name: Option<String>,
+    #[arg(long, value_name = "TITLE")]
+    pub operator_title: Option<String>,
+    #[arg(long, value_name = "ORG")]
+    pub operator_organisation: Option<String>,
+    #[arg(long, value_name = "PLACE")]
+    pub operator_location: Option<String>,
+    #[arg(long, value_name = "CONTACT")]
+    pub operator_contact: Option<String>,
+}
+
+impl PersonArgs {
+    fn details(&self, manifest: Option<&Person>) -> Result<Person> {
+        let file = match &self.operator_details {
+            Some(p) => Person::load(p)?,
+            None => Person::default(),
+        };
+        let flags = Person {
+            name: self.operator_name.clone(),
+            title: self.operator_title.clone(),
+            organisation: self.operator_organisation.clone(),
+            location: self.operator_location.clone(),
+            contact: self.operator_contact.clone(),
+        };
+        Ok(manifest
+            .cloned()
+            .unwrap_or_default()
+            .overlay(&file)
+            .overlay(&flags))
+    }
 }
 
 /// What a successful execute produced (the demo uses it).
@@ -57,7 +99,8 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
     let approval = sign::verify_file(&a.plan, &bytes, &signers, Role::Custodian, None, now)
         .map_err(|m| Error::refused(format!("the plan is not approved: {m}")))?;
     let key = SigningKey::load(&a.key.key, &|path| p.ask_passphrase(path))?;
-    let operator = sign::check_allowed(&signers, &key, &a.key.principal, Role::Operator, now)?;
+    let mut operator = sign::check_allowed(&signers, &key, &a.key.principal, Role::Operator, now)?;
+    operator.details = a.person.details(plan.manifest.operator.as_ref())?;
     sign::two_person(&operator, std::slice::from_ref(&approval)).map_err(Error::refused)?;
     check_locations(&plan)?;
     p.can_ask(a.yes)?;

@@ -3,12 +3,14 @@
 //! progress). Arguments are resolved and checked before anything is touched.
 
 mod approve;
+mod archive;
 mod cosign;
 mod demo;
 mod execute;
 mod hash;
 mod keygen;
 mod output;
+mod render;
 mod show;
 mod trace;
 mod verify;
@@ -72,6 +74,10 @@ pub enum Command {
     Cosign(cosign::CosignArgs),
     /// Check a certificate's signatures, roles and consistency.
     Verify(verify::VerifyArgs),
+    /// Render a certificate as a PDF/A-3b document or an HTML page for people.
+    Render(render::RenderArgs),
+    /// Store the evidence bundle write-once (S3 Object Lock or a hash-chained folder).
+    Archive(archive::ArchiveArgs),
     /// Run the whole lifecycle on a sample model in a fresh folder.
     Demo(demo::DemoArgs),
     /// SHA-256 of files, as sha256sum prints it (for a manifest's sha256sums).
@@ -112,6 +118,8 @@ fn dispatch(cmd: Command, p: &Printer) -> crate::Result<u8> {
         Command::Execute(a) => execute::run(&a, p),
         Command::Cosign(a) => cosign::run(&a, p),
         Command::Verify(a) => verify::run(&a, p),
+        Command::Render(a) => render::run(&a, p),
+        Command::Archive(a) => archive::run(&a, p),
         Command::Demo(a) => demo::run(&a, p),
         Command::Hash(a) => hash::run(&a, p),
     }
@@ -131,6 +139,25 @@ pub struct KeyArgs {
 /// How to reach S3 (overrides the manifest's `[s3]` table).
 #[derive(Args, Debug, Clone, Default)]
 pub struct S3Args {
+    #[command(flatten)]
+    pub endpoint: S3Endpoint,
+    /// Stream and hash object versions that carry no SHA-256 checksum.
+    #[arg(long)]
+    pub hash_remote: bool,
+}
+
+impl S3Args {
+    pub fn settings(&self) -> crate::s3::Settings {
+        crate::s3::Settings {
+            hash_remote: self.hash_remote,
+            ..self.endpoint.settings()
+        }
+    }
+}
+
+/// How to reach an S3-compatible store.
+#[derive(Args, Debug, Clone, Default)]
+pub struct S3Endpoint {
     /// S3-compatible endpoint (MinIO, Ceph, Garage, …); default: AWS_ENDPOINT_URL or AWS.
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
@@ -140,18 +167,15 @@ pub struct S3Args {
     /// Path-style addressing (automatic for IP and localhost endpoints).
     #[arg(long)]
     pub path_style: bool,
-    /// Stream and hash object versions that carry no SHA-256 checksum.
-    #[arg(long)]
-    pub hash_remote: bool,
 }
 
-impl S3Args {
+impl S3Endpoint {
     pub fn settings(&self) -> crate::s3::Settings {
         crate::s3::Settings {
             endpoint_url: self.endpoint_url.clone(),
             region: self.region.clone(),
             path_style: self.path_style.then_some(true),
-            hash_remote: self.hash_remote,
+            hash_remote: false,
         }
     }
 }

@@ -77,6 +77,32 @@ pub struct Person {
     pub contact: Option<String>,
 }
 
+impl Person {
+    /// Fields set in `over` win.
+    pub fn overlay(&self, over: &Person) -> Person {
+        let pick = |a: &Option<String>, b: &Option<String>| b.clone().or_else(|| a.clone());
+        Person {
+            name: pick(&self.name, &over.name),
+            title: pick(&self.title, &over.title),
+            organisation: pick(&self.organisation, &over.organisation),
+            location: pick(&self.location, &over.location),
+            contact: pick(&self.contact, &over.contact),
+        }
+    }
+
+    /// Read a details file: a TOML table with the fields above.
+    pub fn load(path: &Path) -> Result<Person> {
+        let text = crate::util::read_text(path, "operator details", 1 << 20)?;
+        toml::from_str(&text).map_err(|e| {
+            Error::input(format!(
+                "{}: not a valid details file: {}",
+                path.display(),
+                crate::profile::one_line(&e.to_string())
+            ))
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Location {

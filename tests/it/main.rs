@@ -5,6 +5,7 @@ mod attacks;
 mod bad_inputs;
 mod common;
 mod crashes;
+mod evidence;
 mod faults;
 mod lifecycle;
 mod overwrite;

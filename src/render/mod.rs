@@ -1,0 +1,385 @@
+//! The certificate for people: a PDF/A-3b document (typst) and a
+//! self-contained HTML page, both drawn from one [`Report`] built from the
+//! signed `certificate.json` and the result of checking its signatures.
+//! The exact bytes of the certificate, its signatures and the trusted
+//! signers file travel inside (PDF attachments, HTML data links), so the
+//! document for people carries the machine record it was drawn from and
+//! `ssh-keygen -Y verify` can check what is extracted from it.
+//!
+//! Rendering reads the certificate and never writes it.
+
+mod html;
+mod pdf;
+
+use crate::cert::verify::Check;
+use crate::cert::{Certificate, Party, Status};
+use crate::journal::Outcome;
+use crate::util::human_bytes;
+use serde::Serialize;
+
+pub use html::html;
+pub use pdf::pdf;
+
+/// A file carried inside the rendered document, byte for byte.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub name: String,
+    pub description: String,
+    pub mime: &'static str,
+    pub bytes: Vec<u8>,
+}
+
+/// Everything the documents show, already worded; both renderers only lay
+/// it out.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub title: String,
+    pub certificate_id: String,
+    pub certificate_sha256: String,
+    pub status: String,
+    pub complete: bool,
+    pub verified: bool,
+    pub issued: String,
+    pub summary: Vec<(String, String)>,
+    pub parties: Vec<PartyView>,
+    pub nist: Vec<(String, String)>,
+    pub standards: Vec<(String, String)>,
+    pub checks: Vec<CheckView>,
+    pub locations: Vec<LocationView>,
+    /// Kind, subject (wrapped for the PDF), detail.
+    pub risks: Vec<(String, Vec<String>, String)>,
+    pub artifacts: Vec<ArtifactView>,
+    pub attachments: Vec<AttachmentView>,
+    pub verify_commands: Vec<String>,
+    pub tool: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PartyView {
+    pub role: String,
+    pub principal: String,
+    pub fingerprint: String,
+    pub person: Vec<(String, String)>,
+    pub signature: String,
+    pub signature_ok: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckView {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LocationView {
+    pub index: u32,
+    pub uri: String,
+    pub uri_lines: Vec<String>,
+    pub medium: String,
+    pub artifacts: u64,
+    pub size: String,
+    pub outcomes: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ArtifactView {
+    pub id: u32,
+    pub location: u32,
+    pub kind: String,
+    pub path: String,
+    pub path_lines: Vec<String>,
+    pub size: String,
+    pub sha256: Option<String>,
+    pub method: String,
+    pub category: String,
+    pub outcome: String,
+    pub ok: bool,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachmentView {
+    pub name: String,
+    pub description: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Characters per line of a path in the PDF's monospaced cells; they match
+/// the column widths in `certificate.typ` (7 pt DejaVu Sans Mono).
+pub const PATH_COLUMN: usize = 76;
+pub const LOCATION_COLUMN: usize = 48;
+pub const RISK_COLUMN: usize = 30;
+
+/// Break a path or URI into lines of at most `width` characters, after a
+/// `/` where possible. The PDF shows the lines with hard breaks, so text
+/// copied out of it has no invisible break characters in it.
+pub fn wrap_path(s: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    let mut parts: Vec<String> = Vec::new();
+    for (i, p) in s.split('/').enumerate() {
+        parts.push(if i == 0 {
+            p.to_string()
+        } else {
+            format!("/{p}")
+        });
+    }
+    for part in parts {
+        if cur.chars().count() + part.chars().count() > width && !cur.is_empty() {
+            lines.push(std::mem::take(&mut cur));
+        }
+        cur.push_str(&part);
+        while cur.chars().count() > width {
+            let cut: String = cur.chars().take(width).collect();
+            cur = cur.chars().skip(width).collect();
+            lines.push(cut);
+        }
+    }
+    if !cur.is_empty() || lines.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}
+
+fn outcome_counts(by: &std::collections::BTreeMap<String, crate::cert::Count>) -> String {
+    if by.is_empty() {
+        return "none".into();
+    }
+    by.iter()
+        .map(|(k, c)| format!("{} {k}", c.artifacts))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn person(p: &Party) -> Vec<(String, String)> {
+    let d = &p.details;
+    [
+        ("Name", &d.name),
+        ("Title", &d.title),
+        ("Organisation", &d.organisation),
+        ("Location", &d.location),
+        ("Contact", &d.contact),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.clone())))
+    .collect()
+}
+
+fn check_of<'c>(checks: &'c [Check], name: &str) -> Option<&'c Check> {
+    checks.iter().find(|c| c.name == name)
+}
+
+fn signature_line(c: Option<&Check>, what: &str) -> (String, bool) {
+    match c {
+        Some(c) if c.ok => (format!("{what}: valid"), true),
+        Some(c) => (format!("{what}: NOT VALID ({})", c.detail), false),
+        None => (format!("{what}: not checked"), false),
+    }
+}
+
+impl Report {
+    /// Word the certificate. `checks` are those of `decom verify` on the same
+    /// bytes; `attachments` are the files carried inside; `verify_commands`
+    /// check the extracted attachments with ssh-keygen alone.
+    pub fn new(
+        cert: &Certificate,
+        cert_bytes: &[u8],
+        checks: &[Check],
+        attachments: &[Attachment],
+        verify_commands: Vec<String>,
+    ) -> Report {
+        let complete = cert.status == Status::Complete;
+        let model = if cert.model.version.is_empty() {
+            cert.model.name.clone()
+        } else {
+            format!("{} {}", cert.model.name, cert.model.version)
+        };
+        let mut summary = vec![
+            ("Model".to_string(), model.clone()),
+            (
+                "Status".into(),
+                if complete {
+                    "COMPLETE: every planned artifact disposed and verified".into()
+                } else {
+                    "INCOMPLETE: not every planned artifact was disposed".into()
+                },
+            ),
+        ];
+        if let Some(o) = &cert.model.owner {
+            summary.push(("Model owner".into(), o.clone()));
+        }
+        if let Some(r) = &cert.model.hf_repo {
+            summary.push(("Hugging Face repository".into(), r.clone()));
+        }
+        summary.extend([
+            ("Certificate".into(), cert.id.clone()),
+            ("Disposal started".into(), cert.started.clone()),
+            ("Disposal finished".into(), cert.finished.clone()),
+            ("Issued".into(), cert.issued.clone()),
+            ("Host".into(), cert.host.clone()),
+            (
+                "Artifacts".into(),
+                format!(
+                    "{} ({}): {}",
+                    cert.totals.artifacts,
+                    human_bytes(cert.totals.bytes),
+                    outcome_counts(&cert.totals.by_outcome)
+                ),
+            ),
+            (
+                "Plan".into(),
+                format!(
+                    "{} (SHA-256 {}), created {}, profile {}",
+                    cert.plan.file, cert.plan.sha256, cert.plan.created, cert.plan.profile.name
+                ),
+            ),
+        ]);
+        let (op_sig, op_ok) =
+            signature_line(check_of(checks, "operator signature"), "operator signature");
+        let (cu_sig, cu_ok) = signature_line(
+            check_of(checks, "custodian co-signature"),
+            "custodian co-signature",
+        );
+        let (ap_sig, ap_ok) = signature_line(check_of(checks, "plan approval"), "plan approval");
+        let mut parties = vec![PartyView {
+            role: "Operator (performed the disposal)".into(),
+            principal: cert.operator.principal.clone(),
+            fingerprint: cert.operator.key_fingerprint.clone(),
+            person: person(&cert.operator),
+            signature: op_sig,
+            signature_ok: op_ok,
+        }];
+        parties.push(PartyView {
+            role: "Data Custodian (approved the plan, validates)".into(),
+            principal: cert.custodian.principal.clone(),
+            fingerprint: cert.custodian.key_fingerprint.clone(),
+            person: person(&cert.custodian),
+            signature: format!("{ap_sig}; {cu_sig}"),
+            signature_ok: ap_ok && cu_ok,
+        });
+        let n = &cert.nist_sp_800_88;
+        let nist = vec![
+            ("Person performing".into(), n.performer.clone()),
+            ("Media / location".into(), n.media.clone()),
+            ("Method type".into(), n.method_type.clone()),
+            ("Method used".into(), n.method_used.clone()),
+            ("Tool".into(), n.tool.clone()),
+            ("Verification method".into(), n.verification_method.clone()),
+            ("Validator".into(), n.validator.clone()),
+        ];
+        let standards = cert
+            .standards
+            .iter()
+            .map(|s| {
+                let evidence = if s.evidence == "nist_sp_800_88" {
+                    "the Appendix G fields above (certificate field nist_sp_800_88)".to_string()
+                } else {
+                    s.evidence.clone()
+                };
+                (format!("{} {}", s.standard, s.provision), evidence)
+            })
+            .collect();
+        let locations = cert
+            .locations
+            .iter()
+            .map(|l| LocationView {
+                index: l.index,
+                uri: l.uri.clone(),
+                uri_lines: wrap_path(&l.uri, LOCATION_COLUMN),
+                medium: l.medium.clone(),
+                artifacts: l.totals.artifacts,
+                size: human_bytes(l.totals.bytes),
+                outcomes: outcome_counts(&l.totals.by_outcome),
+            })
+            .collect();
+        let risks = cert
+            .residual_risks
+            .iter()
+            .map(|r| {
+                (
+                    r.kind.clone(),
+                    wrap_path(&r.subject, RISK_COLUMN),
+                    r.detail.clone(),
+                )
+            })
+            .collect();
+        let artifacts = cert
+            .artifacts
+            .iter()
+            .map(|a| ArtifactView {
+                id: a.id,
+                location: a.location,
+                kind: a.kind.clone(),
+                path: a.path.clone(),
+                path_lines: wrap_path(&a.path, PATH_COLUMN),
+                size: human_bytes(a.size),
+                sha256: a.sha256.clone(),
+                method: a.method.clone(),
+                category: a.sanitization.category.to_string(),
+                outcome: a.outcome.to_string(),
+                ok: a.outcome == Outcome::Disposed && a.verification.verified,
+                reason: a.reason.clone(),
+            })
+            .collect();
+        Report {
+            title: format!("Disposal certificate: {model}"),
+            certificate_id: cert.id.clone(),
+            certificate_sha256: crate::hash::sha256_hex(cert_bytes),
+            status: if complete { "COMPLETE" } else { "INCOMPLETE" }.into(),
+            complete,
+            verified: checks.iter().all(|c| c.ok),
+            issued: cert.issued.clone(),
+            summary,
+            parties,
+            nist,
+            standards,
+            checks: checks
+                .iter()
+                .map(|c| CheckView {
+                    name: c.name.to_string(),
+                    ok: c.ok,
+                    detail: c.detail.clone(),
+                })
+                .collect(),
+            locations,
+            risks,
+            artifacts,
+            attachments: attachments
+                .iter()
+                .map(|a| AttachmentView {
+                    name: a.name.clone(),
+                    description: a.description.clone(),
+                    size: a.bytes.len() as u64,
+                    sha256: crate::hash::sha256_hex(&a.bytes),
+                })
+                .collect(),
+            verify_commands,
+            tool: format!("{} {}", crate::TOOL_NAME, crate::TOOL_VERSION),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap_path;
+
+    #[test]
+    fn paths_wrap_after_slashes_and_long_names_are_cut() {
+        assert_eq!(wrap_path("/a/b", 10), ["/a/b"]);
+        assert_eq!(
+            wrap_path("/srv/models/m/x.bin", 12),
+            ["/srv/models", "/m/x.bin"]
+        );
+        let blob = format!("/hub/blobs/{}", "f".repeat(30));
+        let lines = wrap_path(&blob, 12);
+        assert!(lines.iter().all(|l| l.chars().count() <= 12), "{lines:?}");
+        assert_eq!(lines.concat(), blob);
+        // Multi-byte characters are never split.
+        let s = "/données/modèle-ü".repeat(3);
+        assert_eq!(wrap_path(&s, 5).concat(), s);
+        assert_eq!(wrap_path("", 5), [""]);
+    }
+}
