@@ -5,8 +5,12 @@
 #   scripts/fuzz.sh            # 60 s per target
 #   FUZZ_SECONDS=300 scripts/fuzz.sh manifest plan
 #
-# Seeds come from tests/corpus (the bad-input corpus) and the example files;
+# Seeds come from tests/corpus (the bad-input corpus) and a demo run's files;
 # crashes land in fuzz/artifacts/<target>/ and make the script exit 1.
+# The sanitizer is off (-s none): decom is safe Rust, so AddressSanitizer
+# would find little and cost a slower, much larger build; panics, overflow
+# checks (debug assertions are on) and the targets' own asserts are what
+# the fuzzer hunts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${FUZZ_SECONDS:-60}"
@@ -32,6 +36,9 @@ seed() { # target -> globs of seed files
         journal) echo "$demo/d/journal.jsonl" ;;
     esac
 }
+fuzz=(cargo +nightly fuzz run --fuzz-dir fuzz -s none --debug-assertions)
+# Build every target first: a build failure is not a finding.
+cargo +nightly fuzz build --fuzz-dir fuzz -s none --debug-assertions >&2
 status=0
 for t in "${targets[@]}"; do
     corpus="fuzz/corpus/$t"
@@ -40,7 +47,7 @@ for t in "${targets[@]}"; do
         [ -f "$f" ] && cp "$f" "$corpus/$(basename "$f")" || true
     done
     echo "fuzz.sh: $t for ${secs}s" >&2
-    if ! cargo +nightly fuzz run --fuzz-dir fuzz "$t" "$corpus" -- \
+    if ! "${fuzz[@]}" "$t" "$corpus" -- \
         -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 2> "fuzz/$t.log"; then
         echo "fuzz.sh: $t FOUND A CRASH (see fuzz/$t.log and fuzz/artifacts/$t/)" >&2
         status=1

@@ -7,8 +7,51 @@ use sha2::{Digest, Sha256};
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Read size for hashing and read-back: large sequential reads.
-pub const READ_BLOCK: usize = 1 << 20;
+/// Read size for hashing and read-back: 128 KiB stays in L2 between the
+/// kernel's copy and SHA-256; kernel readahead keeps the reads sequential
+/// and large on the device. See [`PageBuf`] for the alignment.
+pub const READ_BLOCK: usize = 128 << 10;
+
+/// A zeroed byte buffer whose start is page-aligned (safe code: an
+/// over-allocated Vec and an aligned window into it). The kernel copies file
+/// data into and out of a page-aligned buffer much faster: hashing 1 GiB
+/// from the page cache took 0.15 s of system time with an aligned 128 KiB
+/// buffer and 0.61-0.66 s with the same buffer 1 or 16 bytes off
+/// (`_copy_to_iter` was 47 % of the profile).
+pub struct PageBuf {
+    raw: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl PageBuf {
+    const PAGE: usize = 4096;
+
+    pub fn new(len: usize) -> PageBuf {
+        let raw = vec![0u8; len + Self::PAGE];
+        let start = raw.as_ptr().align_offset(Self::PAGE).min(Self::PAGE);
+        PageBuf { raw, start, len }
+    }
+
+    /// Use the first `len` bytes (at most the capacity given to `new`).
+    pub fn set_len(&mut self, len: usize) {
+        assert!(self.start + len <= self.raw.len(), "within capacity");
+        self.len = len;
+    }
+}
+
+impl std::ops::Deref for PageBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.raw[self.start..self.start + self.len]
+    }
+}
+
+impl std::ops::DerefMut for PageBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.raw[self.start..self.start + self.len]
+    }
+}
 
 /// Hash everything `reader` yields. `on_bytes` is told how many bytes each
 /// read added (for progress). Stops with `Interrupted` when `cancel` is set.
@@ -18,7 +61,7 @@ pub fn hash_reader(
     mut on_bytes: impl FnMut(u64),
 ) -> io::Result<(String, u64)> {
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; READ_BLOCK];
+    let mut buf = PageBuf::new(READ_BLOCK);
     let mut total = 0u64;
     loop {
         if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
@@ -79,6 +122,18 @@ pub fn hash_files(paths: &[std::path::PathBuf]) -> Vec<io::Result<String>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn page_buffers_start_on_a_page() {
+        for len in [1, 4096, 128 << 10, 3 << 20] {
+            let mut b = super::PageBuf::new(len);
+            assert_eq!(b.as_ptr() as usize % 4096, 0);
+            assert_eq!(b.len(), len);
+            b.set_len(len / 2);
+            assert_eq!(b.len(), len / 2);
+            assert!(b.iter().all(|x| *x == 0));
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -5,7 +5,7 @@
 //! after dropping the page cache (fsync + posix_fadvise DONTNEED).
 
 use crate::error::{Error, IoContext, Result};
-use crate::hash::Running;
+use crate::hash::{PageBuf, Running};
 use crate::profile::Pass;
 use crate::progress::Progress;
 use rand::{RngCore, SeedableRng};
@@ -34,16 +34,24 @@ pub fn write_pass(
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);
         }
-        file.write_all_at(buf, offset).at(path)?;
-        if let Some(h) = hasher.as_mut() {
-            h.update(buf);
+        // Hash and write in cache-sized pieces: SHA-256 pulls each piece
+        // into L2 and the kernel's copy into the page cache finds it there
+        // (one pass over memory instead of two).
+        let mut at = offset;
+        for piece in buf.chunks(crate::hash::READ_BLOCK) {
+            if let Some(h) = hasher.as_mut() {
+                h.update(piece);
+            }
+            file.write_all_at(piece, at).at(path)?;
+            at += piece.len() as u64;
         }
         progress.bytes(buf.len() as u64);
         Ok(())
     };
     match pass.fill() {
         Some(byte) => {
-            let buf = vec![byte; block.min(size as usize).max(1)];
+            let mut buf = PageBuf::new(block.min(size as usize).max(1));
+            buf.fill(byte);
             let mut off = 0u64;
             while off < size {
                 let n = (size - off).min(buf.len() as u64) as usize;
@@ -69,10 +77,12 @@ fn random_blocks(
         return Ok(());
     }
     let block = block.min(size as usize);
-    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(2);
-    let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(3);
+    let (full_tx, full_rx) = mpsc::sync_channel::<PageBuf>(2);
+    let (empty_tx, empty_rx) = mpsc::sync_channel::<PageBuf>(3);
     for _ in 0..3 {
-        empty_tx.send(vec![0u8; block]).expect("channel has room");
+        empty_tx
+            .send(PageBuf::new(block))
+            .expect("channel has room");
     }
     std::thread::scope(|s| {
         s.spawn(move || {
@@ -82,7 +92,7 @@ fn random_blocks(
             while left > 0 {
                 let Ok(mut buf) = empty_rx.recv() else { return };
                 let n = left.min(block as u64) as usize;
-                buf.truncate(n);
+                buf.set_len(n);
                 rng.fill_bytes(&mut buf);
                 left -= n as u64;
                 if full_tx.send(buf).is_err() {
@@ -98,7 +108,7 @@ fn random_blocks(
             let r = sink(&buf, off);
             off += buf.len() as u64;
             let mut buf = buf;
-            buf.resize(block, 0);
+            buf.set_len(block);
             let _ = empty_tx.send(buf);
             r?;
         }
