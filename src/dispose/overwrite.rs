@@ -45,6 +45,13 @@ pub fn write_pass(
             file.write_all_at(piece, at).at(path)?;
             at += piece.len() as u64;
         }
+        // Start writeback of this block now (DONTNEED on dirty pages queues
+        // them for writing without waiting), so the disk writes while the
+        // next block is generated and hashed, and the final fsync has little
+        // left to do.
+        if let Some(len) = std::num::NonZeroU64::new(buf.len() as u64) {
+            rustix::fs::fadvise(file, offset, Some(len), rustix::fs::Advice::DontNeed).at(path)?;
+        }
         progress.bytes(buf.len() as u64);
         Ok(())
     };

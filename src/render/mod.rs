@@ -9,6 +9,7 @@
 //! Rendering reads the certificate and never writes it.
 
 mod html;
+#[cfg(feature = "pdf")]
 mod pdf;
 
 use crate::cert::verify::Check;
@@ -18,7 +19,16 @@ use crate::util::human_bytes;
 use serde::Serialize;
 
 pub use html::html;
+#[cfg(feature = "pdf")]
 pub use pdf::pdf;
+
+/// Without the `pdf` feature there is no PDF engine in the binary.
+#[cfg(not(feature = "pdf"))]
+pub fn pdf(_: &Report, _: &[Attachment]) -> crate::error::Result<Vec<u8>> {
+    Err(crate::error::Error::input(
+        "this decom was built without the pdf feature; use --html, or a default build",
+    ))
+}
 
 /// A file carried inside the rendered document, byte for byte.
 #[derive(Debug, Clone)]
