@@ -96,9 +96,14 @@ fn members(a: &ArchiveArgs, cert_path: &Path, signers_path: &Path) -> Result<(Ve
         super::verify::cosigner(cert_path, &cert, &bytes, &signers).as_deref(),
     );
     let report = Report::new(&cert, &bytes, &checks, &files, commands);
+    // The signers file as attached to the PDF (read once).
+    let signers_file = files
+        .iter()
+        .find(|f| f.name == "allowed_signers")
+        .expect("render::attachments always attaches the signers file");
     m.push(Member {
-        name: "allowed_signers".into(),
-        bytes: read(signers_path, "allowed signers")?,
+        name: signers_file.name.clone(),
+        bytes: signers_file.bytes.clone(),
     });
     m.push(Member {
         name: Path::new(&name_of(cert_path))

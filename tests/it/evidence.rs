@@ -5,7 +5,7 @@
 //! index), and `verify --recheck`.
 
 use crate::common::*;
-use crate::s3::{S3Env, endpoint};
+use crate::s3::{S3Env, aws_env, endpoint};
 use std::path::Path;
 use std::process::Command;
 
@@ -353,12 +353,7 @@ fn s3_archive_with_object_lock_is_write_once() {
     let to = format!("s3://{}/evidence", s.bucket);
     let run = |args: &[&str]| {
         let mut c = env.command();
-        c.env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_ENDPOINT_URL");
+        aws_env(&mut c);
         Run::from(
             c.args(args)
                 .arg("--endpoint-url")
@@ -402,7 +397,7 @@ fn s3_archive_with_object_lock_is_write_once() {
         head.object_lock_mode().map(|m| m.as_str()),
         Some("COMPLIANCE")
     );
-    let original =
+    let archived = || {
         s.rt.block_on(async {
             c.get_object()
                 .bucket(&s.bucket)
@@ -416,7 +411,9 @@ fn s3_archive_with_object_lock_is_write_once() {
                 .await
         })
         .unwrap()
-        .into_bytes();
+        .into_bytes()
+    };
+    let original = archived();
 
     // The server refuses to delete the archived version, even with the
     // governance bypass. (Real S3 also refuses to shorten a COMPLIANCE
@@ -450,21 +447,7 @@ fn s3_archive_with_object_lock_is_write_once() {
             .send(),
     )
     .unwrap();
-    let still =
-        s.rt.block_on(async {
-            c.get_object()
-                .bucket(&s.bucket)
-                .key(key)
-                .version_id(&version)
-                .send()
-                .await
-                .unwrap()
-                .body
-                .collect()
-                .await
-        })
-        .unwrap()
-        .into_bytes();
+    let still = archived();
     assert_eq!(still, original);
     // ... and archive --verify notices the forged, unlocked version.
     let v = run(&["archive", "--verify", &to]);

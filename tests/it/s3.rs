@@ -47,7 +47,7 @@ pub struct S3Env {
     pub bucket: String,
 }
 
-fn aws_env(c: &mut Command) {
+pub fn aws_env(c: &mut Command) {
     c.env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
