@@ -70,7 +70,7 @@ fn describe_change(plan: &LocalFile, now: &Identity) -> Option<String> {
 
 /// Dispose of a regular file.
 pub fn file(
-    ctx: &mut Ctx,
+    ctx: &Ctx,
     anchor: &Anchor,
     loc: &LocalRoot,
     id: u32,
@@ -153,7 +153,7 @@ pub fn file(
                 )));
             }
         }
-        ctx.journal.append(Event::ArtifactStarted { id })?;
+        ctx.append(Event::ArtifactStarted { id })?;
     }
 
     // Overwrite passes, continuing after the ones already journaled.
@@ -175,7 +175,7 @@ pub fn file(
                 ctx.cancel,
                 ctx.progress,
             )?;
-            ctx.journal.append(Event::Pass {
+            ctx.append(Event::Pass {
                 id,
                 pass: n,
                 pattern: pass.to_string(),
@@ -196,7 +196,7 @@ pub fn file(
             let readback =
                 super::overwrite::read_back(&file, &display, f.size, ctx.cancel, ctx.progress)?;
             let ok = readback == written;
-            ctx.journal.append(Event::ReadBack {
+            ctx.append(Event::ReadBack {
                 id,
                 pass: n,
                 written_sha256: written.clone(),
@@ -219,7 +219,7 @@ pub fn file(
     let done_renames = st.renames.len() as u32;
     for _ in done_renames..ctx.profile.renames {
         let to = OsString::from(crate::util::random_hex(8));
-        ctx.journal.append(Event::Renaming {
+        ctx.append(Event::Renaming {
             id,
             from: cur.to_string_lossy().into_owned(),
             to: to.to_string_lossy().into_owned(),
@@ -237,7 +237,7 @@ pub fn file(
         return Ok(failed(format!("unlink failed: {e}")));
     }
     parent.sync()?;
-    ctx.journal.append(Event::Removed { id })?;
+    ctx.append(Event::Removed { id })?;
     names.push(cur);
     confirm_gone(ctx, &parent, &names, id, f)
 }
@@ -251,7 +251,7 @@ fn verified_all(ctx: &Ctx, st: &ArtifactState) -> bool {
 
 /// Absence proof: none of the names the file had holds its inode.
 fn confirm_gone(
-    ctx: &mut Ctx,
+    ctx: &Ctx,
     parent: &Parent,
     names: &[OsString],
     id: u32,
@@ -274,7 +274,7 @@ fn confirm_gone(
 
 /// Remove a symbolic link (never following it).
 pub fn symlink(
-    ctx: &mut Ctx,
+    ctx: &Ctx,
     anchor: &Anchor,
     loc: &LocalRoot,
     id: u32,
@@ -300,13 +300,13 @@ pub fn symlink(
         }
     }
     if !started {
-        ctx.journal.append(Event::ArtifactStarted { id })?;
+        ctx.append(Event::ArtifactStarted { id })?;
     }
     if let Err(e) = parent.unlink(&name) {
         return Ok(failed(format!("unlink failed: {e}")));
     }
     parent.sync()?;
-    ctx.journal.append(Event::Removed { id })?;
+    ctx.append(Event::Removed { id })?;
     Ok(match parent.stat(&name)? {
         Some(_) => failed("still present after unlink"),
         None => (Outcome::Disposed, None),
@@ -315,7 +315,7 @@ pub fn symlink(
 
 /// Remove a directory that the plan expects to be empty by now.
 pub fn dir(
-    ctx: &mut Ctx,
+    ctx: &Ctx,
     anchor: &Anchor,
     loc: &LocalRoot,
     id: u32,
@@ -337,7 +337,7 @@ pub fn dir(
         Some(_) => {}
     }
     if !started {
-        ctx.journal.append(Event::ArtifactStarted { id })?;
+        ctx.append(Event::ArtifactStarted { id })?;
     }
     if let Err(e) = parent.rmdir(&name) {
         return Ok(failed(format!(
@@ -345,7 +345,7 @@ pub fn dir(
         )));
     }
     parent.sync()?;
-    ctx.journal.append(Event::Removed { id })?;
+    ctx.append(Event::Removed { id })?;
     Ok(match parent.stat(&name)? {
         Some(_) => failed("still present after rmdir"),
         None => (Outcome::Disposed, None),

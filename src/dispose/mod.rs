@@ -5,7 +5,9 @@
 //! two-person rule (see [`crate::sign::roles`]); this module re-identifies
 //! every artifact before touching it and never acts on anything the plan
 //! does not list. Per-artifact failures become outcomes; the run goes on.
-//! All local work is blocking and runs on the calling thread.
+//! Local work is blocking: regular files are overwritten by one worker thread
+//! per device (one disk at a time each, several disks at once), then links
+//! and directories on the calling thread.
 
 pub mod local;
 pub mod overwrite;
@@ -13,22 +15,49 @@ pub mod s3;
 
 use crate::cert::{self, Certificate, Party};
 use crate::error::{Error, Result};
+use crate::journal::ArtifactState;
 use crate::journal::{self, Event, Journal, Outcome};
 use crate::localfs::Anchor;
+use crate::plan::Artifact;
 use crate::plan::{Item, Plan};
 use crate::profile::Profile;
 use crate::progress::Progress;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// What the per-artifact steps share.
+/// Devices overwritten at once, at most (each worker also runs a generator thread).
+pub const MAX_DEVICE_WORKERS: usize = 8;
+
+/// What the per-artifact steps share, across the device workers.
 pub struct Ctx<'a> {
-    pub journal: Journal,
+    journal: Mutex<Journal>,
     pub profile: &'a Profile,
     pub cancel: &'a AtomicBool,
     pub progress: &'a dyn Progress,
 }
+
+impl Ctx<'_> {
+    /// Append one event to the journal (durable when this returns).
+    pub fn append(&self, event: Event) -> Result<()> {
+        self.journal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .append(event)
+    }
+
+    fn journal_path(&self) -> PathBuf {
+        self.journal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .path()
+            .to_path_buf()
+    }
+}
+
+/// Local anchors per location index: the re-identified root, or why not.
+type Anchors = HashMap<u32, Result<Anchor, String>>;
 
 /// Everything execute needs, resolved and checked by the caller.
 pub struct Request<'a> {
@@ -57,13 +86,13 @@ pub fn execute(req: Request<'_>) -> Result<Certificate> {
         .first()
         .map(|r| r.time.clone())
         .unwrap_or_else(crate::util::now_rfc3339);
-    let mut ctx = Ctx {
-        journal,
+    let ctx = Ctx {
+        journal: Mutex::new(journal),
         profile: &plan.profile,
         cancel: req.cancel,
         progress: req.progress,
     };
-    ctx.journal.append(Event::RunStarted {
+    ctx.append(Event::RunStarted {
         plan_sha256: req.plan_sha256.clone(),
         operator: req.operator.principal.clone(),
         operator_fingerprint: req.operator.key_fingerprint.clone(),
@@ -80,7 +109,7 @@ pub fn execute(req: Request<'_>) -> Result<Certificate> {
 
     // Local artifacts: re-identify each location root (same device and
     // inode, no symlink on the way), then files, links, directories deepest first.
-    let mut anchors: HashMap<u32, Result<Anchor, String>> = HashMap::new();
+    let mut anchors: Anchors = HashMap::new();
     for loc in &plan.locations {
         let Some(root) = loc.local() else { continue };
         let a = Anchor::open(Path::new(&root.root), root.cross_filesystems)
@@ -98,71 +127,49 @@ pub fn execute(req: Request<'_>) -> Result<Certificate> {
             });
         anchors.insert(loc.index, a);
     }
-    let mut order: Vec<&crate::plan::Artifact> = plan
+    let undecided = |a: &&Artifact| state.get(&a.id).and_then(|s| s.outcome.as_ref()).is_none();
+    let files: Vec<&Artifact> = plan
         .artifacts
         .iter()
         .filter(|a| matches!(a.item, Item::File(_)))
+        .filter(undecided)
         .collect();
-    order.extend(
-        plan.artifacts
-            .iter()
-            .filter(|a| matches!(a.item, Item::Symlink(_))),
-    );
-    let mut dirs: Vec<_> = plan
+    // Links, then directories deepest first, once every file is gone.
+    let mut rest: Vec<&Artifact> = plan
+        .artifacts
+        .iter()
+        .filter(|a| matches!(a.item, Item::Symlink(_)))
+        .filter(undecided)
+        .collect();
+    let mut dirs: Vec<&Artifact> = plan
         .artifacts
         .iter()
         .filter(|a| matches!(a.item, Item::Dir(_)))
+        .filter(undecided)
         .collect();
     dirs.sort_by_key(|a| std::cmp::Reverse(a.item.path().matches('/').count()));
-    order.extend(dirs);
+    rest.extend(dirs);
 
-    let todo: Vec<_> = order
-        .into_iter()
-        .filter(|a| state.get(&a.id).and_then(|s| s.outcome.as_ref()).is_none())
-        .collect();
-    let bytes: u64 = todo
+    let bytes: u64 = files
         .iter()
         .map(|a| a.item.size() * plan.profile.passes.len().max(1) as u64)
         .sum();
-    if !todo.is_empty() {
-        req.progress.start("dispose", todo.len() as u64, bytes);
+    if !files.is_empty() || !rest.is_empty() {
+        req.progress
+            .start("dispose", (files.len() + rest.len()) as u64, bytes);
     }
-    let empty = journal::ArtifactState::default();
-    for a in todo {
+    let local = Local {
+        ctx: &ctx,
+        plan,
+        anchors: &anchors,
+        state: &state,
+    };
+    local.files_by_device(files)?;
+    for a in rest {
         if req.cancel.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);
         }
-        let st = state.get(&a.id).unwrap_or(&empty);
-        let root = plan
-            .location(a.location)
-            .local()
-            .expect("local artifacts live in local locations");
-        let (outcome, reason) = match anchors
-            .get(&a.location)
-            .expect("every local location has an anchor")
-        {
-            Err(why) => (Outcome::SkippedChanged, Some(why.clone())),
-            Ok(anchor) => match &a.item {
-                Item::File(f) => local::file(&mut ctx, anchor, root, a.id, f, st)?,
-                Item::Symlink(l) => local::symlink(&mut ctx, anchor, root, a.id, l, st)?,
-                Item::Dir(d) => local::dir(&mut ctx, anchor, root, a.id, d, st)?,
-                _ => unreachable!("only local items are ordered here"),
-            },
-        };
-        ctx.journal.append(Event::Outcome {
-            id: a.id,
-            outcome,
-            reason: reason.clone(),
-        })?;
-        let line = match &reason {
-            Some(r) => format!("{outcome}: {} ({r})", a.item.path()),
-            None => format!("{outcome}: {}", a.item.path()),
-        };
-        if outcome == Outcome::Disposed {
-            req.progress.item(&line);
-        } else {
-            req.progress.warn(&line);
-        }
+        local.dispose(a)?;
     }
     req.progress.finish();
 
@@ -181,7 +188,7 @@ pub fn execute(req: Request<'_>) -> Result<Certificate> {
             continue;
         }
         match crate::s3::S3::connect_exact(&s3loc.endpoint) {
-            Ok(client) => s3::location(&mut ctx, &client, s3loc, &arts, &state)?,
+            Ok(client) => s3::location(&ctx, &client, s3loc, &arts, &state)?,
             Err(e) => {
                 let items = arts
                     .iter()
@@ -192,12 +199,12 @@ pub fn execute(req: Request<'_>) -> Result<Certificate> {
                         reason: Some(format!("cannot reach S3: {e}")),
                     })
                     .collect();
-                ctx.journal.append(Event::Outcomes { items })?;
+                ctx.append(Event::Outcomes { items })?;
             }
         }
     }
 
-    let records = journal::read(ctx.journal.path())?;
+    let records = journal::read(&ctx.journal_path())?;
     let cert = cert::build(cert::Inputs {
         plan,
         plan_sha256: &req.plan_sha256,
@@ -207,8 +214,117 @@ pub fn execute(req: Request<'_>) -> Result<Certificate> {
         records: &records,
         started,
     });
-    ctx.journal.append(Event::RunFinished {
+    ctx.append(Event::RunFinished {
         complete: cert.status == cert::Status::Complete,
     })?;
     Ok(cert)
+}
+
+/// The local half of a run: what each local artifact's disposal needs.
+struct Local<'a, 'c> {
+    ctx: &'a Ctx<'c>,
+    plan: &'a Plan,
+    anchors: &'a Anchors,
+    state: &'a BTreeMap<u32, ArtifactState>,
+}
+
+impl Local<'_, '_> {
+    /// Dispose of regular files: one worker per device, each working through
+    /// its device's files in plan order, so two disks are overwritten at once
+    /// but no disk gets two interleaved streams. The first hard error (the
+    /// journal cannot be written, an interrupt) stops every worker at its
+    /// next artifact and is returned.
+    fn files_by_device(&self, files: Vec<&Artifact>) -> Result<()> {
+        let mut by_device: BTreeMap<u64, Vec<&Artifact>> = BTreeMap::new();
+        for a in files {
+            by_device
+                .entry(a.item.device().expect("files have a device"))
+                .or_default()
+                .push(a);
+        }
+        let workers = by_device.len().clamp(1, MAX_DEVICE_WORKERS);
+        let mut queues: Vec<Vec<&Artifact>> = vec![Vec::new(); workers];
+        for (i, (_, group)) in by_device.into_iter().enumerate() {
+            queues[i % workers].extend(group);
+        }
+        let halt = AtomicBool::new(false);
+        let work = |queue: Vec<&Artifact>| -> Result<()> {
+            for a in queue {
+                if self.ctx.cancel.load(Ordering::Relaxed) {
+                    return Err(Error::Interrupted);
+                }
+                if halt.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                if let Err(e) = self.dispose(a) {
+                    halt.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+            Ok(())
+        };
+        if queues.len() == 1 {
+            return work(queues.pop().expect("one queue"));
+        }
+        let results: Vec<Result<()>> = std::thread::scope(|s| {
+            let handles: Vec<_> = queues
+                .into_iter()
+                .map(|q| s.spawn(move || work(q)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        // An interrupt wins over the errors it caused elsewhere.
+        let mut first = Ok(());
+        for r in results {
+            match r {
+                Err(Error::Interrupted) => return Err(Error::Interrupted),
+                Err(e) if first.is_ok() => first = Err(e),
+                _ => {}
+            }
+        }
+        first
+    }
+
+    /// Dispose of one local artifact, journal its outcome and report it.
+    fn dispose(&self, a: &Artifact) -> Result<()> {
+        let ctx = self.ctx;
+        let empty = ArtifactState::default();
+        let st = self.state.get(&a.id).unwrap_or(&empty);
+        let root = self
+            .plan
+            .location(a.location)
+            .local()
+            .expect("local artifacts live in local locations");
+        let (outcome, reason) = match self
+            .anchors
+            .get(&a.location)
+            .expect("every local location has an anchor")
+        {
+            Err(why) => (Outcome::SkippedChanged, Some(why.clone())),
+            Ok(anchor) => match &a.item {
+                Item::File(f) => local::file(ctx, anchor, root, a.id, f, st)?,
+                Item::Symlink(l) => local::symlink(ctx, anchor, root, a.id, l, st)?,
+                Item::Dir(d) => local::dir(ctx, anchor, root, a.id, d, st)?,
+                _ => unreachable!("only local items are disposed of here"),
+            },
+        };
+        ctx.append(Event::Outcome {
+            id: a.id,
+            outcome,
+            reason: reason.clone(),
+        })?;
+        let line = match &reason {
+            Some(r) => format!("{outcome}: {} ({r})", a.item.path()),
+            None => format!("{outcome}: {}", a.item.path()),
+        };
+        if outcome == Outcome::Disposed {
+            ctx.progress.item(&line);
+        } else {
+            ctx.progress.warn(&line);
+        }
+        Ok(())
+    }
 }

@@ -64,7 +64,7 @@ fn version_of(item: &Item) -> Option<(&str, &str)> {
 
 /// Dispose of the planned artifacts of one S3 location.
 pub fn location(
-    ctx: &mut Ctx,
+    ctx: &Ctx,
     s3: &S3,
     loc: &S3Location,
     all: &[&Artifact],
@@ -90,12 +90,12 @@ pub fn location(
             planned.entry(k).or_default().insert(v);
         }
     }
-    let fail_all = |ctx: &mut Ctx, why: String| -> Result<()> {
+    let fail_all = |ctx: &Ctx, why: String| -> Result<()> {
         let items = todo
             .iter()
             .map(|a| item(a.id, Outcome::Failed, why.clone()))
             .collect();
-        ctx.journal.append(Event::Outcomes { items })
+        ctx.append(Event::Outcomes { items })
     };
     let (now, uploads_now) =
         match current(s3, loc, &keys).and_then(|c| Ok((c, current_uploads(s3, loc, &keys)?))) {
@@ -201,7 +201,7 @@ pub fn location(
                 d.reason.clone().unwrap_or_default()
             ));
         }
-        ctx.journal.append(Event::Outcomes {
+        ctx.append(Event::Outcomes {
             items: std::mem::take(&mut decided),
         })?;
     }
@@ -214,7 +214,7 @@ pub fn location(
         .map(|a| a.id)
         .collect();
     if !ids.is_empty() {
-        ctx.journal.append(Event::Started { ids })?;
+        ctx.append(Event::Started { ids })?;
     }
     let bytes: u64 = delete.iter().map(|a| a.item.size()).sum();
     ctx.progress.start(
@@ -330,7 +330,7 @@ pub fn location(
             ctx.progress
                 .warn(&format!("failed: {}", f.reason.clone().unwrap_or_default()));
         }
-        ctx.journal.append(Event::Outcomes { items: failed })?;
+        ctx.append(Event::Outcomes { items: failed })?;
     }
     ctx.progress.finish();
     if ctx.cancel.load(std::sync::atomic::Ordering::Relaxed) {
@@ -351,7 +351,7 @@ pub fn location(
                 .iter()
                 .map(|a| item(a.id, Outcome::Failed, format!("absence not proven: {e}")))
                 .collect();
-            return ctx.journal.append(Event::Outcomes { items });
+            return ctx.append(Event::Outcomes { items });
         }
     };
     // Keys whose every planned version is gone must also answer HEAD with 404.
@@ -434,7 +434,7 @@ pub fn location(
         }
     }
     if !proven.is_empty() {
-        ctx.journal.append(Event::Outcomes { items: proven })?;
+        ctx.append(Event::Outcomes { items: proven })?;
     }
     Ok(())
 }

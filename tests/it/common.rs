@@ -337,3 +337,22 @@ impl Env {
             .unwrap()
     }
 }
+
+/// A directory on a second device (tmpfs at /dev/shm), for runs that span
+/// two devices. Panics, rather than skipping, when there is none.
+pub fn second_device(env: &Env) -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::MetadataExt;
+    let shm = Path::new("/dev/shm");
+    assert!(
+        shm.is_dir(),
+        "tests that span two devices need a tmpfs at /dev/shm"
+    );
+    let tmp = tempfile::tempdir_in(shm).unwrap();
+    let dir = std::fs::canonicalize(tmp.path()).unwrap();
+    assert_ne!(
+        std::fs::metadata(&dir).unwrap().dev(),
+        std::fs::metadata(&env.root).unwrap().dev(),
+        "/dev/shm is on the same device as the test's temp dir"
+    );
+    (tmp, dir)
+}

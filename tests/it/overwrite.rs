@@ -162,3 +162,69 @@ fn delete_only_unlinks_without_overwriting_and_says_so() {
     assert_eq!(a["sanitization"]["category"], "logical");
     assert!(!env.path("models/m/a.bin").exists());
 }
+
+/// Files on two devices are overwritten at once, one worker per device: in
+/// the journal, a file on one device starts while a file on the other is
+/// still being overwritten, and every file still ends verified and disposed.
+#[test]
+fn files_on_two_devices_are_overwritten_at_once() {
+    let env = Env::new();
+    let (_keep, shm) = second_device(&env);
+    for i in 0..4 {
+        env.file(&format!("models/m/f{i}.bin"), &random_bytes(8 << 20));
+        std::fs::write(shm.join(format!("g{i}.bin")), random_bytes(8 << 20)).unwrap();
+    }
+    env.manifest(
+        "nist-clear",
+        &format!(
+            "[[locations]]\nuri = \"{}\"\n[[locations]]\nuri = \"{}\"\n",
+            env.path("models/m").display(),
+            shm.display()
+        ),
+    );
+    env.trace().ok();
+    env.approve().ok();
+    env.execute().ok();
+
+    let c = env.cert_json();
+    assert_eq!(c["status"], "complete");
+    let arts = c["artifacts"].as_array().unwrap();
+    assert_eq!(arts.len(), 8);
+    assert!(
+        arts.iter()
+            .all(|a| a["outcome"] == "disposed" && a["verification"]["verified"] == true)
+    );
+    let on_shm = |id: u64| {
+        arts.iter()
+            .find(|a| a["id"] == id)
+            .and_then(|a| a["path"].as_str())
+            .unwrap()
+            .starts_with(shm.to_str().unwrap())
+    };
+    // Each file's span in the journal: from its start to its outcome.
+    let mut span: std::collections::HashMap<u64, (u64, u64)> = Default::default();
+    for line in std::fs::read_to_string(env.path("journal.jsonl"))
+        .unwrap()
+        .lines()
+    {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (seq, id) = (r["seq"].as_u64().unwrap(), r["id"].as_u64().unwrap_or(0));
+        match r["type"].as_str().unwrap() {
+            "artifact-started" => {
+                span.insert(id, (seq, u64::MAX));
+            }
+            "outcome" => span.get_mut(&id).unwrap().1 = seq,
+            _ => {}
+        }
+    }
+    assert_eq!(span.len(), 8);
+    let overlap = span.iter().any(|(a, (start_a, end_a))| {
+        span.iter().any(|(b, (start_b, _))| {
+            on_shm(*a) != on_shm(*b) && start_a < start_b && start_b < end_a
+        })
+    });
+    assert!(
+        overlap,
+        "no file on one device started while one on the other was in progress: {span:?}"
+    );
+}
