@@ -305,6 +305,7 @@ size = {c_len}
             allowed_signers: signers.clone(),
             out: None,
             resume: false,
+            s3_concurrency: None,
             yes: true,
             person: Default::default(),
         },

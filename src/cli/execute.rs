@@ -29,6 +29,10 @@ pub struct ExecuteArgs {
     /// Continue an interrupted run from its journal.
     #[arg(long)]
     pub resume: bool,
+    /// S3 requests in flight at once: DeleteObjects batches of 1000 keys and
+    /// the HEADs of the absence proof (default: the plan's [s3] concurrency, else 8).
+    #[arg(long, value_name = "N")]
+    pub s3_concurrency: Option<usize>,
     /// Do not ask for confirmation.
     #[arg(long)]
     pub yes: bool,
@@ -103,6 +107,7 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
     operator.details = a.person.details(plan.manifest.operator.as_ref())?;
     sign::two_person(&operator, std::slice::from_ref(&approval)).map_err(Error::refused)?;
     check_locations(&plan)?;
+    dispose::s3_concurrency(&plan, a.s3_concurrency)?;
     p.can_ask(a.yes)?;
     let plan_sha = crate::hash::sha256_hex(&bytes);
 
@@ -162,6 +167,7 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
         operator,
         journal_path: journal_path.clone(),
         resume: a.resume,
+        s3_concurrency: a.s3_concurrency,
         cancel: &cancel,
         progress: &progress,
     })?;

@@ -144,12 +144,16 @@ pub struct S3Args {
     /// Stream and hash object versions that carry no SHA-256 checksum.
     #[arg(long)]
     pub hash_remote: bool,
+    /// S3 requests in flight at once (default 8; overrides the manifest's [s3] concurrency).
+    #[arg(long, value_name = "N")]
+    pub s3_concurrency: Option<usize>,
 }
 
 impl S3Args {
     pub fn settings(&self) -> crate::s3::Settings {
         crate::s3::Settings {
             hash_remote: self.hash_remote,
+            concurrency: self.s3_concurrency,
             ..self.endpoint.settings()
         }
     }
@@ -176,6 +180,7 @@ impl S3Endpoint {
             region: self.region.clone(),
             path_style: self.path_style.then_some(true),
             hash_remote: false,
+            concurrency: None,
         }
     }
 }

@@ -68,6 +68,8 @@ pub struct Request<'a> {
     pub operator: Party,
     pub journal_path: PathBuf,
     pub resume: bool,
+    /// S3 requests in flight; None: the plan's `[s3] concurrency`, else the default.
+    pub s3_concurrency: Option<usize>,
     pub cancel: &'a AtomicBool,
     pub progress: &'a dyn Progress,
 }
@@ -77,10 +79,22 @@ pub fn journal_path(out_dir: &Path) -> PathBuf {
     out_dir.join("journal.jsonl")
 }
 
+/// S3 requests in flight for this run: `flag`, else the plan's
+/// `[s3] concurrency`, else the default; out of range is an input error
+/// (callers check it before anything is touched).
+pub fn s3_concurrency(plan: &Plan, flag: Option<usize>) -> Result<usize> {
+    crate::s3::Settings {
+        concurrency: flag.or_else(|| plan.manifest.s3.as_ref().and_then(|s| s.concurrency)),
+        ..Default::default()
+    }
+    .concurrency()
+}
+
 /// Run the disposal. Returns the certificate built from the journal; the
 /// caller writes and signs it. `Err(Interrupted)` leaves a consistent journal.
 pub fn execute(req: Request<'_>) -> Result<Certificate> {
     let plan = req.plan;
+    let s3_concurrency = s3_concurrency(plan, req.s3_concurrency)?;
     let (journal, records) = Journal::open(&req.journal_path, &req.plan_sha256, req.resume)?;
     let started = records
         .first()
@@ -187,7 +201,7 @@ pub fn execute(req: Request<'_>) -> Result<Certificate> {
         {
             continue;
         }
-        match crate::s3::S3::connect_exact(&s3loc.endpoint) {
+        match crate::s3::S3::connect_exact(&s3loc.endpoint, Some(s3_concurrency)) {
             Ok(client) => s3::location(&ctx, &client, s3loc, &arts, &state)?,
             Err(e) => {
                 let items = arts

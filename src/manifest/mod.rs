@@ -181,6 +181,11 @@ impl Manifest {
                 ));
             }
         }
+        if let Some(s3) = &self.s3
+            && let Err(e) = s3.concurrency()
+        {
+            return bad(format!("[s3] {e}"));
+        }
         if let Some(repo) = &self.model.hf_repo {
             let ok = repo.split('/').count() == 2
                 && repo.split('/').all(|p| {

@@ -19,8 +19,11 @@ use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::time::Duration;
 
-/// Requests in flight at once (DeleteObjects batches, HEADs).
+/// Requests in flight at once (DeleteObjects batches, HEADs), unless the
+/// manifest's `[s3] concurrency` or `--s3-concurrency` says otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 8;
+/// The most requests in flight a setting may ask for.
+pub const MAX_CONCURRENCY: usize = 1024;
 /// Keys per DeleteObjects request (the S3 maximum).
 pub const DELETE_BATCH: usize = 1000;
 /// Attempts per request (first try + retries).
@@ -39,6 +42,9 @@ pub struct Settings {
     /// Stream and hash versions that carry no SHA-256 checksum.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hash_remote: bool,
+    /// Requests in flight at once (default [`DEFAULT_CONCURRENCY`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
 }
 
 impl Settings {
@@ -52,6 +58,18 @@ impl Settings {
             region: over.region.clone().or_else(|| self.region.clone()),
             path_style: over.path_style.or(self.path_style),
             hash_remote: over.hash_remote || self.hash_remote,
+            concurrency: over.concurrency.or(self.concurrency),
+        }
+    }
+
+    /// Requests in flight: the setting, checked, or the default.
+    pub fn concurrency(&self) -> Result<usize> {
+        match self.concurrency {
+            None => Ok(DEFAULT_CONCURRENCY),
+            Some(n) if (1..=MAX_CONCURRENCY).contains(&n) => Ok(n),
+            Some(n) => Err(Error::input(format!(
+                "S3 concurrency {n} is out of range (1 to {MAX_CONCURRENCY} requests in flight)"
+            ))),
         }
     }
 }
@@ -139,17 +157,20 @@ impl S3 {
 
     /// Connect to exactly the endpoint a plan recorded (no environment
     /// fallback): execute must talk to the store the custodian approved.
-    pub fn connect_exact(e: &Endpoint) -> Result<S3> {
+    /// `concurrency` is how hard to drive it (not part of the approval).
+    pub fn connect_exact(e: &Endpoint, concurrency: Option<usize>) -> Result<S3> {
         let s = Settings {
             endpoint_url: e.endpoint_url.clone(),
             region: Some(e.region.clone()),
             path_style: Some(e.path_style),
             hash_remote: false,
+            concurrency,
         };
         Self::connect_with(&s, false)
     }
 
     fn connect_with(settings: &Settings, env_endpoint: bool) -> Result<S3> {
+        let concurrency = settings.concurrency()?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -213,7 +234,7 @@ impl S3 {
                 region,
                 path_style,
             },
-            concurrency: DEFAULT_CONCURRENCY,
+            concurrency,
         })
     }
 

@@ -274,6 +274,19 @@ fn bad_plans_certificates_keys_and_signers_are_refused_with_one_line() {
             "no/such/dir",
             "--yes",
         ],
+        vec![
+            "execute",
+            "plan.json",
+            "--key",
+            "keys/operator",
+            "--principal",
+            OPERATOR,
+            "--allowed-signers",
+            "keys/allowed_signers",
+            "--s3-concurrency",
+            "0",
+            "--yes",
+        ],
     ] {
         refused(&env, &env.run(&args), Path::new(args[1]), &before);
         n += 1;

@@ -25,6 +25,9 @@ pub struct Stats {
     pub status_500: AtomicU64,
     pub reset_before: AtomicU64,
     pub reset_after: AtomicU64,
+    /// Requests being handled right now, and the most at once.
+    pub in_flight: AtomicU64,
+    pub max_in_flight: AtomicU64,
 }
 
 impl Stats {
@@ -100,6 +103,7 @@ impl FaultProxy {
             &s.status_500,
             &s.reset_before,
             &s.reset_after,
+            &s.max_in_flight,
         ] {
             c.store(0, Ordering::Relaxed);
         }
@@ -174,15 +178,17 @@ fn reset(s: TcpStream) {
     drop(s);
 }
 
-fn status(mut s: TcpStream, code: u16, reason: &str, err: &str) {
+fn status(code: u16, reason: &str, err: &str) -> Reply {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{err}</Code><Message>injected by the test proxy</Message></Error>"
     );
-    let _ = write!(
-        s,
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
+    Reply::Send(
+        format!(
+            "HTTP/1.1 {code} {reason}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
 }
 
 fn forward(head: &[u8], body: &[u8], upstream: &str) -> Option<Vec<u8>> {
@@ -197,35 +203,55 @@ fn forward(head: &[u8], body: &[u8], upstream: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// What the proxy answers a request with.
+enum Reply {
+    Send(Vec<u8>),
+    Reset,
+}
+
 fn serve(conn: TcpStream, upstream: &str, fail: &AtomicU32, stats: &Stats) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let Some((head, body)) = read_request(&mut reader) else {
         return;
     };
     stats.requests.fetch_add(1, Ordering::Relaxed);
+    let now = stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    stats.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let reply = handle(&head, &body, upstream, fail, stats);
+    // Out of flight before the client can see the answer and send the next.
+    stats.in_flight.fetch_sub(1, Ordering::SeqCst);
+    match reply {
+        Reply::Send(bytes) => {
+            let mut conn = conn;
+            let _ = conn.write_all(&bytes);
+        }
+        Reply::Reset => reset(conn),
+    }
+}
+
+fn handle(head: &[u8], body: &[u8], upstream: &str, fail: &AtomicU32, stats: &Stats) -> Reply {
     let roll: u32 = rand_u32() % 1000;
     if roll < fail.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(u64::from(rand_u32() % 50)));
-        match rand_u32() % 4 {
+        return match rand_u32() % 4 {
             0 => {
                 stats.status_503.fetch_add(1, Ordering::Relaxed);
-                status(conn, 503, "Slow Down", "SlowDown");
+                status(503, "Slow Down", "SlowDown")
             }
             1 => {
                 stats.status_500.fetch_add(1, Ordering::Relaxed);
-                status(conn, 500, "Internal Server Error", "InternalError");
+                status(500, "Internal Server Error", "InternalError")
             }
             2 => {
                 stats.reset_before.fetch_add(1, Ordering::Relaxed);
-                reset(conn);
+                Reply::Reset
             }
             _ => {
                 stats.reset_after.fetch_add(1, Ordering::Relaxed);
-                let _ = forward(&head, &body, upstream);
-                reset(conn);
+                let _ = forward(head, body, upstream);
+                Reply::Reset
             }
-        }
-        return;
+        };
     }
     // One in ten of the rest answers late.
     if rand_u32() % 10 == 0 {
@@ -233,12 +259,9 @@ fn serve(conn: TcpStream, upstream: &str, fail: &AtomicU32, stats: &Stats) {
         std::thread::sleep(Duration::from_millis(300));
     }
     stats.forwarded.fetch_add(1, Ordering::Relaxed);
-    match forward(&head, &body, upstream) {
-        Some(resp) => {
-            let mut conn = conn;
-            let _ = conn.write_all(&resp);
-        }
-        None => reset(conn),
+    match forward(head, body, upstream) {
+        Some(resp) => Reply::Send(resp),
+        None => Reply::Reset,
     }
 }
 
@@ -325,4 +348,49 @@ fn s3_faults_at_100_percent_end_incomplete_without_a_false_disposed() {
     assert!(s.versions("m/").is_empty());
     assert_eq!(s.uploads("m/"), 0);
     assert_eq!(s.env.cert_json()["status"], "complete");
+}
+
+/// `[s3] concurrency` in the manifest and `--s3-concurrency` bound the
+/// requests decom has in flight, in trace and in execute.
+#[test]
+fn s3_concurrency_bounds_the_requests_in_flight() {
+    let proxy = FaultProxy::start(&endpoint(), 0);
+    let in_flight = || proxy.stats.max_in_flight.load(Ordering::SeqCst);
+    let bucket = || {
+        let s = S3Env::new();
+        s.create_bucket(true, false);
+        for i in 0..30 {
+            s.put(&format!("m/shard-{i:03}.bin"), &random_bytes(100));
+            s.put(&format!("m/shard-{i:03}.bin"), &random_bytes(100));
+        }
+        s
+    };
+
+    // One at a time, from the manifest: trace, and execute through the plan.
+    let one = bucket();
+    one.manifest("m/", "[s3]\nconcurrency = 1\n");
+    proxy.set_fail_permille(0);
+    one.trace_via(&proxy.url).ok();
+    assert_eq!(in_flight(), 1, "trace: {}", proxy.stats.line());
+    one.approve().ok();
+    proxy.set_fail_permille(0);
+    one.execute().ok();
+    assert_eq!(in_flight(), 1, "execute: {}", proxy.stats.line());
+    assert!(one.versions("m/").is_empty());
+
+    // Six from the flag: more than one at once, never more than six.
+    let six = bucket();
+    six.manifest("m/", "");
+    six.trace_via(&proxy.url).ok();
+    six.approve().ok();
+    proxy.set_fail_permille(0);
+    six.execute_with(&["--s3-concurrency", "6"]).ok();
+    let n = in_flight();
+    assert!(
+        (2..=6).contains(&n),
+        "{n} in flight: {}",
+        proxy.stats.line()
+    );
+    assert!(six.versions("m/").is_empty());
+    assert_eq!(six.env.cert_json()["status"], "complete");
 }

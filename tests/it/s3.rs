@@ -252,14 +252,19 @@ impl S3Env {
     }
 
     pub fn execute(&self) -> Run {
-        let a = self.env.execute_args();
-        self.run(&a.iter().map(String::as_str).collect::<Vec<_>>())
+        self.execute_with(&[])
     }
 
     pub fn resume(&self) -> Run {
-        let mut a = self.env.execute_args();
-        a.push("--resume".into());
-        self.run(&a.iter().map(String::as_str).collect::<Vec<_>>())
+        self.execute_with(&["--resume"])
+    }
+
+    pub fn execute_with(&self, extra: &[&str]) -> Run {
+        let mut a: Vec<&str> = Vec::new();
+        let args = self.env.execute_args();
+        a.extend(args.iter().map(String::as_str));
+        a.extend(extra);
+        self.run(&a)
     }
 }
 
