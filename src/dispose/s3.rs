@@ -79,6 +79,9 @@ pub fn location(
         return Ok(());
     }
     let started = |id: u32| state.get(&id).is_some_and(|s| s.started.is_some());
+    // Buckets hold millions of versions: look artifacts up, never scan.
+    let by_id: HashMap<u32, &Artifact> = all.iter().map(|a| (a.id, *a)).collect();
+    let path_of = |id: u32| by_id.get(&id).map(|a| a.item.path()).unwrap_or_default();
     let keys: HashSet<&str> = todo
         .iter()
         .filter_map(|a| a.item.s3_key().map(|k| k.1))
@@ -194,10 +197,7 @@ pub fn location(
             ctx.progress.warn(&format!(
                 "{}: {} ({})",
                 d.outcome,
-                todo.iter()
-                    .find(|a| a.id == d.id)
-                    .map(|a| a.item.path().into_owned())
-                    .unwrap_or_default(),
+                path_of(d.id),
                 d.reason.clone().unwrap_or_default()
             ));
         }
@@ -423,11 +423,7 @@ pub fn location(
         });
     }
     for p in &proven {
-        let path = check
-            .iter()
-            .find(|a| a.id == p.id)
-            .map(|a| a.item.path().into_owned())
-            .unwrap_or_default();
+        let path = path_of(p.id);
         match &p.reason {
             None => ctx.progress.item(&format!("disposed: {path}")),
             Some(r) => ctx.progress.warn(&format!("failed: {path} ({r})")),

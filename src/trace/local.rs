@@ -269,11 +269,9 @@ pub fn trace_location(
                         pattern: None,
                         component: None,
                     })
-                } else if include.is_some() {
-                    let pattern = loc
-                        .include
-                        .iter()
-                        .find(|g| Glob::new(g).is_ok_and(|g| g.compile_matcher().is_match(rel)));
+                } else if let Some(set) = &include {
+                    // The first pattern that matches (GlobSet keeps their order).
+                    let pattern = set.matches(rel).first().and_then(|i| loc.include.get(*i));
                     Some(Matched {
                         how: "include".into(),
                         pattern: pattern.cloned(),
