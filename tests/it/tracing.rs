@@ -279,3 +279,47 @@ fn decom_hash_agrees_with_sha256sum_and_feeds_a_manifest() {
         .unwrap();
     assert_eq!(r.stdout, String::from_utf8_lossy(&theirs.stdout));
 }
+
+#[test]
+fn include_and_exclude_globs_select_files_and_name_the_pattern() {
+    let env = Env::new();
+    env.file("models/m/model.safetensors", b"w");
+    env.file("models/m/sub/part-1.safetensors", b"p");
+    env.file("models/m/tokenizer.json", b"t");
+    env.file("models/m/notes.txt", b"keep me");
+    env.file("models/m/draft.safetensors", b"excluded");
+    env.manifest(
+        "nist-clear",
+        &format!(
+            "[[locations]]\nuri = \"{}\"\ninclude = [\"*.json\", \"**/*.safetensors\"]\nexclude = [\"draft.*\"]\n",
+            env.path("models/m").display()
+        ),
+    );
+    env.trace().ok();
+    let files: std::collections::BTreeMap<String, String> = artifacts(&env)
+        .iter()
+        .filter(|a| a["kind"] == "file")
+        .map(|a| {
+            assert_eq!(a["matched"]["how"], "include", "{a}");
+            (
+                a["path"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_string(),
+                a["matched"]["pattern"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want: std::collections::BTreeMap<String, String> = [
+        ("model.safetensors", "**/*.safetensors"),
+        ("part-1.safetensors", "**/*.safetensors"),
+        ("tokenizer.json", "*.json"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(files, want);
+}
