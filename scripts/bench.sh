@@ -117,9 +117,21 @@ printf 'profile = "nist-clear"\n[model]\nname = "bench"\n[s3]\nendpoint_url = "%
 mkdir -p "$W/s3.plan"
 "$DECOM" -q trace "$W/s3.toml" -o "$W/s3.plan/plan.json"
 "$DECOM" -q approve "$W/s3.plan/plan.json" --key "$W/keys/cu" --principal cu --yes
+# The server's own ceiling, on the filled bucket: one full version listing,
+# and HEADs of absent keys (what the absence proof sends), back to back.
+s3fill probe bench-decom >"$R/s3-probe"
+# moto logs one line per request: count what decom sends, by kind.
+MOTO_LOG="${DECOM_S3_STATE:-${TMPDIR:-/tmp}/decom-s3-server}/log"
+log_from=$(wc -l <"$MOTO_LOG")
 start=$(date +%s.%N)
 /usr/bin/time -f %M -o "$R/mem-s3" "$DECOM" execute "$W/s3.plan/plan.json" $SIGN
 decom_s=$(echo "$(date +%s.%N) - $start" | bc)
+tail -n +"$((log_from + 1))" "$MOTO_LOG" | awk '
+  /"HEAD /                 { head++ }
+  /"GET [^ ]*[?&]versions/ { list++ }
+  /"POST [^ ]*[?&]delete/  { del++ }
+  /HTTP\/1.1"/             { all++ }
+  END { printf "%d %d %d %d\n", all, head, list, del }' >"$R/s3-requests"
 decom_left=$(s3fill count bench-decom)
 echo "$VERSIONS $aws_s $aws_left $decom_s $decom_left" >"$R/s3"
 

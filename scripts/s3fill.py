@@ -1,21 +1,57 @@
-"""Benchmark helper: fill a versioned bucket with N object versions, or count
-what is left under the prefix (versions + delete markers + uploads)."""
-import sys
+"""Benchmark helper for the S3 part of scripts/bench.sh.
+
+  s3fill.py ENDPOINT fill BUCKET N   a versioned bucket with N object versions (two per key)
+  s3fill.py ENDPOINT count BUCKET    what is left under model/ (versions + markers + uploads)
+  s3fill.py ENDPOINT probe BUCKET    the server's own ceiling: pages and seconds of one full
+                                     version listing, and HEADs of absent keys per second
+                                     (the better of 1 and 4 kept-alive connections)
+"""
+import http.client, multiprocessing, sys, time, urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 import boto3
 
-endpoint, cmd, bucket = sys.argv[1], sys.argv[2], sys.argv[3]
-s3 = boto3.client("s3", endpoint_url=endpoint)
-if cmd == "fill":
-    n = int(sys.argv[4])
-    s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    keys = [f"model/shard-{i // 2:05}.bin" for i in range(n)]  # two versions per key
-    with ThreadPoolExecutor(16) as ex:
-        list(ex.map(lambda k: s3.put_object(Bucket=bucket, Key=k, Body=b"x" * 1024), keys))
-elif cmd == "count":
-    left = 0
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix="model/"):
-        left += len(page.get("Versions", [])) + len(page.get("DeleteMarkers", []))
-    left += len(s3.list_multipart_uploads(Bucket=bucket, Prefix="model/").get("Uploads", []))
-    print(left)
+
+def heads(job):
+    endpoint, bucket, worker, n = job
+    u = urllib.parse.urlparse(endpoint)
+    conn = http.client.HTTPConnection(u.hostname, u.port)
+    for i in range(n):
+        conn.request("HEAD", f"/{bucket}/model/absent-{worker}-{i:05}.bin")
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 404, r.status
+
+
+def main():
+    endpoint, cmd, bucket = sys.argv[1], sys.argv[2], sys.argv[3]
+    s3 = boto3.client("s3", endpoint_url=endpoint)
+    if cmd == "fill":
+        n = int(sys.argv[4])
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        keys = [f"model/shard-{i // 2:05}.bin" for i in range(n)]  # two versions per key
+        with ThreadPoolExecutor(16) as ex:
+            list(ex.map(lambda k: s3.put_object(Bucket=bucket, Key=k, Body=b"x" * 1024), keys))
+    elif cmd == "count":
+        left = 0
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix="model/"):
+            left += len(page.get("Versions", [])) + len(page.get("DeleteMarkers", []))
+        left += len(s3.list_multipart_uploads(Bucket=bucket, Prefix="model/").get("Uploads", []))
+        print(left)
+    elif cmd == "probe":
+        t = time.time()
+        pages = sum(1 for _ in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix="model/"))
+        list_s = time.time() - t
+        best = 0.0
+        for procs in (1, 4):
+            t = time.time()
+            with multiprocessing.Pool(procs) as pool:
+                pool.map(heads, [(endpoint, bucket, i, 1000 // procs) for i in range(procs)])
+            best = max(best, 1000 / (time.time() - t))
+        print(pages, f"{list_s:.3f}", f"{best:.1f}")
+    else:
+        sys.exit(f"s3fill.py: unknown command {cmd!r}")
+
+
+if __name__ == "__main__":
+    main()

@@ -161,6 +161,10 @@ pub struct PassEvidence {
     pub written_sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readback_sha256: Option<String>,
+    /// How the read-back reached the device: "direct" (O_DIRECT) or
+    /// "cache-dropped" (the filesystem refused O_DIRECT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readback_via: Option<crate::journal::ReadVia>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -263,6 +267,7 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
                     pattern: p.to_string(),
                     written_sha256: w.and_then(|w| w.written_sha256.clone()),
                     readback_sha256: rb.map(|r| r.readback_sha256.clone()),
+                    readback_via: rb.and_then(|r| r.via),
                 });
             }
         }
@@ -270,7 +275,13 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
             outcome = Outcome::Failed;
             reason = Some("the journal lacks its verification evidence".into());
         }
+        let via_cache = passes
+            .iter()
+            .any(|p| p.readback_via == Some(crate::journal::ReadVia::CacheDropped));
         let vmethod = match &a.item {
+            Item::File(_) if profile.verify != crate::profile::Verify::None && via_cache => {
+                "read-back through the page cache after dropping it (no O_DIRECT on this filesystem) and absence proof"
+            }
             Item::File(_) if profile.verify != crate::profile::Verify::None => {
                 "read-back from device and absence proof"
             }

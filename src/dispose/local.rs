@@ -193,7 +193,7 @@ pub fn file(
                     "pass {n} has no recorded hash to verify against"
                 )));
             };
-            let readback =
+            let (readback, via) =
                 super::overwrite::read_back(&file, &display, f.size, ctx.cancel, ctx.progress)?;
             let ok = readback == written;
             ctx.append(Event::ReadBack {
@@ -202,6 +202,7 @@ pub fn file(
                 written_sha256: written.clone(),
                 readback_sha256: readback.clone(),
                 ok,
+                via: Some(via),
             })?;
             if !ok {
                 return Ok(failed(format!(

@@ -40,6 +40,17 @@ impl std::fmt::Display for Outcome {
     }
 }
 
+/// How a read-back reached the data on the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReadVia {
+    /// O_DIRECT: the page cache was bypassed.
+    Direct,
+    /// The filesystem refused O_DIRECT: fsync, the file's cached pages
+    /// dropped (posix_fadvise DONTNEED), then read through the cache.
+    CacheDropped,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Event {
@@ -68,6 +79,9 @@ pub enum Event {
         written_sha256: String,
         readback_sha256: String,
         ok: bool,
+        /// How the data was read (absent in journals from before it was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        via: Option<ReadVia>,
     },
     /// Written before the rename it announces (so resume can find the file).
     Renaming {
@@ -286,6 +300,7 @@ pub struct ReadBackDone {
     pub written_sha256: String,
     pub readback_sha256: String,
     pub ok: bool,
+    pub via: Option<ReadVia>,
 }
 
 impl ArtifactState {
@@ -347,12 +362,14 @@ pub fn replay(records: &[Record]) -> BTreeMap<u32, ArtifactState> {
                 written_sha256,
                 readback_sha256,
                 ok,
+                via,
             } => {
                 m.entry(*id).or_default().readbacks.push(ReadBackDone {
                     pass: *pass,
                     written_sha256: written_sha256.clone(),
                     readback_sha256: readback_sha256.clone(),
                     ok: *ok,
+                    via: *via,
                 });
             }
             Event::Renaming { id, from, to } => m

@@ -36,6 +36,10 @@ fn full_lifecycle_disposes_everything_and_verifies() {
             let p = &a["passes"][0];
             assert_eq!(p["written_sha256"], p["readback_sha256"]);
             assert!(p["written_sha256"].is_string());
+            assert_eq!(
+                p["readback_via"], "direct",
+                "the temp dir (ext4) takes O_DIRECT"
+            );
         }
     }
     env.cosign().ok();
