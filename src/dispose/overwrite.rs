@@ -1,7 +1,8 @@
 //! The overwrite engine: one pass over the whole file in place (never
-//! truncating first), with large blocks, fsync at the end; random data from
-//! ChaCha12 generated on a second thread ahead of the writer; the written data
-//! hashed as it is written (no extra copy); and read-back from the device
+//! truncating first), in large blocks whose writeback starts as each is
+//! written, fsync at the end; each block generated (ChaCha12 or
+//! a fill byte), hashed and written by three threads at once (the hash is
+//! of the very buffer written, no extra copy); and read-back from the device
 //! with O_DIRECT in 4 MiB requests read ahead of the hasher (or, where the
 //! filesystem refuses direct I/O, after dropping the page cache).
 
@@ -19,6 +20,14 @@ use std::sync::mpsc;
 
 /// Write one pass over `size` bytes of `file` from offset 0, then fsync.
 /// Returns the SHA-256 of what was written when `hash` is set.
+///
+/// Three stages run at once ([`pipeline`]): a thread generates each block
+/// (ChaCha12, or the fill byte), this thread hashes it, and a writer thread
+/// writes it through the page cache and starts its writeback at once, so the
+/// disk works while the next blocks are generated and hashed. (O_DIRECT
+/// writes were measured slower here: 1.98-2.80 s for 1 GiB against
+/// 1.50-1.78 s buffered, `dd` in alternation; the kernel's writeback keeps
+/// more than one request in flight.)
 #[allow(clippy::too_many_arguments)]
 pub fn write_pass(
     file: &File,
@@ -31,93 +40,86 @@ pub fn write_pass(
     progress: &dyn Progress,
 ) -> Result<Option<String>> {
     let mut hasher = hash.then(Running::default);
-    let mut write_block = |buf: &[u8], offset: u64| -> Result<()> {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(Error::Interrupted);
-        }
-        // Hash and write in cache-sized pieces: SHA-256 pulls each piece
-        // into L2 and the kernel's copy into the page cache finds it there
-        // (one pass over memory instead of two).
-        let mut at = offset;
-        for piece in buf.chunks(crate::hash::READ_BLOCK) {
+    let mut rng = pass
+        .fill()
+        .is_none()
+        .then(|| rand_chacha::ChaCha12Rng::from_rng(rand::rngs::OsRng).expect("OS random source"));
+    let fill = pass.fill().unwrap_or(0);
+    let block = block.min(size as usize).max(1);
+    let mut left = size;
+    let written = pipeline(
+        block,
+        |buf, _| {
+            let n = left.min(buf.len() as u64) as usize;
+            match rng.as_mut() {
+                Some(r) => r.fill_bytes(&mut buf[..n]),
+                None => buf[..n].fill(fill),
+            }
+            left -= n as u64;
+            Ok(n)
+        },
+        |buf, _| {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Interrupted);
+            }
             if let Some(h) = hasher.as_mut() {
-                h.update(piece);
+                h.update(buf);
             }
-            file.write_all_at(piece, at).at(path)?;
-            at += piece.len() as u64;
-        }
-        // Start writeback of this block now (DONTNEED on dirty pages queues
-        // them for writing without waiting), so the disk writes while the
-        // next block is generated and hashed, and the final fsync has little
-        // left to do.
-        if let Some(len) = std::num::NonZeroU64::new(buf.len() as u64) {
-            rustix::fs::fadvise(file, offset, Some(len), rustix::fs::Advice::DontNeed).at(path)?;
-        }
-        progress.bytes(buf.len() as u64);
-        Ok(())
-    };
-    match pass.fill() {
-        Some(byte) => {
-            let mut buf = PageBuf::new(block.min(size as usize).max(1));
-            buf.fill(byte);
-            let mut off = 0u64;
-            while off < size {
-                let n = (size - off).min(buf.len() as u64) as usize;
-                write_block(&buf[..n], off)?;
-                off += n as u64;
+            Ok(())
+        },
+        |buf, off| {
+            file.write_all_at(buf, off).at(path)?;
+            // Start writeback of this block now (DONTNEED on dirty pages
+            // queues them for writing without waiting); the final fsync then
+            // has little left to do.
+            if let Some(len) = std::num::NonZeroU64::new(buf.len() as u64) {
+                rustix::fs::fadvise(file, off, Some(len), rustix::fs::Advice::DontNeed).at(path)?;
             }
-        }
-        None => random_blocks(size, block, |buf, off| write_block(buf, off))?,
+            progress.bytes(buf.len() as u64);
+            Ok(())
+        },
+    )?;
+    if written != size {
+        return Err(Error::io(
+            path,
+            std::io::Error::other(format!("the pass wrote {written} of {size} bytes")),
+        ));
     }
     file.sync_all().at(path)?;
     Ok(hasher.map(Running::finish))
 }
 
-/// Produce `size` bytes of ChaCha12 output in blocks on a generator thread,
-/// handing each to `sink` with its offset.
-fn random_blocks(
-    size: u64,
-    block: usize,
-    sink: impl FnMut(&[u8], u64) -> Result<()>,
-) -> Result<()> {
-    let mut rng = rand_chacha::ChaCha12Rng::from_rng(rand::rngs::OsRng).expect("OS random source");
-    let mut left = size;
-    let produced = pipeline(
-        block.min(size as usize),
-        move |buf, _| {
-            let n = left.min(buf.len() as u64) as usize;
-            rng.fill_bytes(&mut buf[..n]);
-            left -= n as u64;
-            Ok(n)
-        },
-        sink,
-    )?;
-    debug_assert_eq!(produced, size);
-    Ok(())
-}
+/// Buffers circulating in a [`pipeline`]: one per stage and one spare.
+const PIPELINE_BUFFERS: usize = 4;
 
-/// Fill blocks of up to `block` bytes with `produce` on a second thread and
-/// hand each to `consume`, with its offset, on this one. Three page-aligned
-/// buffers circulate, so producing the next block (generating random data,
-/// reading the device) overlaps consuming this one (writing, hashing).
-/// `produce` returns how many bytes it filled; 0 ends the stream. Returns
-/// the bytes consumed.
+/// Stream blocks of up to `block` bytes through three stages that run at
+/// once: `produce` fills a block on one thread (generate random data, read
+/// the device), `transform` sees it on the calling thread (hash it), and
+/// `consume` takes it on a third thread (write it). Page-aligned buffers
+/// circulate, so the device is kept busy while the CPU stages work on the
+/// blocks before and after. `produce` returns how many bytes it filled; 0
+/// ends the stream. Returns the bytes that went through all three stages.
+/// The first error of any stage stops all three and is returned.
 fn pipeline(
     block: usize,
     mut produce: impl FnMut(&mut [u8], u64) -> Result<usize> + Send,
-    mut consume: impl FnMut(&[u8], u64) -> Result<()>,
+    mut transform: impl FnMut(&[u8], u64) -> Result<()>,
+    mut consume: impl FnMut(&[u8], u64) -> Result<()> + Send,
 ) -> Result<u64> {
     if block == 0 {
         return Ok(0);
     }
-    let (full_tx, full_rx) = mpsc::sync_channel::<Result<PageBuf>>(2);
-    let (empty_tx, empty_rx) = mpsc::sync_channel::<PageBuf>(3);
-    for _ in 0..3 {
+    let (empty_tx, empty_rx) = mpsc::sync_channel::<PageBuf>(PIPELINE_BUFFERS);
+    let (full_tx, full_rx) = mpsc::sync_channel::<Result<PageBuf>>(PIPELINE_BUFFERS);
+    let (done_tx, done_rx) = mpsc::sync_channel::<(PageBuf, u64)>(PIPELINE_BUFFERS);
+    for _ in 0..PIPELINE_BUFFERS {
         empty_tx
             .send(PageBuf::new(block))
             .expect("channel has room");
     }
-    std::thread::scope(|s| {
+    // Each stage owns the channel ends it uses, so a stage that stops
+    // closes them and the others, blocked on them, stop too.
+    std::thread::scope(move |s| {
         s.spawn(move || {
             let mut off = 0u64;
             while let Ok(mut buf) = empty_rx.recv() {
@@ -135,19 +137,43 @@ fn pipeline(
                 }
             }
         });
-        let mut off = 0u64;
-        loop {
-            let buf = full_rx
-                .recv()
-                .expect("the producer ends with an empty block or an error")?;
-            if buf.is_empty() {
-                return Ok(off);
+        let consumer = s.spawn(move || -> Result<()> {
+            // Until the middle stage closes the channel: the producer may
+            // have ended already (then the buffer is simply not reused).
+            for (buf, off) in done_rx {
+                consume(&buf, off)?;
+                let _ = empty_tx.send(buf);
             }
-            let r = consume(&buf, off);
-            off += buf.len() as u64;
-            let _ = empty_tx.send(buf);
-            r?;
-        }
+            Ok(())
+        });
+        let mut off = 0u64;
+        let middle = loop {
+            let buf = match full_rx.recv() {
+                Ok(Ok(buf)) => buf,
+                Ok(Err(e)) => break Err(e),
+                Err(_) => unreachable!("the producer ends with an empty block or an error"),
+            };
+            if buf.is_empty() {
+                break Ok(off);
+            }
+            if let Err(e) = transform(&buf, off) {
+                break Err(e);
+            }
+            let len = buf.len() as u64;
+            if done_tx.send((buf, off)).is_err() {
+                break Ok(off); // the consumer stopped: its error says why
+            }
+            off += len;
+        };
+        drop(done_tx);
+        drop(full_rx);
+        let consumed = consumer
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        // The consumer's error first: a middle stage that ended early
+        // because the consumer stopped has nothing better to say.
+        consumed?;
+        middle
     })
 }
 
@@ -250,6 +276,7 @@ fn read_direct(
             progress.bytes(data.len() as u64);
             Ok(())
         },
+        |_, _| Ok(()),
     );
     let restored = rustix::fs::fcntl_setfl(file, flags).at(path);
     let n = match r {
@@ -317,6 +344,67 @@ mod tests {
     }
 
     #[test]
+    fn pipeline_delivers_every_block_when_the_producer_finishes_first() {
+        // A slow consumer: the producer has made its last block (and ended)
+        // long before the consumer has written the blocks still in flight.
+        for blocks in [1u64, 3, 4, 5, 40] {
+            let mut made = 0u64;
+            let mut seen = Vec::new();
+            let mut written = Vec::new();
+            let n = pipeline(
+                4096,
+                |buf, off| {
+                    if made == blocks {
+                        return Ok(0);
+                    }
+                    made += 1;
+                    buf.fill(made as u8);
+                    assert_eq!(off, (made - 1) * 4096);
+                    Ok(buf.len())
+                },
+                |buf, off| {
+                    seen.push((buf[0], off));
+                    Ok(())
+                },
+                |buf, off| {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    written.push((buf[0], off));
+                    Ok(())
+                },
+            )
+            .unwrap();
+            assert_eq!(n, blocks * 4096);
+            let want: Vec<(u8, u64)> = (0..blocks).map(|i| (i as u8 + 1, i * 4096)).collect();
+            assert_eq!(seen, want);
+            assert_eq!(written, want, "every block reaches the consumer, in order");
+        }
+    }
+
+    #[test]
+    fn pipeline_stops_on_the_first_error_of_any_stage() {
+        for failing in 0..3 {
+            let fail = |stage: usize, off: u64| {
+                if stage == failing && off == 8192 {
+                    Err(Error::io(
+                        "x",
+                        std::io::Error::other(format!("stage {stage}")),
+                    ))
+                } else {
+                    Ok(())
+                }
+            };
+            let e = pipeline(
+                4096,
+                |buf, off| fail(0, off).map(|()| buf.len()),
+                |_, off| fail(1, off),
+                |_, off| fail(2, off),
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains(&format!("stage {failing}")), "{e}");
+        }
+    }
+
+    #[test]
     fn cancel_stops_the_pass() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
@@ -327,7 +415,13 @@ mod tests {
             .open(&p)
             .unwrap();
         let cancel = AtomicBool::new(true);
-        let e = write_pass(&f, &p, 100_000, Pass::Zero, 4096, false, &cancel, &Silent).unwrap_err();
+        // Many blocks: the producer is ahead (or blocked on a full channel)
+        // when the writer stops, and must end rather than hang the scope.
+        for pass in [Pass::Zero, Pass::Random] {
+            let e = write_pass(&f, &p, 100_000, pass, 4096, true, &cancel, &Silent).unwrap_err();
+            assert!(matches!(e, Error::Interrupted));
+        }
+        let e = read_back(&f, &p, 100_000, &cancel, &Silent).unwrap_err();
         assert!(matches!(e, Error::Interrupted));
     }
 }
