@@ -17,6 +17,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/decom-target}"
 
 need=()
 command -v hyperfine >/dev/null || need+=(hyperfine)
+command -v strace >/dev/null || need+=(strace)
 [ -x /usr/bin/time ] || need+=(time)
 if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null; fi
 
@@ -57,13 +58,23 @@ EOS
 chmod +x "$W/prep.sh"
 hyperfine -N --runs "$RUNS" --export-json "$R/overwrite.json" \
   --prepare "$W/prep.sh" -n "dd write" "dd if=/dev/zero of=$F bs=4M count=$((SIZE_MIB / 4)) conv=fsync,notrunc status=none" \
+  --prepare "$W/prep.sh" -n "dd write (random data)" "dd if=$W/master.bin of=$F bs=4M count=$((SIZE_MIB / 4)) conv=fsync,notrunc status=none" \
   --prepare "$W/prep.sh" -n "dd direct read" "dd if=$F of=/dev/null bs=4M iflag=direct status=none" \
+  --prepare "$W/prep.sh" -n "rm + sync" "sh -c 'rm $F && sync $W/ow'" \
   --prepare "$W/prep.sh" -n "shred -n 1" "shred -n 1 $F" \
   --prepare "$W/prep.sh" -n "shred -n 3" "shred -n 3 $F" \
   --prepare "$W/prep.sh $W/ow-nist.toml" -n "decom nist-clear" "$DECOM execute $W/ow.plan/plan.json $SIGN" \
   --prepare "$W/prep.sh $W/ow-dod.toml" -n "decom dod-3pass" "$DECOM execute $W/ow.plan/plan.json $SIGN" >&2
 "$W/prep.sh" "$W/ow-nist.toml"
 /usr/bin/time -f %M -o "$R/mem-nist" "$DECOM" execute "$W/ow.plan/plan.json" $SIGN
+# Where a nist-clear run spends its time, phase by phase: RUNS more runs under
+# strace, tracing only the few calls that mark the phases (the writes and
+# reads themselves are not traced).
+for i in $(seq 1 "$RUNS"); do
+  "$W/prep.sh" "$W/ow-nist.toml"
+  strace -f -ttt -T -o "$R/nist.strace.$i" -e trace=openat,fsync,fcntl,renameat2,unlinkat \
+    "$DECOM" execute "$W/ow.plan/plan.json" $SIGN
+done
 
 # 2. SHA-256 of the same file.
 hyperfine -N --runs "$RUNS" --warmup 1 --export-json "$R/hash.json" \

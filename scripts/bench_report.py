@@ -1,5 +1,5 @@
 """Turn scripts/bench.sh results into BENCHMARKS.md (ratios decom / peer)."""
-import json, os, platform, subprocess, sys
+import json, os, platform, re, subprocess, sys
 
 R, size, files, versions = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 
@@ -18,6 +18,31 @@ n, aws_s, aws_left, decom_s, decom_left = open(os.path.join(R, "s3")).read().spl
 cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
 disk = subprocess.run(["sh", "-c", "df -T /var/tmp | tail -1 | awk '{print $2}'"], capture_output=True, text=True).stdout.strip()
 
+def phases(path, name):
+    """Seconds of the pass, the read-back and the removal of file `name` in an
+    `strace -f -ttt -T` log of one decom execute (each line: pid, entry time,
+    call, duration)."""
+    calls = []
+    for line in open(path):
+        m = re.match(r"\d+\s+([\d.]+) (\w+)\((.*)\) += (\S+).*<([\d.]+)>$", line)
+        if m:
+            calls.append((float(m[1]), m[2], m[3], m[4], float(m[5])))
+    opened = next(c for c in calls if c[1] == "openat" and f'"{name}"' in c[2])
+    fd = opened[3]
+    fsyncs = [c for c in calls if c[1] == "fsync" and c[2] == fd and c[0] > opened[0]]
+    renamed = next(c for c in calls if c[1] == "renameat2" and c[0] > opened[0])
+    # The read-back ends when it takes O_DIRECT off the handle again.
+    direct_off = [c for c in calls if c[1] == "fcntl" and c[2].startswith(f"{fd}, F_SETFL")
+                  and "O_DIRECT" not in c[2] and c[0] < renamed[0]][-1]
+    unlinked = next(c for c in calls if c[1] == "unlinkat" and c[0] > renamed[0])
+    dir_fsync = next(c for c in calls if c[1] == "fsync" and c[0] > unlinked[0])
+    return {
+        "pass": fsyncs[0][0] + fsyncs[0][4] - opened[0],
+        # fsync + drop cache + O_DIRECT read, up to restoring the flags
+        "read-back": direct_off[0] - fsyncs[1][0],
+        "removal": dir_fsync[0] + dir_fsync[4] - renamed[0],
+    }
+
 def row(what, decom, peer, target, note=""):
     what = what.replace("|", "\\|")
     r = decom / peer
@@ -33,6 +58,7 @@ out.append("|---|---|---|---|---|---|")
 raw = ow["dd write"] + ow["dd direct read"]
 out.append(row(f"nist-clear {size} MiB (1 pass + read-back) vs dd write + direct read", ow["decom nist-clear"], raw, "≤ 1.1", mem("mem-nist")))
 out.append(row(f"dod-3pass {size} MiB (verified) vs shred -n 3 (unverified)", ow["decom dod-3pass"], ow["shred -n 3"], "≤ 1.0"))
+out.append(row(f"nist-clear vs dd write + direct read + rm (the same work: nist-clear also removes the file)", ow["decom nist-clear"], raw + ow["rm + sync"], "—"))
 out.append(row(f"nist-clear vs shred -n 1 (unverified)", ow["decom nist-clear"], ow["shred -n 1"], "—"))
 out.append(row(f"SHA-256 of {size} MiB vs openssl", h["decom hash"], h["openssl"], "throughput ≥ 0.9× (ratio ≤ 1.11)", mem("mem-hash")))
 out.append(row(f"SHA-256 of {size} MiB vs sha256sum", h["decom hash"], h["sha256sum"], "—"))
@@ -54,6 +80,17 @@ s3_note = (f"S3 ceiling of this server, same run: one full version listing of th
            f"{del_req} DeleteObjects. At the server's rates one full listing and those HEADs alone take {bound:.1f} s; "
            f"decom took {float(decom_s):.1f} s. A client that lists once and HEADs each purged key, as the spec's "
            f"absence proof requires, cannot beat aws s3 rm by more than {float(aws_s) / bound:.2f}× on this server.")
+runs = [phases(os.path.join(R, f), "model.bin") for f in sorted(os.listdir(R)) if f.startswith("nist.strace.")]
+ph = {k: sorted(r[k] for r in runs)[len(runs) // 2] for k in runs[0]}
+out.append("")
+out.append(f"Where one nist-clear run of {size} MiB spends its time (medians of {len(runs)} more runs under `strace -T`, tracing only the calls that mark the phases), against the peer for each phase:")
+out.append("")
+out.append("| phase | decom | peer | ratio | target |")
+out.append("|---|---|---|---|---|")
+out.append(f"| overwrite pass (generate, hash, write, fsync) | {ph['pass']:.2f} s | dd write {ow['dd write']:.2f} s | **{ph['pass'] / ow['dd write']:.2f}** | ≤ 1.1 |")
+out.append(f"| overwrite pass | {ph['pass']:.2f} s | dd write of random data (source cached) {ow['dd write (random data)']:.2f} s | **{ph['pass'] / ow['dd write (random data)']:.2f}** | — |")
+out.append(f"| read-back (fsync, O_DIRECT read, hash) | {ph['read-back']:.2f} s | dd direct read {ow['dd direct read']:.2f} s | **{ph['read-back'] / ow['dd direct read']:.2f}** | ≤ 1.1 |")
+out.append(f"| removal (rename, truncate, fsync, unlink, fsync dir) | {ph['removal']:.2f} s | rm + sync {ow['rm + sync']:.2f} s | **{ph['removal'] / ow['rm + sync']:.2f}** | — |")
 out.append("")
 out.append(s3_note)
 out.append("")
