@@ -118,19 +118,22 @@ AWSVENV="${DECOM_AWS_VENV:-$HOME/.cache/decom-awscli-venv}"
 [ -x "$AWSVENV/bin/aws" ] || { python3 -m venv "$AWSVENV" && "$AWSVENV/bin/pip" install --quiet --disable-pip-version-check awscli==1.44.0; } >&2
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 s3fill() { "$VENV/bin/python" "$ROOT/scripts/s3fill.py" "$DECOM_TEST_S3_ENDPOINT" "$@"; }
-s3fill fill bench-aws "$VERSIONS"
+# Fresh buckets each run: the server may be one a previous run left running.
+RUN_ID=$(date +%s)
+BA="bench-aws-$RUN_ID" BD="bench-decom-$RUN_ID"
+s3fill fill "$BA" "$VERSIONS"
 start=$(date +%s.%N)
-"$AWSVENV/bin/aws" --endpoint-url "$DECOM_TEST_S3_ENDPOINT" s3 rm --recursive --quiet s3://bench-aws/model/
+"$AWSVENV/bin/aws" --endpoint-url "$DECOM_TEST_S3_ENDPOINT" s3 rm --recursive --quiet s3://$BA/model/
 aws_s=$(echo "$(date +%s.%N) - $start" | bc)
-aws_left=$(s3fill count bench-aws)
-s3fill fill bench-decom "$VERSIONS"
-printf 'profile = "nist-clear"\n[model]\nname = "bench"\n[s3]\nendpoint_url = "%s"\n[[locations]]\nuri = "s3://bench-decom/model/"\n' "$DECOM_TEST_S3_ENDPOINT" >"$W/s3.toml"
+aws_left=$(s3fill count "$BA")
+s3fill fill "$BD" "$VERSIONS"
+printf 'profile = "nist-clear"\n[model]\nname = "bench"\n[s3]\nendpoint_url = "%s"\n[[locations]]\nuri = "s3://%s/model/"\n' "$DECOM_TEST_S3_ENDPOINT" "$BD" >"$W/s3.toml"
 mkdir -p "$W/s3.plan"
 "$DECOM" -q trace "$W/s3.toml" -o "$W/s3.plan/plan.json"
 "$DECOM" -q approve "$W/s3.plan/plan.json" --key "$W/keys/cu" --principal cu --yes
 # The server's own ceiling, on the filled bucket: one full version listing,
 # and HEADs of absent keys (what the absence proof sends), back to back.
-s3fill probe bench-decom >"$R/s3-probe"
+s3fill probe "$BD" >"$R/s3-probe"
 # moto logs one line per request: count what decom sends, by kind.
 MOTO_LOG="${DECOM_S3_STATE:-${TMPDIR:-/tmp}/decom-s3-server}/log"
 log_from=$(wc -l <"$MOTO_LOG")
@@ -143,7 +146,7 @@ tail -n +"$((log_from + 1))" "$MOTO_LOG" | awk '
   /"POST [^ ]*[?&]delete/  { del++ }
   /HTTP\/1.1"/             { all++ }
   END { printf "%d %d %d %d\n", all, head, list, del }' >"$R/s3-requests"
-decom_left=$(s3fill count bench-decom)
+decom_left=$(s3fill count "$BD")
 echo "$VERSIONS $aws_s $aws_left $decom_s $decom_left" >"$R/s3"
 
 python3 "$ROOT/scripts/bench_report.py" "$R" "$SIZE_MIB" "$FILES" "$VERSIONS" >"$ROOT/BENCHMARKS.md"
