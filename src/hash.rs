@@ -7,9 +7,10 @@ use sha2::{Digest, Sha256};
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Read size for hashing (and for read-back where O_DIRECT is refused): 128 KiB stays in L2 between the
-/// kernel's copy and SHA-256; kernel readahead keeps the reads sequential
-/// and large on the device. See [`PageBuf`] for the alignment.
+/// Read size for hashing (and for read-back where O_DIRECT is refused):
+/// 128 KiB stays in L2 between the kernel's copy and SHA-256; kernel
+/// readahead keeps the reads sequential and large on the device. See
+/// [`PageBuf`] for the alignment.
 pub const READ_BLOCK: usize = 128 << 10;
 
 /// A zeroed byte buffer whose start is page-aligned (safe code: an
