@@ -141,26 +141,18 @@ pub fn execute(req: Request<'_>) -> Result<Certificate> {
             });
         anchors.insert(loc.index, a);
     }
-    let undecided = |a: &&Artifact| state.get(&a.id).and_then(|s| s.outcome.as_ref()).is_none();
-    let files: Vec<&Artifact> = plan
-        .artifacts
-        .iter()
-        .filter(|a| matches!(a.item, Item::File(_)))
-        .filter(undecided)
-        .collect();
+    let undecided_of = |kind: fn(&Item) -> bool| -> Vec<&Artifact> {
+        plan.artifacts
+            .iter()
+            .filter(|a| {
+                kind(&a.item) && state.get(&a.id).and_then(|s| s.outcome.as_ref()).is_none()
+            })
+            .collect()
+    };
+    let files = undecided_of(|i| matches!(i, Item::File(_)));
     // Links, then directories deepest first, once every file is gone.
-    let mut rest: Vec<&Artifact> = plan
-        .artifacts
-        .iter()
-        .filter(|a| matches!(a.item, Item::Symlink(_)))
-        .filter(undecided)
-        .collect();
-    let mut dirs: Vec<&Artifact> = plan
-        .artifacts
-        .iter()
-        .filter(|a| matches!(a.item, Item::Dir(_)))
-        .filter(undecided)
-        .collect();
+    let mut rest = undecided_of(|i| matches!(i, Item::Symlink(_)));
+    let mut dirs = undecided_of(|i| matches!(i, Item::Dir(_)));
     dirs.sort_by_key(|a| std::cmp::Reverse(a.item.path().matches('/').count()));
     rest.extend(dirs);
 

@@ -195,10 +195,11 @@ pub fn read_back(
     progress: &dyn Progress,
 ) -> Result<(String, ReadVia)> {
     file.sync_all().at(path)?;
-    rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::DontNeed).at(path)?;
     let (sha, n, via) = match read_direct(file, path, cancel, progress)? {
         Some((sha, n)) => (sha, n, ReadVia::Direct),
         None => {
+            // Only this path needs the cache emptied; O_DIRECT bypasses it.
+            rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::DontNeed).at(path)?;
             let (sha, n) = read_cached(file, path, cancel, progress)?;
             (sha, n, ReadVia::CacheDropped)
         }
@@ -213,7 +214,7 @@ pub fn read_back(
 }
 
 /// SHA-256 and length of the file read through the page cache (whose pages
-/// of this file the caller has dropped).
+/// of this file the caller has just dropped).
 fn read_cached(
     file: &File,
     path: &Path,

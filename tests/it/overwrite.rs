@@ -228,3 +228,43 @@ fn files_on_two_devices_are_overwritten_at_once() {
         "no file on one device started while one on the other was in progress: {span:?}"
     );
 }
+
+/// The certificate never claims more than the journal holds about how a
+/// pass was read back: a read-back recorded as going through the page cache
+/// (what decom does where O_DIRECT is refused) is named so in the
+/// certificate. The record is edited between a crash and the resume, as a
+/// filesystem without O_DIRECT cannot be arranged here.
+#[test]
+fn a_read_back_through_the_cache_is_named_so_in_the_certificate() {
+    let env = Env::new();
+    env.file("models/m/w.bin", &random_bytes(100_000));
+    env.manifest_all("nist-clear", "models/m");
+    env.trace().ok();
+    env.approve().ok();
+    // run-started, artifact-started, pass, read-back: stop after the read-back.
+    let out = env.execute_until(false, 4);
+    assert_eq!(out.status.code(), None, "stopped by the fault hook");
+    let journal = env.path("journal.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let last = text.lines().last().unwrap();
+    assert!(
+        last.contains("\"read-back\"") && last.contains("\"via\":\"direct\""),
+        "{last}"
+    );
+    std::fs::write(
+        &journal,
+        text.replace("\"via\":\"direct\"", "\"via\":\"cache-dropped\""),
+    )
+    .unwrap();
+    env.resume().ok();
+
+    let c = env.cert_json();
+    let a = &c["artifacts"][0];
+    assert_eq!(a["outcome"], "disposed");
+    assert_eq!(a["passes"][0]["readback_via"], "cache-dropped");
+    let method = a["verification"]["method"].as_str().unwrap();
+    assert!(
+        method.contains("page cache") && method.contains("no O_DIRECT"),
+        "{method}"
+    );
+}
