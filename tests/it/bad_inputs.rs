@@ -274,23 +274,21 @@ fn bad_plans_certificates_keys_and_signers_are_refused_with_one_line() {
             "no/such/dir",
             "--yes",
         ],
-        vec![
-            "execute",
-            "plan.json",
-            "--key",
-            "keys/operator",
-            "--principal",
-            OPERATOR,
-            "--allowed-signers",
-            "keys/allowed_signers",
-            "--s3-concurrency",
-            "0",
-            "--yes",
-        ],
     ] {
         refused(&env, &env.run(&args), Path::new(args[1]), &before);
         n += 1;
     }
+    // A request rate out of range.
+    let mut args = env.execute_args();
+    args.extend(["--s3-concurrency".to_string(), "0".to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    refused(
+        &env,
+        &env.run(&args),
+        Path::new("--s3-concurrency 0"),
+        &before,
+    );
+    n += 1;
     // Without --yes and without a terminal, execute refuses.
     refused(
         &env,
