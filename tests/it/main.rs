@@ -4,6 +4,7 @@
 mod attacks;
 mod bad_inputs;
 mod common;
+mod compat;
 mod crashes;
 mod evidence;
 mod faults;
