@@ -1,6 +1,9 @@
 //! Typed errors of the library. Every variant says what went wrong with which
-//! file, and [`Error::exit_code`] decides how the CLI exits. Input errors are
-//! raised before anything is touched, so they map to exit code 2.
+//! file. The variant says where the run stands: [`Error::Input`],
+//! [`Error::Refused`] and [`Error::Io`] are raised before anything is touched;
+//! once execute has begun destroying, every error is wrapped in
+//! [`Error::AfterDestruction`], so nobody is told "nothing was touched" when
+//! something was. The CLI maps variants to exit codes ([`crate::exit_code`]).
 
 use std::path::PathBuf;
 
@@ -28,6 +31,14 @@ pub enum Error {
     /// The user interrupted the run (Ctrl-C); the journal is consistent.
     #[error("interrupted; run again with --resume to continue")]
     Interrupted,
+    /// An error after execute began destroying (a pass partly written, a
+    /// file renamed, a journal write that failed): the disposal is
+    /// incomplete and the journal lets `--resume` continue.
+    #[error("{source}; the disposal is incomplete: fix the cause and run again with --resume")]
+    AfterDestruction {
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 impl Error {
@@ -46,13 +57,14 @@ impl Error {
         }
     }
 
-    /// The process exit code this error stands for (see README "Exit codes").
-    pub fn exit_code(&self) -> u8 {
+    /// Mark an error as raised after destruction began (idempotent; an
+    /// interrupt stays an interrupt).
+    pub fn after_destruction(self) -> Self {
         match self {
-            Error::Input(_) | Error::Refused(_) => crate::cli::exit::USAGE,
-            Error::Io { .. } => crate::cli::exit::USAGE,
-            Error::Verification(_) => crate::cli::exit::INCOMPLETE,
-            Error::Interrupted => crate::cli::exit::INTERRUPTED,
+            Error::Interrupted | Error::AfterDestruction { .. } => self,
+            e => Error::AfterDestruction {
+                source: Box::new(e),
+            },
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod cert;
 pub mod cli;
 pub mod dispose;
 pub mod error;
+pub mod exit_code;
 pub mod hash;
 pub mod journal;
 pub mod localfs;

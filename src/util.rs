@@ -144,6 +144,31 @@ pub fn read_input(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Check that `dir` is a folder or missing (then [`ensure_dir`] can create
+/// it). Returns whether it exists. Something else at that path is an input
+/// error.
+pub fn check_dir(dir: &Path, what: &str) -> Result<bool> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(true),
+        Ok(_) => Err(Error::input(format!(
+            "{what} {}: not a directory",
+            dir.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(dir, e)),
+    }
+}
+
+/// Make sure `dir` is a folder, creating it (and its parents) when missing.
+pub fn ensure_dir(dir: &Path, what: &str) -> Result<()> {
+    if !check_dir(dir, what)? {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::input(format!("{what} {}: cannot create it: {e}", dir.display()))
+        })?;
+    }
+    Ok(())
+}
+
 /// Read an input file as UTF-8 text (see [`read_input`]).
 pub fn read_text(path: &Path, what: &str, limit: u64) -> Result<String> {
     let bytes = read_input(path, what, limit)?;
@@ -165,6 +190,11 @@ pub fn human_bytes(n: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[i])
     }
+}
+
+/// Collapse a multi-line message (TOML and SDK errors) into one line.
+pub fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

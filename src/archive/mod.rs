@@ -11,8 +11,12 @@
 //!   an altered bundle, or a bundle without an entry is detected by
 //!   [`verify_local`].
 
+use crate::cert::Evidence;
+use crate::cert::evidence::SIGNERS_ATTACHMENT;
 use crate::error::{Error, Result};
 use crate::hash::sha256_hex;
+use crate::render::Report;
+use crate::sign::{self, Role};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -36,6 +40,66 @@ pub struct About {
     pub model: String,
     pub status: String,
     pub issued: String,
+}
+
+/// Gather the bundle of a certificate's evidence: the certificate and its
+/// signatures, the approved plan (checked against the hash the certificate
+/// records; `explicit` or the file it names beside it) and its approval, the
+/// journal, the trusted signers, and the PDF rendered from the same bytes.
+pub fn members(ev: &Evidence, explicit_plan: Option<&Path>) -> Result<(Vec<Member>, About)> {
+    let cert = ev.require_certificate()?;
+    let (_, plan_bytes, plan_path) = ev.approved_plan(explicit_plan)?;
+    let read = |p: &Path, what: &str| crate::util::read_input(p, what, 4 << 30);
+    let files = ev.attachments()?;
+    let report = Report::new(ev, &files)?;
+    // The certificate and the signatures beside it, as attached to the PDF.
+    let (signers_file, signed): (Vec<_>, Vec<_>) =
+        files.iter().partition(|f| f.name == SIGNERS_ATTACHMENT);
+    let mut m: Vec<Member> = signed
+        .iter()
+        .map(|f| Member {
+            name: f.name.clone(),
+            bytes: f.bytes.clone(),
+        })
+        .collect();
+    m.push(Member {
+        name: name_of(&plan_path),
+        bytes: plan_bytes,
+    });
+    let approval = sign::sig_path(&plan_path, Role::Custodian);
+    m.push(Member {
+        name: name_of(&approval),
+        bytes: read(&approval, "plan approval")?,
+    });
+    let journal = ev.files().journal();
+    m.push(Member {
+        name: name_of(journal),
+        bytes: read(journal, "journal")?,
+    });
+    m.extend(signers_file.iter().map(|f| Member {
+        name: f.name.clone(),
+        bytes: f.bytes.clone(),
+    }));
+    m.push(Member {
+        name: Path::new(&name_of(ev.files().certificate()))
+            .with_extension("pdf")
+            .display()
+            .to_string(),
+        bytes: crate::render::pdf(&report, &files)?,
+    });
+    let about = About {
+        certificate: cert.id.clone(),
+        model: report.model.clone(),
+        status: report.status.to_lowercase(),
+        issued: cert.issued.clone(),
+    };
+    Ok((m, about))
+}
+
+fn name_of(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Deterministic tar (ustar, members in the given order, fixed owner, mode
@@ -127,12 +191,7 @@ fn read_index(path: &Path) -> Result<Vec<(usize, String)>> {
 
 /// Store `tar` in the local archive folder `dir` and append its index entry.
 pub fn store_local(dir: &Path, tar: &[u8], about: &About) -> Result<Stored> {
-    if !dir.is_dir() {
-        return Err(Error::input(format!(
-            "archive folder {}: not a directory",
-            dir.display()
-        )));
-    }
+    crate::util::ensure_dir(dir, "archive folder")?;
     let sha = sha256_hex(tar);
     let bundles = dir.join(BUNDLES);
     std::fs::create_dir_all(&bundles).map_err(|e| Error::io(&bundles, e))?;

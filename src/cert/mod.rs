@@ -10,8 +10,9 @@
 use crate::error::{Error, Result};
 use crate::journal::{self, Outcome, Record};
 use crate::manifest::{Component, Model, Person};
-use crate::plan::{Category, Item, Plan, Risk, Sanitization, Tool};
+use crate::plan::{ArtifactKind, Category, Item, Plan, Risk, Sanitization, Tool};
 use crate::profile::Profile;
+use crate::sign::Signer;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -63,6 +64,24 @@ pub struct Party {
     pub key_fingerprint: String,
     #[serde(default, skip_serializing_if = "is_empty_person")]
     pub details: Person,
+}
+
+impl Party {
+    pub fn new(signer: &Signer, details: Person) -> Party {
+        Party {
+            principal: signer.principal.clone(),
+            key_fingerprint: signer.key_fingerprint.clone(),
+            details,
+        }
+    }
+
+    /// The principal and key, without the person's details.
+    pub fn signer(&self) -> Signer {
+        Signer {
+            principal: self.principal.clone(),
+            key_fingerprint: self.key_fingerprint.clone(),
+        }
+    }
 }
 
 fn is_empty_person(p: &Person) -> bool {
@@ -132,7 +151,7 @@ pub struct LocationSummary {
 pub struct CertArtifact {
     pub id: u32,
     pub location: u32,
-    pub kind: String,
+    pub kind: ArtifactKind,
     pub path: String,
     pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -202,9 +221,8 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
                 None,
             ),
         };
-        let (kind, size, sha256, component, sanitization, method) = match &a.item {
+        let (size, sha256, component, sanitization, method) = match &a.item {
             Item::File(f) => (
-                "file",
                 f.size,
                 Some(f.sha256.clone()),
                 f.matched.component.clone(),
@@ -212,16 +230,14 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
                 profile.method_summary(),
             ),
             Item::Symlink(_) => (
-                "symlink",
                 0,
                 None,
                 None,
                 metadata_only(),
                 "unlink (link not followed)".to_string(),
             ),
-            Item::Dir(_) => ("dir", 0, None, None, metadata_only(), "rmdir".to_string()),
+            Item::Dir(_) => (0, None, None, metadata_only(), "rmdir".to_string()),
             Item::S3Version(v) => (
-                "s3-version",
                 v.size,
                 v.sha256.clone(),
                 v.matched.component.clone(),
@@ -229,7 +245,6 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
                 "DeleteObjects by version id".to_string(),
             ),
             Item::S3DeleteMarker(_) => (
-                "s3-delete-marker",
                 0,
                 None,
                 None,
@@ -237,7 +252,6 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
                 "DeleteObjects by version id".to_string(),
             ),
             Item::S3Upload(u) => (
-                "s3-upload",
                 u.bytes,
                 None,
                 None,
@@ -294,7 +308,7 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
         artifacts.push(CertArtifact {
             id: a.id,
             location: a.location,
-            kind: kind.into(),
+            kind: a.item.kind(),
             path: a.item.path().to_string(),
             size,
             sha256,
@@ -435,7 +449,7 @@ fn status_of(arts: &[CertArtifact]) -> Status {
 fn nist_fields(plan: &Plan, arts: &[CertArtifact], op: &Party, cust: &Party) -> Nist {
     let cats: Vec<Category> = arts
         .iter()
-        .filter(|a| a.kind == "file" || a.kind == "s3-version")
+        .filter(|a| a.kind.holds_data())
         .map(|a| a.sanitization.category)
         .collect();
     let method_type = if cats.is_empty() {
@@ -544,7 +558,7 @@ impl Certificate {
                     a.id
                 ));
             }
-            if a.sanitization.category == Category::Clear && a.kind != "file" {
+            if a.sanitization.category == Category::Clear && a.kind != ArtifactKind::File {
                 problems.push(format!("artifact {} claims clear for a non-file", a.id));
             }
         }
@@ -552,5 +566,10 @@ impl Certificate {
     }
 }
 
+pub mod evidence;
+pub mod files;
 pub mod recheck;
 pub mod verify;
+
+pub use evidence::{Attachment, CoSignature, Evidence, Naming};
+pub use files::RunFiles;

@@ -14,9 +14,10 @@
 use super::Certificate;
 use crate::error::Result;
 use crate::journal::Outcome;
-use crate::manifest::{MatchMode, Resolved, Target};
+use crate::manifest::{MatchMode, Target};
 use crate::plan::{Item, Plan, Store};
 use crate::progress::Progress;
+use crate::trace::Criteria;
 use std::collections::{HashMap, HashSet};
 
 /// What came back: one line per reappearance, naming where.
@@ -78,14 +79,7 @@ pub fn recheck(
         }
     }
 
-    let resolved = Resolved {
-        manifest: plan.manifest.clone(),
-        manifest_sha256: plan.manifest_sha256.clone(),
-        base: std::path::PathBuf::from("/"),
-        profile: plan.profile.clone(),
-        targets: Vec::new(),
-        components: plan.components.clone(),
-    };
+    let criteria = Criteria::of_plan(plan);
     let settings = plan
         .manifest
         .s3
@@ -111,7 +105,7 @@ pub fn recheck(
                     continue;
                 }
                 let (_, found, _) = crate::trace::local::trace_location(
-                    n, loc, root, &resolved, &mut links, progress,
+                    n, loc, root, &criteria, &mut links, progress,
                 )?;
                 found
                     .into_iter()
@@ -127,7 +121,7 @@ pub fn recheck(
                     n,
                     loc,
                     (bucket, prefix),
-                    &resolved,
+                    &criteria,
                     c,
                     settings.hash_remote,
                     progress,

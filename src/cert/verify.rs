@@ -8,26 +8,78 @@ use crate::sign::{self, AllowedSigners, Role};
 use ssh_key::HashAlg;
 use std::path::Path;
 
+/// What a check is about. Callers find checks by kind, never by the words
+/// people read; `--json` shows [`CheckKind::name`] as `"name"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum CheckKind {
+    /// The signed bytes are a decom certificate.
+    #[serde(rename = "certificate")]
+    Parse,
+    #[serde(rename = "issued time")]
+    IssuedTime,
+    #[serde(rename = "consistency")]
+    Consistency,
+    #[serde(rename = "operator signature")]
+    OperatorSignature,
+    #[serde(rename = "plan approval")]
+    PlanApproval,
+    #[serde(rename = "custodian co-signature")]
+    CustodianCoSignature,
+    #[serde(rename = "status")]
+    Status,
+    /// `verify --recheck`: nothing disposed exists again.
+    #[serde(rename = "recheck")]
+    Recheck,
+}
+
+impl CheckKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckKind::Parse => "certificate",
+            CheckKind::IssuedTime => "issued time",
+            CheckKind::Consistency => "consistency",
+            CheckKind::OperatorSignature => "operator signature",
+            CheckKind::PlanApproval => "plan approval",
+            CheckKind::CustodianCoSignature => "custodian co-signature",
+            CheckKind::Status => "status",
+            CheckKind::Recheck => "recheck",
+        }
+    }
+}
+
+impl std::fmt::Display for CheckKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Check {
-    pub name: &'static str,
+    #[serde(rename = "name")]
+    pub kind: CheckKind,
     pub ok: bool,
     pub detail: String,
 }
 
-fn check(name: &'static str, r: Result<String, String>) -> Check {
-    match r {
-        Ok(detail) => Check {
-            name,
-            ok: true,
-            detail,
-        },
-        Err(detail) => Check {
-            name,
-            ok: false,
-            detail,
-        },
+impl Check {
+    pub fn new(kind: CheckKind, r: Result<String, String>) -> Check {
+        match r {
+            Ok(detail) => Check {
+                kind,
+                ok: true,
+                detail,
+            },
+            Err(detail) => Check {
+                kind,
+                ok: false,
+                detail,
+            },
+        }
     }
+}
+
+fn check(kind: CheckKind, r: Result<String, String>) -> Check {
+    Check::new(kind, r)
 }
 
 /// Run every check. `cosigned`: whether the custodian's co-signature is
@@ -43,17 +95,13 @@ pub fn verify(
     let at = match sign::unix(&cert.issued) {
         Ok(t) => t,
         Err(e) => {
-            out.push(Check {
-                name: "issued time",
-                ok: false,
-                detail: e.to_string(),
-            });
+            out.push(check(CheckKind::IssuedTime, Err(e.to_string())));
             return out;
         }
     };
     let problems = cert.check();
     out.push(check(
-        "consistency",
+        CheckKind::Consistency,
         if problems.is_empty() {
             Ok("totals and status follow from the artifacts".into())
         } else {
@@ -79,7 +127,7 @@ pub fn verify(
         }
     });
     out.push(check(
-        "operator signature",
+        CheckKind::OperatorSignature,
         operator
             .as_ref()
             .map(|p| {
@@ -94,16 +142,18 @@ pub fn verify(
     ));
 
     // The approvals recorded inside, and the approved plan when it is at hand.
-    out.push(check("plan approval", approvals(path, cert, signers, at)));
+    out.push(check(
+        CheckKind::PlanApproval,
+        approvals(path, cert, signers, at),
+    ));
 
     if cosigned {
         let custodian = sign::verify_file(path, bytes, signers, Role::Custodian, None, at)
-            .and_then(|c| match &operator {
-                Ok(op) => sign::two_person(op, std::slice::from_ref(&c)).map(|_| c),
-                Err(_) => Ok(c),
+            .and_then(|c| {
+                sign::two_person(&cert.operator.signer(), std::slice::from_ref(&c)).map(|_| c)
             });
         out.push(check(
-            "custodian co-signature",
+            CheckKind::CustodianCoSignature,
             custodian.map(|p| {
                 format!(
                     "{} {} (namespace {})",
@@ -115,7 +165,7 @@ pub fn verify(
         ));
     }
     out.push(check(
-        "status",
+        CheckKind::Status,
         if cert.status == Status::Complete {
             Ok(format!(
                 "complete: {} artifact(s) disposed and verified",
@@ -156,15 +206,9 @@ fn approvals(
         signers
             .find(&e.key, Some(&a.principal), sign::CUSTODIAN, at)
             .map_err(|m| format!("approval by {}: {m}", a.principal))?;
-        if a.key_fingerprint == cert.operator.key_fingerprint
-            || a.principal == cert.operator.principal
-        {
-            return Err(format!(
-                "two-person rule: {} approved the plan and is also the operator",
-                a.principal
-            ));
-        }
     }
+    let approvers: Vec<sign::Signer> = cert.plan.approvals.iter().map(|a| a.signer()).collect();
+    sign::two_person(&cert.operator.signer(), &approvers)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let plan_path = dir.join(&cert.plan.file);
     let recorded = cert

@@ -3,13 +3,11 @@
 //! check an archive (`--verify URI`).
 
 use super::{Printer, S3Endpoint, exit};
-use crate::archive::{self, About, Member};
-use crate::cert::Certificate;
+use crate::archive;
+use crate::cert::{CoSignature, Evidence};
 use crate::error::{Error, Result};
-use crate::render::Report;
-use crate::sign::{self, AllowedSigners, Role};
 use clap::Args;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct ArchiveArgs {
@@ -37,90 +35,6 @@ pub struct ArchiveArgs {
     pub s3: S3Endpoint,
 }
 
-fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
-    crate::util::read_input(path, what, 4 << 30)
-}
-
-fn name_of(p: &Path) -> String {
-    p.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// Gather the bundle: certificate and signatures, the approved plan (checked
-/// against the hash the certificate records) and its approvals, the journal,
-/// the trusted signers, and the PDF rendered from the same bytes.
-fn members(a: &ArchiveArgs, cert_path: &Path, signers_path: &Path) -> Result<(Vec<Member>, About)> {
-    let (cert, bytes) = Certificate::load(cert_path)?;
-    let signers = AllowedSigners::load(signers_path)?;
-    let dir = cert_path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let (_, plan_bytes, plan_path) =
-        super::verify::recorded_plan(cert_path, &cert, a.plan.as_deref())?;
-    let mut m = vec![Member {
-        name: name_of(cert_path),
-        bytes: bytes.clone(),
-    }];
-    for role in [Role::Operator, Role::Custodian] {
-        let p = sign::sig_path(cert_path, role);
-        if p.exists() {
-            m.push(Member {
-                name: name_of(&p),
-                bytes: read(&p, "signature")?,
-            });
-        }
-    }
-    m.push(Member {
-        name: name_of(&plan_path),
-        bytes: plan_bytes,
-    });
-    let approval = sign::sig_path(&plan_path, Role::Custodian);
-    m.push(Member {
-        name: name_of(&approval),
-        bytes: read(&approval, "plan approval")?,
-    });
-    let journal = crate::dispose::journal_path(dir);
-    m.push(Member {
-        name: name_of(&journal),
-        bytes: read(&journal, "journal")?,
-    });
-    let cosigned = sign::sig_path(cert_path, Role::Custodian).exists();
-    let checks = crate::cert::verify::verify(cert_path, &cert, &bytes, &signers, cosigned);
-    let files = super::render::attachments(cert_path, &bytes, signers_path)?;
-    let commands = super::verify::ssh_keygen_commands(
-        Path::new(&name_of(cert_path)),
-        Path::new("allowed_signers"),
-        &cert,
-        super::verify::cosigner(cert_path, &cert, &bytes, &signers).as_deref(),
-    );
-    let report = Report::new(&cert, &bytes, &checks, &files, commands);
-    // The signers file as attached to the PDF (read once).
-    let signers_file = files
-        .iter()
-        .find(|f| f.name == "allowed_signers")
-        .expect("render::attachments always attaches the signers file");
-    m.push(Member {
-        name: signers_file.name.clone(),
-        bytes: signers_file.bytes.clone(),
-    });
-    m.push(Member {
-        name: Path::new(&name_of(cert_path))
-            .with_extension("pdf")
-            .display()
-            .to_string(),
-        bytes: crate::render::pdf(&report, &files)?,
-    });
-    let about = About {
-        certificate: cert.id.clone(),
-        model: report.summary[0].1.clone(),
-        status: report.status.to_lowercase(),
-        issued: cert.issued.clone(),
-    };
-    Ok((m, about))
-}
-
 pub fn run(a: &ArchiveArgs, p: &Printer) -> Result<u8> {
     if let Some(uri) = &a.verify {
         return verify(a, uri, p);
@@ -129,7 +43,8 @@ pub fn run(a: &ArchiveArgs, p: &Printer) -> Result<u8> {
     else {
         unreachable!("clap requires these without --verify")
     };
-    let (members, about) = members(a, cert_path, signers)?;
+    let ev = Evidence::gather(cert_path, signers, CoSignature::IfPresent)?;
+    let (members, about) = archive::members(&ev, a.plan.as_deref())?;
     let mtime = crate::sign::unix(&about.issued)?.max(0) as u64;
     let tar = archive::bundle(&members, mtime)?;
     let stored = match archive::local_dir(to) {

@@ -2,9 +2,9 @@
 //! to the approved plan, then co-signs the certificate.
 
 use super::{KeyArgs, Printer, exit};
-use crate::cert::Certificate;
+use crate::cert::{CoSignature, Evidence};
 use crate::error::{Error, Result};
-use crate::sign::{self, AllowedSigners, Role, SigningKey};
+use crate::sign::{self, Role, SigningKey};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -23,31 +23,28 @@ pub struct CosignArgs {
 }
 
 pub fn run(a: &CosignArgs, p: &Printer) -> Result<u8> {
-    let (cert, bytes) = Certificate::load(&a.certificate)?;
+    let ev = Evidence::gather(&a.certificate, &a.allowed_signers, CoSignature::NotYet)?;
     p.can_ask(a.yes)?;
-    let signers = AllowedSigners::load(&a.allowed_signers)?;
-    let checks = crate::cert::verify::verify(&a.certificate, &cert, &bytes, &signers, false);
-    let failed: Vec<_> = checks
-        .iter()
-        .filter(|c| !c.ok && c.name != "status")
-        .collect();
-    if let Some(c) = failed.first() {
+    if let Some(c) = ev.first_failure() {
         return Err(Error::refused(format!(
             "refusing to co-sign: {}: {}",
-            c.name, c.detail
+            c.kind, c.detail
         )));
     }
+    let cert = ev.require_certificate()?;
+    let bytes = ev.bytes();
+    let signers = ev.signers();
     let key = SigningKey::load(&a.key.key, &|path| p.ask_passphrase(path))?;
     let me = sign::check_allowed(
-        &signers,
+        signers,
         &key,
         &a.key.principal,
         Role::Custodian,
         sign::now_unix(),
     )?;
-    sign::two_person(&cert.operator, std::slice::from_ref(&me)).map_err(Error::refused)?;
+    sign::two_person(&cert.operator.signer(), std::slice::from_ref(&me)).map_err(Error::refused)?;
     if !p.json {
-        for l in super::show::cert_lines(&cert) {
+        for l in super::show::cert_lines(cert) {
             p.info(&l);
         }
     }
@@ -58,7 +55,7 @@ pub fn run(a: &CosignArgs, p: &Printer) -> Result<u8> {
         ),
         a.yes,
     )?;
-    let sig = sign::sign_file(&a.certificate, &bytes, &key, Role::Custodian)?;
+    let sig = sign::sign_file(&a.certificate, bytes, &key, Role::Custodian)?;
     if p.json {
         p.record("cosignature", serde_json::json!({"certificate": a.certificate, "signature": sig, "principal": me.principal, "key_fingerprint": me.key_fingerprint}));
     } else {

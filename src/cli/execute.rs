@@ -1,13 +1,14 @@
 //! `decom execute`: check the approval, the operator's role and the
-//! two-person rule, destroy what the plan lists, then write and sign the
-//! certificate. Every check happens before anything is touched.
+//! two-person rule (by building an [`Approved`] plan), destroy what the plan
+//! lists, then write and sign the certificate. Every check happens before
+//! anything is touched; every failure after that exits 1.
 
 use super::{KeyArgs, Printer, exit};
-use crate::cert::Status;
+use crate::cert::{Certificate, RunFiles, Status};
 use crate::dispose;
 use crate::error::{Error, Result};
-use crate::manifest::{Person, Target, resolve_uri};
-use crate::plan::Plan;
+use crate::manifest::Person;
+use crate::plan::Approved;
 use crate::sign::{self, AllowedSigners, Role, SigningKey};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -96,20 +97,16 @@ pub fn run(a: &ExecuteArgs, p: &Printer) -> Result<u8> {
 }
 
 pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
-    // 1. The plan, its approval, the operator, the two-person rule.
-    let (plan, bytes) = Plan::load(&a.plan)?;
+    // 1. The approval over the exact plan bytes, the operator, the two-person
+    //    rule, the locations: `Approved` is the only way to reach dispose.
     let signers = AllowedSigners::load(&a.allowed_signers)?;
-    let now = sign::now_unix();
-    let approval = sign::verify_file(&a.plan, &bytes, &signers, Role::Custodian, None, now)
-        .map_err(|m| Error::refused(format!("the plan is not approved: {m}")))?;
     let key = SigningKey::load(&a.key.key, &|path| p.ask_passphrase(path))?;
-    let mut operator = sign::check_allowed(&signers, &key, &a.key.principal, Role::Operator, now)?;
-    operator.details = a.person.details(plan.manifest.operator.as_ref())?;
-    sign::two_person(&operator, std::slice::from_ref(&approval)).map_err(Error::refused)?;
-    check_locations(&plan)?;
-    dispose::s3_concurrency(&plan, a.s3_concurrency)?;
+    let approved = Approved::verify(&a.plan, &signers, &key, &a.key.principal, sign::now_unix())?;
+    let plan = approved.plan();
+    let operator_details = a.person.details(plan.manifest.operator.as_ref())?;
+    let s3_concurrency = dispose::s3_concurrency(plan, a.s3_concurrency)?;
+    let faults = super::env::faults()?;
     p.can_ask(a.yes)?;
-    let plan_sha = crate::hash::sha256_hex(&bytes);
 
     let out_dir = match &a.out {
         Some(d) => d.clone(),
@@ -120,33 +117,31 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from(".")),
     };
-    if !out_dir.is_dir() {
-        return Err(Error::input(format!(
-            "--out {}: not a directory",
-            out_dir.display()
-        )));
-    }
-    let journal_path = dispose::journal_path(&out_dir);
+    crate::util::check_dir(&out_dir, "--out")?;
+    let files = RunFiles::in_dir(&out_dir);
 
     // 2. Confirmation.
     if !p.json {
-        for l in super::show::plan_lines(&plan) {
+        for l in super::show::plan_lines(plan) {
             p.info(&l);
         }
-        p.info(&format!(
-            "approved by custodian {} ({})",
-            approval.principal, approval.key_fingerprint
-        ));
+        for c in approved.approvals() {
+            p.info(&format!(
+                "approved by custodian {} ({})",
+                c.principal, c.key_fingerprint
+            ));
+        }
     }
     p.confirm(
         &format!(
             "Destroy {} artifact(s) ({}) as operator {:?}? This cannot be undone.",
             plan.totals.artifacts,
             crate::util::human_bytes(plan.totals.bytes),
-            operator.principal
+            approved.operator().principal
         ),
         a.yes,
     )?;
+    crate::util::ensure_dir(&out_dir, "--out")?;
 
     // 3. Destroy.
     let cancel = Arc::new(AtomicBool::new(false));
@@ -154,33 +149,22 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
         let _ = signal_hook::flag::register(sig, Arc::clone(&cancel));
     }
     let progress = p.progress();
-    let plan_file = a
-        .plan
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let cert = dispose::execute(dispose::Request {
-        plan: &plan,
-        plan_sha256: plan_sha,
-        plan_file,
-        approvals: vec![approval],
-        operator,
-        journal_path: journal_path.clone(),
+        approved: &approved,
+        operator_details,
+        files: &files,
         resume: a.resume,
-        s3_concurrency: a.s3_concurrency,
+        s3_concurrency,
+        faults,
         cancel: &cancel,
         progress: &progress,
     })?;
 
-    // 4. Certificate, signed as operator; a stale co-signature goes.
-    let cert_path = out_dir.join("certificate.json");
-    let cert_bytes = cert.to_bytes();
-    crate::util::write_atomic(&cert_path, &cert_bytes)?;
-    let stale = sign::sig_path(&cert_path, Role::Custodian);
-    if stale.symlink_metadata().is_ok() {
-        std::fs::remove_file(&stale).map_err(|e| Error::io(&stale, e))?;
-    }
-    let sig = sign::sign_file(&cert_path, &cert_bytes, &key, Role::Operator)?;
+    // 4. Certificate, signed as operator; a stale co-signature goes. Things
+    //    have been destroyed by now: a failure here is exit 1, not 2.
+    let cert_path = files.certificate().to_path_buf();
+    let sig = write_certificate(&files, &cert, &key).map_err(Error::after_destruction)?;
+    let journal_path = files.journal();
     if p.json {
         p.record(
             "certificate",
@@ -211,28 +195,14 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
     })
 }
 
-/// Each location's URI must still lead to the root the custodian approved.
-fn check_locations(plan: &Plan) -> Result<()> {
-    for l in &plan.locations {
-        let Some(root) = l.local() else { continue };
-        let now = match resolve_uri(&l.uri, Path::new("/")) {
-            Ok(Target::Local(p)) => p,
-            Ok(_) => return Err(Error::refused(format!("location {} changed kind", l.uri))),
-            Err(e) => {
-                return Err(Error::refused(format!(
-                    "location {} cannot be re-identified: {e}",
-                    l.uri
-                )));
-            }
-        };
-        if now != Path::new(&root.root) {
-            return Err(Error::refused(format!(
-                "location {} now resolves to {}, but the plan was approved for {}",
-                l.uri,
-                now.display(),
-                root.root
-            )));
-        }
+/// Write the certificate, drop a co-signature of an earlier version, and
+/// sign it as operator. Returns the signature's path.
+fn write_certificate(files: &RunFiles, cert: &Certificate, key: &SigningKey) -> Result<PathBuf> {
+    let cert_bytes = cert.to_bytes();
+    crate::util::write_atomic(files.certificate(), &cert_bytes)?;
+    let stale = files.signature(Role::Custodian);
+    if stale.symlink_metadata().is_ok() {
+        std::fs::remove_file(&stale).map_err(|e| Error::io(&stale, e))?;
     }
-    Ok(())
+    sign::sign_file(files.certificate(), &cert_bytes, key, Role::Operator)
 }

@@ -1,8 +1,9 @@
 //! `decom keygen`: an Ed25519 key pair in OpenSSH format.
 
+use super::env::KEY_PASSPHRASE;
 use super::{Printer, exit};
 use crate::error::{Error, Result};
-use crate::sign::key::{self, PASSPHRASE_ENV};
+use crate::sign::key;
 use clap::Args;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -12,7 +13,8 @@ pub struct KeygenArgs {
     /// Where to write the private key (the public key goes to PATH.pub).
     #[arg(long, value_name = "PATH")]
     pub out: PathBuf,
-    /// Comment stored in the key (e.g. your e-mail address).
+    /// Comment stored in the key: your principal, as the trusted signers
+    /// file will name you (e.g. your e-mail address).
     #[arg(long, default_value = "")]
     pub comment: String,
     /// Write the private key unencrypted.
@@ -23,7 +25,7 @@ pub struct KeygenArgs {
 pub fn run(a: &KeygenArgs, p: &Printer) -> Result<u8> {
     let passphrase = if a.no_passphrase {
         None
-    } else if let Ok(pass) = std::env::var(PASSPHRASE_ENV) {
+    } else if let Some(pass) = super::env::key_passphrase() {
         Some(pass)
     } else if std::io::stdin().is_terminal() {
         let one = rpassword::prompt_password("Passphrase for the new key: ")
@@ -41,7 +43,7 @@ pub fn run(a: &KeygenArgs, p: &Printer) -> Result<u8> {
         Some(one)
     } else {
         return Err(Error::input(format!(
-            "no terminal to ask for a passphrase: set {PASSPHRASE_ENV}, or pass --no-passphrase for an unencrypted key"
+            "no terminal to ask for a passphrase: set {KEY_PASSPHRASE}, or pass --no-passphrase for an unencrypted key"
         )));
     };
     let fp = key::generate(&a.out, &a.comment, passphrase.as_deref())?;
@@ -59,15 +61,24 @@ pub fn run(a: &KeygenArgs, p: &Printer) -> Result<u8> {
             a.out.display(),
             a.out.display()
         ));
-        p.info("add a line like these to the trusted signers file (allowed_signers):");
-        p.info(&format!(
-            "  custodian@example.org namespaces=\"decom-custodian\" {}",
-            public.trim()
-        ));
-        p.info(&format!(
-            "  operator@example.org namespaces=\"decom-operator\" {}",
-            public.trim()
-        ));
+        let principal = match a.comment.trim() {
+            "" => "PRINCIPAL",
+            c => c,
+        };
+        p.info("add one of these lines to the trusted signers file (allowed_signers):");
+        for (role, namespace) in [
+            ("a Data Custodian", crate::sign::CUSTODIAN),
+            ("an operator", crate::sign::OPERATOR),
+        ] {
+            p.info(&format!("  # if you are {role}:"));
+            p.info(&format!(
+                "  {principal} namespaces=\"{namespace}\" {}",
+                public.trim()
+            ));
+        }
+        if principal == "PRINCIPAL" {
+            p.info("  (replace PRINCIPAL with your name as signers know it; --comment sets it)");
+        }
     }
     Ok(exit::OK)
 }

@@ -6,6 +6,7 @@ mod approve;
 mod archive;
 mod cosign;
 mod demo;
+mod env;
 mod execute;
 mod hash;
 mod keygen;
@@ -19,17 +20,8 @@ use clap::{Args, Parser, Subcommand};
 pub use output::Printer;
 use std::path::PathBuf;
 
-/// Exit codes (repeated in the README).
-pub mod exit {
-    /// Success.
-    pub const OK: u8 = 0;
-    /// Disposal incomplete, or verification failed.
-    pub const INCOMPLETE: u8 = 1;
-    /// Usage or input error; nothing was touched.
-    pub const USAGE: u8 = 2;
-    /// Interrupted (Ctrl-C); run again with --resume.
-    pub const INTERRUPTED: u8 = 130;
-}
+use crate::error::Error;
+pub use crate::exit_code as exit;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -103,10 +95,20 @@ pub fn run() -> std::process::ExitCode {
         Ok(code) => code,
         Err(e) => {
             printer.error(&e);
-            e.exit_code()
+            exit_code(&e)
         }
     };
     std::process::ExitCode::from(code)
+}
+
+/// The exit code an error stands for (README "Exit codes"). Only errors
+/// raised before anything was touched may say 2.
+pub fn exit_code(e: &Error) -> u8 {
+    match e {
+        Error::Input(_) | Error::Refused(_) | Error::Io { .. } => exit::USAGE,
+        Error::Verification(_) | Error::AfterDestruction { .. } => exit::INCOMPLETE,
+        Error::Interrupted => exit::INTERRUPTED,
+    }
 }
 
 fn dispatch(cmd: Command, p: &Printer) -> crate::Result<u8> {

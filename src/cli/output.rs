@@ -4,10 +4,11 @@
 
 use super::Global;
 use crate::error::{Error, Result};
-use crate::progress::Progress;
+use crate::progress::{Phase, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 
 pub struct Printer {
     pub json: bool,
@@ -67,7 +68,7 @@ impl Printer {
             tty: self.tty && !self.quiet,
             quiet: self.quiet,
             verbose: self.verbose,
-            phase: Mutex::new(String::new()),
+            items_shown: Default::default(),
         }
     }
 
@@ -107,9 +108,18 @@ impl Printer {
     }
 
     /// Ask for a key's passphrase on the terminal (None without a terminal).
+    /// The passphrase of an encrypted key: from the environment
+    /// (automation), else asked on the terminal.
     pub fn ask_passphrase(&self, path: &std::path::Path) -> Result<Option<String>> {
+        if let Some(pass) = super::env::key_passphrase() {
+            return Ok(Some(pass));
+        }
         if !std::io::stdin().is_terminal() {
-            return Ok(None);
+            return Err(Error::input(format!(
+                "key {} is passphrase-protected: set {} or run on a terminal",
+                path.display(),
+                super::env::KEY_PASSPHRASE
+            )));
         }
         rpassword::prompt_password(format!("Passphrase for {}: ", path.display()))
             .map(Some)
@@ -123,12 +133,14 @@ pub struct CliProgress {
     tty: bool,
     quiet: bool,
     verbose: bool,
-    phase: Mutex<String>,
+    /// Whether the current phase reports each item without `-v`.
+    items_shown: std::sync::atomic::AtomicBool,
 }
 
 impl Progress for CliProgress {
-    fn start(&self, phase: &str, items: u64, bytes: u64) {
-        *self.phase.lock().unwrap() = phase.to_string();
+    fn start(&self, phase: Phase<'_>, items: u64, bytes: u64) {
+        let shown = self.verbose || phase.reports_items();
+        self.items_shown.store(shown, Ordering::Relaxed);
         if self.tty {
             let bar = if bytes > 0 {
                 let b = ProgressBar::new(bytes);
@@ -146,10 +158,10 @@ impl Progress for CliProgress {
                 );
                 b
             };
-            bar.set_prefix(phase.split_whitespace().next().unwrap_or(phase).to_string());
+            bar.set_prefix(phase.verb());
             bar.set_message(format!("{items} item(s)"));
             *self.bar.lock().unwrap() = Some(bar);
-        } else if !self.quiet && (self.verbose || phase == "dispose") {
+        } else if !self.quiet && shown {
             eprintln!(
                 "{phase}: {items} item(s), {}",
                 crate::util::human_bytes(bytes)
@@ -164,17 +176,17 @@ impl Progress for CliProgress {
     }
 
     fn item(&self, line: &str) {
-        let phase = self.phase.lock().unwrap().clone();
+        let shown = self.items_shown.load(Ordering::Relaxed);
         if let Some(b) = self.bar.lock().unwrap().as_ref() {
             if b.length().is_none() {
                 b.inc(1);
             }
-            if self.verbose || phase == "dispose" {
+            if shown {
                 b.println(line);
             }
             return;
         }
-        if !self.quiet && (self.verbose || phase == "dispose") {
+        if !self.quiet && shown {
             eprintln!("{line}");
         }
     }

@@ -1,12 +1,13 @@
 //! `decom render`: the certificate as a PDF/A-3b document and/or a
 //! self-contained HTML page for people, carrying the signed files inside.
+//! The evidence and its wording are library code (`cert::Evidence`,
+//! `render::Report`); this file picks the outputs and writes them.
 
-use super::verify::ssh_keygen_commands;
 use super::{Printer, exit};
-use crate::cert::Certificate;
+use crate::cert::{CoSignature, Evidence};
 use crate::error::{Error, Result};
-use crate::render::{Attachment, Report};
-use crate::sign::{self, AllowedSigners, Role};
+use crate::render::Report;
+use crate::sign::Role;
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -23,51 +24,6 @@ pub struct RenderArgs {
     /// Write the HTML page here.
     #[arg(long, value_name = "OUT")]
     pub html: Option<PathBuf>,
-}
-
-/// The files carried inside the documents, read once: the certificate, the
-/// signatures that exist beside it, and the signers file.
-pub fn attachments(cert_path: &Path, cert_bytes: &[u8], signers: &Path) -> Result<Vec<Attachment>> {
-    let name = |p: &Path| {
-        p.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
-    let mut out = vec![Attachment {
-        name: name(cert_path),
-        description: "the signed disposal certificate (authoritative record)".into(),
-        mime: "application/json",
-        bytes: cert_bytes.to_vec(),
-    }];
-    for (role, what) in [
-        (
-            Role::Operator,
-            "operator signature (SSHSIG, namespace decom-operator)",
-        ),
-        (
-            Role::Custodian,
-            "custodian co-signature (SSHSIG, namespace decom-custodian)",
-        ),
-    ] {
-        let p = sign::sig_path(cert_path, role);
-        match std::fs::read(&p) {
-            Ok(bytes) => out.push(Attachment {
-                name: name(&p),
-                description: what.into(),
-                mime: "text/plain",
-                bytes,
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(&p, e)),
-        }
-    }
-    out.push(Attachment {
-        name: "allowed_signers".into(),
-        description: "the trusted signers file the signatures were checked against".into(),
-        mime: "text/plain",
-        bytes: crate::util::read_input(signers, "allowed signers", 16 << 20)?,
-    });
-    Ok(out)
 }
 
 fn refuse_overwriting_inputs(out: &Path, inputs: &[&Path]) -> Result<()> {
@@ -87,26 +43,13 @@ fn refuse_overwriting_inputs(out: &Path, inputs: &[&Path]) -> Result<()> {
 }
 
 pub fn run(a: &RenderArgs, p: &Printer) -> Result<u8> {
-    let (cert, bytes) = Certificate::load(&a.certificate)?;
-    let signers = AllowedSigners::load(&a.allowed_signers)?;
-    let cosigned = sign::sig_path(&a.certificate, Role::Custodian).exists();
-    let checks = crate::cert::verify::verify(&a.certificate, &cert, &bytes, &signers, cosigned);
-    let files = attachments(&a.certificate, &bytes, &a.allowed_signers)?;
-    // The commands name the files as pdfdetach extracts them.
-    let names = |p: &Path| PathBuf::from(p.file_name().unwrap_or_default());
-    let commands = ssh_keygen_commands(
-        &names(&a.certificate),
-        Path::new("allowed_signers"),
-        &cert,
-        super::verify::cosigner(&a.certificate, &cert, &bytes, &signers).as_deref(),
-    );
-    let report = Report::new(&cert, &bytes, &checks, &files, commands);
     let pdf_out = match (&a.pdf, &a.html) {
         (None, None) => Some(a.certificate.with_extension("pdf")),
         (p, _) => p.clone(),
     };
-    let op_sig = sign::sig_path(&a.certificate, Role::Operator);
-    let cu_sig = sign::sig_path(&a.certificate, Role::Custodian);
+    let ev = Evidence::gather(&a.certificate, &a.allowed_signers, CoSignature::IfPresent)?;
+    let op_sig = ev.files().signature(Role::Operator);
+    let cu_sig = ev.files().signature(Role::Custodian);
     let inputs = [
         a.certificate.as_path(),
         a.allowed_signers.as_path(),
@@ -116,6 +59,8 @@ pub fn run(a: &RenderArgs, p: &Printer) -> Result<u8> {
     for out in pdf_out.iter().chain(a.html.iter()) {
         refuse_overwriting_inputs(out, &inputs)?;
     }
+    let files = ev.attachments()?;
+    let report = Report::new(&ev, &files)?;
     if let Some(out) = &pdf_out {
         let pdf = crate::render::pdf(&report, &files)?;
         crate::util::write_atomic(out, &pdf)?;

@@ -87,7 +87,12 @@ pub fn file(
     names.extend(st.renames.iter().map(|(_, to)| OsString::from(to)));
     let mut current: Option<(OsString, Identity)> = None;
     for n in names.iter().rev() {
-        if let Some(idn) = parent.stat(n).map_err(|e| Error::refused(e.to_string()))?
+        // A failed stat is this artifact's failure, not the run's.
+        let found = match parent.stat(n) {
+            Ok(found) => found,
+            Err(e) => return Ok(failed(format!("cannot stat {}: {e}", f.path))),
+        };
+        if let Some(idn) = found
             && idn.device == f.device
             && idn.inode == f.inode
         {
@@ -133,9 +138,10 @@ pub fn file(
         }
     };
     // The check that counts: on the open handle, not the name.
-    let handle_id = crate::localfs::identity(
-        &rustix::fs::fstat(&file).map_err(|e| Error::io(&f.path, e.into()))?,
-    );
+    let handle_id = match rustix::fs::fstat(&file) {
+        Ok(st) => crate::localfs::identity(&st),
+        Err(e) => return Ok(failed(format!("cannot stat {}: {e}", f.path))),
+    };
     if handle_id.device != f.device || handle_id.inode != f.inode || handle_id.kind != Kind::File {
         return Ok(changed(
             "the opened file is not the approved one (swapped while opening)",

@@ -1,10 +1,13 @@
 //! Execute: destroy exactly what an approved plan lists, journal each step,
 //! and build the certificate from the journal.
 //!
-//! The caller (the CLI) has already checked the custodian's approval and the
-//! two-person rule (see [`crate::sign::roles`]); this module re-identifies
-//! every artifact before touching it and never acts on anything the plan
-//! does not list. Per-artifact failures become outcomes; the run goes on.
+//! [`execute`] takes an [`Approved`] plan, which only
+//! [`Approved::verify`] can build (custodian signature over the exact bytes,
+//! operator role, two-person rule). This module re-identifies every artifact
+//! before touching it and never acts on anything the plan does not list.
+//! Per-artifact failures become outcomes; the run goes on. Once the journal
+//! is open every error is [`Error::AfterDestruction`]: never "nothing was
+//! touched" after something may have been.
 //! Local work is blocking: regular files are overwritten by one worker thread
 //! per device (one disk at a time each, several disks at once), then links
 //! and directories on the calling thread.
@@ -13,15 +16,16 @@ pub mod local;
 pub mod overwrite;
 pub mod s3;
 
-use crate::cert::{self, Certificate, Party};
+use crate::cert::{self, Certificate, Party, RunFiles};
 use crate::error::{Error, Result};
 use crate::journal::ArtifactState;
-use crate::journal::{self, Event, Journal, Outcome};
+use crate::journal::{self, Event, Faults, Journal, Outcome};
 use crate::localfs::Anchor;
-use crate::plan::Artifact;
+use crate::manifest::Person;
+use crate::plan::{Approved, Artifact};
 use crate::plan::{Item, Plan};
 use crate::profile::Profile;
-use crate::progress::Progress;
+use crate::progress::{Phase, Progress};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -61,27 +65,22 @@ type Anchors = HashMap<u32, Result<Anchor, String>>;
 
 /// Everything execute needs, resolved and checked by the caller.
 pub struct Request<'a> {
-    pub plan: &'a Plan,
-    pub plan_sha256: String,
-    pub plan_file: String,
-    pub approvals: Vec<Party>,
-    pub operator: Party,
-    pub journal_path: PathBuf,
+    pub approved: &'a Approved,
+    /// Who performs the disposal, for the certificate (NIST App. G).
+    pub operator_details: Person,
+    /// Where the journal goes.
+    pub files: &'a RunFiles,
     pub resume: bool,
-    /// S3 requests in flight; None: the plan's `[s3] concurrency`, else the default.
-    pub s3_concurrency: Option<usize>,
+    /// S3 requests in flight, resolved once by [`s3_concurrency`].
+    pub s3_concurrency: usize,
+    pub faults: Faults,
     pub cancel: &'a AtomicBool,
     pub progress: &'a dyn Progress,
 }
 
-/// The file names execute writes beside the plan (or in `--out`).
-pub fn journal_path(out_dir: &Path) -> PathBuf {
-    out_dir.join("journal.jsonl")
-}
-
 /// S3 requests in flight for this run: `flag`, else the plan's
 /// `[s3] concurrency`, else the default; out of range is an input error
-/// (callers check it before anything is touched).
+/// (callers resolve it once, before anything is touched).
 pub fn s3_concurrency(plan: &Plan, flag: Option<usize>) -> Result<usize> {
     crate::s3::Settings {
         concurrency: flag.or_else(|| plan.manifest.s3.as_ref().and_then(|s| s.concurrency)),
@@ -91,11 +90,21 @@ pub fn s3_concurrency(plan: &Plan, flag: Option<usize>) -> Result<usize> {
 }
 
 /// Run the disposal. Returns the certificate built from the journal; the
-/// caller writes and signs it. `Err(Interrupted)` leaves a consistent journal.
+/// caller writes and signs it. `Err(Interrupted)` leaves a consistent journal;
+/// any other error once the journal is open is [`Error::AfterDestruction`].
 pub fn execute(req: Request<'_>) -> Result<Certificate> {
-    let plan = req.plan;
-    let s3_concurrency = s3_concurrency(plan, req.s3_concurrency)?;
-    let (journal, records) = Journal::open(&req.journal_path, &req.plan_sha256, req.resume)?;
+    let (journal, records) = Journal::open(
+        req.files.journal(),
+        req.approved.sha256(),
+        req.resume,
+        req.faults,
+    )?;
+    run(&req, journal, records).map_err(Error::after_destruction)
+}
+
+fn run(req: &Request<'_>, journal: Journal, records: Vec<journal::Record>) -> Result<Certificate> {
+    let plan = req.approved.plan();
+    let s3_concurrency = req.s3_concurrency;
     let started = records
         .first()
         .map(|r| r.time.clone())
@@ -106,10 +115,11 @@ pub fn execute(req: Request<'_>) -> Result<Certificate> {
         cancel: req.cancel,
         progress: req.progress,
     };
+    let operator = req.approved.operator();
     ctx.append(Event::RunStarted {
-        plan_sha256: req.plan_sha256.clone(),
-        operator: req.operator.principal.clone(),
-        operator_fingerprint: req.operator.key_fingerprint.clone(),
+        plan_sha256: req.approved.sha256().to_string(),
+        operator: operator.principal.clone(),
+        operator_fingerprint: operator.key_fingerprint.clone(),
         resume: !records.is_empty(),
     })?;
     // A failed artifact is tried again on resume (a flaky endpoint, a
@@ -162,7 +172,7 @@ pub fn execute(req: Request<'_>) -> Result<Certificate> {
         .sum();
     if !files.is_empty() || !rest.is_empty() {
         req.progress
-            .start("dispose", (files.len() + rest.len()) as u64, bytes);
+            .start(Phase::Dispose, (files.len() + rest.len()) as u64, bytes);
     }
     let local = Local {
         ctx: &ctx,
@@ -213,10 +223,15 @@ pub fn execute(req: Request<'_>) -> Result<Certificate> {
     let records = journal::read(&ctx.journal_path())?;
     let cert = cert::build(cert::Inputs {
         plan,
-        plan_sha256: &req.plan_sha256,
-        plan_file: &req.plan_file,
-        approvals: req.approvals,
-        operator: req.operator,
+        plan_sha256: req.approved.sha256(),
+        plan_file: req.approved.file_name(),
+        approvals: req
+            .approved
+            .approvals()
+            .iter()
+            .map(|s| Party::new(s, Person::default()))
+            .collect(),
+        operator: Party::new(operator, req.operator_details.clone()),
         records: &records,
         started,
     });

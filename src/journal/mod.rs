@@ -133,17 +133,36 @@ pub struct Journal {
     file: File,
     path: PathBuf,
     seq: u64,
-    abort_at: Option<u64>,
+    /// Bytes of whole records in the file; a failed append is cut back to it.
+    good_len: u64,
+    /// Set by a failed append: no record may follow a write whose fate is
+    /// unknown, so every later append fails too.
+    broken: bool,
+    faults: Faults,
 }
 
-/// Test-only fault hook: abort the process (like `kill -9`) right after the
-/// journal holds this many records. It can only make decom stop earlier.
-pub const ABORT_HOOK: &str = "DECOM_TEST_ABORT_AFTER_RECORDS";
+/// Fault hooks for the crash and failure tests, passed in from the edge (the
+/// CLI reads them from the environment; the library never does). They can
+/// only make a run stop earlier, never make it do more.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    /// Abort the process (like `kill -9`) right after the journal holds this
+    /// many records.
+    pub abort_after_records: Option<u64>,
+    /// Fail every append once the journal holds this many records, as a full
+    /// disk would.
+    pub fail_after_records: Option<u64>,
+}
 
 impl Journal {
     /// Open (or create) the journal at `path` for the plan with `plan_sha256`.
     /// Returns the records already in it.
-    pub fn open(path: &Path, plan_sha256: &str, resume: bool) -> Result<(Journal, Vec<Record>)> {
+    pub fn open(
+        path: &Path,
+        plan_sha256: &str,
+        resume: bool,
+        faults: Faults,
+    ) -> Result<(Journal, Vec<Record>)> {
         let exists = path.symlink_metadata().is_ok();
         if exists && !resume {
             return Err(Error::refused(format!(
@@ -188,32 +207,60 @@ impl Journal {
                 }
             }
         }
-        let abort_at = std::env::var(ABORT_HOOK).ok().and_then(|v| v.parse().ok());
         let seq = records.last().map_or(0, |r| r.seq);
         Ok((
             Journal {
                 file,
                 path: path.to_path_buf(),
                 seq,
-                abort_at,
+                good_len,
+                broken: false,
+                faults,
             },
             records,
         ))
     }
 
     /// Append one record and flush it to disk before returning.
+    /// A failed append leaves the journal as it was before it (a torn
+    /// line is cut off where possible, and at the next open in any case) and
+    /// refuses every later append.
     pub fn append(&mut self, event: Event) -> Result<()> {
-        self.seq += 1;
+        if self.broken {
+            return Err(Error::io(
+                &self.path,
+                std::io::Error::other("an earlier journal write failed; nothing more is recorded"),
+            ));
+        }
         let rec = Record {
-            seq: self.seq,
+            seq: self.seq + 1,
             time: crate::util::now_rfc3339(),
             event,
         };
         let mut line = serde_json::to_vec(&rec).expect("journal records serialize");
         line.push(b'\n');
-        self.file.write_all(&line).at(&self.path)?;
-        self.file.sync_data().at(&self.path)?;
-        if self.abort_at == Some(self.seq) {
+        let written = if self
+            .faults
+            .fail_after_records
+            .is_some_and(|n| self.seq >= n)
+        {
+            Err(std::io::Error::from_raw_os_error(
+                rustix::io::Errno::NOSPC.raw_os_error(),
+            ))
+        } else {
+            self.file
+                .write_all(&line)
+                .and_then(|()| self.file.sync_data())
+        };
+        if let Err(e) = written {
+            self.broken = true;
+            // Best effort: the next open cuts a torn line off anyway.
+            let _ = self.file.set_len(self.good_len);
+            return Err(Error::io(&self.path, e));
+        }
+        self.seq += 1;
+        self.good_len += line.len() as u64;
+        if self.faults.abort_after_records == Some(self.seq) {
             std::process::abort();
         }
         Ok(())

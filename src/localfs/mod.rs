@@ -12,6 +12,8 @@
 //! This module knows nothing of plans or profiles: it is the seam between
 //! decom and the kernel for local storage.
 
+pub mod media;
+
 use crate::error::{Error, Result};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use std::ffi::{OsStr, OsString};
@@ -269,10 +271,10 @@ pub fn fs_type(fd: impl AsFd) -> Option<String> {
     #[allow(clippy::unnecessary_cast)]
     rustix::fs::fstatfs(fd)
         .ok()
-        .map(|s| crate::plan::storage::fs_name(s.f_type as u64))
+        .map(|s| media::fs_name(s.f_type as u64))
 }
 
 /// Whether the block device behind `device` (st_dev) is rotational.
 pub fn rotational(device: u64) -> Option<bool> {
-    crate::plan::storage::rotational(rustix::fs::major(device), rustix::fs::minor(device))
+    media::rotational(rustix::fs::major(device), rustix::fs::minor(device))
 }

@@ -12,7 +12,8 @@ mod components;
 pub use components::Component;
 
 use crate::error::{Error, Result};
-use crate::profile::{Profile, one_line};
+use crate::profile::Profile;
+use crate::util::one_line;
 use serde::{Deserialize, Serialize};
 use std::path::{Component as PathComponent, Path, PathBuf};
 
@@ -97,7 +98,7 @@ impl Person {
             Error::input(format!(
                 "{}: not a valid details file: {}",
                 path.display(),
-                crate::profile::one_line(&e.to_string())
+                crate::util::one_line(&e.to_string())
             ))
         })
     }

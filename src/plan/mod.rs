@@ -9,7 +9,10 @@
 //! any S3 artifact outside its location's bucket and prefix.
 //! This module never touches artifacts.
 
+pub mod approved;
 pub mod storage;
+
+pub use approved::Approved;
 
 use crate::error::{Error, Result};
 use crate::manifest::{Component, Manifest, MatchMode, Model};
@@ -69,12 +72,36 @@ pub struct Artifact {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Matched {
-    /// "all", "include", "hash" or "hf-repo".
-    pub how: String,
+    pub how: MatchedBy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pattern: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub component: Option<String>,
+}
+
+/// How an artifact came to be planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MatchedBy {
+    /// Everything under a `match = "all"` location.
+    All,
+    /// A name matched one of the location's `include` globs.
+    Include,
+    /// Its SHA-256 is a known component's (`match = "hash"`).
+    Hash,
+    /// It lies in the model's Hugging Face cache folder (`hf_repo`).
+    HfRepo,
+}
+
+impl std::fmt::Display for MatchedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MatchedBy::All => "all",
+            MatchedBy::Include => "include",
+            MatchedBy::Hash => "hash",
+            MatchedBy::HfRepo => "hf-repo",
+        })
+    }
 }
 
 /// Something an overwrite or purge cannot reach, shown before anything else.
@@ -130,13 +157,53 @@ pub struct S3Location {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BucketFacts {
-    /// "Enabled", "Suspended" or "Never enabled".
-    pub versioning: String,
+    pub versioning: Versioning,
     pub object_lock: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_retention: Option<String>,
     pub replication_rules: Vec<String>,
     pub lifecycle_rules: Vec<String>,
+}
+
+/// A bucket's versioning status, as S3 reports it. Written as S3's own
+/// words ("Enabled", "Suspended") or "Never enabled" when S3 reports none;
+/// a status this decom does not know is kept as written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum Versioning {
+    Enabled,
+    Suspended,
+    #[default]
+    NeverEnabled,
+    Other(String),
+}
+
+impl From<String> for Versioning {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "Enabled" => Versioning::Enabled,
+            "Suspended" => Versioning::Suspended,
+            "Never enabled" => Versioning::NeverEnabled,
+            _ => Versioning::Other(s),
+        }
+    }
+}
+
+impl From<Versioning> for String {
+    fn from(v: Versioning) -> String {
+        v.to_string()
+    }
+}
+
+impl std::fmt::Display for Versioning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Versioning::Enabled => "Enabled",
+            Versioning::Suspended => "Suspended",
+            Versioning::NeverEnabled => "Never enabled",
+            Versioning::Other(s) => s,
+        })
+    }
 }
 
 impl PlanLocation {
@@ -166,6 +233,42 @@ impl PlanLocation {
             ),
             Store::S3(s) => format!("S3 bucket {} (versioning {})", s.bucket, s.facts.versioning),
         }
+    }
+}
+
+/// The kind of an artifact, as plans and certificates name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArtifactKind {
+    File,
+    Symlink,
+    Dir,
+    S3Version,
+    S3DeleteMarker,
+    S3Upload,
+}
+
+impl ArtifactKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ArtifactKind::File => "file",
+            ArtifactKind::Symlink => "symlink",
+            ArtifactKind::Dir => "dir",
+            ArtifactKind::S3Version => "s3-version",
+            ArtifactKind::S3DeleteMarker => "s3-delete-marker",
+            ArtifactKind::S3Upload => "s3-upload",
+        }
+    }
+
+    /// Whether artifacts of this kind hold model data (not just a name).
+    pub fn holds_data(self) -> bool {
+        matches!(self, ArtifactKind::File | ArtifactKind::S3Version)
+    }
+}
+
+impl std::fmt::Display for ArtifactKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -332,14 +435,14 @@ impl Item {
             _ => None,
         }
     }
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ArtifactKind {
         match self {
-            Item::File(_) => "file",
-            Item::Symlink(_) => "symlink",
-            Item::Dir(_) => "dir",
-            Item::S3Version(_) => "s3-version",
-            Item::S3DeleteMarker(_) => "s3-delete-marker",
-            Item::S3Upload(_) => "s3-upload",
+            Item::File(_) => ArtifactKind::File,
+            Item::Symlink(_) => ArtifactKind::Symlink,
+            Item::Dir(_) => ArtifactKind::Dir,
+            Item::S3Version(_) => ArtifactKind::S3Version,
+            Item::S3DeleteMarker(_) => ArtifactKind::S3DeleteMarker,
+            Item::S3Upload(_) => ArtifactKind::S3Upload,
         }
     }
     pub fn size(&self) -> u64 {

@@ -137,8 +137,12 @@ impl<'de> Deserialize<'de> for Pass {
 impl Profile {
     /// Parse a profile from TOML text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        let p: Profile = toml::from_str(text)
-            .map_err(|e| Error::input(format!("profile {origin}: {}", one_line(&e.to_string()))))?;
+        let p: Profile = toml::from_str(text).map_err(|e| {
+            Error::input(format!(
+                "profile {origin}: {}",
+                crate::util::one_line(&e.to_string())
+            ))
+        })?;
         p.validate(origin)?;
         Ok(p)
     }
@@ -221,11 +225,6 @@ impl Profile {
             self.renames
         )
     }
-}
-
-/// Collapse a multi-line parser message (toml, serde) to one line.
-pub fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

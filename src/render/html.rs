@@ -91,8 +91,8 @@ pub fn html(r: &Report, attachments: &[Attachment]) -> String {
     );
 
     o.push_str("<h2>Summary</h2>\n<dl>");
-    for (k, v) in &r.summary {
-        let _ = write!(o, "<dt>{}</dt><dd>{}</dd>", esc(k), esc(v));
+    for f in &r.summary {
+        let _ = write!(o, "<dt>{}</dt><dd>{}</dd>", esc(&f.label), esc(&f.value));
     }
     o.push_str("</dl>\n<h2>People and signatures</h2>\n<div class=\"parties\">");
     for p in &r.parties {
@@ -101,8 +101,8 @@ pub fn html(r: &Report, attachments: &[Attachment]) -> String {
             "<div class=\"party\"><strong>{}</strong><dl>",
             esc(&p.role)
         );
-        for (k, v) in &p.person {
-            let _ = write!(o, "<dt>{}</dt><dd>{}</dd>", esc(k), esc(v));
+        for f in &p.person {
+            let _ = write!(o, "<dt>{}</dt><dd>{}</dd>", esc(&f.label), esc(&f.value));
         }
         let _ = write!(
             o,
@@ -116,13 +116,15 @@ pub fn html(r: &Report, attachments: &[Attachment]) -> String {
     table(
         &mut o,
         &["Field", "Value"],
-        r.nist.iter().map(|(k, v)| vec![esc(k), esc(v)]),
+        r.nist.iter().map(|f| vec![esc(&f.label), esc(&f.value)]),
     );
     o.push_str("<h2>ETSI EN 304 223 and the approval</h2>\n");
     table(
         &mut o,
         &["Provision", "Evidence in this certificate"],
-        r.standards.iter().map(|(k, v)| vec![esc(k), esc(v)]),
+        r.standards
+            .iter()
+            .map(|f| vec![esc(&f.label), esc(&f.value)]),
     );
     o.push_str("<h2>Checks</h2>\n");
     table(
@@ -158,8 +160,12 @@ pub fn html(r: &Report, attachments: &[Attachment]) -> String {
         table(
             &mut o,
             &["Kind", "Subject", "Detail"],
-            r.risks.iter().map(|(k, s, d)| {
-                vec![esc(k), format!("<code>{}</code>", esc(&s.concat())), esc(d)]
+            r.risks.iter().map(|x| {
+                vec![
+                    esc(&x.kind),
+                    format!("<code>{}</code>", esc(&x.subject_lines.concat())),
+                    esc(&x.detail),
+                ]
             }),
         );
     }

@@ -12,11 +12,14 @@ mod html;
 #[cfg(feature = "pdf")]
 mod pdf;
 
-use crate::cert::verify::Check;
-use crate::cert::{Certificate, Party, Status};
+use crate::cert::verify::{Check, CheckKind};
+use crate::cert::{Evidence, Naming, Party, Status};
+use crate::error::Result;
 use crate::journal::Outcome;
 use crate::util::human_bytes;
 use serde::Serialize;
+
+pub use crate::cert::Attachment;
 
 pub use html::html;
 #[cfg(feature = "pdf")]
@@ -30,15 +33,6 @@ pub fn pdf(_: &Report, _: &[Attachment]) -> crate::error::Result<Vec<u8>> {
     ))
 }
 
-/// A file carried inside the rendered document, byte for byte.
-#[derive(Debug, Clone)]
-pub struct Attachment {
-    pub name: String,
-    pub description: String,
-    pub mime: &'static str,
-    pub bytes: Vec<u8>,
-}
-
 /// Everything the documents show, already worded; both renderers only lay
 /// it out.
 #[derive(Debug, Clone, Serialize)]
@@ -50,18 +44,41 @@ pub struct Report {
     pub complete: bool,
     pub verified: bool,
     pub issued: String,
-    pub summary: Vec<(String, String)>,
+    /// The model as people name it (name and version).
+    pub model: String,
+    pub summary: Vec<Field>,
     pub parties: Vec<PartyView>,
-    pub nist: Vec<(String, String)>,
-    pub standards: Vec<(String, String)>,
+    pub nist: Vec<Field>,
+    pub standards: Vec<Field>,
     pub checks: Vec<CheckView>,
     pub locations: Vec<LocationView>,
-    /// Kind, subject (wrapped for the PDF), detail.
-    pub risks: Vec<(String, Vec<String>, String)>,
+    pub risks: Vec<RiskView>,
     pub artifacts: Vec<ArtifactView>,
     pub attachments: Vec<AttachmentView>,
     pub verify_commands: Vec<String>,
     pub tool: String,
+}
+
+/// A labelled value (a row of a two-column table).
+#[derive(Debug, Clone, Serialize)]
+pub struct Field {
+    pub label: String,
+    pub value: String,
+}
+
+fn field(label: impl Into<String>, value: impl Into<String>) -> Field {
+    Field {
+        label: label.into(),
+        value: value.into(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RiskView {
+    pub kind: String,
+    /// The subject, wrapped for the PDF.
+    pub subject_lines: Vec<String>,
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -69,7 +86,7 @@ pub struct PartyView {
     pub role: String,
     pub principal: String,
     pub fingerprint: String,
-    pub person: Vec<(String, String)>,
+    pub person: Vec<Field>,
     pub signature: String,
     pub signature_ok: bool,
 }
@@ -164,7 +181,7 @@ fn outcome_counts(by: &std::collections::BTreeMap<String, crate::cert::Count>) -
         .join(", ")
 }
 
-fn person(p: &Party) -> Vec<(String, String)> {
+fn person(p: &Party) -> Vec<Field> {
     let d = &p.details;
     [
         ("Name", &d.name),
@@ -174,12 +191,8 @@ fn person(p: &Party) -> Vec<(String, String)> {
         ("Contact", &d.contact),
     ]
     .into_iter()
-    .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.clone())))
+    .filter_map(|(k, v)| v.as_ref().map(|v| field(k, v.clone())))
     .collect()
-}
-
-fn check_of<'c>(checks: &'c [Check], name: &str) -> Option<&'c Check> {
-    checks.iter().find(|c| c.name == name)
 }
 
 fn signature_line(c: Option<&Check>, what: &str) -> (String, bool) {
@@ -191,16 +204,15 @@ fn signature_line(c: Option<&Check>, what: &str) -> (String, bool) {
 }
 
 impl Report {
-    /// Word the certificate. `checks` are those of `decom verify` on the same
-    /// bytes; `attachments` are the files carried inside; `verify_commands`
-    /// check the extracted attachments with ssh-keygen alone.
-    pub fn new(
-        cert: &Certificate,
-        cert_bytes: &[u8],
-        checks: &[Check],
-        attachments: &[Attachment],
-        verify_commands: Vec<String>,
-    ) -> Report {
+    /// Word the certificate and its checks. `attachments` are the files
+    /// carried inside (from [`Evidence::attachments`]); the `ssh-keygen`
+    /// commands name them as they are extracted. A certificate that does not
+    /// parse cannot be rendered: that is a failed verification.
+    pub fn new(ev: &Evidence, attachments: &[Attachment]) -> Result<Report> {
+        let cert = ev.require_certificate()?;
+        let checks = ev.checks();
+        let cert_bytes = ev.bytes();
+        let verify_commands = ev.ssh_keygen_commands(Naming::Attached);
         let complete = cert.status == Status::Complete;
         let model = if cert.model.version.is_empty() {
             cert.model.name.clone()
@@ -208,30 +220,30 @@ impl Report {
             format!("{} {}", cert.model.name, cert.model.version)
         };
         let mut summary = vec![
-            ("Model".to_string(), model.clone()),
-            (
-                "Status".into(),
+            field("Model", model.clone()),
+            field(
+                "Status",
                 if complete {
-                    "COMPLETE: every planned artifact disposed and verified".into()
+                    "COMPLETE: every planned artifact disposed and verified"
                 } else {
-                    "INCOMPLETE: not every planned artifact was disposed".into()
+                    "INCOMPLETE: not every planned artifact was disposed"
                 },
             ),
         ];
         if let Some(o) = &cert.model.owner {
-            summary.push(("Model owner".into(), o.clone()));
+            summary.push(field("Model owner", o.clone()));
         }
         if let Some(r) = &cert.model.hf_repo {
-            summary.push(("Hugging Face repository".into(), r.clone()));
+            summary.push(field("Hugging Face repository", r.clone()));
         }
         summary.extend([
-            ("Certificate".into(), cert.id.clone()),
-            ("Disposal started".into(), cert.started.clone()),
-            ("Disposal finished".into(), cert.finished.clone()),
-            ("Issued".into(), cert.issued.clone()),
-            ("Host".into(), cert.host.clone()),
-            (
-                "Artifacts".into(),
+            field("Certificate", cert.id.clone()),
+            field("Disposal started", cert.started.clone()),
+            field("Disposal finished", cert.finished.clone()),
+            field("Issued", cert.issued.clone()),
+            field("Host", cert.host.clone()),
+            field(
+                "Artifacts",
                 format!(
                     "{} ({}): {}",
                     cert.totals.artifacts,
@@ -239,21 +251,18 @@ impl Report {
                     outcome_counts(&cert.totals.by_outcome)
                 ),
             ),
-            (
-                "Plan".into(),
+            field(
+                "Plan",
                 format!(
                     "{} (SHA-256 {}), created {}, profile {}",
                     cert.plan.file, cert.plan.sha256, cert.plan.created, cert.plan.profile.name
                 ),
             ),
         ]);
-        let (op_sig, op_ok) =
-            signature_line(check_of(checks, "operator signature"), "operator signature");
-        let (cu_sig, cu_ok) = signature_line(
-            check_of(checks, "custodian co-signature"),
-            "custodian co-signature",
-        );
-        let (ap_sig, ap_ok) = signature_line(check_of(checks, "plan approval"), "plan approval");
+        let line = |kind: CheckKind| signature_line(ev.check(kind), kind.name());
+        let (op_sig, op_ok) = line(CheckKind::OperatorSignature);
+        let (cu_sig, cu_ok) = line(CheckKind::CustodianCoSignature);
+        let (ap_sig, ap_ok) = line(CheckKind::PlanApproval);
         let mut parties = vec![PartyView {
             role: "Operator (performed the disposal)".into(),
             principal: cert.operator.principal.clone(),
@@ -272,13 +281,13 @@ impl Report {
         });
         let n = &cert.nist_sp_800_88;
         let nist = vec![
-            ("Person performing".into(), n.performer.clone()),
-            ("Media / location".into(), n.media.clone()),
-            ("Method type".into(), n.method_type.clone()),
-            ("Method used".into(), n.method_used.clone()),
-            ("Tool".into(), n.tool.clone()),
-            ("Verification method".into(), n.verification_method.clone()),
-            ("Validator".into(), n.validator.clone()),
+            field("Person performing", n.performer.clone()),
+            field("Media / location", n.media.clone()),
+            field("Method type", n.method_type.clone()),
+            field("Method used", n.method_used.clone()),
+            field("Tool", n.tool.clone()),
+            field("Verification method", n.verification_method.clone()),
+            field("Validator", n.validator.clone()),
         ];
         let standards = cert
             .standards
@@ -289,7 +298,7 @@ impl Report {
                 } else {
                     s.evidence.clone()
                 };
-                (format!("{} {}", s.standard, s.provision), evidence)
+                field(format!("{} {}", s.standard, s.provision), evidence)
             })
             .collect();
         let locations = cert
@@ -308,12 +317,10 @@ impl Report {
         let risks = cert
             .residual_risks
             .iter()
-            .map(|r| {
-                (
-                    r.kind.clone(),
-                    wrap_path(&r.subject, RISK_COLUMN),
-                    r.detail.clone(),
-                )
+            .map(|r| RiskView {
+                kind: r.kind.clone(),
+                subject_lines: wrap_path(&r.subject, RISK_COLUMN),
+                detail: r.detail.clone(),
             })
             .collect();
         let artifacts = cert
@@ -322,7 +329,7 @@ impl Report {
             .map(|a| ArtifactView {
                 id: a.id,
                 location: a.location,
-                kind: a.kind.clone(),
+                kind: a.kind.to_string(),
                 path: a.path.clone(),
                 path_lines: wrap_path(&a.path, PATH_COLUMN),
                 size: human_bytes(a.size),
@@ -334,14 +341,15 @@ impl Report {
                 reason: a.reason.clone(),
             })
             .collect();
-        Report {
+        Ok(Report {
             title: format!("Disposal certificate: {model}"),
             certificate_id: cert.id.clone(),
             certificate_sha256: crate::hash::sha256_hex(cert_bytes),
             status: if complete { "COMPLETE" } else { "INCOMPLETE" }.into(),
             complete,
-            verified: checks.iter().all(|c| c.ok),
+            verified: ev.verified(),
             issued: cert.issued.clone(),
+            model,
             summary,
             parties,
             nist,
@@ -349,7 +357,7 @@ impl Report {
             checks: checks
                 .iter()
                 .map(|c| CheckView {
-                    name: c.name.to_string(),
+                    name: c.kind.name().to_string(),
                     ok: c.ok,
                     detail: c.detail.clone(),
                 })
@@ -368,7 +376,7 @@ impl Report {
                 .collect(),
             verify_commands,
             tool: format!("{} {}", crate::TOOL_NAME, crate::TOOL_VERSION),
-        }
+        })
     }
 }
 

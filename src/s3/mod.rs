@@ -127,7 +127,7 @@ pub fn is_not_found<E: ProvideErrorMetadata>(e: &aws_sdk_s3::error::SdkError<E>)
 
 /// An SDK error as one line with its code.
 pub fn describe<E: std::error::Error + 'static>(e: &aws_sdk_s3::error::SdkError<E>) -> String {
-    crate::profile::one_line(&DisplayErrorContext(e).to_string())
+    crate::util::one_line(&DisplayErrorContext(e).to_string())
 }
 
 pub fn time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> String {

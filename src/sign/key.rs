@@ -5,18 +5,15 @@ use crate::error::{Error, Result};
 use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
 use std::path::{Path, PathBuf};
 
-/// Environment variable holding the passphrase of an encrypted key file
-/// (for automation; on a terminal decom asks instead).
-pub const PASSPHRASE_ENV: &str = "DECOM_KEY_PASSPHRASE";
-
 pub enum SigningKey {
     Local(Box<PrivateKey>),
     Agent { socket: PathBuf, public: PublicKey },
 }
 
 impl SigningKey {
-    /// Load a key. `ask` is called for the passphrase of an encrypted key when
-    /// the environment does not provide one (the CLI prompts on a terminal).
+    /// Load a key. `ask` is called for the passphrase of an encrypted key
+    /// (the CLI takes it from the environment or prompts on a terminal);
+    /// `None` means there is no way to get one.
     pub fn load(path: &Path, ask: &dyn Fn(&Path) -> Result<Option<String>>) -> Result<Self> {
         let text = crate::util::read_text(path, "key", 1 << 20)?;
         if text.contains("-----BEGIN OPENSSH PRIVATE KEY-----") {
@@ -27,15 +24,12 @@ impl SigningKey {
                 ))
             })?;
             let key = if key.is_encrypted() {
-                let pass = match std::env::var(PASSPHRASE_ENV) {
-                    Ok(p) => p,
-                    Err(_) => ask(path)?.ok_or_else(|| {
-                        Error::input(format!(
-                            "key {} is passphrase-protected: set {PASSPHRASE_ENV} or run on a terminal",
-                            path.display()
-                        ))
-                    })?,
-                };
+                let pass = ask(path)?.ok_or_else(|| {
+                    Error::input(format!(
+                        "key {} is passphrase-protected and no passphrase was given",
+                        path.display()
+                    ))
+                })?;
                 key.decrypt(pass.as_bytes()).map_err(|_| {
                     Error::input(format!("key {}: wrong passphrase", path.display()))
                 })?

@@ -10,7 +10,6 @@ pub mod agent;
 pub mod allowed_signers;
 pub mod key;
 
-use crate::cert::Party;
 use crate::error::{Error, Result};
 pub use allowed_signers::AllowedSigners;
 pub use key::SigningKey;
@@ -42,6 +41,14 @@ impl Role {
     }
 }
 
+/// Who made (or may make) a signature: the principal the trusted signers
+/// file names, and the key's SHA-256 fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signer {
+    pub principal: String,
+    pub key_fingerprint: String,
+}
+
 /// `FILE.custodian.sig` / `FILE.operator.sig`.
 pub fn sig_path(file: &Path, role: Role) -> PathBuf {
     PathBuf::from(format!("{}.{}.sig", file.display(), role.name()))
@@ -62,27 +69,26 @@ pub fn check_allowed(
     principal: &str,
     role: Role,
     at: i64,
-) -> Result<Party> {
+) -> Result<Signer> {
     signers
         .find(key.public(), Some(principal), role.namespace(), at)
         .map_err(|m| Error::refused(format!("{} {principal:?}: {m}", role.name())))?;
-    Ok(Party {
+    Ok(Signer {
         principal: principal.to_string(),
         key_fingerprint: key.fingerprint(),
-        details: Default::default(),
     })
 }
 
-/// Verify a detached signature over `bytes` for `role` at time `at`
-/// (Unix seconds). With `principal`, the signer must be that principal.
-pub fn verify_bytes(
+/// The cryptographic half of verification, which needs nothing but the
+/// bytes: the signature is canonically encoded, made in `role`'s namespace,
+/// and matches `bytes` under the key it carries. Returns that key. Callers
+/// check this before they parse the signed file, so a changed byte is
+/// reported as a bad signature whether or not the file still parses.
+pub fn check_signature(
     bytes: &[u8],
     armored: &[u8],
-    signers: &AllowedSigners,
     role: Role,
-    principal: Option<&str>,
-    at: i64,
-) -> Result<Party, String> {
+) -> Result<ssh_key::PublicKey, String> {
     let sig = SshSig::from_pem(armored).map_err(|e| format!("not a valid SSH signature: {e}"))?;
     // Only the canonical encoding counts: a flipped padding bit or trailing
     // junk that the decoder would tolerate is still an altered signature.
@@ -104,13 +110,37 @@ pub fn verify_bytes(
     public.verify(role.namespace(), bytes, &sig).map_err(|_| {
         "signature does not match the file: the file or the signature was altered".to_string()
     })?;
+    Ok(public)
+}
+
+/// Verify a detached signature over `bytes` for `role` at time `at`
+/// (Unix seconds): [`check_signature`], then the trusted signers file must
+/// allow the key in that role then. With `principal`, the signer must be
+/// that principal.
+pub fn verify_bytes(
+    bytes: &[u8],
+    armored: &[u8],
+    signers: &AllowedSigners,
+    role: Role,
+    principal: Option<&str>,
+    at: i64,
+) -> Result<Signer, String> {
+    let public = check_signature(bytes, armored, role)?;
     let (_, name) = signers.find(&public, principal, role.namespace(), at)?;
-    Ok(Party {
+    Ok(Signer {
         principal: name,
         key_fingerprint: public.fingerprint(HashAlg::Sha256).to_string(),
-        details: Default::default(),
     })
 }
+
+/// Read `FILE.role.sig` (bounded, like every input).
+pub fn read_sig(file: &Path, role: Role) -> Result<Vec<u8>, String> {
+    let sp = sig_path(file, role);
+    crate::util::read_input(&sp, "signature", MAX_SIG).map_err(|e| e.to_string())
+}
+
+/// An armored Ed25519 SSHSIG is about 300 bytes; anything near this is not one.
+const MAX_SIG: u64 = 64 << 10;
 
 /// Verify `file`'s detached signature for `role` (reads `FILE.role.sig`).
 pub fn verify_file(
@@ -120,16 +150,15 @@ pub fn verify_file(
     role: Role,
     principal: Option<&str>,
     at: i64,
-) -> Result<Party, String> {
-    let sp = sig_path(file, role);
-    let armored = std::fs::read(&sp).map_err(|e| format!("{}: {e}", sp.display()))?;
+) -> Result<Signer, String> {
+    let armored = read_sig(file, role)?;
     verify_bytes(bytes, &armored, signers, role, principal, at)
-        .map_err(|m| format!("{}: {m}", sp.display()))
+        .map_err(|m| format!("{}: {m}", sig_path(file, role).display()))
 }
 
-/// The two-person rule: the operator is neither an approving custodian's
-/// principal nor key.
-pub fn two_person(operator: &Party, custodians: &[Party]) -> Result<(), String> {
+/// The two-person rule, the one copy of it: the operator is neither an
+/// approving (or co-signing) custodian's principal nor key.
+pub fn two_person(operator: &Signer, custodians: &[Signer]) -> Result<(), String> {
     for c in custodians {
         if c.key_fingerprint == operator.key_fingerprint {
             return Err(format!(

@@ -7,9 +7,39 @@ pub mod local;
 pub mod s3;
 
 use crate::error::Result;
-use crate::manifest::{Resolved, Target};
+use crate::manifest::{Component, Resolved, Target};
 use crate::plan::{Artifact, Plan, Risk, Tool, Totals};
 use crate::progress::Progress;
+
+/// What decides, besides a location's own settings, which artifacts are
+/// planned and how they are described: the known components (hash matches),
+/// the model's Hugging Face repository, and whether the profile overwrites
+/// (which decides a file's sanitization category). Trace takes it from the
+/// resolved manifest; `verify --recheck` from the approved plan.
+#[derive(Debug, Clone, Copy)]
+pub struct Criteria<'a> {
+    pub components: &'a [Component],
+    pub hf_repo: Option<&'a str>,
+    pub overwrites: bool,
+}
+
+impl<'a> Criteria<'a> {
+    pub fn of_manifest(r: &'a Resolved) -> Self {
+        Criteria {
+            components: &r.components,
+            hf_repo: r.manifest.model.hf_repo.as_deref(),
+            overwrites: !r.profile.passes.is_empty(),
+        }
+    }
+
+    pub fn of_plan(p: &'a Plan) -> Self {
+        Criteria {
+            components: &p.components,
+            hf_repo: p.manifest.model.hf_repo.as_deref(),
+            overwrites: !p.profile.passes.is_empty(),
+        }
+    }
+}
 
 /// Trace every location of the manifest and build the plan. `s3_override`
 /// holds command-line S3 settings, which win over the manifest's `[s3]`.
@@ -23,6 +53,7 @@ pub fn trace(
     let mut risks: Vec<Risk> = Vec::new();
     let mut index = local::LinkIndex::default();
     let mut client: Option<crate::s3::S3> = None;
+    let criteria = Criteria::of_manifest(resolved);
     let settings = resolved
         .manifest
         .s3
@@ -40,7 +71,7 @@ pub fn trace(
         let (pl, items, mut r) = match target {
             Target::Local(root) => {
                 let (pl, items, r) =
-                    local::trace_location(n, loc, root, resolved, &mut index, progress)?;
+                    local::trace_location(n, loc, root, &criteria, &mut index, progress)?;
                 (
                     pl,
                     items
@@ -59,7 +90,7 @@ pub fn trace(
                     n,
                     loc,
                     (bucket, prefix),
-                    resolved,
+                    &criteria,
                     c,
                     settings.hash_remote,
                     progress,

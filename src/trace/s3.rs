@@ -4,13 +4,14 @@
 //! version its encryption, lock state and SHA-256 (the object's checksum, or
 //! streamed and hashed with `hash_remote`). Trace changes nothing.
 
+use super::Criteria;
 use crate::error::{Error, Result};
-use crate::manifest::{Location, MatchMode, Resolved};
+use crate::manifest::{Location, MatchMode};
 use crate::plan::{
-    BucketFacts, Item, Matched, PlanLocation, Retention, Risk, S3Location, S3Marker, S3Upload,
-    S3Version, Store,
+    BucketFacts, Item, Matched, MatchedBy, PlanLocation, Retention, Risk, S3Location, S3Marker,
+    S3Upload, S3Version, Store, Versioning,
 };
-use crate::progress::Progress;
+use crate::progress::{Phase, Progress};
 use crate::s3::{Listed, S3, describe, is_not_found};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::ChecksumMode;
@@ -52,8 +53,8 @@ pub fn bucket_facts(s3: &S3, bucket: &str) -> Result<BucketFacts> {
             ))
         })?
         .status()
-        .map(|s| s.as_str().to_string())
-        .unwrap_or_else(|| "Never enabled".to_string());
+        .map(|s| Versioning::from(s.as_str().to_string()))
+        .unwrap_or(Versioning::NeverEnabled);
     let (object_lock, default_retention) =
         match s3.block_on(c.get_object_lock_configuration().bucket(bucket).send()) {
             Ok(o) => {
@@ -119,10 +120,20 @@ pub fn bucket_facts(s3: &S3, bucket: &str) -> Result<BucketFacts> {
     })
 }
 
-/// Details of a version and its SHA-256 with where it came from.
-type Inspected = Result<(Details, Option<(String, String)>), String>;
+/// A version's SHA-256 and where it came from ("s3-checksum" or "streamed").
+struct Sha {
+    hex: String,
+    source: &'static str,
+}
+
+/// A listed version with what its HEAD (and hashing) told.
+type Inspected = (Listed, Result<(Details, Option<Sha>), String>);
+
 /// Parts and bytes of an unfinished upload.
-type PartsTotal = (u64, u64);
+struct PartsTotal {
+    parts: u64,
+    bytes: u64,
+}
 
 struct Details {
     sse: Option<String>,
@@ -234,17 +245,72 @@ async fn stream_hash(
     Ok(h.finish())
 }
 
-/// Trace one S3 location.
+/// Trace one S3 location: read the bucket's facts, [`list`] every version,
+/// delete marker and upload under the prefix, [`inspect`] each selected
+/// version (HEAD, checksum, lock state; streamed hash with `hash_remote`),
+/// then [`select`] what the match mode plans, count the parts of planned
+/// uploads, and name the residual risks.
 pub fn trace_location(
     index: u32,
     loc: &Location,
     (bucket, prefix): (&str, &str),
-    resolved: &Resolved,
+    criteria: &Criteria<'_>,
     s3: &S3,
     hash_remote: bool,
     progress: &dyn Progress,
 ) -> Result<(PlanLocation, Vec<Item>, Vec<Risk>)> {
     let facts = bucket_facts(s3, bucket)?;
+    let listed = list(s3, loc, (bucket, prefix), progress)?;
+    let inspected = inspect(
+        s3,
+        &loc.uri,
+        bucket,
+        listed.versions,
+        facts.object_lock,
+        hash_remote,
+        progress,
+    );
+    let mut sel = select(loc, bucket, criteria, inspected, listed.markers)?;
+    sel.items
+        .extend(upload_items(s3, bucket, loc, listed.uploads, &sel.keys)?);
+    let mut risks = sel.risks;
+    risks.extend(bucket_risks(bucket, &facts, sel.null_versions));
+    if sel.unhashed > 0 {
+        risks.push(Risk {
+            kind: "s3-unhashed".into(),
+            subject: loc.uri.clone(),
+            detail: format!("{} version(s) carry no SHA-256 checksum and were not examined; trace with --hash-remote to stream and hash them", sel.unhashed),
+        });
+    }
+    let pl = PlanLocation {
+        index,
+        uri: loc.uri.clone(),
+        match_mode: loc.match_mode,
+        store: Store::S3(S3Location {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+            endpoint: s3.endpoint.clone(),
+            facts,
+        }),
+    };
+    Ok((pl, sel.items, risks))
+}
+
+/// What one listing of a location holds, after its include/exclude globs.
+struct Listing {
+    versions: Vec<Listed>,
+    markers: Vec<Listed>,
+    uploads: Vec<crate::s3::Upload>,
+}
+
+/// List every version, delete marker and unfinished upload under the
+/// prefix (streamed page by page), keeping the keys the globs select.
+fn list(
+    s3: &S3,
+    loc: &Location,
+    (bucket, prefix): (&str, &str),
+    progress: &dyn Progress,
+) -> Result<Listing> {
     let include = globset(&loc.include)?;
     let exclude = globset(&loc.exclude)?;
     let selected = |key: &str| {
@@ -252,48 +318,58 @@ pub fn trace_location(
         include.as_ref().is_none_or(|g| g.is_match(rel))
             && !exclude.as_ref().is_some_and(|g| g.is_match(rel))
     };
-    let known: HashMap<&str, &str> = resolved
-        .components
-        .iter()
-        .map(|c| (c.sha256.as_str(), c.name.as_str()))
-        .collect();
-
-    progress.start(&format!("list {}", loc.uri), 0, 0);
-    let mut versions = Vec::new();
-    let mut markers = Vec::new();
-    s3.list_versions(bucket, prefix, |l| {
-        if selected(&l.key) {
-            if l.is_marker {
-                markers.push(l)
+    progress.start(Phase::List(&loc.uri), 0, 0);
+    let mut l = Listing {
+        versions: Vec::new(),
+        markers: Vec::new(),
+        uploads: Vec::new(),
+    };
+    s3.list_versions(bucket, prefix, |v| {
+        if selected(&v.key) {
+            if v.is_marker {
+                l.markers.push(v)
             } else {
-                versions.push(l)
+                l.versions.push(v)
             }
         }
     })?;
-    let mut uploads = Vec::new();
     s3.list_uploads(bucket, prefix, |u| {
         if selected(&u.key) {
-            uploads.push(u)
+            l.uploads.push(u)
         }
     })?;
     progress.finish();
+    Ok(l)
+}
 
-    // Per-version details, bounded concurrency.
+/// HEAD every version (bounded concurrency) and take its SHA-256 from its
+/// checksum, or stream and hash it with `hash_remote`.
+fn inspect(
+    s3: &S3,
+    uri: &str,
+    bucket: &str,
+    versions: Vec<Listed>,
+    object_lock: bool,
+    hash_remote: bool,
+    progress: &dyn Progress,
+) -> Vec<Inspected> {
     progress.start(
-        &format!("inspect {}", loc.uri),
+        Phase::Inspect(uri),
         versions.len() as u64,
         versions.iter().map(|v| v.size).sum(),
     );
-    let object_lock = facts.object_lock;
-    let inspected: Vec<(Listed, Inspected)> = s3.bounded(versions, |v| async move {
+    let mut inspected: Vec<Inspected> = s3.bounded(versions, |v| async move {
         let r = async {
             let d = details(s3, bucket, &v, object_lock).await?;
             let sha = match &d.sha256 {
-                Some(s) => Some((s.clone(), "s3-checksum".to_string())),
-                None if hash_remote => Some((
-                    stream_hash(s3, bucket, &v, progress).await?,
-                    "streamed".to_string(),
-                )),
+                Some(s) => Some(Sha {
+                    hex: s.clone(),
+                    source: "s3-checksum",
+                }),
+                None if hash_remote => Some(Sha {
+                    hex: stream_hash(s3, bucket, &v, progress).await?,
+                    source: "streamed",
+                }),
                 None => None,
             };
             progress.item(&format!(
@@ -306,13 +382,6 @@ pub fn trace_location(
         (v, r)
     });
     progress.finish();
-
-    let mut risks = Vec::new();
-    let mut items: Vec<Item> = Vec::new();
-    let mut planned_keys: HashSet<String> = HashSet::new();
-    let mut unhashed = 0u64;
-    let mut null_versions = false;
-    let mut inspected = inspected;
     // Deterministic order: by key, newest version first.
     inspected.sort_by(|(a, _), (b, _)| {
         a.key
@@ -320,6 +389,42 @@ pub fn trace_location(
             .then(b.last_modified.cmp(&a.last_modified))
             .then(a.version_id.cmp(&b.version_id))
     });
+    inspected
+}
+
+/// What [`select`] planned of a location's versions and markers.
+struct Selected {
+    items: Vec<Item>,
+    risks: Vec<Risk>,
+    /// Keys with a planned version: their markers and uploads go too.
+    keys: HashSet<String>,
+    /// Versions a hash location could not judge (no checksum).
+    unhashed: u64,
+    null_versions: bool,
+}
+
+/// Plan the versions the match mode selects (in a hash location: those
+/// whose SHA-256 is a known component's), then the delete markers of the
+/// planned keys (all of them when matching everything).
+fn select(
+    loc: &Location,
+    bucket: &str,
+    criteria: &Criteria<'_>,
+    inspected: Vec<Inspected>,
+    mut markers: Vec<Listed>,
+) -> Result<Selected> {
+    let known: HashMap<&str, &str> = criteria
+        .components
+        .iter()
+        .map(|c| (c.sha256.as_str(), c.name.as_str()))
+        .collect();
+    let mut sel = Selected {
+        items: Vec::new(),
+        risks: Vec::new(),
+        keys: HashSet::new(),
+        unhashed: 0,
+        null_versions: false,
+    };
     for (v, r) in inspected {
         let (d, sha) = r.map_err(|e| {
             Error::input(format!(
@@ -327,53 +432,27 @@ pub fn trace_location(
                 v.key, v.version_id
             ))
         })?;
-        null_versions |= v.version_id == "null";
+        sel.null_versions |= v.version_id == "null";
         let component = sha
             .as_ref()
-            .and_then(|(s, _)| known.get(s.as_str()).map(|n| n.to_string()));
-        let matched = match loc.match_mode {
+            .and_then(|s| known.get(s.hex.as_str()).map(|n| n.to_string()));
+        let how = match loc.match_mode {
             MatchMode::Hash => match (&sha, &component) {
-                (Some(_), Some(c)) => Matched {
-                    how: "hash".into(),
-                    pattern: None,
-                    component: Some(c.clone()),
-                },
+                (Some(_), Some(_)) => MatchedBy::Hash,
                 (None, _) => {
-                    unhashed += 1;
+                    sel.unhashed += 1;
                     continue;
                 }
                 _ => continue,
             },
-            MatchMode::All if include.is_some() => Matched {
-                how: "include".into(),
-                pattern: None,
-                component,
-            },
-            MatchMode::All => Matched {
-                how: "all".into(),
-                pattern: None,
-                component,
-            },
+            MatchMode::All if !loc.include.is_empty() => MatchedBy::Include,
+            MatchMode::All => MatchedBy::All,
         };
-        if d.legal_hold || d.retention.is_some() {
-            risks.push(Risk {
-                kind: "s3-retained".into(),
-                subject: format!("s3://{bucket}/{}?versionId={}", v.key, v.version_id),
-                detail: match (&d.retention, d.legal_hold) {
-                    (Some(r), true) => format!(
-                        "legal hold and {} retention until {}: will be reported retained",
-                        r.mode, r.until
-                    ),
-                    (Some(r), false) => format!(
-                        "{} retention until {}: will be reported retained if still in force",
-                        r.mode, r.until
-                    ),
-                    (None, _) => "legal hold: will be reported retained".into(),
-                },
-            });
+        if let Some(r) = retained_risk(bucket, &v, &d) {
+            sel.risks.push(r);
         }
-        planned_keys.insert(v.key.clone());
-        items.push(Item::S3Version(S3Version {
+        sel.keys.insert(v.key.clone());
+        sel.items.push(Item::S3Version(S3Version {
             bucket: bucket.to_string(),
             key: v.key,
             version_id: v.version_id,
@@ -384,19 +463,21 @@ pub fn trace_location(
             storage_class: d.storage_class,
             sse: d.sse,
             kms_key_id: d.kms_key_id,
-            sha256: sha.as_ref().map(|s| s.0.clone()),
-            sha256_source: sha.map(|s| s.1),
+            sha256: sha.as_ref().map(|s| s.hex.clone()),
+            sha256_source: sha.map(|s| s.source.to_string()),
             retention: d.retention,
             legal_hold: d.legal_hold,
-            matched,
+            matched: Matched {
+                how,
+                pattern: None,
+                component,
+            },
         }));
     }
-    // Delete markers and uploads belong to the keys we dispose of (all of them
-    // when matching everything).
     markers.sort_by(|a, b| (&a.key, &a.version_id).cmp(&(&b.key, &b.version_id)));
     for m in markers {
-        if loc.match_mode == MatchMode::All || planned_keys.contains(&m.key) {
-            items.push(Item::S3DeleteMarker(S3Marker {
+        if loc.match_mode == MatchMode::All || sel.keys.contains(&m.key) {
+            sel.items.push(Item::S3DeleteMarker(S3Marker {
                 bucket: bucket.to_string(),
                 key: m.key,
                 version_id: m.version_id,
@@ -405,12 +486,42 @@ pub fn trace_location(
             }));
         }
     }
+    Ok(sel)
+}
+
+/// A version under legal hold or retention will be reported retained.
+fn retained_risk(bucket: &str, v: &Listed, d: &Details) -> Option<Risk> {
+    let detail = match (&d.retention, d.legal_hold) {
+        (Some(r), true) => format!(
+            "legal hold and {} retention until {}: will be reported retained",
+            r.mode, r.until
+        ),
+        (Some(r), false) => format!(
+            "{} retention until {}: will be reported retained if still in force",
+            r.mode, r.until
+        ),
+        (None, true) => "legal hold: will be reported retained".into(),
+        (None, false) => return None,
+    };
+    Some(Risk {
+        kind: "s3-retained".into(),
+        subject: format!("s3://{bucket}/{}?versionId={}", v.key, v.version_id),
+        detail,
+    })
+}
+
+/// The unfinished uploads of planned keys (all of them when matching
+/// everything), each with its parts counted.
+fn upload_items(
+    s3: &S3,
+    bucket: &str,
+    loc: &Location,
+    mut uploads: Vec<crate::s3::Upload>,
+    keys: &HashSet<String>,
+) -> Result<Vec<Item>> {
     uploads.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
-    let uploads: Vec<_> = uploads
-        .into_iter()
-        .filter(|u| loc.match_mode == MatchMode::All || planned_keys.contains(&u.key))
-        .collect();
-    let parts: Vec<(crate::s3::Upload, Result<PartsTotal, String>)> =
+    uploads.retain(|u| loc.match_mode == MatchMode::All || keys.contains(&u.key));
+    let mut parts: Vec<(crate::s3::Upload, Result<PartsTotal, String>)> =
         s3.bounded(uploads, |u| async move {
             let r = async {
                 let mut pages = s3
@@ -422,37 +533,44 @@ pub fn trace_location(
                     .into_paginator()
                     .items()
                     .send();
-                let (mut n, mut bytes) = (0u64, 0u64);
+                let mut t = PartsTotal { parts: 0, bytes: 0 };
                 while let Some(p) = pages.next().await {
                     let p = p.map_err(|e| describe(&e))?;
-                    n += 1;
-                    bytes += p.size().unwrap_or(0).max(0) as u64;
+                    t.parts += 1;
+                    t.bytes += p.size().unwrap_or(0).max(0) as u64;
                 }
-                Ok((n, bytes))
+                Ok(t)
             }
             .await;
             (u, r)
         });
-    let mut parts = parts;
     parts.sort_by(|a, b| (&a.0.key, &a.0.upload_id).cmp(&(&b.0.key, &b.0.upload_id)));
-    for (u, r) in parts {
-        let (n, bytes) = r.map_err(|e| {
-            Error::input(format!(
-                "s3://{bucket}/{}?uploadId={}: cannot list parts: {e}",
-                u.key, u.upload_id
-            ))
-        })?;
-        items.push(Item::S3Upload(S3Upload {
-            bucket: bucket.to_string(),
-            key: u.key,
-            upload_id: u.upload_id,
-            initiated: u.initiated,
-            parts: n,
-            bytes,
-        }));
-    }
+    parts
+        .into_iter()
+        .map(|(u, r)| {
+            let t = r.map_err(|e| {
+                Error::input(format!(
+                    "s3://{bucket}/{}?uploadId={}: cannot list parts: {e}",
+                    u.key, u.upload_id
+                ))
+            })?;
+            Ok(Item::S3Upload(S3Upload {
+                bucket: bucket.to_string(),
+                key: u.key,
+                upload_id: u.upload_id,
+                initiated: u.initiated,
+                parts: t.parts,
+                bytes: t.bytes,
+            }))
+        })
+        .collect()
+}
 
+/// Residual risks of the bucket itself: replication, object lock,
+/// versioning history, and that object storage is logical sanitization.
+fn bucket_risks(bucket: &str, facts: &BucketFacts, null_versions: bool) -> Vec<Risk> {
     let subject = format!("s3://{bucket}");
+    let mut risks = Vec::new();
     for r in &facts.replication_rules {
         risks.push(Risk {
             kind: "s3-replication".into(),
@@ -470,25 +588,18 @@ pub fn trace_location(
             ),
         });
     }
-    if facts.versioning == "Suspended" {
+    if facts.versioning == Versioning::Suspended {
         risks.push(Risk {
             kind: "s3-versioning-suspended".into(),
             subject: subject.clone(),
             detail: "versioning is suspended: new writes replace the null version; older versions remain until deleted".into(),
         });
     }
-    if facts.versioning != "Never enabled" && null_versions {
+    if facts.versioning != Versioning::NeverEnabled && null_versions {
         risks.push(Risk {
             kind: "s3-versioning-history".into(),
             subject: subject.clone(),
             detail: "null versions show versioning was off at some point: copies made by tools during that time are not tracked by S3".into(),
-        });
-    }
-    if unhashed > 0 {
-        risks.push(Risk {
-            kind: "s3-unhashed".into(),
-            subject: loc.uri.clone(),
-            detail: format!("{unhashed} version(s) carry no SHA-256 checksum and were not examined; trace with --hash-remote to stream and hash them"),
         });
     }
     risks.push(Risk {
@@ -496,16 +607,5 @@ pub fn trace_location(
         subject,
         detail: "object storage: deletion removes versions from the S3 API; when the provider reclaims the bytes is outside our control (logical sanitization)".into(),
     });
-    let pl = PlanLocation {
-        index,
-        uri: loc.uri.clone(),
-        match_mode: loc.match_mode,
-        store: Store::S3(S3Location {
-            bucket: bucket.to_string(),
-            prefix: prefix.to_string(),
-            endpoint: s3.endpoint.clone(),
-            facts,
-        }),
-    };
-    Ok((pl, items, risks))
+    risks
 }

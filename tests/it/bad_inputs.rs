@@ -270,8 +270,10 @@ fn bad_plans_certificates_keys_and_signers_are_refused_with_one_line() {
             OPERATOR,
             "--allowed-signers",
             "keys/allowed_signers",
+            // A file where the output folder should be (a missing folder
+            // is created instead).
             "--out",
-            "no/such/dir",
+            "keys/allowed_signers",
             "--yes",
         ],
     ] {

@@ -178,7 +178,8 @@ impl Env {
         c.current_dir(&self.root)
             .env_remove("DECOM_KEY_PASSPHRASE")
             .env_remove("SSH_AUTH_SOCK")
-            .env_remove("DECOM_TEST_ABORT_AFTER_RECORDS");
+            .env_remove("DECOM_TEST_ABORT_AFTER_RECORDS")
+            .env_remove("DECOM_TEST_FAIL_AFTER_RECORDS");
         c
     }
 

@@ -124,13 +124,14 @@ fn a_byte_changed_in_the_approved_plan_is_refused() {
     bytes[i] = b'b';
     std::fs::write(env.plan(), &bytes).unwrap();
     env.execute().code(2).one_line_error("not approved");
-    // A byte inside a key: the plan no longer parses.
+    // A byte inside a key: the plan no longer parses, and what is reported
+    // is the failed approval (checked over the raw bytes first), not JSON.
     let mut bytes = original.clone();
     bytes[original.iter().position(|b| *b == b'"').unwrap() + 1] ^= 0x20;
     std::fs::write(env.plan(), &bytes).unwrap();
-    env.execute()
-        .code(2)
-        .one_line_error("not a valid decom plan");
+    let r = env.execute();
+    r.code(2).one_line_error("the plan is not approved");
+    assert!(!r.stderr.contains("not a valid decom plan"), "{}", r.stderr);
     // One trailing newline more: the exact bytes are signed.
     let mut bytes = original.clone();
     bytes.push(b'\n');

@@ -8,6 +8,7 @@ mod compat;
 mod crashes;
 mod evidence;
 mod faults;
+mod honesty;
 mod lifecycle;
 mod overwrite;
 mod s3;

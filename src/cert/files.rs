@@ -1,0 +1,82 @@
+//! The files of one run, named in one place: execute writes the journal and
+//! the certificate into a folder, the signatures sit beside the certificate
+//! (`certificate.json.operator.sig`, `certificate.json.custodian.sig`), and
+//! verify, render and archive find them again from the certificate's path.
+
+use crate::sign::{self, Role};
+use std::path::{Path, PathBuf};
+
+pub const JOURNAL: &str = "journal.jsonl";
+pub const CERTIFICATE: &str = "certificate.json";
+
+/// Where a run's evidence lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFiles {
+    journal: PathBuf,
+    certificate: PathBuf,
+}
+
+impl RunFiles {
+    /// The files execute writes into `dir`.
+    pub fn in_dir(dir: &Path) -> RunFiles {
+        RunFiles {
+            journal: dir.join(JOURNAL),
+            certificate: dir.join(CERTIFICATE),
+        }
+    }
+
+    /// The files of the run that produced the certificate at `path` (under
+    /// whatever name it has now): the journal sits in the same folder.
+    pub fn of_certificate(path: &Path) -> RunFiles {
+        RunFiles {
+            journal: folder_of(path).join(JOURNAL),
+            certificate: path.to_path_buf(),
+        }
+    }
+
+    pub fn journal(&self) -> &Path {
+        &self.journal
+    }
+
+    pub fn certificate(&self) -> &Path {
+        &self.certificate
+    }
+
+    /// The detached signature of the certificate in `role`.
+    pub fn signature(&self, role: Role) -> PathBuf {
+        sign::sig_path(&self.certificate, role)
+    }
+
+    /// The folder holding the certificate (`.` for a bare file name).
+    pub fn folder(&self) -> &Path {
+        folder_of(&self.certificate)
+    }
+}
+
+fn folder_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_certificate_wherever_it_is() {
+        let f = RunFiles::in_dir(Path::new("/out"));
+        assert_eq!(f.journal(), Path::new("/out/journal.jsonl"));
+        assert_eq!(
+            f.signature(Role::Operator),
+            Path::new("/out/certificate.json.operator.sig")
+        );
+        let g = RunFiles::of_certificate(Path::new("fleet-cert.json"));
+        assert_eq!(g.folder(), Path::new("."));
+        assert_eq!(g.journal(), Path::new("./journal.jsonl"));
+        assert_eq!(
+            g.signature(Role::Custodian),
+            Path::new("fleet-cert.json.custodian.sig")
+        );
+    }
+}

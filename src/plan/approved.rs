@@ -1,0 +1,137 @@
+//! An approved plan: the only value [`crate::dispose::execute`] accepts.
+//!
+//! Safety invariant 1 ("nothing is destroyed unless the exact plan bytes
+//! carry a valid custodian signature") used to hold because the CLI called
+//! things in the right order. It is now held by the type system: the fields
+//! of [`Approved`] are private and its only constructor, [`Approved::verify`],
+//! checks, in this order,
+//!
+//! 1. the custodian's signature over the exact bytes read from disk (before
+//!    they are parsed, so a changed byte is a failed approval, not a JSON
+//!    error), and that the trusted signers file allows that key as custodian;
+//! 2. that the bytes are a valid plan ([`Plan::parse`]);
+//! 3. that the operator's key may sign as operator for the given principal;
+//! 4. the two-person rule ([`crate::sign::two_person`], its one copy);
+//! 5. that every local location's URI still leads to the root the custodian
+//!    approved (no symlink swapped in above it since).
+//!
+//! Every failure is [`Error::Refused`] or [`Error::Input`]: nothing has been
+//! touched yet.
+
+use super::Plan;
+use crate::error::{Error, Result};
+use crate::manifest::{Target, resolve_uri};
+use crate::sign::{self, AllowedSigners, Role, Signer, SigningKey};
+use std::path::Path;
+
+/// A plan whose approval, operator and two-person rule have been verified.
+///
+/// Code outside the library names the type freely:
+///
+/// ```
+/// fn dispose_of(_: &decom::plan::Approved) {}
+/// ```
+///
+/// but cannot assemble one by hand (E0451: private fields):
+///
+/// ```compile_fail,E0451
+/// // Outside this module an `Approved` cannot be assembled by hand:
+/// let forged = decom::plan::Approved { plan: todo!(), sha256: String::new(),
+///     file_name: String::new(), approvals: vec![], operator: todo!() };
+/// ```
+#[derive(Debug)]
+pub struct Approved {
+    plan: Plan,
+    sha256: String,
+    file_name: String,
+    approvals: Vec<Signer>,
+    operator: Signer,
+}
+
+impl Approved {
+    /// Verify everything execute relies on; see the module documentation.
+    /// `at` is the time (Unix seconds) at which the signers file must allow
+    /// both keys, normally now.
+    pub fn verify(
+        plan_path: &Path,
+        signers: &AllowedSigners,
+        operator_key: &SigningKey,
+        operator_principal: &str,
+        at: i64,
+    ) -> Result<Approved> {
+        let bytes = crate::util::read_input(plan_path, "plan", super::MAX_PLAN)?;
+        let approval = sign::verify_file(plan_path, &bytes, signers, Role::Custodian, None, at)
+            .map_err(|m| Error::refused(format!("the plan is not approved: {m}")))?;
+        let plan = Plan::parse(&bytes, &plan_path.display().to_string())?;
+        let operator = sign::check_allowed(
+            signers,
+            operator_key,
+            operator_principal,
+            Role::Operator,
+            at,
+        )?;
+        let approvals = vec![approval];
+        sign::two_person(&operator, &approvals).map_err(Error::refused)?;
+        check_locations(&plan)?;
+        Ok(Approved {
+            sha256: crate::hash::sha256_hex(&bytes),
+            file_name: plan_path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            plan,
+            approvals,
+            operator,
+        })
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// SHA-256 of the exact approved bytes.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// The plan's file name, as the certificate records it.
+    pub fn file_name(&self) -> &str {
+        &self.file_name
+    }
+
+    /// The custodians whose signatures over the plan were verified.
+    pub fn approvals(&self) -> &[Signer] {
+        &self.approvals
+    }
+
+    /// The operator whose role and key were verified.
+    pub fn operator(&self) -> &Signer {
+        &self.operator
+    }
+}
+
+/// Each local location's URI must still lead to the root the custodian approved.
+fn check_locations(plan: &Plan) -> Result<()> {
+    for l in &plan.locations {
+        let Some(root) = l.local() else { continue };
+        let now = match resolve_uri(&l.uri, Path::new("/")) {
+            Ok(Target::Local(p)) => p,
+            Ok(_) => return Err(Error::refused(format!("location {} changed kind", l.uri))),
+            Err(e) => {
+                return Err(Error::refused(format!(
+                    "location {} cannot be re-identified: {e}",
+                    l.uri
+                )));
+            }
+        };
+        if now != Path::new(&root.root) {
+            return Err(Error::refused(format!(
+                "location {} now resolves to {}, but the plan was approved for {}",
+                l.uri,
+                now.display(),
+                root.root
+            )));
+        }
+    }
+    Ok(())
+}
