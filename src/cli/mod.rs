@@ -4,6 +4,7 @@
 
 mod approve;
 mod archive;
+mod completions;
 mod cosign;
 mod demo;
 mod env;
@@ -74,6 +75,10 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// SHA-256 of files, as sha256sum prints it (for a manifest's sha256sums).
     Hash(hash::HashArgs),
+    /// Shell completions (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(completions::CompletionsArgs),
+    /// The man page (roff) on stdout: `decom man > decom.1`.
+    Man(completions::ManArgs),
 }
 
 /// Parse arguments, run, and turn the result into an exit code.
@@ -124,6 +129,8 @@ fn dispatch(cmd: Command, p: &Printer) -> crate::Result<u8> {
         Command::Archive(a) => archive::run(&a, p),
         Command::Demo(a) => demo::run(&a, p),
         Command::Hash(a) => hash::run(&a, p),
+        Command::Completions(a) => completions::completions(&a, p),
+        Command::Man(a) => completions::man(&a, p),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod attacks;
 mod bad_inputs;
+mod cli;
 mod common;
 mod compat;
 mod crashes;
