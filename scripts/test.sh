@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Reuse one build directory across runs (CI runs on the same machine).
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/decom-target}"
+# The same build directory and profile as the README's `cargo run -- demo`,
+# so the dependencies are built once for both. CI points CARGO_TARGET_DIR
+# at a folder that outlives its fresh clones (.ci/run).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 need_apt=()
@@ -26,6 +28,9 @@ fi
 
 start=$(date +%s)
 rc=0
+# Doc tests first (nextest does not run them): among them the compile-time
+# guarantee that `dispose::execute` cannot get an `Approved` plan by hand.
+if [ $# -eq 0 ]; then cargo test --doc --no-fail-fast -q || rc=$?; fi
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --no-fail-fast --profile ci "$@" || rc=$?
 else
