@@ -159,7 +159,7 @@ pub fn verify(s3: &S3, bucket: &str, prefix: &str) -> Result<(usize, Vec<String>
     let dir = key_for(prefix, "x");
     let dir = &dir[..dir.len() - bundle_name("x").len()];
     let mut versions = Vec::new();
-    s3.list_versions(bucket, dir, |v| versions.push(v))?;
+    s3.list_versions(bucket, &crate::s3::Scope::new(dir), |v| versions.push(v))?;
     let now = crate::sign::now_unix();
     let mut problems = Vec::new();
     let mut n = 0;

@@ -144,6 +144,77 @@ pub struct LocationSummary {
     /// Filesystem and medium, or bucket and versioning.
     pub medium: String,
     pub totals: Totals,
+    /// S3: how the absence of the purged versions was proven (all runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub absence_proof: Option<ProofSummary>,
+}
+
+/// The absence proof of an S3 location, as the journal records it, summed
+/// over the runs (a resumed run proves what was left).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProofSummary {
+    /// In words, with the numbers.
+    pub method: String,
+    pub mode: crate::s3::VerifyMode,
+    /// Versions and delete markers whose absence was to be proven.
+    pub versions: u64,
+    /// Pages of complete listings of the location.
+    pub listing_pages: u64,
+    /// Versions HEADed by version id.
+    pub heads: u64,
+    /// HEADs that found a version the listing called gone.
+    pub contradicted: u64,
+    /// Aborted uploads checked with ListParts.
+    pub uploads: u64,
+}
+
+impl ProofSummary {
+    fn of(location: u32, records: &[Record]) -> Option<ProofSummary> {
+        let mut sum: Option<ProofSummary> = None;
+        for r in records {
+            let journal::Event::AbsenceProof(p) = &r.event else {
+                continue;
+            };
+            if p.location != location {
+                continue;
+            }
+            let s = sum.get_or_insert(ProofSummary {
+                method: String::new(),
+                mode: p.mode,
+                versions: 0,
+                listing_pages: 0,
+                heads: 0,
+                contradicted: 0,
+                uploads: 0,
+            });
+            s.mode = p.mode;
+            s.versions += p.versions;
+            s.listing_pages += p.listing_pages;
+            s.heads += p.heads;
+            s.contradicted += p.contradicted;
+            s.uploads += p.uploads;
+        }
+        sum.map(|mut s| {
+            s.method = format!(
+                "complete listing of the location ({} page(s)) shows none of the {} purged version(s) and delete marker(s); HEAD by version id on {} of them ({}){}; {} aborted upload(s) answer ListParts with NoSuchUpload",
+                s.listing_pages,
+                s.versions,
+                s.heads,
+                match s.mode {
+                    crate::s3::VerifyMode::Each => "every purged version",
+                    crate::s3::VerifyMode::Sample => "a random sample",
+                },
+                if s.contradicted > 0 {
+                    format!(": {} found a version the listing called gone", s.contradicted)
+                } else {
+                    ": all 404".to_string()
+                },
+                s.uploads
+            );
+            s
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -210,6 +281,14 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
     let state = journal::replay(inp.records);
     let now = crate::util::now_rfc3339();
     let profile = &plan.profile;
+    // The absence proof the custodian approved (the plan's `[s3] verify`).
+    let proof_mode = plan
+        .manifest
+        .s3
+        .as_ref()
+        .and_then(|s| s.proof().ok())
+        .map(|p| p.0)
+        .unwrap_or_default();
     let mut artifacts = Vec::new();
     for a in &plan.artifacts {
         let st = state.get(&a.id).cloned().unwrap_or_default();
@@ -299,10 +378,16 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
             Item::File(_) if profile.verify != crate::profile::Verify::None => {
                 "read-back from device and absence proof"
             }
-            Item::S3Version(_) | Item::S3DeleteMarker(_) => {
-                "absence proof: version no longer listed, HEAD 404 once the key is purged"
+            Item::S3Version(_) if proof_mode == crate::s3::VerifyMode::Each => {
+                "absence proof: not in a complete listing of the location, and HEAD by its version id answers 404"
             }
-            Item::S3Upload(_) => "absence proof: upload no longer listed, ListParts NoSuchUpload",
+            Item::S3Version(_) => {
+                "absence proof: not in a complete listing of the location; HEAD by version id on a random sample of the location's purged versions answers 404"
+            }
+            Item::S3DeleteMarker(_) => "absence proof: not in a complete listing of the location",
+            Item::S3Upload(_) => {
+                "absence proof: not in a complete listing of the location's uploads, and ListParts answers NoSuchUpload"
+            }
             _ => "absence proof",
         };
         artifacts.push(CertArtifact {
@@ -335,6 +420,7 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
             uri: l.uri.clone(),
             medium: l.medium(),
             totals: totals_of(artifacts.iter().filter(|a| a.location == l.index)),
+            absence_proof: l.s3().and_then(|_| ProofSummary::of(l.index, inp.records)),
         })
         .collect();
     let status = status_of(&artifacts);

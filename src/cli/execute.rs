@@ -104,7 +104,7 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
     let approved = Approved::verify(&a.plan, &signers, &key, &a.key.principal, sign::now_unix())?;
     let plan = approved.plan();
     let operator_details = a.person.details(plan.manifest.operator.as_ref())?;
-    let s3_concurrency = dispose::s3_concurrency(plan, a.s3_concurrency)?;
+    let s3 = dispose::s3_run(plan, a.s3_concurrency)?;
     let faults = super::env::faults()?;
     p.can_ask(a.yes)?;
 
@@ -154,7 +154,7 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
         operator_details,
         files: &files,
         resume: a.resume,
-        s3_concurrency,
+        s3,
         faults,
         cancel: &cancel,
         progress: &progress,

@@ -188,8 +188,8 @@ impl S3Endpoint {
             endpoint_url: self.endpoint_url.clone(),
             region: self.region.clone(),
             path_style: self.path_style.then_some(true),
-            hash_remote: false,
-            concurrency: None,
+
+            ..Default::default()
         }
     }
 }

@@ -97,6 +97,22 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
                 .count(),
             human_bytes(bytes)
         ));
+        if let Some(s) = l.s3() {
+            let (mode, sample) = plan
+                .manifest
+                .s3
+                .as_ref()
+                .and_then(|c| c.proof().ok())
+                .unwrap_or((Default::default(), crate::s3::DEFAULT_VERIFY_SAMPLE));
+            out.push(format!(
+                "      covers {}; absence proof: complete listing + HEAD by version id of {}",
+                crate::s3::Scope::new(&s.prefix).rule(),
+                match mode {
+                    crate::s3::VerifyMode::Each => "every purged version".to_string(),
+                    crate::s3::VerifyMode::Sample => format!("a random sample of {sample}"),
+                }
+            ));
+        }
     }
     let mut by_comp: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for a in &plan.artifacts {

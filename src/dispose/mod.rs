@@ -71,22 +71,35 @@ pub struct Request<'a> {
     /// Where the journal goes.
     pub files: &'a RunFiles,
     pub resume: bool,
-    /// S3 requests in flight, resolved once by [`s3_concurrency`].
-    pub s3_concurrency: usize,
+    /// How S3 locations are driven and proven, resolved once by [`s3_run`].
+    pub s3: S3Run,
     pub faults: Faults,
     pub cancel: &'a AtomicBool,
     pub progress: &'a dyn Progress,
 }
 
-/// S3 requests in flight for this run: `flag`, else the plan's
-/// `[s3] concurrency`, else the default; out of range is an input error
-/// (callers resolve it once, before anything is touched).
-pub fn s3_concurrency(plan: &Plan, flag: Option<usize>) -> Result<usize> {
-    crate::s3::Settings {
-        concurrency: flag.or_else(|| plan.manifest.s3.as_ref().and_then(|s| s.concurrency)),
-        ..Default::default()
-    }
-    .concurrency()
+/// How this run drives and proves its S3 locations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct S3Run {
+    /// Requests in flight.
+    pub concurrency: usize,
+    /// The absence proof the custodian approved (the plan's `[s3] verify`).
+    pub proof: s3::Proof,
+}
+
+/// Resolve the S3 settings of a run once, before anything is touched:
+/// requests in flight from `flag`, else the plan's `[s3] concurrency`, else
+/// the default; the absence proof from the plan. Out of range is an input error.
+pub fn s3_run(plan: &Plan, flag: Option<usize>) -> Result<S3Run> {
+    let approved = plan.manifest.s3.clone().unwrap_or_default();
+    let settings = crate::s3::Settings {
+        concurrency: flag.or(approved.concurrency),
+        ..approved
+    };
+    Ok(S3Run {
+        concurrency: settings.concurrency()?,
+        proof: settings.proof()?,
+    })
 }
 
 /// Run the disposal. Returns the certificate built from the journal; the
@@ -104,7 +117,7 @@ pub fn execute(req: Request<'_>) -> Result<Certificate> {
 
 fn run(req: &Request<'_>, journal: Journal, records: Vec<journal::Record>) -> Result<Certificate> {
     let plan = req.approved.plan();
-    let s3_concurrency = req.s3_concurrency;
+    let s3_run = req.s3;
     let started = records
         .first()
         .map(|r| r.time.clone())
@@ -203,8 +216,15 @@ fn run(req: &Request<'_>, journal: Journal, records: Vec<journal::Record>) -> Re
         {
             continue;
         }
-        match crate::s3::S3::connect_exact(&s3loc.endpoint, Some(s3_concurrency)) {
-            Ok(client) => s3::location(&ctx, &client, s3loc, &arts, &state)?,
+        match crate::s3::S3::connect_exact(&s3loc.endpoint, Some(s3_run.concurrency)) {
+            Ok(client) => s3::location(
+                &ctx,
+                &client,
+                (loc.index, s3loc),
+                &arts,
+                &state,
+                s3_run.proof,
+            )?,
             Err(e) => {
                 let items = arts
                     .iter()

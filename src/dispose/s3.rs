@@ -1,22 +1,27 @@
 //! Purging an S3 location: re-identify every planned version, delete
 //! versions and delete markers by version id with DeleteObjects (1000 keys a
-//! request, several requests in flight), abort planned multipart uploads, then
-//! prove absence: list the versions again (none of the planned version ids
-//! left), HEAD every fully purged key (404), and check each aborted upload is
-//! gone. Only then is an artifact "disposed". Versions under legal hold or
-//! retention are "retained" and never attempted; a key that gained versions
-//! since approval is "changed" and left alone.
+//! request, several requests in flight, every entry of every answer
+//! checked), abort planned multipart uploads, then prove absence: a complete
+//! listing of the location holds none of them, HEAD by version id on a
+//! random sample (or on each, `[s3] verify = "each"`) answers 404, and each
+//! aborted upload answers NoSuchUpload. The proof is journaled and stated in
+//! the certificate. Only then is an artifact "disposed". Versions under
+//! legal hold or retention are "retained" and never attempted; a key that
+//! gained versions since approval is "changed" and left alone.
 
 use super::Ctx;
 use crate::error::Result;
-use crate::journal::{ArtifactState, Event, Outcome, OutcomeItem};
-use crate::plan::{Artifact, Item, S3Location};
+use crate::journal::{AbsenceProof, ArtifactState, Event, Outcome, OutcomeItem};
+use crate::plan::{Artifact, Item, S3Location, S3Version};
 use crate::progress::Phase;
-use crate::s3::{DELETE_BATCH, S3, describe, is_not_found};
+use crate::s3::{DELETE_BATCH, S3, Scope, VerifyMode, describe, is_not_found};
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 type Decided = Vec<OutcomeItem>;
+
+/// How absence is proven: the mode and, in sample mode, the sample size.
+pub type Proof = (VerifyMode, usize);
 
 fn item(id: u32, outcome: Outcome, reason: impl Into<Option<String>>) -> OutcomeItem {
     OutcomeItem {
@@ -33,7 +38,7 @@ fn current(
     keys: &HashSet<&str>,
 ) -> Result<HashMap<String, HashMap<String, String>>> {
     let mut m: HashMap<String, HashMap<String, String>> = HashMap::new();
-    s3.list_versions(&loc.bucket, &loc.prefix, |l| {
+    s3.list_versions(&loc.bucket, &Scope::new(&loc.prefix), |l| {
         if keys.contains(l.key.as_str()) {
             m.entry(l.key).or_default().insert(l.version_id, l.etag);
         }
@@ -47,7 +52,7 @@ fn current_uploads(
     keys: &HashSet<&str>,
 ) -> Result<HashSet<(String, String)>> {
     let mut set = HashSet::new();
-    s3.list_uploads(&loc.bucket, &loc.prefix, |u| {
+    s3.list_uploads(&loc.bucket, &Scope::new(&loc.prefix), |u| {
         if keys.contains(u.key.as_str()) {
             set.insert((u.key, u.upload_id));
         }
@@ -69,9 +74,10 @@ fn version_of(item: &Item) -> Option<(&str, &str)> {
 pub fn location(
     ctx: &Ctx,
     s3: &S3,
-    loc: &S3Location,
+    (index, loc): (u32, &S3Location),
     all: &[&Artifact],
     state: &BTreeMap<u32, ArtifactState>,
+    proof: Proof,
 ) -> Result<()> {
     let todo: Vec<&Artifact> = all
         .iter()
@@ -81,16 +87,10 @@ pub fn location(
     if todo.is_empty() {
         return Ok(());
     }
-    let purge = Purge::new(ctx, s3, loc, all, state);
+    let purge = Purge::new(ctx, s3, (index, loc), all, state, proof);
     let plan = match purge.decide(&todo) {
         Ok(p) => p,
-        Err(e) => {
-            let items = todo
-                .iter()
-                .map(|a| item(a.id, Outcome::Failed, format!("cannot re-identify: {e}")))
-                .collect();
-            return ctx.append(Event::Outcomes { items });
-        }
+        Err(e) => return purge.fail_all(&todo, &format!("cannot re-identify: {e}")),
     };
     purge.journal(plan.decided)?;
     let mut check = plan.check;
@@ -118,9 +118,11 @@ struct Decision<'p> {
 struct Purge<'p, 'c> {
     ctx: &'p Ctx<'c>,
     s3: &'p S3,
+    /// The location's index in the plan.
+    index: u32,
     loc: &'p S3Location,
-    all: &'p [&'p Artifact],
     state: &'p BTreeMap<u32, ArtifactState>,
+    proof: Proof,
     by_id: HashMap<u32, &'p Artifact>,
     /// Every version id the plan lists per key (done or not).
     planned: HashMap<&'p str, HashSet<&'p str>>,
@@ -130,9 +132,10 @@ impl<'p, 'c> Purge<'p, 'c> {
     fn new(
         ctx: &'p Ctx<'c>,
         s3: &'p S3,
-        loc: &'p S3Location,
+        (index, loc): (u32, &'p S3Location),
         all: &'p [&'p Artifact],
         state: &'p BTreeMap<u32, ArtifactState>,
+        proof: Proof,
     ) -> Self {
         let mut planned: HashMap<&str, HashSet<&str>> = HashMap::new();
         for a in all {
@@ -143,9 +146,10 @@ impl<'p, 'c> Purge<'p, 'c> {
         Purge {
             ctx,
             s3,
+            index,
             loc,
-            all,
             state,
+            proof,
             by_id: all.iter().map(|a| (a.id, *a)).collect(),
             planned,
         }
@@ -296,14 +300,21 @@ impl<'p, 'c> Purge<'p, 'c> {
                         .iter()
                         .map(|a| item(a.id, Outcome::Failed, why.clone())),
                 ),
-                Ok(errs) => {
+                Ok(answer) => {
                     for a in batch {
-                        let kv = version_of(&a.item).expect("versions and markers only");
-                        match errs.get(&(kv.0.to_string(), kv.1.to_string())) {
+                        let (k, v) = version_of(&a.item).expect("versions and markers only");
+                        let kv = (k.to_string(), v.to_string());
+                        match answer.errors.get(&kv) {
                             Some(why) => failed.push(item(
                                 a.id,
                                 Outcome::Failed,
                                 format!("DeleteObjects refused it: {why}"),
+                            )),
+                            None if !answer.deleted.contains(&kv) => failed.push(item(
+                                a.id,
+                                Outcome::Failed,
+                                "DeleteObjects answered neither Deleted nor Error for it"
+                                    .to_string(),
                             )),
                             None => {
                                 ctx.progress.bytes(a.item.size());
@@ -353,76 +364,98 @@ impl<'p, 'c> Purge<'p, 'c> {
         Ok(check)
     }
 
-    /// Prove that every artifact in `check` is gone: a fresh listing no
-    /// longer holds its version id (or upload), a fully purged key answers
-    /// HEAD with 404, an aborted upload answers ListParts with NoSuchUpload.
-    /// Journals each artifact's outcome.
+    /// Prove that every artifact in `check` is gone, and journal how: a
+    /// complete listing of the location must hold none of the planned
+    /// version ids, delete markers or uploads (S3 lists strongly
+    /// consistently after a delete); then HEAD *with the version id* on a
+    /// random sample of the purged versions (every one in `each` mode) must
+    /// answer 404. A HEAD that finds a version the listing calls gone means
+    /// the listing cannot be trusted: every artifact of the location that
+    /// only the listing vouched for is then not proven. Each aborted upload
+    /// must answer ListParts with NoSuchUpload.
     fn prove_absence(&self, check: &[&'p Artifact]) -> Result<()> {
+        if check.is_empty() {
+            return Ok(());
+        }
         let (s3, loc, ctx) = (self.s3, self.loc, self.ctx);
-        let check_keys: HashSet<&str> = check
-            .iter()
-            .filter_map(|a| a.item.s3_key().map(|k| k.1))
-            .collect();
-        let listed = current(s3, loc, &check_keys)
-            .and_then(|c| Ok((c, current_uploads(s3, loc, &check_keys)?)));
-        let (after, uploads_after) = match listed {
-            Ok(v) => v,
-            Err(e) => {
-                let items = check
-                    .iter()
-                    .map(|a| item(a.id, Outcome::Failed, format!("absence not proven: {e}")))
-                    .collect();
-                return ctx.append(Event::Outcomes { items });
+        let scope = Scope::new(&loc.prefix);
+        let mut listed: HashSet<(String, String)> = HashSet::new();
+        let mut uploads_listed: HashSet<(String, String)> = HashSet::new();
+        let listing = s3
+            .list_versions(&loc.bucket, &scope, |l| {
+                listed.insert((l.key, l.version_id));
+            })
+            .and_then(|pages| {
+                let more = s3.list_uploads(&loc.bucket, &scope, |u| {
+                    uploads_listed.insert((u.key, u.upload_id));
+                })?;
+                Ok(pages + more)
+            });
+        let pages = match listing {
+            Ok(p) => p,
+            Err(e) => return self.fail_all(check, &format!("absence not proven: {e}")),
+        };
+        let is_listed = |a: &Artifact| match &a.item {
+            Item::S3Upload(u) => uploads_listed.contains(&(u.key.clone(), u.upload_id.clone())),
+            item => {
+                let (k, v) = version_of(item).expect("versions and markers");
+                listed.contains(&(k.to_string(), v.to_string()))
             }
         };
-        // Keys whose every planned version is gone must also answer HEAD with 404.
-        let mut not_gone: HashSet<&str> = HashSet::new();
-        for a in self.all {
-            if let Some((k, v)) = version_of(&a.item)
-                && after.get(k).is_some_and(|m| m.contains_key(v))
-            {
-                not_gone.insert(k);
-            }
-        }
-        let purged: Vec<&str> = check_keys
+        // The sample: object versions the listing calls gone.
+        let gone: Vec<&S3Version> = check
             .iter()
-            .copied()
-            .filter(|k| !not_gone.contains(k) && after.get(*k).is_none_or(|m| m.is_empty()))
+            .filter(|a| !is_listed(a))
+            .filter_map(|a| match &a.item {
+                Item::S3Version(v) => Some(v),
+                _ => None,
+            })
             .collect();
-        let head: HashMap<&str, Result<(), String>> = s3
-            .bounded(purged, |k| async move {
-                let r = s3
-                    .client()
-                    .head_object()
-                    .bucket(&loc.bucket)
-                    .key(k)
-                    .send()
-                    .await;
-                let verdict = match r {
-                    Err(e) if is_not_found(&e) => Ok(()),
-                    Err(e) => Err(format!("HEAD gave {}", describe(&e))),
-                    Ok(_) => Err("HEAD still finds the object".to_string()),
-                };
-                (k, verdict)
+        let sample: Vec<&S3Version> = match self.proof.0 {
+            VerifyMode::Each => gone.clone(),
+            VerifyMode::Sample => {
+                use rand::seq::SliceRandom;
+                gone.choose_multiple(&mut rand::thread_rng(), self.proof.1)
+                    .copied()
+                    .collect()
+            }
+        };
+        let head: HashMap<(&str, &str), Result<(), String>> = s3
+            .bounded(sample, |v| async move {
+                (
+                    (v.key.as_str(), v.version_id.as_str()),
+                    head_version(s3, &loc.bucket, v).await,
+                )
             })
             .into_iter()
             .collect();
+        let contradicted = head.values().filter(|r| r.is_err()).count() as u64;
+        let contradiction = head
+            .iter()
+            .find_map(|((k, v), r)| r.as_ref().err().map(|e| format!("{k}?versionId={v}: {e}")));
         let mut proven: Decided = Vec::new();
+        let mut uploads = 0u64;
         for a in check {
-            let verdict = match &a.item {
-                Item::S3Upload(u) => {
-                    if uploads_after.contains(&(u.key.clone(), u.upload_id.clone())) {
-                        Err("the upload is still listed".to_string())
-                    } else {
+            let verdict = if is_listed(a) {
+                Err(match &a.item {
+                    Item::S3Upload(_) => "the upload is still listed".to_string(),
+                    _ => "the version is still listed".to_string(),
+                })
+            } else {
+                match &a.item {
+                    Item::S3Upload(u) => {
+                        uploads += 1;
                         upload_gone(s3, &loc.bucket, &u.key, &u.upload_id)
                     }
-                }
-                _ => {
-                    let (k, v) = version_of(&a.item).expect("versions and markers");
-                    if after.get(k).is_some_and(|m| m.contains_key(v)) {
-                        Err("the version is still listed".to_string())
-                    } else {
-                        head.get(k).cloned().unwrap_or(Ok(()))
+                    item => {
+                        let (k, v) = version_of(item).expect("versions and markers");
+                        match (head.get(&(k, v)), &contradiction) {
+                            (Some(r), _) => r.clone(),
+                            (None, Some(c)) => Err(format!(
+                                "the listing of the location cannot be trusted: a sampled HEAD found {c}"
+                            )),
+                            (None, None) => Ok(()),
+                        }
                     }
                 }
             };
@@ -431,6 +464,15 @@ impl<'p, 'c> Purge<'p, 'c> {
                 Err(why) => item(a.id, Outcome::Failed, format!("absence not proven: {why}")),
             });
         }
+        ctx.append(Event::AbsenceProof(AbsenceProof {
+            location: self.index,
+            mode: self.proof.0,
+            versions: (check.len() as u64).saturating_sub(uploads),
+            listing_pages: pages,
+            heads: head.len() as u64,
+            contradicted,
+            uploads,
+        }))?;
         for p in &proven {
             let path = self.path_of(p.id);
             match &p.reason {
@@ -438,10 +480,36 @@ impl<'p, 'c> Purge<'p, 'c> {
                 Some(r) => ctx.progress.warn(&format!("failed: {path} ({r})")),
             }
         }
-        if !proven.is_empty() {
-            ctx.append(Event::Outcomes { items: proven })?;
-        }
-        Ok(())
+        ctx.append(Event::Outcomes { items: proven })
+    }
+
+    /// Journal every artifact in `arts` as failed for `why`.
+    fn fail_all(&self, arts: &[&'p Artifact], why: &str) -> Result<()> {
+        let items = arts
+            .iter()
+            .map(|a| item(a.id, Outcome::Failed, why.to_string()))
+            .collect();
+        self.ctx.append(Event::Outcomes { items })
+    }
+}
+
+/// HEAD one purged version by its id: only "not found" proves it gone.
+/// The null version is HEADed without a version id (moto rejects
+/// `versionId=null`; for a purged key S3 answers both the same).
+async fn head_version(s3: &S3, bucket: &str, v: &S3Version) -> Result<(), String> {
+    let version = (v.version_id != "null").then(|| v.version_id.clone());
+    let r = s3
+        .client()
+        .head_object()
+        .bucket(bucket)
+        .key(&v.key)
+        .set_version_id(version)
+        .send()
+        .await;
+    match r {
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(format!("HEAD gave {}", describe(&e))),
+        Ok(_) => Err("HEAD still finds the version".to_string()),
     }
 }
 
@@ -458,13 +526,19 @@ fn retained(v: &crate::plan::S3Version, now_secs: i64) -> Option<String> {
     }
 }
 
-/// One DeleteObjects request by version id. Returns the entries the answer
-/// refused, keyed by (key, version id), or why the whole request failed.
+/// What a DeleteObjects answer said, entry by entry, keyed by (key, version id).
+struct DeleteAnswer {
+    deleted: HashSet<(String, String)>,
+    errors: HashMap<(String, String), String>,
+}
+
+/// One DeleteObjects request by version id (not quiet, so that every entry
+/// is answered). Returns the answer, or why the whole request failed.
 async fn delete_versions(
     s3: &S3,
     bucket: &str,
     batch: &[&Artifact],
-) -> Result<HashMap<(String, String), String>, String> {
+) -> Result<DeleteAnswer, String> {
     let objects: Vec<ObjectIdentifier> = batch
         .iter()
         .filter_map(|a| version_of(&a.item))
@@ -489,23 +563,30 @@ async fn delete_versions(
         .send()
         .await
         .map_err(|e| format!("DeleteObjects failed: {}", describe(&e)))?;
-    Ok(out
-        .errors()
-        .iter()
-        .map(|e| {
-            (
+    let entry = |k: Option<&str>, v: Option<&str>| {
+        (k.unwrap_or("").to_string(), v.unwrap_or("null").to_string())
+    };
+    Ok(DeleteAnswer {
+        deleted: out
+            .deleted()
+            .iter()
+            .map(|d| entry(d.key(), d.version_id()))
+            .collect(),
+        errors: out
+            .errors()
+            .iter()
+            .map(|e| {
                 (
-                    e.key().unwrap_or("").to_string(),
-                    e.version_id().unwrap_or("null").to_string(),
-                ),
-                format!(
-                    "{}: {}",
-                    e.code().unwrap_or("Error"),
-                    e.message().unwrap_or("")
-                ),
-            )
-        })
-        .collect())
+                    entry(e.key(), e.version_id()),
+                    format!(
+                        "{}: {}",
+                        e.code().unwrap_or("Error"),
+                        e.message().unwrap_or("")
+                    ),
+                )
+            })
+            .collect(),
+    })
 }
 
 /// ListParts of an aborted upload must answer NoSuchUpload.

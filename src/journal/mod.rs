@@ -109,6 +109,27 @@ pub enum Event {
     RunFinished {
         complete: bool,
     },
+    /// How the absence of an S3 location's purged artifacts was proven,
+    /// journaled with (before) their outcomes: the certificate states it.
+    AbsenceProof(AbsenceProof),
+}
+
+/// The absence proof of one S3 location in one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AbsenceProof {
+    pub location: u32,
+    pub mode: crate::s3::VerifyMode,
+    /// Versions and delete markers whose absence was to be proven.
+    pub versions: u64,
+    /// Pages of the complete version listing of the location.
+    pub listing_pages: u64,
+    /// Versions HEADed by version id (the sample, or every one).
+    pub heads: u64,
+    /// HEADs that contradicted the listing (the version still exists).
+    pub contradicted: u64,
+    /// Aborted uploads checked with ListParts.
+    pub uploads: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -447,7 +468,7 @@ pub fn replay(records: &[Record]) -> BTreeMap<u32, ArtifactState> {
                         Some((i.outcome, i.reason.clone(), r.time.clone()));
                 }
             }
-            Event::RunStarted { .. } | Event::RunFinished { .. } => {}
+            Event::RunStarted { .. } | Event::RunFinished { .. } | Event::AbsenceProof(_) => {}
         }
     }
     m

@@ -183,7 +183,7 @@ impl Manifest {
             }
         }
         if let Some(s3) = &self.s3
-            && let Err(e) = s3.concurrency()
+            && let Err(e) = s3.concurrency().and_then(|_| s3.proof())
         {
             return bad(format!("[s3] {e}"));
         }

@@ -148,6 +148,11 @@ pub struct LocalRoot {
 pub struct S3Location {
     pub bucket: String,
     pub prefix: String,
+    /// Which keys the location covers, in words ([`crate::s3::Scope::rule`]):
+    /// the custodian approves the rule with the prefix. Absent in plans
+    /// written before folder semantics; execute applies them to every plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covers: Option<String>,
     /// The endpoint trace used; execute uses the same one.
     pub endpoint: Endpoint,
     pub facts: BucketFacts,
@@ -520,6 +525,14 @@ impl Plan {
                     if bucket != s.bucket || prefix != s.prefix {
                         return bad(format!("location {} does not match its URI", i + 1));
                     }
+                    let rule = crate::s3::Scope::new(&s.prefix).rule();
+                    if s.covers.as_ref().is_some_and(|c| *c != rule) {
+                        return bad(format!(
+                            "location {} says it covers {:?}, but its prefix covers {rule:?}",
+                            i + 1,
+                            s.covers.as_deref().unwrap_or_default()
+                        ));
+                    }
                 }
             }
         }
@@ -561,7 +574,7 @@ impl Plan {
                     }
                 }
                 (Store::S3(s), _, Some((bucket, key))) => {
-                    if bucket != s.bucket || !key.starts_with(&s.prefix) {
+                    if bucket != s.bucket || !crate::s3::Scope::new(&s.prefix).contains(key) {
                         return bad(format!(
                             "artifact {} s3://{bucket}/{key} is not under its location {}",
                             a.id, loc.uri

@@ -28,6 +28,23 @@ pub const MAX_CONCURRENCY: usize = 1024;
 pub const DELETE_BATCH: usize = 1000;
 /// Attempts per request (first try + retries).
 pub const MAX_ATTEMPTS: u32 = 6;
+/// Purged versions HEADed (with their version id) per location for the
+/// absence proof in `verify = "sample"` mode, unless `verify_sample` says
+/// otherwise; all of them when there are fewer.
+pub const DEFAULT_VERIFY_SAMPLE: usize = 64;
+
+/// How execute proves that purged versions are gone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyMode {
+    /// A complete listing of the location (S3 lists strongly consistently
+    /// after a delete) plus HEAD with the version id on a random sample.
+    #[default]
+    Sample,
+    /// The listing plus HEAD of every purged version: for stores whose
+    /// listings are not strongly consistent (Ceph multisite, indexless buckets).
+    Each,
+}
 
 /// How to reach S3: from flags, the manifest's `[s3]` table, or the environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +62,12 @@ pub struct Settings {
     /// Requests in flight at once (default [`DEFAULT_CONCURRENCY`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<usize>,
+    /// How execute proves absence (default [`VerifyMode::Sample`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyMode>,
+    /// Versions HEADed per location in sample mode (default [`DEFAULT_VERIFY_SAMPLE`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_sample: Option<usize>,
 }
 
 impl Settings {
@@ -59,7 +82,21 @@ impl Settings {
             path_style: over.path_style.or(self.path_style),
             hash_remote: over.hash_remote || self.hash_remote,
             concurrency: over.concurrency.or(self.concurrency),
+            verify: over.verify.or(self.verify),
+            verify_sample: over.verify_sample.or(self.verify_sample),
         }
+    }
+
+    /// The absence proof asked for: the mode and, in sample mode, how many
+    /// purged versions to HEAD. A sample of 0 would prove nothing.
+    pub fn proof(&self) -> Result<(VerifyMode, usize)> {
+        let n = self.verify_sample.unwrap_or(DEFAULT_VERIFY_SAMPLE);
+        if n == 0 || n > 1_000_000 {
+            return Err(Error::input(format!(
+                "S3 verify_sample {n} is out of range (1 to 1000000 versions HEADed per location)"
+            )));
+        }
+        Ok((self.verify.unwrap_or_default(), n))
     }
 
     /// Requests in flight: the setting, checked, or the default.
@@ -89,6 +126,80 @@ pub struct S3 {
     client: Client,
     pub endpoint: Endpoint,
     pub concurrency: usize,
+}
+
+/// What an `s3://bucket/prefix` location covers: **folder semantics**.
+/// `s3://models/fd` covers the object whose key is exactly `fd` and every
+/// key under `fd/`, never `fdx/…` or `fd-old`; a prefix that ends in `/`
+/// (`fd/`) covers every key under it; an empty prefix the whole bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope<'a> {
+    prefix: &'a str,
+}
+
+impl<'a> Scope<'a> {
+    pub fn new(prefix: &'a str) -> Self {
+        Scope { prefix }
+    }
+
+    pub fn prefix(&self) -> &'a str {
+        self.prefix
+    }
+
+    /// A folder already (ends in `/`) or the whole bucket.
+    fn is_folder(&self) -> bool {
+        self.prefix.is_empty() || self.prefix.ends_with('/')
+    }
+
+    /// Whether `key` lies in the location.
+    pub fn contains(&self, key: &str) -> bool {
+        match key.strip_prefix(self.prefix) {
+            None => false,
+            Some(_) if self.is_folder() => true,
+            Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        }
+    }
+
+    /// `key` relative to the location (what include/exclude globs see):
+    /// `fd/a/b.bin` under `fd` is `a/b.bin`; the key `fd` itself is `fd`'s
+    /// last component.
+    pub fn relative<'k>(&self, key: &'k str) -> &'k str {
+        match key.strip_prefix(self.prefix) {
+            Some("") => key.rsplit('/').next().unwrap_or(key),
+            Some(rest) => rest.strip_prefix('/').unwrap_or(rest),
+            None => key,
+        }
+    }
+
+    /// The listings that together return exactly the location's keys (and
+    /// no sibling's subtree): (prefix, delimiter). For `fd`: `fd` with
+    /// delimiter `/` (the key `fd` itself, and flat siblings such as
+    /// `fd-old` that [`Scope::contains`] drops; `fd-old/…` rolls up into a
+    /// common prefix and is never listed), then everything under `fd/`.
+    fn listings(&self) -> Vec<(String, Option<&'static str>)> {
+        if self.is_folder() {
+            vec![(self.prefix.to_string(), None)]
+        } else {
+            vec![
+                (self.prefix.to_string(), Some("/")),
+                (format!("{}/", self.prefix), None),
+            ]
+        }
+    }
+
+    /// The rule, as the plan and `show` state it.
+    pub fn rule(&self) -> String {
+        if self.prefix.is_empty() {
+            "every key in the bucket".to_string()
+        } else if self.is_folder() {
+            format!("every key under {}", self.prefix)
+        } else {
+            format!(
+                "the key {p} and every key under {p}/ (never {p}-… or {p}x… siblings)",
+                p = self.prefix
+            )
+        }
+    }
 }
 
 /// One entry of a version listing: an object version or a delete marker.
@@ -165,6 +276,8 @@ impl S3 {
             path_style: Some(e.path_style),
             hash_remote: false,
             concurrency,
+            verify: None,
+            verify_sample: None,
         };
         Self::connect_with(&s, false)
     }
@@ -260,113 +373,140 @@ impl S3 {
         )
     }
 
-    /// Every version and delete marker under `prefix`, page by page (the one
-    /// ListObjectVersions pagination loop). Memory holds one page at a time.
+    /// Every version and delete marker in `scope`, page by page (the one
+    /// ListObjectVersions pagination loop). Memory holds one page at a
+    /// time. Returns the number of pages listed.
     pub fn list_versions(
         &self,
         bucket: &str,
-        prefix: &str,
+        scope: &Scope<'_>,
         mut each: impl FnMut(Listed),
-    ) -> Result<()> {
-        let (mut key_marker, mut version_marker): (Option<String>, Option<String>) = (None, None);
-        loop {
-            let page = self
-                .block_on(
-                    self.client
-                        .list_object_versions()
-                        .bucket(bucket)
-                        .prefix(prefix)
-                        .set_key_marker(key_marker.clone())
-                        .set_version_id_marker(version_marker.clone())
-                        .send(),
-                )
-                .map_err(|e| {
-                    Error::input(format!(
-                        "s3://{bucket}/{prefix}: cannot list object versions: {}",
-                        describe(&e)
-                    ))
-                })?;
-            for v in page.versions() {
-                each(Listed {
-                    key: v.key().unwrap_or_default().to_string(),
-                    version_id: v.version_id().unwrap_or("null").to_string(),
-                    is_latest: v.is_latest().unwrap_or(false),
-                    is_marker: false,
-                    size: v.size().unwrap_or(0).max(0) as u64,
-                    etag: v.e_tag().unwrap_or_default().to_string(),
-                    last_modified: time(v.last_modified()),
-                    storage_class: v.storage_class().map(|s| s.as_str().to_string()),
-                });
-            }
-            for m in page.delete_markers() {
-                each(Listed {
-                    key: m.key().unwrap_or_default().to_string(),
-                    version_id: m.version_id().unwrap_or("null").to_string(),
-                    is_latest: m.is_latest().unwrap_or(false),
-                    is_marker: true,
-                    size: 0,
-                    etag: String::new(),
-                    last_modified: time(m.last_modified()),
-                    storage_class: None,
-                });
-            }
-            if !page.is_truncated().unwrap_or(false) {
-                return Ok(());
-            }
-            key_marker = page.next_key_marker().map(str::to_string);
-            version_marker = page.next_version_id_marker().map(str::to_string);
-            if key_marker.is_none() && version_marker.is_none() {
-                return Err(Error::input(format!(
-                    "s3://{bucket}/{prefix}: truncated listing without a next marker"
-                )));
+    ) -> Result<u64> {
+        let mut pages = 0;
+        for (prefix, delimiter) in scope.listings() {
+            let (mut key_marker, mut version_marker): (Option<String>, Option<String>) =
+                (None, None);
+            loop {
+                let page = self
+                    .block_on(
+                        self.client
+                            .list_object_versions()
+                            .bucket(bucket)
+                            .prefix(&prefix)
+                            .set_delimiter(delimiter.map(str::to_string))
+                            .set_key_marker(key_marker.clone())
+                            .set_version_id_marker(version_marker.clone())
+                            .send(),
+                    )
+                    .map_err(|e| {
+                        Error::input(format!(
+                            "s3://{bucket}/{prefix}: cannot list object versions: {}",
+                            describe(&e)
+                        ))
+                    })?;
+                pages += 1;
+                for v in page.versions() {
+                    let key = v.key().unwrap_or_default();
+                    if !scope.contains(key) {
+                        continue;
+                    }
+                    each(Listed {
+                        key: key.to_string(),
+                        version_id: v.version_id().unwrap_or("null").to_string(),
+                        is_latest: v.is_latest().unwrap_or(false),
+                        is_marker: false,
+                        size: v.size().unwrap_or(0).max(0) as u64,
+                        etag: v.e_tag().unwrap_or_default().to_string(),
+                        last_modified: time(v.last_modified()),
+                        storage_class: v.storage_class().map(|s| s.as_str().to_string()),
+                    });
+                }
+                for m in page.delete_markers() {
+                    let key = m.key().unwrap_or_default();
+                    if !scope.contains(key) {
+                        continue;
+                    }
+                    each(Listed {
+                        key: key.to_string(),
+                        version_id: m.version_id().unwrap_or("null").to_string(),
+                        is_latest: m.is_latest().unwrap_or(false),
+                        is_marker: true,
+                        size: 0,
+                        etag: String::new(),
+                        last_modified: time(m.last_modified()),
+                        storage_class: None,
+                    });
+                }
+                if !page.is_truncated().unwrap_or(false) {
+                    break;
+                }
+                key_marker = page.next_key_marker().map(str::to_string);
+                version_marker = page.next_version_id_marker().map(str::to_string);
+                if key_marker.is_none() && version_marker.is_none() {
+                    return Err(Error::input(format!(
+                        "s3://{bucket}/{prefix}: truncated listing without a next marker"
+                    )));
+                }
             }
         }
+        Ok(pages)
     }
 
-    /// Every unfinished multipart upload under `prefix` (the one
-    /// ListMultipartUploads pagination loop).
+    /// Every unfinished multipart upload in `scope` (the one
+    /// ListMultipartUploads pagination loop). Returns the number of pages.
     pub fn list_uploads(
         &self,
         bucket: &str,
-        prefix: &str,
+        scope: &Scope<'_>,
         mut each: impl FnMut(Upload),
-    ) -> Result<()> {
-        let (mut key_marker, mut upload_marker): (Option<String>, Option<String>) = (None, None);
-        loop {
-            let page = self
-                .block_on(
-                    self.client
-                        .list_multipart_uploads()
-                        .bucket(bucket)
-                        .prefix(prefix)
-                        .set_key_marker(key_marker.clone())
-                        .set_upload_id_marker(upload_marker.clone())
-                        .send(),
-                )
-                .map_err(|e| {
-                    Error::input(format!(
-                        "s3://{bucket}/{prefix}: cannot list multipart uploads: {}",
-                        describe(&e)
-                    ))
-                })?;
-            for u in page.uploads() {
-                each(Upload {
-                    key: u.key().unwrap_or_default().to_string(),
-                    upload_id: u.upload_id().unwrap_or_default().to_string(),
-                    initiated: time(u.initiated()),
-                });
-            }
-            if !page.is_truncated().unwrap_or(false) {
-                return Ok(());
-            }
-            key_marker = page.next_key_marker().map(str::to_string);
-            upload_marker = page.next_upload_id_marker().map(str::to_string);
-            if key_marker.is_none() && upload_marker.is_none() {
-                return Err(Error::input(format!(
-                    "s3://{bucket}/{prefix}: truncated upload listing without a next marker"
-                )));
+    ) -> Result<u64> {
+        let mut pages = 0;
+        for (prefix, delimiter) in scope.listings() {
+            let (mut key_marker, mut upload_marker): (Option<String>, Option<String>) =
+                (None, None);
+            loop {
+                let page = self
+                    .block_on(
+                        self.client
+                            .list_multipart_uploads()
+                            .bucket(bucket)
+                            .prefix(&prefix)
+                            .set_delimiter(delimiter.map(str::to_string))
+                            .set_key_marker(key_marker.clone())
+                            .set_upload_id_marker(upload_marker.clone())
+                            .send(),
+                    )
+                    .map_err(|e| {
+                        Error::input(format!(
+                            "s3://{bucket}/{prefix}: cannot list multipart uploads: {}",
+                            describe(&e)
+                        ))
+                    })?;
+                pages += 1;
+                for u in page.uploads() {
+                    let key = u.key().unwrap_or_default();
+                    if !scope.contains(key) {
+                        continue;
+                    }
+                    each(Upload {
+                        key: key.to_string(),
+                        upload_id: u.upload_id().unwrap_or_default().to_string(),
+                        initiated: time(u.initiated()),
+                    });
+                }
+                if !page.is_truncated().unwrap_or(false) {
+                    break;
+                }
+                key_marker = page.next_key_marker().map(str::to_string);
+                upload_marker = page.next_upload_id_marker().map(str::to_string);
+                if key_marker.is_none() && upload_marker.is_none() {
+                    return Err(Error::input(format!(
+                        "s3://{bucket}/{prefix}: truncated upload listing without a next marker"
+                    )));
+                }
             }
         }
+        Ok(pages)
     }
 }
 
@@ -425,6 +565,37 @@ mod tests {
         ] {
             assert!(parse_uri(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Regression: `s3://models/fraud-detector` must never reach
+    /// `fraud-detector-v2/` (a raw string prefix did).
+    #[test]
+    fn locations_are_folders_not_string_prefixes() {
+        let fd = Scope::new("fraud-detector");
+        for k in [
+            "fraud-detector",
+            "fraud-detector/",
+            "fraud-detector/a/b.bin",
+        ] {
+            assert!(fd.contains(k), "{k}");
+        }
+        for k in [
+            "fraud-detector-v2/model.bin",
+            "fraud-detector-v2",
+            "fraud-detectorx",
+            "fraud-detecto",
+            "other/fraud-detector",
+        ] {
+            assert!(!fd.contains(k), "{k}");
+        }
+        assert_eq!(fd.relative("fraud-detector/a/b.bin"), "a/b.bin");
+        assert_eq!(fd.relative("fraud-detector"), "fraud-detector");
+        let folder = Scope::new("fd/");
+        assert!(folder.contains("fd/x") && folder.contains("fd/") && !folder.contains("fd"));
+        assert_eq!(folder.relative("fd/x/y"), "x/y");
+        assert!(Scope::new("").contains("anything/at/all"));
+        assert_eq!(fd.listings().len(), 2);
+        assert_eq!(folder.listings(), vec![("fd/".to_string(), None)]);
     }
 
     #[test]

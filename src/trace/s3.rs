@@ -12,7 +12,7 @@ use crate::plan::{
     S3Upload, S3Version, Store, Versioning,
 };
 use crate::progress::{Phase, Progress};
-use crate::s3::{Listed, S3, describe, is_not_found};
+use crate::s3::{Listed, S3, Scope, describe, is_not_found};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::ChecksumMode;
 use base64::Engine;
@@ -289,6 +289,7 @@ pub fn trace_location(
         store: Store::S3(S3Location {
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
+            covers: Some(Scope::new(prefix).rule()),
             endpoint: s3.endpoint.clone(),
             facts,
         }),
@@ -313,8 +314,9 @@ fn list(
 ) -> Result<Listing> {
     let include = globset(&loc.include)?;
     let exclude = globset(&loc.exclude)?;
+    let scope = Scope::new(prefix);
     let selected = |key: &str| {
-        let rel = key.strip_prefix(prefix).unwrap_or(key);
+        let rel = scope.relative(key);
         include.as_ref().is_none_or(|g| g.is_match(rel))
             && !exclude.as_ref().is_some_and(|g| g.is_match(rel))
     };
@@ -324,7 +326,7 @@ fn list(
         markers: Vec::new(),
         uploads: Vec::new(),
     };
-    s3.list_versions(bucket, prefix, |v| {
+    s3.list_versions(bucket, &scope, |v| {
         if selected(&v.key) {
             if v.is_marker {
                 l.markers.push(v)
@@ -333,7 +335,7 @@ fn list(
             }
         }
     })?;
-    s3.list_uploads(bucket, prefix, |u| {
+    s3.list_uploads(bucket, &scope, |u| {
         if selected(&u.key) {
             l.uploads.push(u)
         }

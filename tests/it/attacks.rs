@@ -171,7 +171,7 @@ fn attack_directory_replaced_by_symlink_during_execute() {
 
 /// Sign a plan's bytes as the custodian with stock ssh-keygen (so a forged
 /// plan carries a valid approval).
-fn custodian_signs(env: &Env, bytes: &[u8]) {
+pub fn custodian_signs(env: &Env, bytes: &[u8]) {
     use std::io::Write;
     std::fs::write(env.plan(), bytes).unwrap();
     let mut c = std::process::Command::new("ssh-keygen")

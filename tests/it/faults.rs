@@ -65,8 +65,17 @@ pub struct FaultProxy {
     pub stats: Arc<Stats>,
 }
 
+/// Called with each forwarded request's first line and the server's answer,
+/// before the client sees it; returns the answer to relay. A test can change
+/// the store "behind" an answer the client is about to trust, or the answer.
+pub type Hook = Arc<dyn Fn(&str, Vec<u8>) -> Vec<u8> + Send + Sync>;
+
 impl FaultProxy {
     pub fn start(upstream: &str, fail_permille: u32) -> FaultProxy {
+        Self::start_with_hook(upstream, fail_permille, Arc::new(|_, resp| resp))
+    }
+
+    pub fn start_with_hook(upstream: &str, fail_permille: u32, hook: Hook) -> FaultProxy {
         let upstream = upstream
             .strip_prefix("http://")
             .expect("moto speaks plain HTTP")
@@ -80,8 +89,8 @@ impl FaultProxy {
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
-                let (f, s, up) = (f.clone(), s.clone(), upstream.clone());
-                std::thread::spawn(move || serve(conn, &up, &f, &s));
+                let (f, s, up, h) = (f.clone(), s.clone(), upstream.clone(), hook.clone());
+                std::thread::spawn(move || serve(conn, &up, &f, &s, &h));
             }
         });
         FaultProxy {
@@ -209,7 +218,7 @@ enum Reply {
     Reset,
 }
 
-fn serve(conn: TcpStream, upstream: &str, fail: &AtomicU32, stats: &Stats) {
+fn serve(conn: TcpStream, upstream: &str, fail: &AtomicU32, stats: &Stats, hook: &Hook) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let Some((head, body)) = read_request(&mut reader) else {
         return;
@@ -217,7 +226,7 @@ fn serve(conn: TcpStream, upstream: &str, fail: &AtomicU32, stats: &Stats) {
     stats.requests.fetch_add(1, Ordering::Relaxed);
     let now = stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     stats.max_in_flight.fetch_max(now, Ordering::SeqCst);
-    let reply = handle(&head, &body, upstream, fail, stats);
+    let reply = handle(&head, &body, upstream, fail, stats, hook);
     // Out of flight before the client can see the answer and send the next.
     stats.in_flight.fetch_sub(1, Ordering::SeqCst);
     match reply {
@@ -229,7 +238,14 @@ fn serve(conn: TcpStream, upstream: &str, fail: &AtomicU32, stats: &Stats) {
     }
 }
 
-fn handle(head: &[u8], body: &[u8], upstream: &str, fail: &AtomicU32, stats: &Stats) -> Reply {
+fn handle(
+    head: &[u8],
+    body: &[u8],
+    upstream: &str,
+    fail: &AtomicU32,
+    stats: &Stats,
+    hook: &Hook,
+) -> Reply {
     let roll: u32 = rand_u32() % 1000;
     if roll < fail.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(u64::from(rand_u32() % 50)));
@@ -260,9 +276,51 @@ fn handle(head: &[u8], body: &[u8], upstream: &str, fail: &AtomicU32, stats: &St
     }
     stats.forwarded.fetch_add(1, Ordering::Relaxed);
     match forward(head, body, upstream) {
-        Some(resp) => Reply::Send(resp),
+        Some(resp) => {
+            let line = String::from_utf8_lossy(head);
+            Reply::Send(hook(line.lines().next().unwrap_or_default(), resp))
+        }
         None => Reply::Reset,
     }
+}
+
+/// Rewrite the body of an HTTP answer (Content-Length follows).
+pub fn rewrite_body(resp: Vec<u8>, f: impl Fn(&str) -> String) -> Vec<u8> {
+    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let body = f(&String::from_utf8_lossy(&resp[split..]));
+    let head = String::from_utf8_lossy(&resp[..split]);
+    let mut out = String::new();
+    for line in head.split("\r\n").filter(|l| !l.is_empty()) {
+        if line.to_ascii_lowercase().starts_with("content-length:") {
+            out.push_str(&format!("Content-Length: {}", body.len()));
+        } else {
+            out.push_str(line);
+        }
+        out.push_str("\r\n");
+    }
+    out.push_str("\r\n");
+    out.push_str(&body);
+    out.into_bytes()
+}
+
+/// A plain, unsigned PUT straight to the server (moto does not check
+/// signatures), for hooks that change the store behind decom's back.
+pub fn raw_put(upstream: &str, bucket: &str, key: &str, body: &[u8]) {
+    let host = upstream
+        .strip_prefix("http://")
+        .unwrap()
+        .trim_end_matches('/');
+    let mut s = TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "PUT /{bucket}/{key} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
 }
 
 fn rand_u32() -> u32 {

@@ -13,5 +13,6 @@ mod honesty;
 mod lifecycle;
 mod overwrite;
 mod s3;
+mod s3_proof;
 mod signatures;
 mod tracing;

@@ -1,0 +1,382 @@
+//! What an S3 location covers and how its purge is proven: folder
+//! semantics (`s3://b/fd` never reaches `fd-old` or `fd-v2/`), the absence
+//! proof by a complete listing plus HEAD by version id (sampled, or each),
+//! and a proof that fails when the store contradicts its own listing.
+
+use crate::common::*;
+use crate::faults::{FaultProxy, raw_put, rewrite_body};
+use crate::s3::{S3Env, endpoint};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+fn keys_of(v: &[(String, String, bool)]) -> Vec<String> {
+    let mut k: Vec<String> = v.iter().map(|x| x.0.clone()).collect();
+    k.sort();
+    k.dedup();
+    k
+}
+
+/// Regression: a location was a raw string prefix, so retiring
+/// `s3://models/fraud-detector` also purged `fraud-detector-v2/` and
+/// `fraud-detector-old`. Siblings sharing letters, with versions, a delete
+/// marker and an unfinished upload of their own, must stay untouched.
+#[test]
+fn a_location_is_a_folder_and_siblings_sharing_letters_stay() {
+    let s = S3Env::new();
+    s.create_bucket(true, false);
+    for key in [
+        "fraud-detector",
+        "fraud-detector/model.bin",
+        "fraud-detector/sub/x.json",
+    ] {
+        s.put(key, &random_bytes(300));
+        s.put(key, &random_bytes(300));
+    }
+    let siblings = [
+        "fraud-detector-v2/model.bin",
+        "fraud-detector-v2",
+        "fraud-detector-old",
+        "fraud-detectorx/a.bin",
+        "fraud-detecto",
+    ];
+    for key in siblings {
+        s.put(key, &random_bytes(100));
+        s.put(key, &random_bytes(100));
+    }
+    s.delete("fraud-detector-v2/model.bin");
+    s.unfinished_upload("fraud-detector-v2/big.bin");
+    s.unfinished_upload("fraud-detector/big.bin");
+    let before = s.versions("fraud-detector-");
+    s.manifest("fraud-detector", "");
+    s.trace().ok();
+    let plan = s.env.plan_json();
+    let planned: std::collections::BTreeSet<&str> = plan["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        planned.into_iter().collect::<Vec<_>>(),
+        [
+            "fraud-detector",
+            "fraud-detector/big.bin",
+            "fraud-detector/model.bin",
+            "fraud-detector/sub/x.json"
+        ]
+    );
+    assert_eq!(plan["totals"]["s3_versions"], 6);
+    assert_eq!(plan["totals"]["s3_uploads"], 1);
+    assert_eq!(
+        plan["locations"][0]["covers"],
+        "the key fraud-detector and every key under fraud-detector/ (never fraud-detector-… or fraud-detectorx… siblings)"
+    );
+    let show = s.env.run(&["show", "plan.json"]);
+    show.ok();
+    assert!(
+        show.stdout
+            .contains("covers the key fraud-detector and every key under fraud-detector/"),
+        "{}",
+        show.stdout
+    );
+    s.approve().ok();
+    s.execute().ok();
+    assert!(keys_of(&s.versions("fraud-detector/")).is_empty());
+    assert!(!keys_of(&s.versions("fraud-detector")).contains(&"fraud-detector".to_string()));
+    assert_eq!(s.versions("fraud-detector-"), before, "siblings untouched");
+    assert_eq!(s.versions("fraud-detectorx/").len(), 2);
+    let exact = |k: &str| s.versions(k).iter().filter(|v| v.0 == k).count();
+    assert_eq!(exact("fraud-detecto"), 2, "a shorter key is no part of it");
+    assert_eq!(exact("fraud-detector"), 0, "the key itself is part of it");
+    assert_eq!(s.uploads("fraud-detector-v2/"), 1);
+    assert_eq!(s.uploads("fraud-detector/"), 0);
+    let c = s.env.cert_json();
+    assert_eq!(c["status"], "complete");
+    let proof = &c["locations"][0]["absence_proof"];
+    assert_eq!(proof["mode"], "sample");
+    assert_eq!(proof["versions"], 6);
+    assert_eq!(
+        proof["heads"], 6,
+        "fewer versions than the sample: all HEADed"
+    );
+    assert_eq!(proof["contradicted"], 0);
+    assert_eq!(proof["uploads"], 1);
+    // Two version listings (the key itself, the folder) and two upload listings.
+    assert_eq!(proof["listing_pages"], 4);
+    s.env.cosign().ok();
+    s.env.verify().ok();
+    // A new object in a sibling is not a reappearance; one in the folder is.
+    s.put("fraud-detector-v2/new.bin", b"sibling");
+    let recheck = |s: &S3Env| {
+        s.run(&[
+            "verify",
+            "certificate.json",
+            "--allowed-signers",
+            "keys/allowed_signers",
+            "--recheck",
+            "--endpoint-url",
+            &endpoint(),
+        ])
+    };
+    recheck(&s).ok();
+    s.put("fraud-detector/model.bin", b"back");
+    recheck(&s).code(1);
+}
+
+/// A plan signed by the custodian but listing a sibling's key under the
+/// location is refused before anything is touched.
+#[test]
+fn a_plan_that_reaches_into_a_sibling_prefix_is_refused() {
+    let s = S3Env::new();
+    s.create_bucket(true, false);
+    s.put("fd/a.bin", b"mine");
+    let victim = s.put("fd-old/a.bin", b"not mine");
+    s.manifest("fd", "");
+    s.trace().ok();
+    let mut plan = s.env.plan_json();
+    let a = &mut plan["artifacts"][0];
+    a["key"] = "fd-old/a.bin".into();
+    a["version_id"] = victim.clone().into();
+    crate::attacks::custodian_signs(&s.env, &serde_json::to_vec_pretty(&plan).unwrap());
+    let r = s.execute();
+    r.code(2).one_line_error("not under its location");
+    assert_eq!(s.versions("fd-old/").len(), 1);
+    assert!(!s.env.path("journal.jsonl").exists());
+}
+
+/// `[s3] verify = "each"` HEADs every purged version by its id.
+#[test]
+fn each_mode_heads_every_purged_version() {
+    let s = S3Env::new();
+    s.create_bucket(true, false);
+    for i in 0..70 {
+        s.put(&format!("m/{i:02}.bin"), b"x");
+    }
+    s.manifest("m/", "[s3]\nverify = \"each\"\n");
+    s.trace().ok();
+    s.approve().ok();
+    let show = s.env.run(&["show", "plan.json"]);
+    assert!(
+        show.stdout
+            .contains("HEAD by version id of every purged version"),
+        "{}",
+        show.stdout
+    );
+    s.execute().ok();
+    let proof = &s.env.cert_json()["locations"][0]["absence_proof"];
+    assert_eq!(proof["mode"], "each");
+    assert_eq!(proof["heads"], 70);
+    // The default sample is smaller than 70: sample mode HEADs 64.
+    let t = S3Env::new();
+    t.create_bucket(true, false);
+    for i in 0..70 {
+        t.put(&format!("m/{i:02}.bin"), b"x");
+    }
+    t.manifest("m/", "");
+    t.trace().ok();
+    t.approve().ok();
+    t.execute().ok();
+    let proof = &t.env.cert_json()["locations"][0]["absence_proof"];
+    assert_eq!(proof["mode"], "sample");
+    assert_eq!(proof["heads"], 64);
+    let a = &t.env.cert_json()["artifacts"][0];
+    assert!(
+        a["verification"]["method"]
+            .as_str()
+            .unwrap()
+            .contains("random sample"),
+        "{a}"
+    );
+}
+
+/// The proof must be able to fail: right after decom's proof listing (which
+/// no longer shows `m/1.bin`), the test writes `m/1.bin` again behind it. The
+/// HEAD by version id finds the object, the artifact is not disposed, the
+/// certificate says so, and execute exits 1.
+#[test]
+fn sampled_head_catches_a_version_recreated_behind_the_listing() {
+    let s = S3Env::new();
+    s.create_bucket(false, false); // null versions: a new PUT brings "null" back
+    for i in 0..4 {
+        s.put(&format!("m/{i}.bin"), &random_bytes(50));
+    }
+    s.manifest("m/", "");
+    s.trace().ok();
+    s.approve().ok();
+    let deleted = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
+    let (bucket, up) = (s.bucket.clone(), endpoint());
+    let (d, f) = (deleted.clone(), done.clone());
+    let proxy = FaultProxy::start_with_hook(
+        &endpoint(),
+        0,
+        Arc::new(move |line: &str, resp: Vec<u8>| {
+            if line.starts_with("POST ") && line.contains("?delete") {
+                d.store(true, Ordering::SeqCst);
+            } else if line.starts_with("GET ")
+                && line.contains("versions")
+                && d.load(Ordering::SeqCst)
+                && !f.swap(true, Ordering::SeqCst)
+            {
+                raw_put(&up, &bucket, "m/1.bin", b"written behind the listing");
+            }
+            resp
+        }),
+    );
+    through(&s, &proxy);
+    let r = s.execute();
+    r.code(1);
+    assert!(done.load(Ordering::SeqCst), "the hook never ran");
+    let c = s.env.cert_json();
+    assert_eq!(c["status"], "incomplete");
+    let a = c["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["key"] == "m/1.bin" || a["path"].as_str().unwrap().contains("m/1.bin"))
+        .unwrap();
+    assert_eq!(a["outcome"], "failed", "{a}");
+    assert!(
+        a["reason"].as_str().unwrap().contains("HEAD still finds"),
+        "{a}"
+    );
+    assert_eq!(c["locations"][0]["absence_proof"]["contradicted"], 1);
+    // The other three were HEADed too (sample larger than the location).
+    assert_eq!(c["totals"]["by_outcome"]["disposed"]["artifacts"], 3);
+}
+
+#[test]
+fn bad_verify_settings_are_input_errors_and_touch_nothing() {
+    let s = S3Env::new();
+    s.create_bucket(true, false);
+    s.put("m/a.bin", b"x");
+    for (extra, says) in [
+        ("[s3]\nverify = \"sometimes\"\n", "sometimes"),
+        ("[s3]\nverify_sample = 0\n", "verify_sample 0"),
+        ("[s3]\nverify = 3\n", "verify"),
+    ] {
+        s.manifest("m/", extra);
+        s.trace().code(2).one_line_error(says);
+        assert!(!s.env.plan().exists(), "no plan from a bad manifest");
+    }
+    assert_eq!(s.versions("m/").len(), 1);
+}
+
+/// Each entry of a DeleteObjects answer counts: a legal hold placed after
+/// approval makes S3 refuse that one version inside a successful request.
+/// That version fails with S3's own code; the rest of the batch is disposed.
+#[test]
+fn a_per_entry_delete_objects_error_fails_that_version_only() {
+    use aws_sdk_s3::types::{ObjectLockLegalHold, ObjectLockLegalHoldStatus};
+    let s = S3Env::new();
+    s.create_bucket(true, true);
+    let held = s.put("m/held.bin", b"evidence");
+    for i in 0..3 {
+        s.put(&format!("m/free-{i}.bin"), b"free");
+    }
+    s.manifest("m/", "");
+    s.trace().ok();
+    s.approve().ok();
+    s.rt.block_on(
+        s.client
+            .put_object_legal_hold()
+            .bucket(&s.bucket)
+            .key("m/held.bin")
+            .version_id(&held)
+            .legal_hold(
+                ObjectLockLegalHold::builder()
+                    .status(ObjectLockLegalHoldStatus::On)
+                    .build(),
+            )
+            .send(),
+    )
+    .unwrap();
+    s.execute().code(1);
+    let c = s.env.cert_json();
+    let a = c["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["path"].as_str().unwrap().contains("held.bin"))
+        .unwrap()
+        .clone();
+    assert_eq!(a["outcome"], "failed", "{a}");
+    // AWS answers AccessDenied for the entry; moto leaves it out of the
+    // answer altogether, which decom also refuses to take as deleted.
+    let why = a["reason"].as_str().unwrap();
+    assert!(
+        why.contains("DeleteObjects refused it: AccessDenied")
+            || why.contains("DeleteObjects answered neither Deleted nor Error for it"),
+        "{why}"
+    );
+    assert_eq!(c["totals"]["by_outcome"]["disposed"]["artifacts"], 3);
+    assert_eq!(s.versions("m/held.bin").len(), 1, "the held version stays");
+}
+
+/// Route the approved plan's S3 location through `proxy` (the custodian
+/// approves the endpoint, so the redirected plan is approved again).
+fn through(s: &S3Env, proxy: &FaultProxy) {
+    let mut plan = s.env.plan_json();
+    plan["locations"][0]["endpoint"]["endpoint_url"] = proxy.url.clone().into();
+    crate::attacks::custodian_signs(&s.env, &serde_json::to_vec_pretty(&plan).unwrap());
+}
+
+/// An `<Error>` entry inside a successful DeleteObjects answer is that
+/// version's failure, even though the request as a whole succeeded; the
+/// other entries are disposed. A resume proves the failed one gone (S3 had
+/// in fact deleted it here) and completes.
+#[test]
+fn an_error_entry_in_a_delete_objects_answer_fails_that_version() {
+    let s = S3Env::new();
+    s.create_bucket(true, false);
+    for i in 0..4 {
+        s.put(&format!("m/{i}.bin"), b"x");
+    }
+    s.manifest("m/", "");
+    s.trace().ok();
+    s.approve().ok();
+    let proxy = FaultProxy::start_with_hook(
+        &endpoint(),
+        0,
+        Arc::new(|line: &str, resp: Vec<u8>| {
+            if !(line.starts_with("POST ") && line.contains("?delete")) {
+                return resp;
+            }
+            rewrite_body(resp, |body| {
+                // The entry of m/2.bin becomes an error.
+                let start = body
+                    .find("<Deleted><Key>m/2.bin</Key>")
+                    .expect("m/2.bin deleted");
+                let end = start + body[start..].find("</Deleted>").unwrap() + "</Deleted>".len();
+                let entry = &body[start..end];
+                let inner = entry
+                    .trim_start_matches("<Deleted>")
+                    .trim_end_matches("</Deleted>");
+                let inner = inner.split("<DeleteMarker>").next().unwrap().to_string();
+                format!(
+                    "{}<Error>{inner}<Code>InternalError</Code><Message>injected entry error</Message></Error>{}",
+                    &body[..start],
+                    &body[end..]
+                )
+            })
+        }),
+    );
+    through(&s, &proxy);
+    s.execute().code(1);
+    let c = s.env.cert_json();
+    let failed: Vec<&serde_json::Value> = c["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["outcome"] != "disposed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0]["path"].as_str().unwrap().contains("m/2.bin"));
+    assert_eq!(
+        failed[0]["reason"],
+        "DeleteObjects refused it: InternalError: injected entry error"
+    );
+    // The version is in fact gone: the resume proves it and completes.
+    s.resume().ok();
+    assert_eq!(s.env.cert_json()["status"], "complete");
+}
