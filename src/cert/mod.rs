@@ -337,6 +337,23 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
                 object_store(),
                 "AbortMultipartUpload".to_string(),
             ),
+            Item::S3Lifecycle(l) => (
+                l.bytes,
+                None,
+                None,
+                object_store(),
+                format!(
+                    "S3 Lifecycle ({} version(s), {} delete marker(s), {} upload(s) at trace): {}",
+                    l.versions,
+                    l.delete_markers,
+                    l.uploads,
+                    l.rules
+                        .iter()
+                        .map(|r| r.describe())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            ),
         };
         let mut passes = Vec::new();
         let mut verified = outcome == Outcome::Disposed && st.removed_or_gone();
@@ -387,6 +404,9 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
             Item::S3DeleteMarker(_) => "absence proof: not in a complete listing of the location",
             Item::S3Upload(_) => {
                 "absence proof: not in a complete listing of the location's uploads, and ListParts answers NoSuchUpload"
+            }
+            Item::S3Lifecycle(_) => {
+                "absence proof: a complete listing of the folder shows no version, delete marker or upload left; decom's rules removed"
             }
             _ => "absence proof",
         };
@@ -518,6 +538,7 @@ fn outcome_key(o: Outcome) -> &'static str {
         Outcome::Failed => "failed",
         Outcome::SkippedChanged => "skipped-changed",
         Outcome::Retained => "retained",
+        Outcome::Pending => "pending",
     }
 }
 

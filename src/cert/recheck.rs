@@ -45,6 +45,8 @@ pub fn recheck(
     let mut by_path: HashMap<&str, &str> = HashMap::new();
     let mut by_key: HashMap<(&str, &str), &str> = HashMap::new();
     let mut by_sha: HashMap<&str, String> = HashMap::new();
+    // Folders S3 Lifecycle emptied: anything in them again is a reappearance.
+    let mut emptied: HashSet<(&str, &str)> = HashSet::new();
     for item in &gone {
         match item {
             Item::File(f) => {
@@ -74,6 +76,9 @@ pub fn recheck(
             }
             Item::S3Upload(u) => {
                 by_key.insert((&u.bucket, &u.key), &u.upload_id);
+            }
+            Item::S3Lifecycle(l) => {
+                emptied.insert((&l.bucket, &l.prefix));
             }
             _ => {}
         }
@@ -123,7 +128,7 @@ pub fn recheck(
                     (bucket, prefix),
                     &criteria,
                     c,
-                    settings.hash_remote,
+                    &settings,
                     progress,
                 )?
                 .1
@@ -152,6 +157,19 @@ pub fn recheck(
                         continue;
                     }
                     (item.path().into_owned(), v.sha256.as_deref())
+                }
+                Item::S3Lifecycle(l) => {
+                    let n = l.versions + l.delete_markers + l.uploads;
+                    if n > 0 && emptied.contains(&(l.bucket.as_str(), l.prefix.as_str())) {
+                        found_again.push(format!(
+                            "{}: the emptied folder holds {} version(s), {} delete marker(s) and {} upload(s) again",
+                            item.path(),
+                            l.versions,
+                            l.delete_markers,
+                            l.uploads
+                        ));
+                    }
+                    continue;
                 }
                 Item::S3Upload(u) => {
                     if by_key.contains_key(&(u.bucket.as_str(), u.key.as_str())) {

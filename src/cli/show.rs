@@ -104,14 +104,38 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
                 .as_ref()
                 .and_then(|c| c.proof().ok())
                 .unwrap_or((Default::default(), crate::s3::DEFAULT_VERIFY_SAMPLE));
-            out.push(format!(
-                "      covers {}; absence proof: complete listing + HEAD by version id of {}",
-                crate::s3::Scope::new(&s.prefix).rule(),
-                match mode {
-                    crate::s3::VerifyMode::Each => "every purged version".to_string(),
-                    crate::s3::VerifyMode::Sample => format!("a random sample of {sample}"),
+            let delegated = arts.iter().find_map(|a| match &a.item {
+                Item::S3Lifecycle(l) => Some(l),
+                _ => None,
+            });
+            match delegated {
+                None => out.push(format!(
+                    "      covers {}; absence proof: complete listing + HEAD by version id of {}",
+                    crate::s3::Scope::new(&s.prefix).rule(),
+                    match mode {
+                        crate::s3::VerifyMode::Each => "every purged version".to_string(),
+                        crate::s3::VerifyMode::Sample => format!("a random sample of {sample}"),
+                    }
+                )),
+                Some(l) => {
+                    out.push(format!(
+                        "      covers {}; delegated to S3 Lifecycle: {} version(s), {} delete marker(s), {} upload(s) now; pending until a later execute --resume lists it empty",
+                        crate::s3::Scope::new(&s.prefix).rule(),
+                        l.versions,
+                        l.delete_markers,
+                        l.uploads
+                    ));
+                    for r in &l.rules {
+                        out.push(format!("        installs {}", r.describe()));
+                    }
+                    if !l.existing_rules.is_empty() {
+                        out.push(format!(
+                            "        keeps the bucket's rules unchanged: {}",
+                            l.existing_rules.join(", ")
+                        ));
+                    }
                 }
-            ));
+            }
         }
     }
     let mut by_comp: BTreeMap<String, (u64, u64)> = BTreeMap::new();

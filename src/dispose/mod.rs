@@ -12,6 +12,7 @@
 //! per device (one disk at a time each, several disks at once), then links
 //! and directories on the calling thread.
 
+pub mod lifecycle;
 pub mod local;
 pub mod overwrite;
 pub mod s3;
@@ -106,6 +107,7 @@ pub fn s3_run(plan: &Plan, flag: Option<usize>) -> Result<S3Run> {
 /// caller writes and signs it. `Err(Interrupted)` leaves a consistent journal;
 /// any other error once the journal is open is [`Error::AfterDestruction`].
 pub fn execute(req: Request<'_>) -> Result<Certificate> {
+    lifecycle::preflight(req.approved.plan(), req.s3.concurrency)?;
     let (journal, records) = Journal::open(
         req.files.journal(),
         req.approved.sha256(),
@@ -136,10 +138,14 @@ fn run(req: &Request<'_>, journal: Journal, records: Vec<journal::Record>) -> Re
         resume: !records.is_empty(),
     })?;
     // A failed artifact is tried again on resume (a flaky endpoint, a
-    // read-back error); skipped and retained ones stay decided.
+    // read-back error), and a pending one (S3 Lifecycle) checked again;
+    // skipped and retained ones stay decided.
     let mut state = journal::replay(&records);
     for s in state.values_mut() {
-        if s.outcome.as_ref().is_some_and(|o| o.0 == Outcome::Failed) {
+        if s.outcome
+            .as_ref()
+            .is_some_and(|o| matches!(o.0, Outcome::Failed | Outcome::Pending))
+        {
             s.outcome = None;
         }
     }
@@ -216,18 +222,40 @@ fn run(req: &Request<'_>, journal: Journal, records: Vec<journal::Record>) -> Re
         {
             continue;
         }
+        let (delegated, arts): (Vec<&Artifact>, Vec<&Artifact>) = arts
+            .into_iter()
+            .partition(|a| matches!(a.item, Item::S3Lifecycle(_)));
         match crate::s3::S3::connect_exact(&s3loc.endpoint, Some(s3_run.concurrency)) {
-            Ok(client) => s3::location(
-                &ctx,
-                &client,
-                (loc.index, s3loc),
-                &arts,
-                &state,
-                s3_run.proof,
-            )?,
+            Ok(client) => {
+                s3::location(
+                    &ctx,
+                    &client,
+                    (loc.index, s3loc),
+                    &arts,
+                    &state,
+                    s3_run.proof,
+                )?;
+                for a in delegated {
+                    let Item::S3Lifecycle(l) = &a.item else {
+                        unreachable!("partitioned above")
+                    };
+                    let st = state.get(&a.id).cloned().unwrap_or_default();
+                    if st.outcome.is_none() {
+                        lifecycle::folder(
+                            &ctx,
+                            &client,
+                            (loc.index, s3loc.facts.object_lock),
+                            a,
+                            l,
+                            &st,
+                        )?;
+                    }
+                }
+            }
             Err(e) => {
                 let items = arts
                     .iter()
+                    .chain(&delegated)
                     .filter(|a| state.get(&a.id).is_none_or(|s| s.outcome.is_none()))
                     .map(|a| journal::OutcomeItem {
                         id: a.id,

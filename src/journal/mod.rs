@@ -27,6 +27,9 @@ pub enum Outcome {
     SkippedChanged,
     /// Not touched: legal hold or retention forbids deletion.
     Retained,
+    /// Handed to S3 Lifecycle, which has not finished yet: a later
+    /// `execute --resume` checks again.
+    Pending,
 }
 
 impl std::fmt::Display for Outcome {
@@ -36,6 +39,7 @@ impl std::fmt::Display for Outcome {
             Outcome::Failed => "failed",
             Outcome::SkippedChanged => "skipped: changed since approval",
             Outcome::Retained => "retained",
+            Outcome::Pending => "pending",
         })
     }
 }
@@ -108,6 +112,16 @@ pub enum Event {
     },
     RunFinished {
         complete: bool,
+    },
+    /// decom's lifecycle rules were merged into the bucket's configuration.
+    LifecycleInstalled {
+        id: u32,
+        rules: Vec<String>,
+    },
+    /// decom's lifecycle rules were removed again (the folder was empty).
+    LifecycleRemoved {
+        id: u32,
+        rules: Vec<String>,
     },
     /// How the absence of an S3 location's purged artifacts was proven,
     /// journaled with (before) their outcomes: the certificate states it.
@@ -468,7 +482,11 @@ pub fn replay(records: &[Record]) -> BTreeMap<u32, ArtifactState> {
                         Some((i.outcome, i.reason.clone(), r.time.clone()));
                 }
             }
-            Event::RunStarted { .. } | Event::RunFinished { .. } | Event::AbsenceProof(_) => {}
+            Event::RunStarted { .. }
+            | Event::RunFinished { .. }
+            | Event::AbsenceProof(_)
+            | Event::LifecycleInstalled { .. }
+            | Event::LifecycleRemoved { .. } => {}
         }
     }
     m

@@ -119,6 +119,27 @@ pub struct Location {
     /// Follow the walk into other filesystems (mount points) below the root.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cross_filesystems: bool,
+    /// How an S3 folder is disposed of: by decom (default) or by S3 Lifecycle.
+    #[serde(default, skip_serializing_if = "Method::is_purge")]
+    pub method: Method,
+}
+
+/// Who destroys an S3 location's data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// decom deletes every version itself (DeleteObjects) and proves it.
+    #[default]
+    Purge,
+    /// decom installs S3 Lifecycle rules scoped to the folder; the location
+    /// stays pending until a later `execute --resume` lists it empty.
+    Lifecycle,
+}
+
+impl Method {
+    fn is_purge(&self) -> bool {
+        *self == Method::Purge
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,6 +191,39 @@ impl Manifest {
             return bad("no [[locations]]: nothing to trace".into());
         }
         for (i, l) in self.locations.iter().enumerate() {
+            if l.method == Method::Lifecycle {
+                // S3 Lifecycle empties a whole folder: no selection by
+                // content or name, and never a sibling that shares letters.
+                let folder = l
+                    .uri
+                    .strip_prefix("s3://")
+                    .map(|r| !r.contains('/') || r.ends_with('/'));
+                match folder {
+                    None => {
+                        return bad(format!(
+                            "location {} ({}): method = \"lifecycle\" is for s3:// locations",
+                            i + 1,
+                            l.uri
+                        ));
+                    }
+                    Some(false) => {
+                        return bad(format!(
+                            "location {} ({}): method = \"lifecycle\" needs a folder; write it with a trailing / (a lifecycle prefix would also reach siblings that share its letters)",
+                            i + 1,
+                            l.uri
+                        ));
+                    }
+                    Some(true) => {}
+                }
+                if l.match_mode != MatchMode::All || !l.include.is_empty() || !l.exclude.is_empty()
+                {
+                    return bad(format!(
+                        "location {} ({}): method = \"lifecycle\" empties the whole folder; it takes no match = \"hash\", include or exclude",
+                        i + 1,
+                        l.uri
+                    ));
+                }
+            }
             if l.match_mode == MatchMode::Hash
                 && self.components.is_empty()
                 && self.sha256sums.is_none()

@@ -251,6 +251,7 @@ pub enum ArtifactKind {
     S3Version,
     S3DeleteMarker,
     S3Upload,
+    S3Lifecycle,
 }
 
 impl ArtifactKind {
@@ -262,12 +263,16 @@ impl ArtifactKind {
             ArtifactKind::S3Version => "s3-version",
             ArtifactKind::S3DeleteMarker => "s3-delete-marker",
             ArtifactKind::S3Upload => "s3-upload",
+            ArtifactKind::S3Lifecycle => "s3-lifecycle",
         }
     }
 
     /// Whether artifacts of this kind hold model data (not just a name).
     pub fn holds_data(self) -> bool {
-        matches!(self, ArtifactKind::File | ArtifactKind::S3Version)
+        matches!(
+            self,
+            ArtifactKind::File | ArtifactKind::S3Version | ArtifactKind::S3Lifecycle
+        )
     }
 }
 
@@ -293,6 +298,8 @@ pub enum Item {
     S3DeleteMarker(S3Marker),
     /// An unfinished multipart upload: aborted.
     S3Upload(S3Upload),
+    /// A folder emptied by S3 Lifecycle rules that execute installs.
+    S3Lifecycle(S3Lifecycle),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -351,10 +358,25 @@ pub struct S3Version {
     /// Where the SHA-256 came from: "s3-checksum" or "streamed".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256_source: Option<String>,
+    /// Where the version's facts came from: its HEAD, or the listing alone
+    /// (then encryption is not recorded). Absent in plans from before trace
+    /// HEADed only where needed (they HEADed every version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facts_from: Option<FactsFrom>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,
     pub legal_hold: bool,
     pub matched: Matched,
+}
+
+/// Where an S3 version's facts came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FactsFrom {
+    /// ListObjectVersions: size, ETag, storage class, times.
+    Listing,
+    /// HeadObject too: encryption, checksum, lock state.
+    Head,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -393,7 +415,100 @@ pub struct Totals {
     pub s3_versions: u64,
     pub s3_delete_markers: u64,
     pub s3_uploads: u64,
+    /// Folders delegated to S3 Lifecycle (absent when none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub s3_lifecycle: u64,
     pub bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A folder whose disposal is delegated to S3 Lifecycle: the exact rules
+/// decom installs (the custodian approves them with the plan), and what
+/// trace counted in the folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Lifecycle {
+    pub bucket: String,
+    /// The folder (ends in `/`, or empty for the whole bucket).
+    pub prefix: String,
+    pub rules: Vec<LifecycleRule>,
+    pub versions: u64,
+    pub delete_markers: u64,
+    pub uploads: u64,
+    pub bytes: u64,
+    /// IDs of the lifecycle rules the bucket had at trace time.
+    pub existing_rules: Vec<String>,
+}
+
+/// One S3 lifecycle rule as decom installs it, scoped to a folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleRule {
+    pub id: String,
+    pub prefix: String,
+    /// Expire current versions this many days after creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_days: Option<i32>,
+    /// Remove delete markers that no longer hide any version.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expired_object_delete_marker: bool,
+    /// Delete noncurrent versions this many days after they became noncurrent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noncurrent_days: Option<i32>,
+    /// Abort unfinished multipart uploads this many days after they began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_incomplete_days: Option<i32>,
+}
+
+impl LifecycleRule {
+    /// The rules that empty `prefix`: S3 does not allow expiring current
+    /// versions and expired delete markers in one rule, so there are two.
+    pub fn for_folder(id: &str, prefix: &str) -> Vec<LifecycleRule> {
+        vec![
+            LifecycleRule {
+                id: id.to_string(),
+                prefix: prefix.to_string(),
+                expiration_days: Some(1),
+                expired_object_delete_marker: false,
+                noncurrent_days: Some(1),
+                abort_incomplete_days: Some(1),
+            },
+            LifecycleRule {
+                id: format!("{id}-markers"),
+                prefix: prefix.to_string(),
+                expiration_days: None,
+                expired_object_delete_marker: true,
+                noncurrent_days: None,
+                abort_incomplete_days: None,
+            },
+        ]
+    }
+
+    /// In words, for `show` and the certificate.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(d) = self.expiration_days {
+            parts.push(format!("expire current versions after {d} day(s)"));
+        }
+        if let Some(d) = self.noncurrent_days {
+            parts.push(format!("delete noncurrent versions after {d} day(s)"));
+        }
+        if self.expired_object_delete_marker {
+            parts.push("remove expired delete markers".to_string());
+        }
+        if let Some(d) = self.abort_incomplete_days {
+            parts.push(format!("abort unfinished uploads after {d} day(s)"));
+        }
+        format!(
+            "rule {} on prefix {:?}: {}",
+            self.id,
+            self.prefix,
+            parts.join(", ")
+        )
+    }
 }
 
 impl Item {
@@ -412,6 +527,7 @@ impl Item {
             Item::S3Upload(u) => {
                 format!("s3://{}/{}?uploadId={}", u.bucket, u.key, u.upload_id).into()
             }
+            Item::S3Lifecycle(l) => format!("s3://{}/{} (S3 Lifecycle)", l.bucket, l.prefix).into(),
         }
     }
     /// The local path, for local artifacts.
@@ -437,6 +553,7 @@ impl Item {
             Item::S3Version(v) => Some((&v.bucket, &v.key)),
             Item::S3DeleteMarker(m) => Some((&m.bucket, &m.key)),
             Item::S3Upload(u) => Some((&u.bucket, &u.key)),
+            Item::S3Lifecycle(l) => Some((&l.bucket, &l.prefix)),
             _ => None,
         }
     }
@@ -448,6 +565,7 @@ impl Item {
             Item::S3Version(_) => ArtifactKind::S3Version,
             Item::S3DeleteMarker(_) => ArtifactKind::S3DeleteMarker,
             Item::S3Upload(_) => ArtifactKind::S3Upload,
+            Item::S3Lifecycle(_) => ArtifactKind::S3Lifecycle,
         }
     }
     pub fn size(&self) -> u64 {
@@ -455,6 +573,7 @@ impl Item {
             Item::File(f) => f.size,
             Item::S3Version(v) => v.size,
             Item::S3Upload(u) => u.bytes,
+            Item::S3Lifecycle(l) => l.bytes,
             _ => 0,
         }
     }
@@ -476,6 +595,7 @@ impl Totals {
                 Item::S3Version(_) => t.s3_versions += 1,
                 Item::S3DeleteMarker(_) => t.s3_delete_markers += 1,
                 Item::S3Upload(_) => t.s3_uploads += 1,
+                Item::S3Lifecycle(_) => t.s3_lifecycle += 1,
             }
         }
         t

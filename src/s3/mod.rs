@@ -9,6 +9,8 @@
 //! throttling, 5xx, timeouts and connection resets are the SDK's standard
 //! retry strategy, configured once in [`S3::connect`].
 
+pub mod lifecycle;
+
 use crate::error::{Error, Result};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
@@ -32,6 +34,19 @@ pub const MAX_ATTEMPTS: u32 = 6;
 /// absence proof in `verify = "sample"` mode, unless `verify_sample` says
 /// otherwise; all of them when there are fewer.
 pub const DEFAULT_VERIFY_SAMPLE: usize = 64;
+
+/// Which versions trace HEADs for details the listing does not carry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InspectMode {
+    /// Only where a fact needs it: lock state when the bucket has Object
+    /// Lock, the checksum for `match = "hash"` and `hash_remote`. Size, ETag,
+    /// storage class and times come from the listing.
+    #[default]
+    Needed,
+    /// Every version, to record its encryption (SSE type, KMS key) too.
+    Each,
+}
 
 /// How execute proves that purged versions are gone.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +77,9 @@ pub struct Settings {
     /// Requests in flight at once (default [`DEFAULT_CONCURRENCY`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<usize>,
+    /// Which versions trace HEADs (default [`InspectMode::Needed`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inspect: Option<InspectMode>,
     /// How execute proves absence (default [`VerifyMode::Sample`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyMode>,
@@ -82,6 +100,7 @@ impl Settings {
             path_style: over.path_style.or(self.path_style),
             hash_remote: over.hash_remote || self.hash_remote,
             concurrency: over.concurrency.or(self.concurrency),
+            inspect: over.inspect.or(self.inspect),
             verify: over.verify.or(self.verify),
             verify_sample: over.verify_sample.or(self.verify_sample),
         }
@@ -276,8 +295,7 @@ impl S3 {
             path_style: Some(e.path_style),
             hash_remote: false,
             concurrency,
-            verify: None,
-            verify_sample: None,
+            ..Default::default()
         };
         Self::connect_with(&s, false)
     }

@@ -86,15 +86,7 @@ pub fn trace(
                     client = Some(crate::s3::S3::connect(&settings)?);
                 }
                 let c = client.as_ref().expect("connected above");
-                s3::trace_location(
-                    n,
-                    loc,
-                    (bucket, prefix),
-                    &criteria,
-                    c,
-                    settings.hash_remote,
-                    progress,
-                )?
+                s3::trace_location(n, loc, (bucket, prefix), &criteria, c, &settings, progress)?
             }
         };
         locations.push(pl);

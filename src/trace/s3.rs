@@ -1,18 +1,24 @@
 //! Tracing an S3 location: bucket facts (versioning, object lock,
-//! replication, lifecycle), every object version and delete marker under the
-//! prefix (streamed page by page), every unfinished multipart upload, and per
-//! version its encryption, lock state and SHA-256 (the object's checksum, or
-//! streamed and hashed with `hash_remote`). Trace changes nothing.
+//! replication, lifecycle), every object version and delete marker in the
+//! location (streamed page by page), every unfinished multipart upload, and,
+//! only where a fact needs it, a HEAD per version: its lock state (bucket
+//! with Object Lock), its SHA-256 (`match = "hash"`: the object's checksum,
+//! or streamed and hashed with `hash_remote`), its encryption (`[s3] inspect
+//! = "each"`). Each planned version says where its facts came from
+//! (`facts_from`). Trace changes nothing.
 
 use super::Criteria;
 use crate::error::{Error, Result};
-use crate::manifest::{Location, MatchMode};
+use crate::manifest::{Location, MatchMode, Method};
 use crate::plan::{
-    BucketFacts, Item, Matched, MatchedBy, PlanLocation, Retention, Risk, S3Location, S3Marker,
-    S3Upload, S3Version, Store, Versioning,
+    BucketFacts, FactsFrom, Item, LifecycleRule, Matched, MatchedBy, PlanLocation, Retention, Risk,
+    S3Lifecycle, S3Location, S3Marker, S3Upload, S3Version, Store, Versioning,
 };
+
+/// Keys in a purge location from which trace suggests S3 Lifecycle.
+pub const LIFECYCLE_SUGGESTED: u64 = 100_000;
 use crate::progress::{Phase, Progress};
-use crate::s3::{Listed, S3, Scope, describe, is_not_found};
+use crate::s3::{InspectMode, Listed, S3, Scope, describe, is_not_found};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::ChecksumMode;
 use base64::Engine;
@@ -136,12 +142,28 @@ struct PartsTotal {
 }
 
 struct Details {
+    from: FactsFrom,
     sse: Option<String>,
     kms_key_id: Option<String>,
     storage_class: Option<String>,
     sha256: Option<String>,
     retention: Option<Retention>,
     legal_hold: bool,
+}
+
+impl Details {
+    /// What the listing alone says of a version (no HEAD was needed).
+    fn from_listing(v: &Listed) -> Details {
+        Details {
+            from: FactsFrom::Listing,
+            sse: None,
+            kms_key_id: None,
+            storage_class: v.storage_class.clone(),
+            sha256: None,
+            retention: None,
+            legal_hold: false,
+        }
+    }
 }
 
 /// HEAD one version (and its lock state when the bucket has object lock).
@@ -208,6 +230,7 @@ async fn details(s3: &S3, bucket: &str, v: &Listed, object_lock: bool) -> Result
         }
     }
     Ok(Details {
+        from: FactsFrom::Head,
         sse: h.server_side_encryption().map(|s| s.as_str().to_string()),
         kms_key_id: h.ssekms_key_id().map(str::to_string),
         storage_class: h
@@ -256,25 +279,36 @@ pub fn trace_location(
     (bucket, prefix): (&str, &str),
     criteria: &Criteria<'_>,
     s3: &S3,
-    hash_remote: bool,
+    settings: &crate::s3::Settings,
     progress: &dyn Progress,
 ) -> Result<(PlanLocation, Vec<Item>, Vec<Risk>)> {
     let facts = bucket_facts(s3, bucket)?;
     let listed = list(s3, loc, (bucket, prefix), progress)?;
-    let inspected = inspect(
-        s3,
-        &loc.uri,
-        bucket,
-        listed.versions,
-        facts.object_lock,
-        hash_remote,
-        progress,
-    );
+    if loc.method == Method::Lifecycle {
+        return lifecycle_location(index, loc, (bucket, prefix), s3, facts, listed);
+    }
+    let needs = Needs {
+        object_lock: facts.object_lock,
+        checksum: loc.match_mode == MatchMode::Hash,
+        hash_remote: settings.hash_remote,
+        each: settings.inspect == Some(InspectMode::Each),
+    };
+    let inspected = inspect(s3, &loc.uri, bucket, listed.versions, needs, progress);
     let mut sel = select(loc, bucket, criteria, inspected, listed.markers)?;
     sel.items
         .extend(upload_items(s3, bucket, loc, listed.uploads, &sel.keys)?);
     let mut risks = sel.risks;
     risks.extend(bucket_risks(bucket, &facts, sel.null_versions));
+    if sel.keys.len() as u64 >= LIFECYCLE_SUGGESTED {
+        risks.push(Risk {
+            kind: "s3-large-location".into(),
+            subject: loc.uri.clone(),
+            detail: format!(
+                "{} keys: purging them from one machine takes long; consider method = \"lifecycle\" for this folder (S3's own engine empties it, the certificate stays pending until then)",
+                sel.keys.len()
+            ),
+        });
+    }
     if sel.unhashed > 0 {
         risks.push(Risk {
             kind: "s3-unhashed".into(),
@@ -295,6 +329,55 @@ pub fn trace_location(
         }),
     };
     Ok((pl, sel.items, risks))
+}
+
+/// A folder delegated to S3 Lifecycle: one artifact holding the exact
+/// rules execute will install and what the listing counted (no HEADs).
+fn lifecycle_location(
+    index: u32,
+    loc: &Location,
+    (bucket, prefix): (&str, &str),
+    s3: &S3,
+    facts: BucketFacts,
+    listed: Listing,
+) -> Result<(PlanLocation, Vec<Item>, Vec<Risk>)> {
+    let id = format!(
+        "decom-{}",
+        &crate::hash::sha256_hex(format!("s3://{bucket}/{prefix}").as_bytes())[..16]
+    );
+    let existing = crate::s3::lifecycle::rules(s3, bucket)?
+        .iter()
+        .filter_map(|r| r.id().map(str::to_string))
+        .collect();
+    let item = Item::S3Lifecycle(S3Lifecycle {
+        bucket: bucket.to_string(),
+        prefix: prefix.to_string(),
+        rules: LifecycleRule::for_folder(&id, prefix),
+        versions: listed.versions.len() as u64,
+        delete_markers: listed.markers.len() as u64,
+        uploads: listed.uploads.len() as u64,
+        bytes: listed.versions.iter().map(|v| v.size).sum(),
+        existing_rules: existing,
+    });
+    let mut risks = bucket_risks(bucket, &facts, false);
+    risks.push(Risk {
+        kind: "s3-lifecycle".into(),
+        subject: loc.uri.clone(),
+        detail: "disposal delegated to S3 Lifecycle: the certificate stays pending until a later execute --resume lists the folder empty; versions under retention or legal hold are not expired and will be reported retained".into(),
+    });
+    let pl = PlanLocation {
+        index,
+        uri: loc.uri.clone(),
+        match_mode: loc.match_mode,
+        store: Store::S3(S3Location {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+            covers: Some(Scope::new(prefix).rule()),
+            endpoint: s3.endpoint.clone(),
+            facts,
+        }),
+    };
+    Ok((pl, vec![item], risks))
 }
 
 /// What one listing of a location holds, after its include/exclude globs.
@@ -344,15 +427,35 @@ fn list(
     Ok(l)
 }
 
-/// HEAD every version (bounded concurrency) and take its SHA-256 from its
-/// checksum, or stream and hash it with `hash_remote`.
+/// What trace must learn beyond the listing, which decides whether a
+/// version is HEADed at all.
+#[derive(Debug, Clone, Copy)]
+struct Needs {
+    /// Lock state (the bucket has Object Lock).
+    object_lock: bool,
+    /// The checksum (`match = "hash"`).
+    checksum: bool,
+    /// Stream and hash what carries no checksum.
+    hash_remote: bool,
+    /// `[s3] inspect = "each"`: encryption too.
+    each: bool,
+}
+
+impl Needs {
+    fn head(&self) -> bool {
+        self.object_lock || self.checksum || self.hash_remote || self.each
+    }
+}
+
+/// HEAD the versions where a fact needs it (bounded concurrency) and take
+/// a SHA-256 from the checksum, or stream and hash it with `hash_remote`;
+/// the others are described by the listing alone.
 fn inspect(
     s3: &S3,
     uri: &str,
     bucket: &str,
     versions: Vec<Listed>,
-    object_lock: bool,
-    hash_remote: bool,
+    needs: Needs,
     progress: &dyn Progress,
 ) -> Vec<Inspected> {
     progress.start(
@@ -360,8 +463,17 @@ fn inspect(
         versions.len() as u64,
         versions.iter().map(|v| v.size).sum(),
     );
+    let (object_lock, hash_remote) = (needs.object_lock, needs.hash_remote);
     let mut inspected: Vec<Inspected> = s3.bounded(versions, |v| async move {
         let r = async {
+            if !needs.head() {
+                let d = Details::from_listing(&v);
+                progress.item(&format!(
+                    "s3://{bucket}/{}?versionId={}",
+                    v.key, v.version_id
+                ));
+                return Ok((d, None));
+            }
             let d = details(s3, bucket, &v, object_lock).await?;
             let sha = match &d.sha256 {
                 Some(s) => Some(Sha {
@@ -467,6 +579,7 @@ fn select(
             kms_key_id: d.kms_key_id,
             sha256: sha.as_ref().map(|s| s.hex.clone()),
             sha256_source: sha.map(|s| s.source.to_string()),
+            facts_from: Some(d.from),
             retention: d.retention,
             legal_hold: d.legal_hold,
             matched: Matched {

@@ -25,6 +25,9 @@ pub struct Stats {
     pub status_500: AtomicU64,
     pub reset_before: AtomicU64,
     pub reset_after: AtomicU64,
+    /// HEAD requests on objects seen (any answer; path-style, so the path
+    /// has a bucket and a key), not HeadBucket.
+    pub heads: AtomicU64,
     /// Requests being handled right now, and the most at once.
     pub in_flight: AtomicU64,
     pub max_in_flight: AtomicU64,
@@ -112,6 +115,7 @@ impl FaultProxy {
             &s.status_500,
             &s.reset_before,
             &s.reset_after,
+            &s.heads,
             &s.max_in_flight,
         ] {
             c.store(0, Ordering::Relaxed);
@@ -224,6 +228,17 @@ fn serve(conn: TcpStream, upstream: &str, fail: &AtomicU32, stats: &Stats, hook:
         return;
     };
     stats.requests.fetch_add(1, Ordering::Relaxed);
+    let request_line =
+        String::from_utf8_lossy(head.split(|b| *b == b'\r').next().unwrap_or(&[])).to_string();
+    if let Some(path) = request_line.strip_prefix("HEAD /")
+        && path
+            .split(['?', ' '])
+            .next()
+            .and_then(|p| p.split_once('/'))
+            .is_some_and(|(_, key)| !key.is_empty())
+    {
+        stats.heads.fetch_add(1, Ordering::Relaxed);
+    }
     let now = stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     stats.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let reply = handle(&head, &body, upstream, fail, stats, hook);

@@ -13,6 +13,7 @@ mod honesty;
 mod lifecycle;
 mod overwrite;
 mod s3;
+mod s3_lifecycle;
 mod s3_proof;
 mod signatures;
 mod tracing;

@@ -380,3 +380,68 @@ fn an_error_entry_in_a_delete_objects_answer_fails_that_version() {
     s.resume().ok();
     assert_eq!(s.env.cert_json()["status"], "complete");
 }
+
+/// Trace HEADs a version only where a fact needs it (it used to send one
+/// HEAD per version: 2,001 for 2,000). Counted at a proxy: a plain
+/// versioned bucket needs none; `inspect = "each"` HEADs every version and
+/// records encryption; a bucket with Object Lock HEADs for the lock state.
+/// Each planned version says where its facts came from.
+#[test]
+fn trace_heads_a_version_only_where_a_fact_needs_it() {
+    let proxy = FaultProxy::start(&endpoint(), 0);
+    let count = |s: &S3Env, extra: &str| {
+        s.manifest("m/", extra);
+        proxy.set_fail_permille(0);
+        s.trace_via(&proxy.url).ok();
+        let heads = proxy.stats.heads.load(Ordering::Relaxed);
+        let plan = s.env.plan_json();
+        let from: std::collections::BTreeSet<String> = plan["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["kind"] == "s3-version")
+            .map(|a| a["facts_from"].as_str().unwrap().to_string())
+            .collect();
+        (heads, from, plan)
+    };
+    let s = S3Env::new();
+    s.create_bucket(true, false);
+    // One object encrypted on request (SSE-S3), so that a HEAD has an
+    // encryption to report.
+    s.rt.block_on(
+        s.client
+            .put_object()
+            .bucket(&s.bucket)
+            .key("m/00-encrypted.bin")
+            .body(b"secret".to_vec().into())
+            .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+            .send(),
+    )
+    .unwrap();
+    for i in 0..30 {
+        s.put(&format!("m/{i:02}.bin"), b"x");
+        s.put(&format!("m/{i:02}.bin"), b"y");
+    }
+    let (heads, from, plan) = count(&s, "");
+    assert_eq!(heads, 0, "no fact needed a HEAD");
+    assert_eq!(from.into_iter().collect::<Vec<_>>(), ["listing"]);
+    assert_eq!(plan["totals"]["s3_versions"], 61);
+    assert!(
+        plan["artifacts"][0].get("sse").is_none(),
+        "not recorded from a listing"
+    );
+    let (heads, from, plan) = count(&s, "[s3]\ninspect = \"each\"\n");
+    assert_eq!(heads, 61);
+    assert_eq!(from.into_iter().collect::<Vec<_>>(), ["head"]);
+    assert_eq!(plan["artifacts"][0]["key"], "m/00-encrypted.bin");
+    assert_eq!(plan["artifacts"][0]["sse"], "AES256");
+    // Object Lock: the lock state needs a HEAD.
+    let t = S3Env::new();
+    t.create_bucket(true, true);
+    for i in 0..5 {
+        t.put(&format!("m/{i}.bin"), b"x");
+    }
+    let (heads, from, _) = count(&t, "");
+    assert_eq!(heads, 5);
+    assert_eq!(from.into_iter().collect::<Vec<_>>(), ["head"]);
+}
