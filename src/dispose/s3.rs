@@ -291,7 +291,8 @@ impl<'p, 'c> Purge<'p, 'c> {
         let batches: Vec<Vec<&Artifact>> =
             delete.chunks(DELETE_BATCH).map(|c| c.to_vec()).collect();
         for (batch, r) in s3.bounded(batches, |batch| async move {
-            let r = delete_versions(s3, &loc.bucket, &batch).await;
+            let unversioned = loc.facts.versioning == crate::plan::Versioning::NeverEnabled;
+            let r = delete_versions(s3, &loc.bucket, &batch, unversioned).await;
             (batch, r)
         }) {
             match r {
@@ -533,19 +534,25 @@ struct DeleteAnswer {
 }
 
 /// One DeleteObjects request by version id (not quiet, so that every entry
-/// is answered). Returns the answer, or why the whole request failed.
+/// is answered). Returns the answer, or why the whole request failed. In a
+/// bucket that never had versioning the null version is named by its key
+/// alone: the same object, and stores without versioning (Garage) know no
+/// version ids. (Were versioning switched on since, the delete would only
+/// add a marker, and the absence proof would still list the version.)
 async fn delete_versions(
     s3: &S3,
     bucket: &str,
     batch: &[&Artifact],
+    unversioned: bool,
 ) -> Result<DeleteAnswer, String> {
     let objects: Vec<ObjectIdentifier> = batch
         .iter()
         .filter_map(|a| version_of(&a.item))
         .map(|(k, v)| {
+            let id = (!(unversioned && v == "null")).then(|| v.to_string());
             ObjectIdentifier::builder()
                 .key(k)
-                .version_id(v)
+                .set_version_id(id)
                 .build()
                 .expect("key is set")
         })

@@ -168,6 +168,10 @@ pub struct BucketFacts {
     pub default_retention: Option<String>,
     pub replication_rules: Vec<String>,
     pub lifecycle_rules: Vec<String>,
+    /// Features the store answered "not implemented" for (Garage:
+    /// versioning, object lock, replication): recorded, not guessed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsupported: Vec<String>,
 }
 
 /// A bucket's versioning status, as S3 reports it. Written as S3's own

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -145,6 +145,8 @@ pub struct S3 {
     client: Client,
     pub endpoint: Endpoint,
     pub concurrency: usize,
+    /// Set once a listing found that the store implements no versions.
+    without_versions: std::sync::atomic::AtomicBool,
 }
 
 /// What an `s3://bucket/prefix` location covers: **folder semantics**.
@@ -255,9 +257,55 @@ pub fn is_not_found<E: ProvideErrorMetadata>(e: &aws_sdk_s3::error::SdkError<E>)
     )
 }
 
-/// An SDK error as one line with its code.
-pub fn describe<E: std::error::Error + 'static>(e: &aws_sdk_s3::error::SdkError<E>) -> String {
-    crate::util::one_line(&DisplayErrorContext(e).to_string())
+/// Whether the store answered that it does not implement the operation
+/// (HTTP 501, `NotImplemented`): a missing feature, not a failure. Any other
+/// error (access, 5xx) stays an error.
+pub fn not_implemented<E: ProvideErrorMetadata>(e: &aws_sdk_s3::error::SdkError<E>) -> bool {
+    if let aws_sdk_s3::error::SdkError::ServiceError(s) = e
+        && s.raw().status().as_u16() == 501
+    {
+        return true;
+    }
+    e.code() == Some("NotImplemented")
+}
+
+/// An SDK error as one line a person can act on: for an answer from the
+/// store, its error code and message (`NotImplemented: Unimplemented
+/// action`, with the HTTP status when there is no code); otherwise what
+/// failed on the way (connection, timeout) with its causes. Never the SDK's
+/// Debug representation. The caller names the location and the operation.
+pub fn describe<E>(e: &aws_sdk_s3::error::SdkError<E>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use aws_sdk_s3::error::SdkError;
+    let line = match e {
+        SdkError::ServiceError(s) => {
+            let status = s.raw().status().as_u16();
+            match (e.code(), e.message()) {
+                (Some(c), Some(m)) if !m.is_empty() => format!("{c}: {m}"),
+                (Some(c), _) => format!("{c} (HTTP {status})"),
+                _ => format!("HTTP {status} without an S3 error code"),
+            }
+        }
+        SdkError::TimeoutError(_) => "timed out (no answer in time)".to_string(),
+        other => causes(other),
+    };
+    crate::util::one_line(&line)
+}
+
+/// An error and its sources, by their Display only, joined with ": ".
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let t = s.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
 }
 
 pub fn time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> String {
@@ -366,7 +414,15 @@ impl S3 {
                 path_style,
             },
             concurrency,
+            without_versions: Default::default(),
         })
+    }
+
+    /// Whether a version listing had to fall back to ListObjectsV2 (the
+    /// store does not implement ListObjectVersions).
+    pub fn without_versions(&self) -> bool {
+        self.without_versions
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn client(&self) -> &Client {
@@ -393,7 +449,9 @@ impl S3 {
 
     /// Every version and delete marker in `scope`, page by page (the one
     /// ListObjectVersions pagination loop). Memory holds one page at a
-    /// time. Returns the number of pages listed.
+    /// time. Returns the number of pages listed. A store that does not
+    /// implement ListObjectVersions (Garage) is listed with ListObjectsV2,
+    /// each object as its only, null, version.
     pub fn list_versions(
         &self,
         bucket: &str,
@@ -405,23 +463,29 @@ impl S3 {
             let (mut key_marker, mut version_marker): (Option<String>, Option<String>) =
                 (None, None);
             loop {
-                let page = self
-                    .block_on(
-                        self.client
-                            .list_object_versions()
-                            .bucket(bucket)
-                            .prefix(&prefix)
-                            .set_delimiter(delimiter.map(str::to_string))
-                            .set_key_marker(key_marker.clone())
-                            .set_version_id_marker(version_marker.clone())
-                            .send(),
-                    )
-                    .map_err(|e| {
-                        Error::input(format!(
-                            "s3://{bucket}/{prefix}: cannot list object versions: {}",
+                let page = match self.block_on(
+                    self.client
+                        .list_object_versions()
+                        .bucket(bucket)
+                        .prefix(&prefix)
+                        .set_delimiter(delimiter.map(str::to_string))
+                        .set_key_marker(key_marker.clone())
+                        .set_version_id_marker(version_marker.clone())
+                        .send(),
+                ) {
+                    Ok(p) => p,
+                    Err(e) if pages == 0 && not_implemented(&e) => {
+                        self.without_versions
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                        return self.list_objects(bucket, scope, each);
+                    }
+                    Err(e) => {
+                        return Err(Error::input(format!(
+                            "s3://{bucket}/{prefix}: ListObjectVersions: {}",
                             describe(&e)
-                        ))
-                    })?;
+                        )));
+                    }
+                };
                 pages += 1;
                 for v in page.versions() {
                     let key = v.key().unwrap_or_default();
@@ -470,6 +534,65 @@ impl S3 {
         Ok(pages)
     }
 
+    /// The fallback of [`S3::list_versions`] for stores without versioning:
+    /// ListObjectsV2, every object its own null version.
+    fn list_objects(
+        &self,
+        bucket: &str,
+        scope: &Scope<'_>,
+        mut each: impl FnMut(Listed),
+    ) -> Result<u64> {
+        let mut pages = 0;
+        for (prefix, delimiter) in scope.listings() {
+            let mut token: Option<String> = None;
+            loop {
+                let page = self
+                    .block_on(
+                        self.client
+                            .list_objects_v2()
+                            .bucket(bucket)
+                            .prefix(&prefix)
+                            .set_delimiter(delimiter.map(str::to_string))
+                            .set_continuation_token(token.clone())
+                            .send(),
+                    )
+                    .map_err(|e| {
+                        Error::input(format!(
+                            "s3://{bucket}/{prefix}: ListObjectsV2: {}",
+                            describe(&e)
+                        ))
+                    })?;
+                pages += 1;
+                for o in page.contents() {
+                    let key = o.key().unwrap_or_default();
+                    if !scope.contains(key) {
+                        continue;
+                    }
+                    each(Listed {
+                        key: key.to_string(),
+                        version_id: "null".to_string(),
+                        is_latest: true,
+                        is_marker: false,
+                        size: o.size().unwrap_or(0).max(0) as u64,
+                        etag: o.e_tag().unwrap_or_default().to_string(),
+                        last_modified: time(o.last_modified()),
+                        storage_class: o.storage_class().map(|s| s.as_str().to_string()),
+                    });
+                }
+                if !page.is_truncated().unwrap_or(false) {
+                    break;
+                }
+                token = page.next_continuation_token().map(str::to_string);
+                if token.is_none() {
+                    return Err(Error::input(format!(
+                        "s3://{bucket}/{prefix}: truncated listing without a continuation token"
+                    )));
+                }
+            }
+        }
+        Ok(pages)
+    }
+
     /// Every unfinished multipart upload in `scope` (the one
     /// ListMultipartUploads pagination loop). Returns the number of pages.
     pub fn list_uploads(
@@ -496,7 +619,7 @@ impl S3 {
                     )
                     .map_err(|e| {
                         Error::input(format!(
-                            "s3://{bucket}/{prefix}: cannot list multipart uploads: {}",
+                            "s3://{bucket}/{prefix}: ListMultipartUploads: {}",
                             describe(&e)
                         ))
                     })?;

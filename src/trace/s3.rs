@@ -18,7 +18,7 @@ use crate::plan::{
 /// Keys in a purge location from which trace suggests S3 Lifecycle.
 pub const LIFECYCLE_SUGGESTED: u64 = 100_000;
 use crate::progress::{Phase, Progress};
-use crate::s3::{InspectMode, Listed, S3, Scope, describe, is_not_found};
+use crate::s3::{InspectMode, Listed, S3, Scope, describe, is_not_found, not_implemented};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::ChecksumMode;
 use base64::Engine;
@@ -50,17 +50,26 @@ pub fn bucket_facts(s3: &S3, bucket: &str) -> Result<BucketFacts> {
             };
             Error::input(format!("s3://{bucket}: {why}"))
         })?;
-    let versioning = s3
-        .block_on(c.get_bucket_versioning().bucket(bucket).send())
-        .map_err(|e| {
-            Error::input(format!(
-                "s3://{bucket}: cannot read versioning: {}",
-                describe(&e)
-            ))
-        })?
-        .status()
-        .map(|s| Versioning::from(s.as_str().to_string()))
-        .unwrap_or(Versioning::NeverEnabled);
+    // A fact about a feature the store does not implement is recorded as
+    // unsupported, never an error; a missing configuration is an answer;
+    // any other failure (access, 5xx) stays an error: nothing is guessed.
+    let mut unsupported = Vec::new();
+    let fail = |op: &str, why: String| {
+        Error::input(format!(
+            "s3://{bucket}: {op}: {why} (decom needs this fact to plan honestly; check the credentials' permissions)"
+        ))
+    };
+    let versioning = match s3.block_on(c.get_bucket_versioning().bucket(bucket).send()) {
+        Ok(v) => v
+            .status()
+            .map(|s| Versioning::from(s.as_str().to_string()))
+            .unwrap_or(Versioning::NeverEnabled),
+        Err(e) if not_implemented(&e) => {
+            unsupported.push("versioning".to_string());
+            Versioning::NeverEnabled
+        }
+        Err(e) => return Err(fail("GetBucketVersioning", describe(&e))),
+    };
     let (object_lock, default_retention) =
         match s3.block_on(c.get_object_lock_configuration().bucket(bucket).send()) {
             Ok(o) => {
@@ -84,7 +93,12 @@ pub fn bucket_facts(s3: &S3, bucket: &str) -> Result<BucketFacts> {
                     });
                 (on, ret)
             }
-            Err(_) => (false, None),
+            Err(e) if e.code() == Some("ObjectLockConfigurationNotFoundError") => (false, None),
+            Err(e) if not_implemented(&e) => {
+                unsupported.push("object lock".to_string());
+                (false, None)
+            }
+            Err(e) => return Err(fail("GetObjectLockConfiguration", describe(&e))),
         };
     let replication_rules = match s3.block_on(c.get_bucket_replication().bucket(bucket).send()) {
         Ok(o) => o
@@ -106,7 +120,11 @@ pub fn bucket_facts(s3: &S3, bucket: &str) -> Result<BucketFacts> {
         Err(e) if is_not_found(&e) || e.code() == Some("ReplicationConfigurationNotFoundError") => {
             Vec::new()
         }
-        Err(_) => Vec::new(),
+        Err(e) if not_implemented(&e) => {
+            unsupported.push("replication".to_string());
+            Vec::new()
+        }
+        Err(e) => return Err(fail("GetBucketReplication", describe(&e))),
     };
     let lifecycle_rules =
         match s3.block_on(c.get_bucket_lifecycle_configuration().bucket(bucket).send()) {
@@ -115,7 +133,14 @@ pub fn bucket_facts(s3: &S3, bucket: &str) -> Result<BucketFacts> {
                 .iter()
                 .map(|r| format!("{} ({})", r.id().unwrap_or("unnamed"), r.status().as_str()))
                 .collect(),
-            Err(_) => Vec::new(),
+            Err(e) if is_not_found(&e) || e.code() == Some("NoSuchLifecycleConfiguration") => {
+                Vec::new()
+            }
+            Err(e) if not_implemented(&e) => {
+                unsupported.push("lifecycle".to_string());
+                Vec::new()
+            }
+            Err(e) => return Err(fail("GetBucketLifecycleConfiguration", describe(&e))),
         };
     Ok(BucketFacts {
         versioning,
@@ -123,6 +148,7 @@ pub fn bucket_facts(s3: &S3, bucket: &str) -> Result<BucketFacts> {
         default_retention,
         replication_rules,
         lifecycle_rules,
+        unsupported,
     })
 }
 
@@ -282,8 +308,11 @@ pub fn trace_location(
     settings: &crate::s3::Settings,
     progress: &dyn Progress,
 ) -> Result<(PlanLocation, Vec<Item>, Vec<Risk>)> {
-    let facts = bucket_facts(s3, bucket)?;
+    let mut facts = bucket_facts(s3, bucket)?;
     let listed = list(s3, loc, (bucket, prefix), progress)?;
+    if s3.without_versions() && !facts.unsupported.iter().any(|u| u == "versioning") {
+        facts.unsupported.push("versioning".to_string());
+    }
     if loc.method == Method::Lifecycle {
         return lifecycle_location(index, loc, (bucket, prefix), s3, facts, listed);
     }
@@ -715,6 +744,21 @@ fn bucket_risks(bucket: &str, facts: &BucketFacts, null_versions: bool) -> Vec<R
             kind: "s3-versioning-history".into(),
             subject: subject.clone(),
             detail: "null versions show versioning was off at some point: copies made by tools during that time are not tracked by S3".into(),
+        });
+    }
+    if !facts.unsupported.is_empty() {
+        risks.push(Risk {
+            kind: "s3-store-capabilities".into(),
+            subject: subject.clone(),
+            detail: format!(
+                "the store implements no {}: each object is its only version{}",
+                facts.unsupported.join(", no "),
+                if facts.unsupported.iter().any(|u| u == "replication") {
+                    "; whether it copies data elsewhere is not visible through S3"
+                } else {
+                    ""
+                }
+            ),
         });
     }
     risks.push(Risk {

@@ -299,6 +299,18 @@ fn handle(
     }
 }
 
+/// A whole S3 error answer, as a store would send it.
+pub fn error_answer(status: u16, reason: &str, code: &str, message: &str) -> Vec<u8> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// Rewrite the body of an HTTP answer (Content-Length follows).
 pub fn rewrite_body(resp: Vec<u8>, f: impl Fn(&str) -> String) -> Vec<u8> {
     let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;

@@ -15,5 +15,6 @@ mod overwrite;
 mod s3;
 mod s3_lifecycle;
 mod s3_proof;
+mod s3_stores;
 mod signatures;
 mod tracing;
