@@ -19,12 +19,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-# The S3 test server (moto in server mode, in the project's virtualenv).
-if [ -x scripts/s3-server.sh ]; then
-  # shellcheck disable=SC1090
-  eval "$(scripts/s3-server.sh start)"
-  trap 'scripts/s3-server.sh stop >/dev/null 2>&1 || true' EXIT
-fi
+# The S3 test servers: moto in server mode (in the project's virtualenv)
+# and Garage, a store without versioning (built once into ~/.cache).
+# shellcheck disable=SC1090
+eval "$(scripts/s3-server.sh start)"
+trap 'scripts/s3-server.sh stop >/dev/null 2>&1 || true; scripts/garage.sh stop >/dev/null 2>&1 || true' EXIT
+# shellcheck disable=SC1090
+eval "$(scripts/garage.sh start)"
 
 start=$(date +%s)
 rc=0

@@ -570,7 +570,11 @@ async fn delete_versions(
         .send()
         .await
         .map_err(|e| format!("DeleteObjects failed: {}", describe(&e)))?;
+    // Entries named by key alone are answered by key: whatever version id
+    // a store reports for them (Garage reports its internal one) stands for
+    // the null version asked for.
     let entry = |k: Option<&str>, v: Option<&str>| {
+        let v = if unversioned { None } else { v };
         (k.unwrap_or("").to_string(), v.unwrap_or("null").to_string())
     };
     Ok(DeleteAnswer {

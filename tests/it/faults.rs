@@ -46,7 +46,7 @@ impl Stats {
         .sum()
     }
 
-    fn line(&self) -> String {
+    pub fn line(&self) -> String {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
             "{} requests: {} forwarded ({} slow), 503 {}, 500 {}, reset before {}, reset after forwarding {}",

@@ -9,6 +9,7 @@ mod compat;
 mod crashes;
 mod evidence;
 mod faults;
+mod garage;
 mod honesty;
 mod lifecycle;
 mod overwrite;

@@ -45,6 +45,36 @@ pub struct S3Env {
     pub rt: tokio::runtime::Runtime,
     pub client: Client,
     pub bucket: String,
+    pub store: Store,
+}
+
+/// A real S3-protocol server on loopback and how to sign for it.
+#[derive(Clone)]
+pub struct Store {
+    pub endpoint: String,
+    pub key_id: String,
+    pub secret: String,
+    pub region: String,
+}
+
+impl Store {
+    /// moto (versioning, object lock, KMS): any credentials.
+    pub fn moto() -> Store {
+        Store {
+            endpoint: endpoint(),
+            key_id: "testing".into(),
+            secret: "testing".into(),
+            region: "us-east-1".into(),
+        }
+    }
+
+    /// The credentials and region of this store for a decom process.
+    pub fn env(&self, c: &mut Command) {
+        aws_env(c);
+        c.env("AWS_ACCESS_KEY_ID", &self.key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &self.secret)
+            .env("AWS_REGION", &self.region);
+    }
 }
 
 pub fn aws_env(c: &mut Command) {
@@ -58,16 +88,21 @@ pub fn aws_env(c: &mut Command) {
 
 impl S3Env {
     pub fn new() -> S3Env {
+        Self::on(Store::moto())
+    }
+
+    pub fn on(store: Store) -> S3Env {
         let env = Env::new();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        let creds = aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "tests");
+        let creds =
+            aws_sdk_s3::config::Credentials::new(&store.key_id, &store.secret, None, None, "tests");
         let conf = aws_sdk_s3::config::Builder::new()
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new("us-east-1"))
-            .endpoint_url(endpoint())
+            .region(aws_sdk_s3::config::Region::new(store.region.clone()))
+            .endpoint_url(&store.endpoint)
             .force_path_style(true)
             .credentials_provider(creds)
             .build();
@@ -77,6 +112,7 @@ impl S3Env {
             rt,
             client: Client::from_conf(conf),
             bucket,
+            store,
         }
     }
 
@@ -217,7 +253,7 @@ impl S3Env {
 
     pub fn run(&self, args: &[&str]) -> Run {
         let mut c = self.env.command();
-        aws_env(&mut c);
+        self.store.env(&mut c);
         Run::from(c.args(args).output().unwrap())
     }
 
@@ -232,7 +268,8 @@ impl S3Env {
     }
 
     pub fn trace(&self) -> Run {
-        self.trace_via(&endpoint())
+        let ep = self.store.endpoint.clone();
+        self.trace_via(&ep)
     }
 
     pub fn trace_via(&self, endpoint: &str) -> Run {

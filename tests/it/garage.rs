@@ -1,0 +1,159 @@
+//! The same disposal against Garage, a real S3-compatible store without
+//! versioning or object lock (started by `scripts/garage.sh`, which
+//! scripts/test.sh runs; without it the harness starts it itself). These
+//! tests never skip: no Garage means they fail.
+
+use crate::common::*;
+use crate::faults::FaultProxy;
+use crate::s3::{S3Env, Store};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn garage() -> Store {
+    static STORE: OnceLock<Store> = OnceLock::new();
+    STORE
+        .get_or_init(|| {
+            let var = |k: &str| std::env::var(k).ok();
+            let (ep, id, secret) = match (
+                var("DECOM_TEST_GARAGE_ENDPOINT"),
+                var("DECOM_TEST_GARAGE_KEY_ID"),
+                var("DECOM_TEST_GARAGE_SECRET"),
+            ) {
+                (Some(e), Some(i), Some(s)) => (e, i, s),
+                _ => {
+                    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/garage.sh");
+                    let out = Command::new(script).arg("start").output().unwrap();
+                    let text = String::from_utf8_lossy(&out.stdout).to_string();
+                    let get = |k: &str| {
+                        text.lines()
+                            .find_map(|l| l.strip_prefix(&format!("export {k}=")))
+                            .map(str::to_string)
+                            .unwrap_or_else(|| {
+                                panic!(
+                                    "Garage could not be started: {}",
+                                    String::from_utf8_lossy(&out.stderr)
+                                )
+                            })
+                    };
+                    (
+                        get("DECOM_TEST_GARAGE_ENDPOINT"),
+                        get("DECOM_TEST_GARAGE_KEY_ID"),
+                        get("DECOM_TEST_GARAGE_SECRET"),
+                    )
+                }
+            };
+            Store {
+                endpoint: ep,
+                key_id: id,
+                secret,
+                region: "garage".into(),
+            }
+        })
+        .clone()
+}
+
+fn bucket_with(n: usize) -> S3Env {
+    let s = S3Env::on(garage());
+    s.create_bucket(false, false);
+    for i in 0..n {
+        s.put(&format!("m/{i:03}.bin"), &random_bytes(200));
+    }
+    s.put("m-old/keep.bin", b"a sibling");
+    s.manifest("m", "");
+    s
+}
+
+fn objects(s: &S3Env, prefix: &str) -> Vec<String> {
+    let out =
+        s.rt.block_on(
+            s.client
+                .list_objects_v2()
+                .bucket(&s.bucket)
+                .prefix(prefix)
+                .send(),
+        )
+        .unwrap();
+    out.contents()
+        .iter()
+        .map(|o| o.key().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn garage_trace_execute_prove_and_recheck() {
+    let s = bucket_with(12);
+    s.trace().ok();
+    let plan = s.env.plan_json();
+    assert_eq!(plan["totals"]["s3_versions"], 12);
+    let unsupported = &plan["locations"][0]["facts"]["unsupported"];
+    assert!(
+        unsupported
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u == "versioning"),
+        "{unsupported}"
+    );
+    s.approve().ok();
+    s.execute().ok();
+    assert!(objects(&s, "m/").is_empty());
+    assert_eq!(objects(&s, "m-old/"), ["m-old/keep.bin"]);
+    let c = s.env.cert_json();
+    assert_eq!(c["status"], "complete");
+    assert_eq!(c["locations"][0]["absence_proof"]["heads"], 12);
+    s.env.cosign().ok();
+    s.env.verify().ok();
+    let recheck = |s: &S3Env| {
+        s.run(&[
+            "verify",
+            "certificate.json",
+            "--allowed-signers",
+            "keys/allowed_signers",
+            "--recheck",
+            "--endpoint-url",
+            &s.store.endpoint,
+        ])
+    };
+    recheck(&s).ok();
+    s.put("m/005.bin", b"back");
+    recheck(&s).code(1);
+}
+
+#[test]
+fn garage_purge_through_faults_completes() {
+    let s = bucket_with(30);
+    let proxy = FaultProxy::start(&s.store.endpoint, 0);
+    s.trace_via(&proxy.url).ok();
+    s.approve().ok();
+    proxy.set_fail_permille(200);
+    let r = s.execute();
+    assert_eq!(r.code, 0, "{}\n{}", proxy.stats.line(), r.stderr);
+    assert!(objects(&s, "m/").is_empty());
+}
+
+/// archive --to s3:// needs Object Lock; Garage has none: one line, exit 2,
+/// nothing written.
+#[test]
+fn archive_to_a_store_without_object_lock_is_refused() {
+    let s = bucket_with(2);
+    s.trace().ok();
+    s.approve().ok();
+    s.execute().ok();
+    s.env.cosign().ok();
+    let before = objects(&s, "");
+    let r = s.run(&[
+        "archive",
+        "certificate.json",
+        "--allowed-signers",
+        "keys/allowed_signers",
+        "--to",
+        &format!("s3://{}/evidence", s.bucket),
+        "--endpoint-url",
+        &s.store.endpoint,
+    ]);
+    r.code(2).one_line_error("lock");
+    for dump in ["ServiceError(", "Unhandled("] {
+        assert!(!r.stderr.contains(dump), "{}", r.stderr);
+    }
+    assert_eq!(objects(&s, ""), before, "nothing written");
+}
