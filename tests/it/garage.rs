@@ -157,3 +157,44 @@ fn archive_to_a_store_without_object_lock_is_refused() {
     }
     assert_eq!(objects(&s, ""), before, "nothing written");
 }
+
+/// The demo with --s3-endpoint on a store without versioning: its bucket
+/// is unversioned, and the whole lifecycle still completes and verifies.
+#[test]
+fn demo_with_a_garage_endpoint_completes() {
+    let store = garage();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let mut c = Command::new(bin());
+    store.env(&mut c);
+    let out = c
+        .args([
+            "demo",
+            "--weights-mib",
+            "2",
+            "--s3-endpoint",
+            &store.endpoint,
+            "--dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let cert: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("certificate.json")).unwrap()).unwrap();
+    assert_eq!(cert["status"], "complete");
+    let kinds: Vec<&str> = cert["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    for k in ["s3-version", "s3-upload", "file"] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+    assert!(
+        !kinds.contains(&"s3-delete-marker"),
+        "no markers without versioning"
+    );
+}
