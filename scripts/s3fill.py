@@ -1,6 +1,8 @@
 """Benchmark helper for the S3 part of scripts/bench.sh.
 
   s3fill.py ENDPOINT fill BUCKET N   a versioned bucket with N object versions (two per key)
+  s3fill.py ENDPOINT fill-flat BUCKET N   N objects, no versioning (Garage)
+  s3fill.py ENDPOINT count-flat BUCKET    objects left under model/ (ListObjectsV2)
   s3fill.py ENDPOINT count BUCKET    what is left under model/ (versions + markers + uploads)
   s3fill.py ENDPOINT probe BUCKET    the server's own ceiling: pages and seconds of one full
                                      version listing, and HEADs of absent keys per second
@@ -45,13 +47,21 @@ def list_pages(endpoint, bucket):
 def main():
     endpoint, cmd, bucket = sys.argv[1], sys.argv[2], sys.argv[3]
     s3 = boto3.client("s3", endpoint_url=endpoint)
-    if cmd == "fill":
+    if cmd in ("fill", "fill-flat"):
         n = int(sys.argv[4])
         s3.create_bucket(Bucket=bucket)
-        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-        keys = [f"model/shard-{i // 2:05}.bin" for i in range(n)]  # two versions per key
+        if cmd == "fill":
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+            keys = [f"model/shard-{i // 2:05}.bin" for i in range(n)]  # two versions per key
+        else:  # a store without versioning: n objects
+            keys = [f"model/shard-{i:05}.bin" for i in range(n)]
         with ThreadPoolExecutor(16) as ex:
             list(ex.map(lambda k: s3.put_object(Bucket=bucket, Key=k, Body=b"x" * 1024), keys))
+    elif cmd == "count-flat":
+        left = 0
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="model/"):
+            left += len(page.get("Contents", []))
+        print(left)
     elif cmd == "count":
         left = 0
         for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix="model/"):

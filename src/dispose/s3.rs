@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::journal::{AbsenceProof, ArtifactState, Event, Outcome, OutcomeItem};
 use crate::plan::{Artifact, Item, S3Location, S3Version};
 use crate::progress::Phase;
-use crate::s3::{DELETE_BATCH, S3, Scope, VerifyMode, describe, is_not_found};
+use crate::s3::{DELETE_BATCH, S3, Scope, VerifyMode, describe, is_not_found, not_implemented};
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -562,14 +562,20 @@ async fn delete_versions(
         .quiet(false)
         .build()
         .expect("objects are set");
-    let out = s3
+    let out = match s3
         .client()
         .delete_objects()
         .bucket(bucket)
         .delete(delete)
         .send()
         .await
-        .map_err(|e| format!("DeleteObjects failed: {}", describe(&e)))?;
+    {
+        Ok(out) => out,
+        Err(e) if not_implemented(&e) => {
+            return Ok(delete_one_by_one(s3, bucket, batch, unversioned).await);
+        }
+        Err(e) => return Err(format!("DeleteObjects failed: {}", describe(&e))),
+    };
     // Entries named by key alone are answered by key: whatever version id
     // a store reports for them (Garage reports its internal one) stands for
     // the null version asked for.
@@ -598,6 +604,51 @@ async fn delete_versions(
             })
             .collect(),
     })
+}
+
+/// For a store without the batch call: DeleteObject for each entry, a few
+/// at a time, answered the same way as DeleteObjects.
+async fn delete_one_by_one(
+    s3: &S3,
+    bucket: &str,
+    batch: &[&Artifact],
+    unversioned: bool,
+) -> DeleteAnswer {
+    use futures_util::StreamExt;
+    let results: Vec<((String, String), Result<(), String>)> =
+        futures_util::stream::iter(batch.iter().filter_map(|a| version_of(&a.item)))
+            .map(|(k, v)| async move {
+                let id = (!(unversioned && v == "null")).then(|| v.to_string());
+                let r = s3
+                    .client()
+                    .delete_object()
+                    .bucket(bucket)
+                    .key(k)
+                    .set_version_id(id)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("DeleteObject: {}", describe(&e)));
+                ((k.to_string(), v.to_string()), r)
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+    let mut answer = DeleteAnswer {
+        deleted: HashSet::new(),
+        errors: HashMap::new(),
+    };
+    for (kv, r) in results {
+        match r {
+            Ok(()) => {
+                answer.deleted.insert(kv);
+            }
+            Err(why) => {
+                answer.errors.insert(kv, why);
+            }
+        }
+    }
+    answer
 }
 
 /// ListParts of an aborted upload must answer NoSuchUpload.

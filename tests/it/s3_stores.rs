@@ -156,3 +156,49 @@ fn s3_errors_are_one_line_with_the_stores_code_and_nothing_is_guessed() {
     r.code(2).one_line_error("s3://");
     assert!(!r.stderr.contains("DispatchFailure("), "{}", r.stderr);
 }
+
+/// A store without the DeleteObjects batch call (501): decom deletes each
+/// object with DeleteObject and proves absence as usual. (The proxy answers
+/// 501 after moto has seen the batch, so the DeleteObject calls are counted
+/// to show the fallback ran.)
+#[test]
+fn a_store_without_delete_objects_gets_one_delete_per_object() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let singles = Arc::new(AtomicU64::new(0));
+    let seen = singles.clone();
+    let proxy = FaultProxy::start_with_hook(
+        &endpoint(),
+        0,
+        Arc::new(move |line: &str, resp: Vec<u8>| {
+            if line.starts_with("DELETE ") {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+            if line.starts_with("POST ") && line.contains("?delete") {
+                error_answer(
+                    501,
+                    "Not Implemented",
+                    "NotImplemented",
+                    "Unimplemented action: DeleteObjects",
+                )
+            } else {
+                resp
+            }
+        }),
+    );
+    let s = S3Env::new();
+    s.create_bucket(false, false);
+    for i in 0..7 {
+        s.put(&format!("m/{i}.bin"), b"x");
+    }
+    s.manifest("m/", "");
+    s.trace_via(&proxy.url).ok();
+    s.approve().ok();
+    s.execute().ok();
+    assert!(s.versions("m/").is_empty());
+    assert_eq!(s.env.cert_json()["status"], "complete");
+    assert_eq!(
+        singles.load(Ordering::SeqCst),
+        7,
+        "one DeleteObject per object"
+    );
+}
