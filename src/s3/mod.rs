@@ -458,6 +458,9 @@ impl S3 {
         scope: &Scope<'_>,
         mut each: impl FnMut(Listed),
     ) -> Result<u64> {
+        if self.without_versions() {
+            return self.list_objects(bucket, scope, each);
+        }
         let mut pages = 0;
         for (prefix, delimiter) in scope.listings() {
             let (mut key_marker, mut version_marker): (Option<String>, Option<String>) =

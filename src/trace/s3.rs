@@ -345,7 +345,20 @@ pub fn trace_location(
             detail: format!("{} version(s) carry no SHA-256 checksum and were not examined; trace with --hash-remote to stream and hash them", sel.unhashed),
         });
     }
-    let pl = PlanLocation {
+    let pl = plan_location(index, loc, (bucket, prefix), s3, facts);
+    Ok((pl, sel.items, risks))
+}
+
+/// The plan's record of an S3 location: where it is, the rule of what it
+/// covers, the endpoint execute must use, and the bucket's facts.
+fn plan_location(
+    index: u32,
+    loc: &Location,
+    (bucket, prefix): (&str, &str),
+    s3: &S3,
+    facts: BucketFacts,
+) -> PlanLocation {
+    PlanLocation {
         index,
         uri: loc.uri.clone(),
         match_mode: loc.match_mode,
@@ -356,8 +369,7 @@ pub fn trace_location(
             endpoint: s3.endpoint.clone(),
             facts,
         }),
-    };
-    Ok((pl, sel.items, risks))
+    }
 }
 
 /// A folder delegated to S3 Lifecycle: one artifact holding the exact
@@ -394,18 +406,7 @@ fn lifecycle_location(
         subject: loc.uri.clone(),
         detail: "disposal delegated to S3 Lifecycle: the certificate stays pending until a later execute --resume lists the folder empty; versions under retention or legal hold are not expired and will be reported retained".into(),
     });
-    let pl = PlanLocation {
-        index,
-        uri: loc.uri.clone(),
-        match_mode: loc.match_mode,
-        store: Store::S3(S3Location {
-            bucket: bucket.to_string(),
-            prefix: prefix.to_string(),
-            covers: Some(Scope::new(prefix).rule()),
-            endpoint: s3.endpoint.clone(),
-            facts,
-        }),
-    };
+    let pl = plan_location(index, loc, (bucket, prefix), s3, facts);
     Ok((pl, vec![item], risks))
 }
 

@@ -554,20 +554,9 @@ fn recheck_on_s3_fails_when_a_purged_key_is_written_again() {
     s.approve().ok();
     s.execute().ok();
     s.env.cosign().ok();
-    let recheck = || {
-        s.run(&[
-            "verify",
-            "certificate.json",
-            "--allowed-signers",
-            "keys/allowed_signers",
-            "--recheck",
-            "--endpoint-url",
-            &endpoint(),
-        ])
-    };
-    recheck().ok();
+    s.recheck().ok();
     s.put("m/model.bin", b"weights v2");
-    let r = recheck();
+    let r = s.recheck();
     r.code(1);
     assert!(
         r.stdout.contains(&format!("s3://{}/m/model.bin", s.bucket))

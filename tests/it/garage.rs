@@ -103,20 +103,9 @@ fn garage_trace_execute_prove_and_recheck() {
     assert_eq!(c["locations"][0]["absence_proof"]["heads"], 12);
     s.env.cosign().ok();
     s.env.verify().ok();
-    let recheck = |s: &S3Env| {
-        s.run(&[
-            "verify",
-            "certificate.json",
-            "--allowed-signers",
-            "keys/allowed_signers",
-            "--recheck",
-            "--endpoint-url",
-            &s.store.endpoint,
-        ])
-    };
-    recheck(&s).ok();
+    s.recheck().ok();
     s.put("m/005.bin", b"back");
-    recheck(&s).code(1);
+    s.recheck().code(1);
 }
 
 #[test]

@@ -158,6 +158,43 @@ impl S3Env {
         r.version_id().unwrap_or("null").to_string()
     }
 
+    /// Put a legal hold on one version.
+    pub fn legal_hold(&self, key: &str, version: &str) {
+        self.rt
+            .block_on(
+                self.client
+                    .put_object_legal_hold()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .version_id(version)
+                    .legal_hold(
+                        ObjectLockLegalHold::builder()
+                            .status(ObjectLockLegalHoldStatus::On)
+                            .build(),
+                    )
+                    .send(),
+            )
+            .unwrap();
+    }
+
+    /// `decom verify certificate.json --recheck` against this store.
+    pub fn recheck(&self) -> Run {
+        let ep = self.store.endpoint.clone();
+        self.recheck_via(&ep)
+    }
+
+    pub fn recheck_via(&self, endpoint: &str) -> Run {
+        self.run(&[
+            "verify",
+            "certificate.json",
+            "--allowed-signers",
+            "keys/allowed_signers",
+            "--recheck",
+            "--endpoint-url",
+            endpoint,
+        ])
+    }
+
     pub fn delete(&self, key: &str) {
         self.rt
             .block_on(
@@ -447,20 +484,7 @@ fn object_under_legal_hold_is_retained_not_disposed() {
     s.create_bucket(true, true);
     let held = s.put("m/held.bin", b"evidence");
     s.put("m/free.bin", b"free");
-    s.rt.block_on(
-        s.client
-            .put_object_legal_hold()
-            .bucket(&s.bucket)
-            .key("m/held.bin")
-            .version_id(&held)
-            .legal_hold(
-                ObjectLockLegalHold::builder()
-                    .status(ObjectLockLegalHoldStatus::On)
-                    .build(),
-            )
-            .send(),
-    )
-    .unwrap();
+    s.legal_hold("m/held.bin", &held);
     s.manifest("m/", "");
     s.trace().ok();
     let plan = s.env.plan_json();

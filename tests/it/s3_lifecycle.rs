@@ -7,7 +7,7 @@ use crate::common::*;
 use crate::s3::S3Env;
 use aws_sdk_s3::types::{
     BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
-    LifecycleRuleFilter, ObjectLockLegalHold, ObjectLockLegalHoldStatus,
+    LifecycleRuleFilter,
 };
 
 impl S3Env {
@@ -249,20 +249,7 @@ fn versions_under_legal_hold_in_a_delegated_folder_are_reported_retained() {
     let s = S3Env::new();
     s.create_bucket(true, true);
     let v = s.put("big/held.bin", b"evidence");
-    s.rt.block_on(
-        s.client
-            .put_object_legal_hold()
-            .bucket(&s.bucket)
-            .key("big/held.bin")
-            .version_id(&v)
-            .legal_hold(
-                ObjectLockLegalHold::builder()
-                    .status(ObjectLockLegalHoldStatus::On)
-                    .build(),
-            )
-            .send(),
-    )
-    .unwrap();
+    s.legal_hold("big/held.bin", &v);
     s.env.manifest(
         "nist-clear",
         &format!(

@@ -107,20 +107,9 @@ fn a_location_is_a_folder_and_siblings_sharing_letters_stay() {
     s.env.verify().ok();
     // A new object in a sibling is not a reappearance; one in the folder is.
     s.put("fraud-detector-v2/new.bin", b"sibling");
-    let recheck = |s: &S3Env| {
-        s.run(&[
-            "verify",
-            "certificate.json",
-            "--allowed-signers",
-            "keys/allowed_signers",
-            "--recheck",
-            "--endpoint-url",
-            &endpoint(),
-        ])
-    };
-    recheck(&s).ok();
+    s.recheck().ok();
     s.put("fraud-detector/model.bin", b"back");
-    recheck(&s).code(1);
+    s.recheck().code(1);
 }
 
 /// A plan signed by the custodian but listing a sibling's key under the
@@ -267,7 +256,6 @@ fn bad_verify_settings_are_input_errors_and_touch_nothing() {
 /// That version fails with S3's own code; the rest of the batch is disposed.
 #[test]
 fn a_per_entry_delete_objects_error_fails_that_version_only() {
-    use aws_sdk_s3::types::{ObjectLockLegalHold, ObjectLockLegalHoldStatus};
     let s = S3Env::new();
     s.create_bucket(true, true);
     let held = s.put("m/held.bin", b"evidence");
@@ -277,20 +265,7 @@ fn a_per_entry_delete_objects_error_fails_that_version_only() {
     s.manifest("m/", "");
     s.trace().ok();
     s.approve().ok();
-    s.rt.block_on(
-        s.client
-            .put_object_legal_hold()
-            .bucket(&s.bucket)
-            .key("m/held.bin")
-            .version_id(&held)
-            .legal_hold(
-                ObjectLockLegalHold::builder()
-                    .status(ObjectLockLegalHoldStatus::On)
-                    .build(),
-            )
-            .send(),
-    )
-    .unwrap();
+    s.legal_hold("m/held.bin", &held);
     s.execute().code(1);
     let c = s.env.cert_json();
     let a = c["artifacts"]

@@ -33,12 +33,6 @@ fn garage_like() -> FaultProxy {
     )
 }
 
-fn run_via(s: &S3Env, endpoint: &str, args: &[&str]) -> Run {
-    let mut a: Vec<&str> = args.to_vec();
-    a.extend(["--endpoint-url", endpoint]);
-    s.run(&a)
-}
-
 /// The whole lifecycle on a store without versioning: trace falls back to
 /// ListObjectsV2 (each object its only null version) and records what the
 /// store lacks; execute deletes and proves absence; recheck works the same.
@@ -75,22 +69,9 @@ fn a_store_without_versioning_is_traced_purged_proven_and_rechecked() {
     assert_eq!(s.versions("m-old/").len(), 1);
     s.env.cosign().ok();
     s.env.verify().ok();
-    let recheck = |s: &S3Env| {
-        run_via(
-            s,
-            &proxy.url,
-            &[
-                "verify",
-                "certificate.json",
-                "--allowed-signers",
-                "keys/allowed_signers",
-                "--recheck",
-            ],
-        )
-    };
-    recheck(&s).ok();
+    s.recheck_via(&proxy.url).ok();
     s.put("m/3.bin", b"back again");
-    let r = recheck(&s);
+    let r = s.recheck_via(&proxy.url);
     r.code(1);
     assert!(r.stdout.contains("m/3.bin"), "{}", r.stdout);
 }
