@@ -265,3 +265,44 @@ fn versions_under_legal_hold_in_a_delegated_folder_are_reported_retained() {
     assert!(l["reason"].as_str().unwrap().contains("legal hold"), "{l}");
     assert_eq!(s.versions("big/").len(), 1);
 }
+
+/// A bucket with MFA delete never gets decom's lifecycle rules (expiring
+/// versions would bypass the MFA a delete needs): exit 2, nothing touched.
+/// moto does not keep MfaDelete, so a proxy adds it to GetBucketVersioning.
+#[test]
+fn a_bucket_with_mfa_delete_is_refused_before_anything() {
+    use crate::faults::{FaultProxy, rewrite_body};
+    use std::sync::Arc;
+    let proxy = FaultProxy::start_with_hook(
+        &crate::s3::endpoint(),
+        0,
+        Arc::new(|line: &str, resp: Vec<u8>| {
+            if line.starts_with("GET ") && line.contains("?versioning") {
+                rewrite_body(resp, |b| {
+                    b.replace(
+                        "</VersioningConfiguration>",
+                        "<MfaDelete>Enabled</MfaDelete></VersioningConfiguration>",
+                    )
+                })
+            } else {
+                resp
+            }
+        }),
+    );
+    let s = S3Env::new();
+    s.create_bucket(true, false);
+    s.put("big/a.bin", b"x");
+    s.env.manifest(
+        "nist-clear",
+        &format!(
+            "[[locations]]\nuri = \"s3://{}/big/\"\nmethod = \"lifecycle\"\n",
+            s.bucket
+        ),
+    );
+    s.trace_via(&proxy.url).ok();
+    s.approve().ok();
+    s.execute().code(2).one_line_error("MFA delete is enabled");
+    assert!(s.lifecycle().is_empty(), "no rule installed");
+    assert!(!s.env.path("journal.jsonl").exists());
+    assert_eq!(s.versions("big/").len(), 1);
+}
