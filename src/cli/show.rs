@@ -168,6 +168,12 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
         plan.totals.s3_delete_markers,
         plan.totals.s3_uploads
     ));
+    if plan.totals.s3_lifecycle > 0 {
+        out.push(format!(
+            "       and {} S3 folder(s) delegated to S3 Lifecycle",
+            plan.totals.s3_lifecycle
+        ));
+    }
     out
 }
 

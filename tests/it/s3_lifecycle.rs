@@ -144,6 +144,12 @@ fn lifecycle_rule_merged_pending_then_complete_across_resumes_playing_the_engine
         show.stdout
             .contains("keeps the bucket's rules unchanged: keep-logs")
     );
+    assert!(
+        show.stdout
+            .contains("1 S3 folder(s) delegated to S3 Lifecycle"),
+        "{}",
+        show.stdout
+    );
     s.approve().ok();
 
     // Execute installs the rules and issues a pending certificate.
