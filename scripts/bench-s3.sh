@@ -69,13 +69,16 @@ run() {
   /usr/bin/time -f %M -o "$W/$store-trace.rss" "$DECOM" -q trace "$W/$store/decom.toml" -o "$W/$store/plan.json"
   local trace_s; trace_s=$(secs "$t")
   local trace_req; trace_req=$(cut -d' ' -f1 "$W/$store-decom.counts")
+  cp "$W/$store-decom.counts" "$W/$store-trace.counts"
   "$DECOM" -q approve "$W/$store/plan.json" --key "$W/cu" --principal cu --yes
   t=$(date +%s.%N)
   /usr/bin/time -f %M -o "$W/$store-exec.rss" "$DECOM" -q execute "$W/$store/plan.json" --key "$W/op" --principal op --allowed-signers "$W/signers" --yes
   local exec_s; exec_s=$(secs "$t")
+  # What execute sent: the proxy's counts since trace.
   read -r tot head list del put other <"$W/$store-decom.counts"
-  echo "$store decom-execute $exec_s $(s3fill "$count" "$D") $((tot - trace_req)) $head $list $del $put $other" >>"$W/rows"
-  echo "$store decom-trace $trace_s - $trace_req - - - - -" >>"$W/rows"
+  read -r ttot thead tlist tdel tput tother <"$W/$store-trace.counts"
+  echo "$store decom-execute $exec_s $(s3fill "$count" "$D") $((tot - ttot)) $((head - thead)) $((list - tlist)) $((del - tdel)) $((put - tput)) $((other - tother))" >>"$W/rows"
+  echo "$store decom-trace $trace_s - $ttot $thead $tlist $tdel $tput $tother" >>"$W/rows"
   echo "$store rss $(cat "$W/$store-trace.rss") $(cat "$W/$store-exec.rss")" >>"$W/rows"
 }
 
@@ -88,7 +91,10 @@ python3 - "$W/rows" "$VERSIONS" "$OBJECTS" "$LAT" >"$W/table" <<'PY'
 import sys
 rows = [l.split() for l in open(sys.argv[1])]
 versions, objects, lat = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-out = [f"## S3 purge through {lat} ms of added latency per request (`scripts/bench-s3.sh`)", ""]
+out = [f"## S3 purge through {lat} ms of added latency per request (`scripts/bench-s3.sh`)", "",
+       "Requests are counted at the latency proxy (`scripts/latency_proxy.py`), by kind; decom's",
+       "execute row counts only what execute sent. \"Left behind\" is what a listing of the prefix",
+       "still shows afterwards. The machine is shared: repeat runs differ by up to a third.", ""]
 for store, n, what in (("moto", versions, f"{versions} versions (two per key), versioned bucket"),
                        ("garage", objects, f"{objects} objects, no versioning")):
     r = {x[1]: x for x in rows if x[0] == store}
@@ -101,7 +107,7 @@ for store, n, what in (("moto", versions, f"{versions} versions (two per key), v
         s, left, tot = float(x[2]), x[3], int(x[4])
         out.append(f"| {label} | {s:.2f} | {n / s:.0f} | {left} | {tot} | {tot / n:.4f} | {x[5]} | {x[6]} | {x[7]} | {proves} |")
     t = r["decom-trace"]
-    out.append(f"| decom trace (before execute) | {float(t[2]):.2f} | | | {t[4]} | {int(t[4]) / n:.4f} | | | | |")
+    out.append(f"| decom trace (before execute) | {float(t[2]):.2f} | | | {t[4]} | {int(t[4]) / n:.4f} | {t[5]} | {t[6]} | {t[7]} | |")
     rss = r["rss"]
     d, a, s5 = float(r["decom-execute"][2]), float(r["aws"][2]), float(r["s5cmd"][2])
     out += ["", f"decom execute: {a / d:.1f}x the objects/s of aws s3 rm, {s5 / d:.2f}x s5cmd's; trace + execute: {s5 / (d + float(t[2])):.2f}x s5cmd's. Peak RSS: trace {int(rss[2]) // 1024} MiB, execute {int(rss[3]) // 1024} MiB.", ""]
