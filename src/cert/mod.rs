@@ -53,6 +53,10 @@ pub enum Status {
     Complete,
     /// At least one artifact was not disposed, or not verified.
     Incomplete,
+    /// The plan listed no artifact: nothing was disposed because nothing
+    /// was found. Never written as "complete".
+    #[serde(rename = "nothing-found")]
+    NothingFound,
 }
 
 /// A signer: principal from the trusted signers file and key fingerprint,
@@ -543,7 +547,9 @@ fn outcome_key(o: Outcome) -> &'static str {
 }
 
 fn status_of(arts: &[CertArtifact]) -> Status {
-    if arts
+    if arts.is_empty() {
+        Status::NothingFound
+    } else if arts
         .iter()
         .all(|a| a.outcome == Outcome::Disposed && a.verification.verified)
     {

@@ -171,6 +171,11 @@ pub fn verify(
                 "complete: {} artifact(s) disposed and verified",
                 cert.totals.artifacts
             ))
+        } else if cert.status == Status::NothingFound {
+            Ok(
+                "nothing found: the approved plan listed no artifact, so nothing was disposed"
+                    .into(),
+            )
         } else {
             let bad = cert
                 .artifacts

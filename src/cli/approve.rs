@@ -19,10 +19,20 @@ pub struct ApproveArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     pub yes: bool,
+    /// Approve a plan that lists no artifact (its certificate will say
+    /// "nothing found").
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 pub fn run(a: &ApproveArgs, p: &Printer) -> Result<u8> {
     let (plan, bytes) = Plan::load(&a.plan)?;
+    if plan.artifacts.is_empty() && !a.allow_empty {
+        return Err(crate::error::Error::refused(format!(
+            "{}: the plan lists no artifact; trace found nothing to dispose of (check the locations and component hashes), or pass --allow-empty to certify that nothing was found",
+            a.plan.display()
+        )));
+    }
     p.can_ask(a.yes)?;
     let key = SigningKey::load(&a.key.key, &|path| p.ask_passphrase(path))?;
     if let Some(f) = &a.allowed_signers {

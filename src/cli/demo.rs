@@ -298,6 +298,7 @@ size = {c_len}
             key: custodian.clone(),
             allowed_signers: Some(signers.clone()),
             yes: true,
+            allow_empty: false,
         },
         p,
     )?;

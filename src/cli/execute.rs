@@ -89,11 +89,13 @@ pub struct Executed {
 
 pub fn run(a: &ExecuteArgs, p: &Printer) -> Result<u8> {
     let done = execute(a, p)?;
-    Ok(if done.status == Status::Complete {
-        exit::OK
-    } else {
-        exit::INCOMPLETE
-    })
+    Ok(
+        if matches!(done.status, Status::Complete | Status::NothingFound) {
+            exit::OK
+        } else {
+            exit::INCOMPLETE
+        },
+    )
 }
 
 pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
@@ -180,7 +182,10 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
             sig.display(),
             journal_path.display()
         ));
-        if cert.status == Status::Complete {
+        if cert.status == Status::NothingFound {
+            p.warn("NOTHING FOUND: the approved plan listed no artifact; the certificate says so, not \"complete\"");
+        }
+        if matches!(cert.status, Status::Complete | Status::NothingFound) {
             p.info(&format!(
                 "next: the custodian co-signs it (decom cosign {} …)",
                 cert_path.display()

@@ -212,6 +212,7 @@ pub fn cert_lines(c: &Certificate) -> Vec<String> {
         match c.status {
             crate::cert::Status::Complete => "COMPLETE",
             crate::cert::Status::Incomplete => "INCOMPLETE",
+            crate::cert::Status::NothingFound => "NOTHING FOUND (the plan listed no artifact)",
         }
     ));
     out.push(format!(

@@ -66,10 +66,13 @@ pub fn run(a: &VerifyArgs, p: &Printer) -> Result<u8> {
                 c.detail
             ));
         }
-        p.data(if ok {
-            "verified: complete, valid and co-signed"
-        } else {
-            "NOT verified"
+        let nothing = ev
+            .certificate()
+            .is_some_and(|c| c.status == crate::cert::Status::NothingFound);
+        p.data(match (ok, nothing) {
+            (true, false) => "verified: complete, valid and co-signed",
+            (true, true) => "verified: valid and co-signed; NOTHING FOUND, nothing was disposed",
+            (false, _) => "NOT verified",
         });
         if !commands.is_empty() {
             p.info("the same signatures, checked without decom:");

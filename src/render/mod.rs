@@ -223,10 +223,12 @@ impl Report {
             field("Model", model.clone()),
             field(
                 "Status",
-                if complete {
-                    "COMPLETE: every planned artifact disposed and verified"
-                } else {
-                    "INCOMPLETE: not every planned artifact was disposed"
+                match cert.status {
+                    Status::Complete => "COMPLETE: every planned artifact disposed and verified",
+                    Status::NothingFound => {
+                        "NOTHING FOUND: the approved plan listed no artifact; nothing was disposed"
+                    }
+                    Status::Incomplete => "INCOMPLETE: not every planned artifact was disposed",
                 },
             ),
         ];
@@ -345,7 +347,12 @@ impl Report {
             title: format!("Disposal certificate: {model}"),
             certificate_id: cert.id.clone(),
             certificate_sha256: crate::hash::sha256_hex(cert_bytes),
-            status: if complete { "COMPLETE" } else { "INCOMPLETE" }.into(),
+            status: match cert.status {
+                Status::Complete => "COMPLETE",
+                Status::NothingFound => "NOTHING FOUND",
+                Status::Incomplete => "INCOMPLETE",
+            }
+            .into(),
             complete,
             verified: ev.verified(),
             issued: cert.issued.clone(),

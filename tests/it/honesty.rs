@@ -270,3 +270,51 @@ fn decom_verify_exits_1_on_any_changed_byte() {
     assert!(r.stdout.contains("FAIL operator signature"), "{}", r.stdout);
     assert!(r.stdout.contains("FAIL certificate"), "{}", r.stdout);
 }
+
+/// Regression: a trace that found nothing gave a plan of 0 artifacts that a
+/// custodian could approve and that certified "complete". approve now
+/// refuses it without --allow-empty, and the certificate says "nothing
+/// found", never complete; verify accepts it as such and says so.
+#[test]
+fn a_plan_of_nothing_is_refused_by_approve_and_never_certified_complete() {
+    let env = Env::new();
+    env.file("models/m/notes.txt", b"not the model");
+    let w = env.file("elsewhere/w.bin", b"weights");
+    let sha = crate::common::sha256_file(&w);
+    env.manifest(
+        "nist-clear",
+        &format!(
+            "[[components]]\nname = \"w\"\nsha256 = \"{}\"\n[[locations]]\nuri = \"{}\"\nmatch = \"hash\"\n",
+            // A known component that is not in the location.
+            sha.replace(&sha[..1], if &sha[..1] == "0" { "1" } else { "0" }),
+            env.path("models/m").display()
+        ),
+    );
+    env.trace().ok();
+    assert_eq!(env.plan_json()["totals"]["artifacts"], 0);
+    env.approve()
+        .code(2)
+        .one_line_error("the plan lists no artifact");
+    assert!(!env.path("plan.json.custodian.sig").exists());
+    env.run(&[
+        "approve",
+        "plan.json",
+        "--key",
+        "keys/custodian",
+        "--principal",
+        crate::common::CUSTODIAN,
+        "--yes",
+        "--allow-empty",
+    ])
+    .ok();
+    let r = env.execute();
+    r.ok();
+    assert!(r.stderr.contains("NOTHING FOUND"), "{}", r.stderr);
+    assert_eq!(env.cert_json()["status"], "nothing-found");
+    assert!(env.path("models/m/notes.txt").exists());
+    env.cosign().ok();
+    let v = env.verify();
+    v.ok();
+    assert!(v.stdout.contains("NOTHING FOUND"), "{}", v.stdout);
+    assert!(!v.stdout.contains("verified: complete"), "{}", v.stdout);
+}
