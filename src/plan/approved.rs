@@ -36,8 +36,10 @@ use std::path::Path;
 ///
 /// ```compile_fail,E0451
 /// // Outside this module an `Approved` cannot be assembled by hand:
-/// let forged = decom::plan::Approved { plan: todo!(), sha256: String::new(),
-///     file_name: String::new(), approvals: vec![], operator: todo!() };
+/// fn forge(plan: decom::plan::Plan, operator: decom::sign::Signer) -> decom::plan::Approved {
+///     decom::plan::Approved { plan, sha256: String::new(), file_name: String::new(),
+///         approvals: vec![], operator }
+/// }
 /// ```
 #[derive(Debug)]
 pub struct Approved {

@@ -168,7 +168,7 @@ pub struct BucketFacts {
     pub default_retention: Option<String>,
     pub replication_rules: Vec<String>,
     pub lifecycle_rules: Vec<String>,
-    /// Features the store answered "not implemented" for (Garage:
+    /// Features the store says it lacks (HTTP 501 for their calls; Garage:
     /// versioning, object lock, replication): recorded, not guessed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unsupported: Vec<String>,
