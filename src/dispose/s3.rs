@@ -291,7 +291,11 @@ impl<'p, 'c> Purge<'p, 'c> {
         let batches: Vec<Vec<&Artifact>> =
             delete.chunks(DELETE_BATCH).map(|c| c.to_vec()).collect();
         for (batch, r) in s3.bounded(batches, |batch| async move {
-            let unversioned = loc.facts.versioning == crate::plan::Versioning::NeverEnabled;
+            // Only a store that knows no versions at all is asked by key
+            // alone; anywhere else the null version is named by its id, so
+            // a bucket that gained versioning since approval gets no delete
+            // marker from decom.
+            let unversioned = loc.facts.unsupported.iter().any(|u| u == "versioning");
             let r = delete_versions(s3, &loc.bucket, &batch, unversioned).await;
             (batch, r)
         }) {
@@ -380,15 +384,25 @@ impl<'p, 'c> Purge<'p, 'c> {
         }
         let (s3, loc, ctx) = (self.s3, self.loc, self.ctx);
         let scope = Scope::new(&loc.prefix);
+        // Only what concerns the artifacts to prove is kept: a location can
+        // hold far more versions than the plan disposes of.
+        let keys: HashSet<&str> = check
+            .iter()
+            .filter_map(|a| a.item.s3_key().map(|k| k.1))
+            .collect();
         let mut listed: HashSet<(String, String)> = HashSet::new();
         let mut uploads_listed: HashSet<(String, String)> = HashSet::new();
         let listing = s3
             .list_versions(&loc.bucket, &scope, |l| {
-                listed.insert((l.key, l.version_id));
+                if keys.contains(l.key.as_str()) {
+                    listed.insert((l.key, l.version_id));
+                }
             })
             .and_then(|pages| {
                 let more = s3.list_uploads(&loc.bucket, &scope, |u| {
-                    uploads_listed.insert((u.key, u.upload_id));
+                    if keys.contains(u.key.as_str()) {
+                        uploads_listed.insert((u.key, u.upload_id));
+                    }
                 })?;
                 Ok(pages + more)
             });
@@ -534,11 +548,9 @@ struct DeleteAnswer {
 }
 
 /// One DeleteObjects request by version id (not quiet, so that every entry
-/// is answered). Returns the answer, or why the whole request failed. In a
-/// bucket that never had versioning the null version is named by its key
-/// alone: the same object, and stores without versioning (Garage) know no
-/// version ids. (Were versioning switched on since, the delete would only
-/// add a marker, and the absence proof would still list the version.)
+/// is answered). Returns the answer, or why the whole request failed. On a
+/// store without versioning (`unversioned`: Garage knows no version ids)
+/// each object is named by its key alone and answered by key.
 async fn delete_versions(
     s3: &S3,
     bucket: &str,
