@@ -57,6 +57,10 @@ pub enum Status {
     /// was found. Never written as "complete".
     #[serde(rename = "nothing-found")]
     NothingFound,
+    /// Nothing failed, but S3 Lifecycle has not finished with a delegated
+    /// folder yet: a later `execute --resume` completes (or not) the
+    /// certificate.
+    Pending,
 }
 
 /// A signer: principal from the trusted signers file and key fingerprint,
@@ -200,19 +204,24 @@ impl ProofSummary {
             s.uploads += p.uploads;
         }
         sum.map(|mut s| {
+            let heads = match (s.heads, s.mode) {
+                // A folder S3 Lifecycle emptied: the listing is the proof.
+                (0, _) => "no HEAD: no object version was left to sample".to_string(),
+                (n, crate::s3::VerifyMode::Each) => {
+                    format!("HEAD by version id on every one of them ({n})")
+                }
+                (n, crate::s3::VerifyMode::Sample) => {
+                    format!("HEAD by version id on a random sample of {n}")
+                }
+            };
             s.method = format!(
-                "complete listing of the location ({} page(s)) shows none of the {} purged version(s) and delete marker(s); HEAD by version id on {} of them ({}){}; {} aborted upload(s) answer ListParts with NoSuchUpload",
+                "complete listing of the location ({} page(s)) shows none of the {} purged version(s) and delete marker(s); {heads}{}; {} aborted upload(s) absent",
                 s.listing_pages,
                 s.versions,
-                s.heads,
-                match s.mode {
-                    crate::s3::VerifyMode::Each => "every purged version",
-                    crate::s3::VerifyMode::Sample => "a random sample",
-                },
-                if s.contradicted > 0 {
-                    format!(": {} found a version the listing called gone", s.contradicted)
-                } else {
-                    ": all 404".to_string()
+                match (s.heads, s.contradicted) {
+                    (0, _) => String::new(),
+                    (_, 0) => ": all 404".to_string(),
+                    (_, c) => format!(": {c} found a version the listing called gone"),
                 },
                 s.uploads
             );
@@ -547,8 +556,15 @@ fn outcome_key(o: Outcome) -> &'static str {
 }
 
 fn status_of(arts: &[CertArtifact]) -> Status {
+    let done = |a: &CertArtifact| a.outcome == Outcome::Disposed && a.verification.verified;
     if arts.is_empty() {
         Status::NothingFound
+    } else if arts.iter().any(|a| a.outcome == Outcome::Pending)
+        && arts
+            .iter()
+            .all(|a| a.outcome == Outcome::Pending || done(a))
+    {
+        Status::Pending
     } else if arts
         .iter()
         .all(|a| a.outcome == Outcome::Disposed && a.verification.verified)

@@ -171,6 +171,15 @@ pub fn verify(
                 "complete: {} artifact(s) disposed and verified",
                 cert.totals.artifacts
             ))
+        } else if cert.status == Status::Pending {
+            let n = cert
+                .artifacts
+                .iter()
+                .filter(|a| a.outcome == crate::journal::Outcome::Pending)
+                .count();
+            Err(format!(
+                "pending: {n} folder(s) delegated to S3 Lifecycle not yet empty; nothing failed (a later execute --resume completes the certificate)"
+            ))
         } else if cert.status == Status::NothingFound {
             Ok(
                 "nothing found: the approved plan listed no artifact, so nothing was disposed"

@@ -190,11 +190,7 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
                 "next: the custodian co-signs it (decom cosign {} …)",
                 cert_path.display()
             ));
-        } else if cert
-            .artifacts
-            .iter()
-            .any(|a| a.outcome == crate::journal::Outcome::Pending)
-        {
+        } else if cert.status == Status::Pending {
             p.warn("disposal PENDING: S3 Lifecycle is emptying the delegated folder(s); run execute --resume again later (days) to check and complete the certificate");
         } else {
             p.warn("disposal INCOMPLETE: see the artifacts above; fix the cause and run again with --resume");

@@ -229,6 +229,9 @@ impl Report {
                         "NOTHING FOUND: the approved plan listed no artifact; nothing was disposed"
                     }
                     Status::Incomplete => "INCOMPLETE: not every planned artifact was disposed",
+                    Status::Pending => {
+                        "PENDING: S3 Lifecycle has not yet emptied a delegated folder; nothing failed"
+                    }
                 },
             ),
         ];
@@ -351,6 +354,7 @@ impl Report {
                 Status::Complete => "COMPLETE",
                 Status::NothingFound => "NOTHING FOUND",
                 Status::Incomplete => "INCOMPLETE",
+                Status::Pending => "PENDING",
             }
             .into(),
             complete,

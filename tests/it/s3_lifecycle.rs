@@ -185,7 +185,11 @@ fn lifecycle_rule_merged_pending_then_complete_across_resumes_playing_the_engine
     );
     let l = lifecycle_artifact(&s);
     assert_eq!(l["outcome"], "pending");
-    assert_eq!(s.env.cert_json()["status"], "incomplete");
+    assert_eq!(
+        s.env.cert_json()["status"],
+        "pending",
+        "nothing failed: pending, not incomplete"
+    );
     assert_eq!(s.versions("big/").len(), 13, "decom deleted nothing itself");
 
     // The engine has expired part of it: still pending, with what is left.
@@ -195,6 +199,11 @@ fn lifecycle_rule_merged_pending_then_complete_across_resumes_playing_the_engine
     let l = lifecycle_artifact(&s);
     assert_eq!(l["outcome"], "pending");
     assert!(l["reason"].as_str().unwrap().contains("remain"), "{l}");
+    // A pending certificate does not verify as complete: verify says pending.
+    s.env.cosign().ok();
+    let v = s.env.verify();
+    v.code(1);
+    assert!(v.stdout.contains("FAIL status: pending"), "{}", v.stdout);
     assert_eq!(s.lifecycle().len(), 3);
 
     // Everything expired: the rules go, the certificate completes.
