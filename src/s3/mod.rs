@@ -538,7 +538,8 @@ impl S3 {
     }
 
     /// The fallback of [`S3::list_versions`] for stores without versioning:
-    /// ListObjectsV2, every object its own null version.
+    /// ListObjectsV2 through the SDK's own paginator (continuation tokens),
+    /// every object its own null version.
     fn list_objects(
         &self,
         bucket: &str,
@@ -547,24 +548,21 @@ impl S3 {
     ) -> Result<u64> {
         let mut pages = 0;
         for (prefix, delimiter) in scope.listings() {
-            let mut token: Option<String> = None;
-            loop {
-                let page = self
-                    .block_on(
-                        self.client
-                            .list_objects_v2()
-                            .bucket(bucket)
-                            .prefix(&prefix)
-                            .set_delimiter(delimiter.map(str::to_string))
-                            .set_continuation_token(token.clone())
-                            .send(),
-                    )
-                    .map_err(|e| {
-                        Error::input(format!(
-                            "s3://{bucket}/{prefix}: ListObjectsV2: {}",
-                            describe(&e)
-                        ))
-                    })?;
+            let mut stream = self
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(&prefix)
+                .set_delimiter(delimiter.map(str::to_string))
+                .into_paginator()
+                .send();
+            while let Some(page) = self.block_on(stream.next()) {
+                let page = page.map_err(|e| {
+                    Error::input(format!(
+                        "s3://{bucket}/{prefix}: ListObjectsV2: {}",
+                        describe(&e)
+                    ))
+                })?;
                 pages += 1;
                 for o in page.contents() {
                     let key = o.key().unwrap_or_default();
@@ -581,15 +579,6 @@ impl S3 {
                         last_modified: time(o.last_modified()),
                         storage_class: o.storage_class().map(|s| s.as_str().to_string()),
                     });
-                }
-                if !page.is_truncated().unwrap_or(false) {
-                    break;
-                }
-                token = page.next_continuation_token().map(str::to_string);
-                if token.is_none() {
-                    return Err(Error::input(format!(
-                        "s3://{bucket}/{prefix}: truncated listing without a continuation token"
-                    )));
                 }
             }
         }
