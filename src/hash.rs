@@ -1,6 +1,8 @@
-//! The one SHA-256 loop. Every content hash decom computes (trace, re-hash
+//! The one hashing loop. Every content hash decom computes (trace, re-hash
 //! before overwrite, read-back verification, recheck) goes through
-//! [`hash_reader`], so buffer size and CPU acceleration are decided here once.
+//! [`digest_reader`] ([`hash_reader`] for SHA-256 alone), so buffer size and
+//! CPU acceleration are decided here once; SHA-384, SHA-512 and the git blob
+//! SHA-1 are computed only when asked, from the same bytes.
 //! sha2 picks SHA-NI / AVX2 at run time.
 
 use sha2::{Digest, Sha256};
@@ -54,14 +56,51 @@ impl std::ops::DerefMut for PageBuf {
     }
 }
 
+/// Digests a read computes besides SHA-256 (which it always computes):
+/// only what some known component or store layout needs, in the same read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extra {
+    pub sha384: bool,
+    pub sha512: bool,
+    /// The git blob SHA-1 (`git hash-object`) of content this many bytes
+    /// long: the name the Hugging Face cache gives small files.
+    pub git_blob: Option<u64>,
+}
+
+/// The digests of one read, lowercase hex.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Digests {
+    pub sha256: String,
+    pub sha384: Option<String>,
+    pub sha512: Option<String>,
+    pub git_blob: Option<String>,
+}
+
 /// Hash everything `reader` yields. `on_bytes` is told how many bytes each
 /// read added (for progress). Stops with `Interrupted` when `cancel` is set.
 pub fn hash_reader(
+    reader: impl Read,
+    cancel: Option<&AtomicBool>,
+    on_bytes: impl FnMut(u64),
+) -> io::Result<(String, u64)> {
+    digest_reader(reader, Extra::default(), cancel, on_bytes).map(|(d, n)| (d.sha256, n))
+}
+
+/// [`hash_reader`] with the `extra` digests computed from the same bytes.
+pub fn digest_reader(
     mut reader: impl Read,
+    extra: Extra,
     cancel: Option<&AtomicBool>,
     mut on_bytes: impl FnMut(u64),
-) -> io::Result<(String, u64)> {
-    let mut hasher = Sha256::new();
+) -> io::Result<(Digests, u64)> {
+    let mut sha256 = Sha256::new();
+    let mut sha384 = extra.sha384.then(sha2::Sha384::new);
+    let mut sha512 = extra.sha512.then(sha2::Sha512::new);
+    let mut git = extra.git_blob.map(|len| {
+        let mut h = sha1::Sha1::new();
+        h.update(format!("blob {len}\0").as_bytes());
+        h
+    });
     let mut buf = PageBuf::new(READ_BLOCK);
     let mut total = 0u64;
     loop {
@@ -74,11 +113,34 @@ pub fn hash_reader(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        hasher.update(&buf[..n]);
+        let bytes = &buf[..n];
+        sha256.update(bytes);
+        if let Some(h) = &mut sha384 {
+            h.update(bytes);
+        }
+        if let Some(h) = &mut sha512 {
+            h.update(bytes);
+        }
+        if let Some(h) = &mut git {
+            h.update(bytes);
+        }
         total += n as u64;
         on_bytes(n as u64);
     }
-    Ok((hex::encode(hasher.finalize()), total))
+    // A git blob hash over a length that turned out wrong names nothing.
+    let git_blob = match (git, extra.git_blob) {
+        (Some(h), Some(len)) if len == total => Some(hex::encode(h.finalize())),
+        _ => None,
+    };
+    Ok((
+        Digests {
+            sha256: hex::encode(sha256.finalize()),
+            sha384: sha384.map(|h| hex::encode(h.finalize())),
+            sha512: sha512.map(|h| hex::encode(h.finalize())),
+            git_blob,
+        },
+        total,
+    ))
 }
 
 /// SHA-256 of a byte slice, lowercase hex.
@@ -146,6 +208,44 @@ mod tests {
             prop_assert_eq!(n, data.len() as u64);
             prop_assert_eq!(h, sha256_hex(&data));
         }
+    }
+
+    #[test]
+    fn extra_digests_come_from_the_same_read() {
+        let (d, n) = digest_reader(
+            &b"abc"[..],
+            Extra {
+                sha384: true,
+                sha512: true,
+                git_blob: Some(3),
+            },
+            None,
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(d.sha256, sha256_hex(b"abc"));
+        assert_eq!(
+            d.sha384.unwrap(),
+            "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7"
+        );
+        assert!(d.sha512.unwrap().starts_with("ddaf35a193617aba"));
+        // `printf abc | git hash-object --stdin`
+        assert_eq!(
+            d.git_blob.unwrap(),
+            "f2ba8f84ab5c1bce84a7b441cb1959cfc7093b7f"
+        );
+        let (d, _) = digest_reader(
+            &b"abc"[..],
+            Extra {
+                git_blob: Some(4),
+                ..Extra::default()
+            },
+            None,
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(d.git_blob, None, "a wrong length names nothing");
     }
 
     #[test]

@@ -34,6 +34,29 @@ pub fn run(a: &TraceArgs, p: &Printer) -> Result<u8> {
             a.output.display()
         )));
     }
+    // Components decom cannot use are said, never dropped silently.
+    let lists = [
+        (
+            &resolved.not_searched,
+            "known component(s) have no SHA-256, SHA-384 or SHA-512 hash and cannot be searched for",
+        ),
+        (
+            &resolved.ignored_hashes,
+            "hash(es) of algorithms decom does not match were ignored",
+        ),
+    ];
+    for (list, what) in lists {
+        if list.is_empty() {
+            continue;
+        }
+        let tail = if p.verbose { ":" } else { " (-v lists them)" };
+        p.warn(&format!("{} {what}{tail}", list.len()));
+        if p.verbose {
+            for n in list {
+                p.info(&format!("  {} ({}): {}", n.component, n.origin, n.reason));
+            }
+        }
+    }
     let progress = p.progress();
     let plan = crate::trace::trace(&resolved, &a.s3.settings(), &progress)?;
     let bytes = plan.to_bytes();
@@ -49,6 +72,8 @@ pub fn run(a: &TraceArgs, p: &Printer) -> Result<u8> {
                 "path": a.output, "sha256": crate::hash::sha256_hex(&bytes),
                 "artifacts": plan.totals.artifacts, "bytes": plan.totals.bytes,
                 "residual_risks": plan.residual_risks.len(),
+                "components_not_searched": resolved.not_searched,
+                "hashes_ignored": resolved.ignored_hashes,
             }),
         );
     } else {

@@ -274,6 +274,24 @@ pub fn fs_type(fd: impl AsFd) -> Option<String> {
         .map(|s| media::fs_name(s.f_type as u64))
 }
 
+/// How many bytes of the open file share their blocks with another file
+/// or a snapshot: FIEMAP's shared flag, as `filefrag -v` shows it (btrfs,
+/// xfs, ocfs2, bcachefs reflinks and snapshots). A reflinked copy keeps
+/// those blocks whatever is written through this file. `None` when the
+/// filesystem cannot map its extents (tmpfs, network filesystems).
+pub fn shared_bytes(f: &std::fs::File) -> Option<u64> {
+    use fiemap::{FiemapExtentFlags, FiemapFlags};
+    let mut n = 0u64;
+    // SYNC: delayed allocation would otherwise hide extents not yet written.
+    for e in fiemap::Fiemap::with_flags(f, FiemapFlags::SYNC) {
+        let e = e.ok()?;
+        if e.fe_flags.contains(FiemapExtentFlags::SHARED) {
+            n += e.fe_length;
+        }
+    }
+    Some(n)
+}
+
 /// Whether the block device behind `device` (st_dev) is rotational.
 pub fn rotational(device: u64) -> Option<bool> {
     media::rotational(rustix::fs::major(device), rustix::fs::minor(device))

@@ -9,7 +9,7 @@
 
 mod components;
 
-pub use components::Component;
+pub use components::{Alg, Component, Known, NotSearched};
 
 use crate::error::{Error, Result};
 use crate::profile::Profile;
@@ -37,9 +37,13 @@ pub struct Manifest {
     /// A `SHA256SUMS` file (as `sha256sum` writes it) of known components.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256sums: Option<String>,
-    /// A CycloneDX 1.5/1.6 JSON BOM listing the model's components.
+    /// A CycloneDX 1.5/1.6/1.7 JSON BOM listing the model's components.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bom: Option<String>,
+    /// Folders of models that stay: never planned, and identical bytes
+    /// found there are reported as shared content.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep: Vec<Keep>,
     /// How to reach S3 locations (endpoint, region, path-style, hashing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<crate::s3::Settings>,
@@ -60,6 +64,49 @@ pub struct Model {
     /// Hugging Face repository id (`org/name`), to recognise its hub cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hf_repo: Option<String>,
+    /// Ollama model (`name:tag`, or `registry/namespace/name:tag`): its
+    /// manifest and the layers no other model uses, in an Ollama store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ollama_model: Option<String>,
+    /// PyTorch hub checkpoint file names (`hub/checkpoints/<name>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub torch_checkpoints: Vec<String>,
+}
+
+impl Model {
+    /// Whether the model is named in a store decom knows (Hugging Face,
+    /// Ollama, PyTorch hub): a hash location then plans those entries even
+    /// without component hashes.
+    pub fn names_a_store(&self) -> bool {
+        self.hf_repo.is_some() || self.ollama_model.is_some() || !self.torch_checkpoints.is_empty()
+    }
+}
+
+/// A folder of a model that stays (`[[keep]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Keep {
+    /// A local directory (absolute path or file:// URI).
+    pub uri: String,
+    /// The model that needs it, as the plan names it.
+    pub model: String,
+}
+
+/// What to do with matched content that another model needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Shared {
+    /// Keep it, and list it as a residual risk.
+    #[default]
+    Keep,
+    /// Dispose of it anyway; the plan lists what will break.
+    Dispose,
+}
+
+impl Shared {
+    fn is_keep(&self) -> bool {
+        *self == Shared::Keep
+    }
 }
 
 /// A person named on the certificate (NIST SP 800-88 App. G fields).
@@ -119,6 +166,11 @@ pub struct Location {
     /// Follow the walk into other filesystems (mount points) below the root.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cross_filesystems: bool,
+    /// Content matched here that another model's store needs (another
+    /// Hugging Face repo's blob, a layer of another Ollama model, a file in
+    /// a `[[keep]]` folder): kept (default) or disposed of anyway.
+    #[serde(default, skip_serializing_if = "Shared::is_keep")]
+    pub shared: Shared,
     /// How an S3 folder is disposed of: by decom (default) or by S3 Lifecycle.
     #[serde(default, skip_serializing_if = "Method::is_purge")]
     pub method: Method,
@@ -148,7 +200,8 @@ pub enum MatchMode {
     /// Every regular file under the location (subject to include/exclude).
     #[default]
     All,
-    /// Only files whose SHA-256 equals a known component.
+    /// Only files whose SHA-256 (or SHA-384, SHA-512) equals a known
+    /// component's.
     Hash,
 }
 
@@ -169,7 +222,14 @@ pub struct Resolved {
     pub base: PathBuf,
     pub profile: Profile,
     pub targets: Vec<Target>,
+    /// Known components with a hash decom matches.
     pub components: Vec<Component>,
+    /// Known components without one: never searched for (a residual risk).
+    pub not_searched: Vec<NotSearched>,
+    /// Hashes ignored on usable components (SHA-1, MD5, …).
+    pub ignored_hashes: Vec<NotSearched>,
+    /// The `[[keep]]` folders, canonical, in manifest order.
+    pub keep: Vec<PathBuf>,
 }
 
 impl Manifest {
@@ -228,9 +288,10 @@ impl Manifest {
                 && self.components.is_empty()
                 && self.sha256sums.is_none()
                 && self.bom.is_none()
+                && !self.model.names_a_store()
             {
                 return bad(format!(
-                    "location {} ({}) has match = \"hash\" but no component hashes are given",
+                    "location {} ({}) has match = \"hash\" but no component hashes are given (nor hf_repo, ollama_model or torch_checkpoints)",
                     i + 1,
                     l.uri
                 ));
@@ -254,6 +315,31 @@ impl Manifest {
                 return bad(format!(
                     "[model] hf_repo = {repo:?} is not of the form \"org/name\""
                 ));
+            }
+        }
+        if let Some(m) = &self.model.ollama_model
+            && crate::trace::stores::OllamaName::parse(m).is_none()
+        {
+            return bad(format!(
+                "[model] ollama_model = {m:?} is not of the form \"name:tag\" or \"registry/namespace/name:tag\""
+            ));
+        }
+        for c in &self.model.torch_checkpoints {
+            if c.is_empty() || c.contains('/') || c == "." || c == ".." {
+                return bad(format!(
+                    "[model] torch_checkpoints: {c:?} is not a file name"
+                ));
+            }
+        }
+        for k in &self.keep {
+            if k.uri.starts_with("s3://") {
+                return bad(format!(
+                    "[[keep]] {}: only local folders can be kept this way",
+                    k.uri
+                ));
+            }
+            if k.model.trim().is_empty() {
+                return bad(format!("[[keep]] {}: name the model that needs it", k.uri));
             }
         }
         Ok(())
@@ -288,14 +374,44 @@ impl Manifest {
                 }
             }
         }
-        let components = components::merge(&self, base)?;
+        let mut keep = Vec::new();
+        for k in &self.keep {
+            match resolve_uri(&k.uri, base)? {
+                Target::Local(p) => keep.push(p),
+                Target::S3 { .. } => {
+                    return Err(Error::input(format!(
+                        "[[keep]] {}: only local folders can be kept this way",
+                        k.uri
+                    )));
+                }
+            }
+        }
+        let merged = components::merge(&self, base)?;
+        if merged.components.is_empty()
+            && !self.model.names_a_store()
+            && let Some((i, l)) = self
+                .locations
+                .iter()
+                .enumerate()
+                .find(|(_, l)| l.match_mode == MatchMode::Hash)
+        {
+            return Err(Error::input(format!(
+                "location {} ({}) has match = \"hash\" but none of the {} known component(s) has a SHA-256, SHA-384 or SHA-512 hash; nothing could match",
+                i + 1,
+                l.uri,
+                merged.not_searched.len()
+            )));
+        }
         Ok(Resolved {
             manifest: self,
             manifest_sha256,
             base: base.to_path_buf(),
             profile,
             targets,
-            components,
+            components: merged.components,
+            not_searched: merged.not_searched,
+            ignored_hashes: merged.ignored_hashes,
+            keep,
         })
     }
 }

@@ -15,7 +15,7 @@ pub mod storage;
 pub use approved::Approved;
 
 use crate::error::{Error, Result};
-use crate::manifest::{Component, Manifest, MatchMode, Model};
+use crate::manifest::{Component, Manifest, MatchMode, Model, NotSearched};
 use crate::profile::Profile;
 pub use crate::s3::Endpoint;
 use serde::{Deserialize, Serialize};
@@ -54,6 +54,9 @@ pub struct Plan {
     pub manifest: Manifest,
     pub profile: Profile,
     pub components: Vec<Component>,
+    /// Known components with no hash decom matches: never searched for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components_not_searched: Vec<NotSearched>,
     pub locations: Vec<PlanLocation>,
     pub residual_risks: Vec<Risk>,
     pub totals: Totals,
@@ -91,6 +94,10 @@ pub enum MatchedBy {
     Hash,
     /// It lies in the model's Hugging Face cache folder (`hf_repo`).
     HfRepo,
+    /// The model's Ollama manifest, or a layer it uses (`ollama_model`).
+    Ollama,
+    /// A PyTorch hub checkpoint the manifest names (`torch_checkpoints`).
+    TorchHub,
 }
 
 impl std::fmt::Display for MatchedBy {
@@ -100,6 +107,8 @@ impl std::fmt::Display for MatchedBy {
             MatchedBy::Include => "include",
             MatchedBy::Hash => "hash",
             MatchedBy::HfRepo => "hf-repo",
+            MatchedBy::Ollama => "ollama",
+            MatchedBy::TorchHub => "torch-hub",
         })
     }
 }

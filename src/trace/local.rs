@@ -6,11 +6,22 @@
 //!
 //! In `match = "hash"` locations only files whose size equals a known
 //! component's size are read (when every component's size is known).
+//!
+//! Model stores the walk meets ([`super::stores`]) decide ownership: the
+//! model's own Hugging Face repository, Ollama manifest and layers and
+//! PyTorch hub checkpoints are planned whatever the match mode; content
+//! another model's store needs, and everything under a `[[keep]]` folder,
+//! is kept (a residual risk says so) unless the location says
+//! `shared = "dispose"`, and then the plan names what will break. Files
+//! whose blocks are shared with a reflinked copy or snapshot (FIEMAP) are
+//! a residual risk too.
 
 use super::Criteria;
+use super::stores::{Ours, Own, Stores};
 use crate::error::{Error, IoContext, Result};
+use crate::hash::{Digests, Extra};
 use crate::localfs::{self, Identity, Kind};
-use crate::manifest::{Location, MatchMode};
+use crate::manifest::{Known, Location, MatchMode, Shared};
 use crate::plan::{
     Artifact, Item, LocalDir, LocalFile, LocalLink, LocalRoot, Matched, MatchedBy, PlanLocation,
     Risk, Store, storage,
@@ -167,9 +178,41 @@ pub fn trace_location(
     let root_fs = localfs::fs_type(&root_dir).unwrap_or_else(|| "unknown".into());
     let root_rot = localfs::rotational(anchor.device());
 
-    let mut w = walk(loc, root, anchor.device(), criteria, links, progress)?;
-    let hashed = hash_all(std::mem::take(&mut w.candidates), &loc.uri, progress);
-    let mut found = select(hashed, criteria, &mut w)?;
+    let hf_dir = criteria
+        .model
+        .hf_repo
+        .as_ref()
+        .map(|r| format!("models--{}", r.replace('/', "--")));
+    let ollama = criteria
+        .model
+        .ollama_model
+        .as_deref()
+        .and_then(super::stores::OllamaName::parse);
+    let ours = Ours {
+        hf_dir: hf_dir.as_deref(),
+        ollama: ollama.as_ref(),
+        torch_checkpoints: &criteria.model.torch_checkpoints,
+    };
+    let known = criteria.known();
+    let mut w = walk(
+        loc,
+        root,
+        anchor.device(),
+        criteria,
+        &ours,
+        &known,
+        links,
+        progress,
+    )?;
+    let extra = known.extra();
+    let hashed = hash_all(
+        std::mem::take(&mut w.candidates),
+        extra,
+        w.stores.has_hf(),
+        &loc.uri,
+        progress,
+    );
+    let mut found = select(hashed, loc, criteria, &ours, &known, &mut w)?;
     found.extend(w.links.drain(..).map(Found::Symlink));
     for (d, id) in std::mem::take(&mut w.dirs) {
         if !w.kept.contains(&d) {
@@ -207,6 +250,8 @@ struct Walked {
     /// Directories that keep something (so they are not removed).
     kept: HashSet<PathBuf>,
     risks: Vec<Risk>,
+    /// The model stores met on the way.
+    stores: Stores,
 }
 
 impl Walked {
@@ -222,36 +267,42 @@ impl Walked {
     }
 
     fn unreadable(&mut self, p: &Path, detail: String) {
+        self.risk("unreadable", p, detail);
+    }
+
+    fn risk(&mut self, kind: &str, p: &Path, detail: String) {
         self.risks.push(Risk {
-            kind: "unreadable".into(),
+            kind: kind.into(),
             subject: p.display().to_string(),
             detail,
         });
+    }
+
+    /// Read the index of a store starting at `dir`, reporting what failed.
+    fn enter(&mut self, dir: &Path) {
+        for (p, e) in self.stores.enter(dir) {
+            self.unreadable(&p, e);
+        }
     }
 }
 
 /// Walk the tree once (never following links, not crossing filesystems
 /// unless allowed) and choose files, links and directories by name: the
-/// exclude and include globs, the match mode, the Hugging Face layout, and
-/// the size prefilter of a hash location.
+/// exclude and include globs, the match mode, the model's own store
+/// entries, `[[keep]]` folders, and the size prefilter of a hash location.
+#[allow(clippy::too_many_arguments)]
 fn walk(
     loc: &Location,
     root: &Path,
     device: u64,
     criteria: &Criteria<'_>,
+    ours: &Ours<'_>,
+    known: &Known,
     links: &mut LinkIndex,
     progress: &dyn Progress,
 ) -> Result<Walked> {
     let include = globset(&loc.include, &loc.uri)?;
     let exclude = globset(&loc.exclude, &loc.uri)?;
-    let hf_dir = criteria
-        .hf_repo
-        .map(|r| format!("models--{}", r.replace('/', "--")));
-    let sizes: Option<HashSet<u64>> = if criteria.components.iter().all(|c| c.size.is_some()) {
-        Some(criteria.components.iter().filter_map(|c| c.size).collect())
-    } else {
-        None
-    };
     let mut w = Walked {
         root: root.to_path_buf(),
         candidates: Vec::new(),
@@ -259,15 +310,24 @@ fn walk(
         dirs: Vec::new(),
         kept: HashSet::new(),
         risks: Vec::new(),
+        stores: Stores::default(),
     };
+    // A location inside a store (one repository, an Ollama `blobs/`)
+    // still knows the store.
+    let mut above: Vec<&Path> = root.ancestors().collect();
+    above.reverse();
+    for a in above {
+        w.enter(a);
+    }
 
     progress.start(Phase::Walk(&loc.uri), 0, 0);
-    let walker = walkdir::WalkDir::new(root)
+    let mut walker = walkdir::WalkDir::new(root)
         .follow_links(false)
         .same_file_system(!loc.cross_filesystems)
         .sort_by_file_name()
-        .min_depth(1);
-    for entry in walker {
+        .min_depth(1)
+        .into_iter();
+    while let Some(entry) = walker.next() {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
@@ -288,6 +348,14 @@ fn walk(
             w.keep(path);
             continue;
         }
+        if criteria.keep.iter().any(|k| path.starts_with(k)) {
+            // A folder of a model that stays: never planned, never entered.
+            w.keep(path);
+            if entry.file_type().is_dir() {
+                walker.skip_current_dir();
+            }
+            continue;
+        }
         let meta = match entry.metadata() {
             Ok(m) => m,
             Err(e) => {
@@ -297,28 +365,37 @@ fn walk(
             }
         };
         let id = localfs::identity_of(&meta);
-        let in_hf = hf_dir
-            .as_ref()
-            .is_some_and(|h| rel.components().any(|c| c.as_os_str() == h.as_str()));
+        let own = match id.kind {
+            Kind::File | Kind::Symlink => w.stores.own(path, ours),
+            _ => None,
+        };
         let included = include.as_ref().is_none_or(|g| g.is_match(rel));
         match id.kind {
             Kind::Dir => {
                 if id.device != device && !loc.cross_filesystems {
                     w.keep(path);
                 } else {
+                    w.enter(path);
                     w.dirs.push((path.to_path_buf(), id));
                 }
             }
             Kind::File => {
                 let p = path_str(path)?;
                 links.add(&id, &p);
-                let how = if in_hf {
-                    Some((MatchedBy::HfRepo, hf_dir.clone()))
+                let how = if let Some(own) = own {
+                    Some(match own {
+                        Own::HfRepo => (MatchedBy::HfRepo, ours.hf_dir.map(str::to_string)),
+                        Own::Ollama | Own::OllamaShared(_) => {
+                            (MatchedBy::Ollama, ours.ollama.map(|n| n.to_string()))
+                        }
+                        Own::TorchHub => (MatchedBy::TorchHub, None),
+                    })
                 } else if !included {
                     None
                 } else if loc.match_mode == MatchMode::Hash {
-                    let size_ok = sizes.as_ref().is_none_or(|s| s.contains(&id.size));
-                    size_ok.then_some((MatchedBy::Hash, None))
+                    known
+                        .size_may_match(id.size)
+                        .then_some((MatchedBy::Hash, None))
                 } else if let Some(set) = &include {
                     // The first pattern that matches (GlobSet keeps their order).
                     let pattern = set.matches(rel).first().and_then(|i| loc.include.get(*i));
@@ -340,7 +417,10 @@ fn walk(
                 }
             }
             Kind::Symlink => {
-                let take = in_hf || (loc.match_mode == MatchMode::All && included);
+                let take = own == Some(Own::HfRepo)
+                    || (loc.match_mode == MatchMode::All
+                        && included
+                        && w.stores.needed_by(path, ours).is_empty());
                 if take {
                     let target = std::fs::read_link(path).at(path)?;
                     w.links.push(LocalLink {
@@ -360,18 +440,34 @@ fn walk(
     Ok(w)
 }
 
-/// Hash the candidates in parallel on all cores, each read once.
+/// What reading a candidate once told.
+struct Hashed {
+    digests: Digests,
+    fs_type: String,
+    /// Bytes whose blocks another file or snapshot shares (FIEMAP).
+    shared_bytes: Option<u64>,
+}
+
+/// Hash the candidates in parallel on all cores, each read once: SHA-256,
+/// the `extra` digests known components need, and the git blob SHA-1 where
+/// a Hugging Face cache names small files by it.
 fn hash_all(
     candidates: Vec<Candidate>,
+    extra: Extra,
+    git_blob: bool,
     uri: &str,
     progress: &dyn Progress,
-) -> Vec<(Candidate, Result<(String, String)>)> {
+) -> Vec<(Candidate, Result<Hashed>)> {
     let total: u64 = candidates.iter().map(|c| c.id.size).sum();
     progress.start(Phase::Hash(uri), candidates.len() as u64, total);
     let hashed = candidates
         .into_par_iter()
         .map(|c| {
-            let r = hash_candidate(&c, progress);
+            let extra = Extra {
+                git_blob: git_blob.then_some(c.id.size),
+                ..extra
+            };
+            let r = hash_candidate(&c, extra, progress);
             (c, r)
         })
         .collect();
@@ -381,20 +477,21 @@ fn hash_all(
 
 /// Keep the hashed candidates that match (in a hash location: only known
 /// component hashes) and describe each as a planned file; the rest stay.
+/// Content another model's store needs stays too, unless the location
+/// says `shared = "dispose"`; identical bytes left in other stores and
+/// blocks shared with other files are residual risks.
 fn select(
-    hashed: Vec<(Candidate, Result<(String, String)>)>,
+    hashed: Vec<(Candidate, Result<Hashed>)>,
+    loc: &Location,
     criteria: &Criteria<'_>,
+    ours: &Ours<'_>,
+    known: &Known,
     w: &mut Walked,
 ) -> Result<Vec<Found>> {
-    let known: HashMap<&str, &str> = criteria
-        .components
-        .iter()
-        .map(|c| (c.sha256.as_str(), c.name.as_str()))
-        .collect();
     let mut rot_cache: HashMap<u64, Option<bool>> = HashMap::new();
     let mut found = Vec::new();
     for (c, r) in hashed {
-        let (sha, fs_type) = match r {
+        let h = match r {
             Ok(v) => v,
             Err(e) => {
                 w.unreadable(&c.path, e.to_string());
@@ -403,10 +500,65 @@ fn select(
             }
         };
         let mut matched = c.matched;
-        let component = known.get(sha.as_str()).map(|s| s.to_string());
+        let component = known.find(&h.digests).map(str::to_string);
         if matched.how == MatchedBy::Hash && component.is_none() {
             w.keep(&c.path);
             continue;
+        }
+        let needed_by = w.stores.needed_by(&c.path, ours);
+        if !needed_by.is_empty() {
+            let users = needed_by.join(", ");
+            let what = component
+                .as_deref()
+                .map(|n| format!("matches component {n}, but "))
+                .unwrap_or_default();
+            if loc.shared == Shared::Keep {
+                w.risk(
+                    "shared-content",
+                    &c.path,
+                    format!(
+                        "{what}identical bytes kept: needed by {users}; set shared = \"dispose\" on the location to dispose of it anyway"
+                    ),
+                );
+                w.keep(&c.path);
+                continue;
+            }
+            let broken: Vec<String> = w
+                .stores
+                .dependents(&c.path)
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            w.risk(
+                "shared-content-disposed",
+                &c.path,
+                format!(
+                    "{what}needed by {users}; disposed of as the location says (shared = \"dispose\"); these will point at nothing: {}",
+                    if broken.is_empty() {
+                        "(no link or manifest known)".to_string()
+                    } else {
+                        broken.join(", ")
+                    }
+                ),
+            );
+        }
+        for (model, p) in w.stores.identical(&h.digests, &c.path, ours) {
+            w.risk(
+                "shared-content",
+                &c.path,
+                format!("identical bytes kept: needed by {model} ({})", p.display()),
+            );
+        }
+        if let Some(n) = h.shared_bytes.filter(|n| *n > 0) {
+            w.risk(
+                "shared-extents",
+                &c.path,
+                format!(
+                    "{} of its {} share their blocks with another file or a snapshot (a reflinked copy): overwriting this file does not reach them, and the other copy keeps the bytes",
+                    crate::util::human_bytes(n.min(c.id.size)),
+                    crate::util::human_bytes(c.id.size)
+                ),
+            );
         }
         matched.component = component;
         let rotational = *rot_cache
@@ -420,9 +572,9 @@ fn select(
             size: c.id.size,
             mtime: c.id.mtime,
             ctime: c.id.ctime,
-            sha256: sha,
-            sanitization: storage::classify(&fs_type, rotational, criteria.overwrites),
-            fs_type,
+            sha256: h.digests.sha256,
+            sanitization: storage::classify(&h.fs_type, rotational, criteria.overwrites),
+            fs_type: h.fs_type,
             rotational,
             matched,
             other_names: Vec::new(),
@@ -432,8 +584,8 @@ fn select(
 }
 
 /// Open without following links, check it is still the file the walk saw,
-/// and hash it. Returns (sha256, filesystem type).
-fn hash_candidate(c: &Candidate, progress: &dyn Progress) -> Result<(String, String)> {
+/// and hash it; ask the filesystem which of its blocks are shared.
+fn hash_candidate(c: &Candidate, extra: Extra, progress: &dyn Progress) -> Result<Hashed> {
     let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc_flags())
@@ -451,15 +603,21 @@ fn hash_candidate(c: &Candidate, progress: &dyn Progress) -> Result<(String, Str
         ));
     }
     let fs_type = localfs::fs_type(&f).unwrap_or_else(|| "unknown".into());
-    let (sha, n) = crate::hash::hash_reader(&f, None, |n| progress.bytes(n)).at(&c.path)?;
+    let (digests, n) =
+        crate::hash::digest_reader(&f, extra, None, |n| progress.bytes(n)).at(&c.path)?;
     if n != c.id.size {
         return Err(Error::io(
             &c.path,
             std::io::Error::other("size changed while tracing"),
         ));
     }
+    let shared_bytes = localfs::shared_bytes(&f);
     progress.item(&c.path.display().to_string());
-    Ok((sha, fs_type))
+    Ok(Hashed {
+        digests,
+        fs_type,
+        shared_bytes,
+    })
 }
 
 fn libc_flags() -> i32 {

@@ -3,23 +3,29 @@
 //! scheme picks the implementation: [`local`] walks directories, [`s3`]
 //! lists buckets.
 
+pub mod keep;
 pub mod local;
 pub mod s3;
+pub mod stores;
 
 use crate::error::Result;
-use crate::manifest::{Component, Resolved, Target};
+use crate::manifest::{Component, Known, Model, Resolved, Target};
 use crate::plan::{Artifact, Plan, Risk, Tool, Totals};
 use crate::progress::Progress;
+use std::path::Path;
 
 /// What decides, besides a location's own settings, which artifacts are
-/// planned and how they are described: the known components (hash matches),
-/// the model's Hugging Face repository, and whether the profile overwrites
-/// (which decides a file's sanitization category). Trace takes it from the
-/// resolved manifest; `verify --recheck` from the approved plan.
-#[derive(Debug, Clone, Copy)]
+/// planned and how they are described: the known components (hash
+/// matches), what the model is called in the stores decom knows (Hugging
+/// Face, Ollama, PyTorch hub), the folders of models that stay (`[[keep]]`),
+/// and whether the profile overwrites (which decides a file's sanitization
+/// category). Trace takes it from the resolved manifest; `verify --recheck`
+/// from the approved plan.
+#[derive(Debug, Clone)]
 pub struct Criteria<'a> {
     pub components: &'a [Component],
-    pub hf_repo: Option<&'a str>,
+    pub model: &'a Model,
+    pub keep: Vec<std::path::PathBuf>,
     pub overwrites: bool,
 }
 
@@ -27,17 +33,35 @@ impl<'a> Criteria<'a> {
     pub fn of_manifest(r: &'a Resolved) -> Self {
         Criteria {
             components: &r.components,
-            hf_repo: r.manifest.model.hf_repo.as_deref(),
+            model: &r.manifest.model,
+            keep: r.keep.clone(),
             overwrites: !r.profile.passes.is_empty(),
         }
     }
 
+    /// The plan's criteria; `[[keep]]` folders that no longer exist keep
+    /// nothing.
     pub fn of_plan(p: &'a Plan) -> Self {
         Criteria {
             components: &p.components,
-            hf_repo: p.manifest.model.hf_repo.as_deref(),
+            model: &p.model,
+            keep: p
+                .manifest
+                .keep
+                .iter()
+                .filter_map(
+                    |k| match crate::manifest::resolve_uri(&k.uri, Path::new("/")) {
+                        Ok(Target::Local(p)) => Some(p),
+                        _ => None,
+                    },
+                )
+                .collect(),
             overwrites: !p.profile.passes.is_empty(),
         }
+    }
+
+    pub fn known(&self) -> Known {
+        Known::new(self.components)
     }
 }
 
@@ -106,6 +130,28 @@ pub fn trace(
         })
         .collect();
     risks.extend(index.resolve(&mut artifacts));
+    let keep: Vec<(std::path::PathBuf, &str)> = resolved
+        .keep
+        .iter()
+        .cloned()
+        .zip(resolved.manifest.keep.iter().map(|k| k.model.as_str()))
+        .collect();
+    risks.extend(keep::identical(&keep, &artifacts));
+    if !resolved.not_searched.is_empty() {
+        let names: Vec<&str> = resolved
+            .not_searched
+            .iter()
+            .map(|n| n.component.as_str())
+            .collect();
+        risks.push(Risk {
+            kind: "components-not-searched".into(),
+            subject: format!("{} known component(s)", names.len()),
+            detail: format!(
+                "no SHA-256, SHA-384 or SHA-512 hash, so no location could match them by content; copies of them outside the locations' other rules remain: {}",
+                names.join(", ")
+            ),
+        });
+    }
     risks.sort_by(|a, b| (&a.kind, &a.subject).cmp(&(&b.kind, &b.subject)));
     risks.dedup();
     let m = &resolved.manifest;
@@ -119,6 +165,7 @@ pub fn trace(
         manifest: m.clone(),
         profile: resolved.profile.clone(),
         components: resolved.components.clone(),
+        components_not_searched: resolved.not_searched.clone(),
         locations,
         residual_risks: risks,
         totals: Totals::of(&artifacts),

@@ -23,7 +23,7 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::ChecksumMode;
 use base64::Engine;
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 fn globset(globs: &[String]) -> Result<Option<GlobSet>> {
     if globs.is_empty() {
@@ -557,11 +557,7 @@ fn select(
     inspected: Vec<Inspected>,
     mut markers: Vec<Listed>,
 ) -> Result<Selected> {
-    let known: HashMap<&str, &str> = criteria
-        .components
-        .iter()
-        .map(|c| (c.sha256.as_str(), c.name.as_str()))
-        .collect();
+    let known = criteria.known();
     let mut sel = Selected {
         items: Vec::new(),
         risks: Vec::new(),
@@ -579,7 +575,7 @@ fn select(
         sel.null_versions |= v.version_id == "null";
         let component = sha
             .as_ref()
-            .and_then(|s| known.get(s.hex.as_str()).map(|n| n.to_string()));
+            .and_then(|s| known.find_sha256(&s.hex).map(str::to_string));
         let how = match loc.match_mode {
             MatchMode::Hash => match (&sha, &component) {
                 (Some(_), Some(_)) => MatchedBy::Hash,

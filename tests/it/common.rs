@@ -162,6 +162,33 @@ impl Env {
         self.file("decom.toml", text.as_bytes())
     }
 
+    /// Add keys to `[model]` of the manifest written last.
+    pub fn model_keys(&self, keys: &str) {
+        let p = self.path("decom.toml");
+        let m = std::fs::read_to_string(&p).unwrap().replacen(
+            "version = \"1.0\"\n",
+            &format!("version = \"1.0\"\n{keys}\n"),
+            1,
+        );
+        std::fs::write(p, m).unwrap();
+    }
+
+    /// Risks of the plan of this kind, as (subject, detail).
+    pub fn risks(&self, kind: &str) -> Vec<(String, String)> {
+        self.plan_json()["residual_risks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["kind"] == kind)
+            .map(|r| {
+                (
+                    r["subject"].as_str().unwrap().to_string(),
+                    r["detail"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
     /// A manifest with one `match = "all"` location.
     pub fn manifest_all(&self, profile: &str, location: &str) -> PathBuf {
         self.manifest(
@@ -356,4 +383,35 @@ pub fn second_device(env: &Env) -> (tempfile::TempDir, PathBuf) {
         "/dev/shm is on the same device as the test's temp dir"
     );
     (tmp, dir)
+}
+
+/// Run one of the Python helpers in `tests/tools/` with the project's
+/// virtualenv (scripts/test.sh installs the pinned libraries there). Fails,
+/// never skips, when the virtualenv or its libraries are missing.
+pub fn python_tool(args: &[&str]) -> String {
+    let venv = std::env::var_os("DECOM_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/decom-venv")
+        });
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/test.sh, which installs the pinned test tools",
+        python.display()
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/tools")
+        .join(args[0]);
+    let out = Command::new(&python)
+        .arg(script)
+        .args(&args[1..])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }

@@ -18,4 +18,5 @@ mod s3_lifecycle;
 mod s3_proof;
 mod s3_stores;
 mod signatures;
+mod stores;
 mod tracing;

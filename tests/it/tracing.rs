@@ -117,7 +117,9 @@ fn sha256sums_and_cyclonedx_give_the_same_components_as_inline() {
         "nist-clear",
         &format!("sha256sums = \"SHA256SUMS\"\n{inline}"),
     );
-    env.trace().code(2).one_line_error("two different hashes");
+    env.trace()
+        .code(2)
+        .one_line_error("two different SHA-256 hashes");
 }
 
 #[test]
