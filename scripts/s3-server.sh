@@ -5,20 +5,24 @@
 #   scripts/s3-server.sh start   install if needed, start (or reuse) a server,
 #                                print `export DECOM_TEST_S3_ENDPOINT=…` lines
 #   scripts/s3-server.sh stop    stop the server this script started
-#   scripts/s3-server.sh install only create the virtualenv
+#   scripts/s3-server.sh install only create the virtualenv (moto and the other
+#                                pinned test tools of scripts/requirements-test.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MOTO_VERSION="5.1.22"  # 5.2.x answers GetBucketVersioning with a non-S3 XML root
+MOTO_VERSION="5.1.22"  # keep in step with scripts/requirements-test.txt
 VENV="${DECOM_VENV:-$HOME/.cache/decom-venv}"
 STATE="${DECOM_S3_STATE:-${TMPDIR:-/tmp}/decom-s3-server}"
 mkdir -p "$STATE"
 
 install() {
-  if [ ! -x "$VENV/bin/moto_server" ] || ! "$VENV/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
-    echo "s3-server: installing moto[server]==$MOTO_VERSION into $VENV" >&2
+  # Reinstall when the pinned list changes (a stamp holds its hash).
+  want=$(sha256sum scripts/requirements-test.txt | cut -d' ' -f1)
+  if [ ! -x "$VENV/bin/moto_server" ] || [ "$(cat "$VENV/.decom-requirements" 2>/dev/null)" != "$want" ]; then
+    echo "s3-server: installing scripts/requirements-test.txt (moto[server]==$MOTO_VERSION, …) into $VENV" >&2
     python3 -m venv "$VENV" >&2
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" >&2
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt >&2
+    echo "$want" >"$VENV/.decom-requirements"
   fi
 }
 

@@ -14,6 +14,10 @@ need_apt=()
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v ssh-agent >/dev/null || need_apt+=(openssh-client)
 for t in pdfinfo pdftotext pdfdetach pdftoppm; do command -v $t >/dev/null || need_apt+=(poppler-utils); done
+# Real copy-on-write filesystems for the shared-extents tests (loop-mounted).
+command -v mkfs.btrfs >/dev/null || need_apt+=(btrfs-progs)
+command -v mkfs.xfs >/dev/null || need_apt+=(xfsprogs)
+command -v filefrag >/dev/null || need_apt+=(e2fsprogs)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]}" >&2
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null

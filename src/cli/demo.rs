@@ -153,26 +153,54 @@ pub fn run(a: &DemoArgs, p: &Printer) -> Result<u8> {
         &data_dir.join("train-00000-of-00001.parquet"),
         &random(4 << 20),
     )?;
-    // A Hugging Face hub cache with our repo and somebody else's.
+    // A Hugging Face hub cache laid out as huggingface_hub writes it: our
+    // repo and a fine-tune of somebody else's that shares our tokenizer
+    // byte for byte (small files are named by their git blob SHA-1).
     let hub = dir.join("home/alice/.cache/huggingface/hub");
-    let rev = "3f2a9c1e5b7d4a6c8e0f1a2b3c4d5e6f7a8b9c0d";
     let w_sha = crate::hash::sha256_hex(&weights);
     let c_sha = crate::hash::sha256_hex(&config);
-    let repo = hub.join("models--acme--fraud-detector");
-    write(&repo.join("blobs").join(&w_sha), &weights)?;
-    write(&repo.join("blobs").join(&c_sha), &config)?;
-    write(&repo.join("refs/main"), rev.as_bytes())?;
-    let snap = repo.join("snapshots").join(rev);
-    std::fs::create_dir_all(&snap).at(&snap)?;
-    std::os::unix::fs::symlink(
-        format!("../../blobs/{w_sha}"),
-        snap.join("model.safetensors"),
-    )
-    .at(&snap)?;
-    std::os::unix::fs::symlink(format!("../../blobs/{c_sha}"), snap.join("config.json"))
-        .at(&snap)?;
-    let other = hub.join("models--acme--sentiment/blobs/0123456789abcdef");
-    write(&other, b"another model's weights, not ours")?;
+    let git_blob = |b: &[u8]| -> Result<String> {
+        let extra = crate::hash::Extra {
+            git_blob: Some(b.len() as u64),
+            ..Default::default()
+        };
+        let (d, _) = crate::hash::digest_reader(b, extra, None, |_| {}).at(&hub)?;
+        Ok(d.git_blob.unwrap_or_default())
+    };
+    let hf_repo = |name: &str, rev: &str, files: &[(&str, &str, &[u8])]| -> Result<()> {
+        let repo = hub.join(name);
+        write(&repo.join("refs/main"), rev.as_bytes())?;
+        let snap = repo.join("snapshots").join(rev);
+        std::fs::create_dir_all(&snap).at(&snap)?;
+        for (file, blob, bytes) in files {
+            write(&repo.join("blobs").join(blob), bytes)?;
+            std::os::unix::fs::symlink(format!("../../blobs/{blob}"), snap.join(file)).at(&snap)?;
+        }
+        Ok(())
+    };
+    let t_blob = git_blob(&tokenizer)?;
+    hf_repo(
+        "models--acme--fraud-detector",
+        "3f2a9c1e5b7d4a6c8e0f1a2b3c4d5e6f7a8b9c0d",
+        &[
+            ("model.safetensors", &w_sha, &weights),
+            ("config.json", &git_blob(&config)?, &config),
+            ("tokenizer.json", &t_blob, &tokenizer),
+        ],
+    )?;
+    let theirs = random(1 << 20);
+    hf_repo(
+        "models--acme--sentiment",
+        "9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b",
+        &[
+            (
+                "model.safetensors",
+                &crate::hash::sha256_hex(&theirs),
+                &theirs,
+            ),
+            ("tokenizer.json", &t_blob, &tokenizer),
+        ],
+    )?;
     // A renamed copy in a notebook folder: only a hash match finds it.
     let notebooks = dir.join("home/alice/notebooks");
     write(&notebooks.join("scratch/weights_final2.bin"), &weights)?;
@@ -354,7 +382,13 @@ size = {c_len}
         p,
     )?;
 
-    let survivors = [other.clone(), notebooks.join("analysis.ipynb")];
+    let sentiment =
+        hub.join("models--acme--sentiment/snapshots/9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b");
+    let survivors = [
+        sentiment.join("model.safetensors"),
+        sentiment.join("tokenizer.json"),
+        notebooks.join("analysis.ipynb"),
+    ];
     let kept = survivors.iter().filter(|s| s.exists()).count();
     step("done");
     p.info(&format!("demo folder:  {}", dir.display()));
@@ -364,7 +398,8 @@ size = {c_len}
         pdf.display(),
         html.display()
     ));
-    p.info(&format!("untouched:    {kept} of {} files outside the model (another repo's blob, a notebook) still exist", survivors.len()));
+    // `exists` follows the snapshot links: their blobs must still be there.
+    p.info(&format!("untouched:    {kept} of {} files outside the model (another repo's weights and the tokenizer it shares with ours, a notebook) still exist", survivors.len()));
     if p.json {
         p.record("demo", serde_json::json!({"dir": dir, "certificate": done.certificate, "status": done.status, "verified": code == exit::OK}));
     } else {

@@ -257,12 +257,35 @@ fn demo_runs_and_its_certificate_verifies() {
         .output()
         .unwrap();
     assert!(v.status.success());
-    // The other repo's blob and the notebook are untouched; the copy found by hash is gone.
+    // The other repo is whole (huggingface_hub's own scan judges it) and
+    // the notebook untouched; the copy found by hash is gone.
+    let hub = dir.join("home/alice/.cache/huggingface/hub");
+    let scan: serde_json::Value = serde_json::from_str(&python_tool(&[
+        "hf_cache.py",
+        "scan",
+        hub.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(scan["warnings"], serde_json::json!([]), "{scan}");
+    assert_eq!(scan["repos"].as_array().unwrap().len(), 1, "{scan}");
+    assert_eq!(scan["repos"][0]["id"], "acme/sentiment");
+    assert_eq!(scan["repos"][0]["files"], 2);
+    // The tokenizer both repos had stays with the other repo, and the
+    // certificate says identical bytes were kept.
+    let c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("certificate.json")).unwrap()).unwrap();
     assert!(
-        dir.join(
-            "home/alice/.cache/huggingface/hub/models--acme--sentiment/blobs/0123456789abcdef"
-        )
-        .exists()
+        c["residual_risks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "shared-content"
+                && r["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("needed by models--acme--sentiment")),
+        "{}",
+        c["residual_risks"]
     );
     assert!(dir.join("home/alice/notebooks/analysis.ipynb").exists());
     assert!(

@@ -3,11 +3,13 @@
 
 mod attacks;
 mod bad_inputs;
+mod boms;
 mod cli;
 mod common;
 mod compat;
 mod crashes;
 mod evidence;
+mod extents;
 mod faults;
 mod garage;
 mod honesty;
