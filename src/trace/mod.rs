@@ -9,7 +9,7 @@ pub mod s3;
 pub mod stores;
 
 use crate::error::Result;
-use crate::manifest::{Component, Known, Model, Resolved, Target};
+use crate::manifest::{Component, Known, MatchMode, Model, Resolved, Target};
 use crate::plan::{Artifact, Plan, Risk, Tool, Totals};
 use crate::progress::Progress;
 use std::path::Path;
@@ -137,6 +137,31 @@ pub fn trace(
         .zip(resolved.manifest.keep.iter().map(|k| k.model.as_str()))
         .collect();
     risks.extend(keep::identical(&keep, &artifacts));
+    // S3 versions are matched by SHA-256 only (checksum or streamed hash).
+    let s3_hash = resolved
+        .manifest
+        .locations
+        .iter()
+        .zip(&resolved.targets)
+        .filter(|(l, t)| l.match_mode == MatchMode::Hash && matches!(t, Target::S3 { .. }))
+        .map(|(l, _)| l.uri.as_str())
+        .collect::<Vec<_>>();
+    let no_sha256: Vec<String> = resolved
+        .components
+        .iter()
+        .filter(|c| c.sha256.is_none())
+        .map(|c| c.label())
+        .collect();
+    if !s3_hash.is_empty() && !no_sha256.is_empty() {
+        risks.push(Risk {
+            kind: "components-not-searched".into(),
+            subject: s3_hash.join(", "),
+            detail: format!(
+                "S3 versions are matched by SHA-256 only; these component(s) have only SHA-384 or SHA-512 and were not looked for there: {}",
+                no_sha256.join(", ")
+            ),
+        });
+    }
     if !resolved.not_searched.is_empty() {
         let names: Vec<&str> = resolved
             .not_searched

@@ -659,11 +659,18 @@ fn hash_match_on_s3_streams_unchecksummed_versions_with_hash_remote() {
     let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&weights));
     s.put("data/copy-of-weights.bin", &weights);
     s.put("data/other.bin", &random_bytes(300_000));
-    let comps =
-        format!("match = \"hash\"\n[[components]]\nname = \"weights\"\nsha256 = \"{sha}\"\n");
+    // A second component known only by SHA-512 cannot be matched in S3
+    // (checksums and streamed hashes are SHA-256): the plan says so.
+    let comps = format!(
+        "match = \"hash\"\n[[components]]\nname = \"weights\"\nsha256 = \"{sha}\"\n[[components]]\nname = \"tokenizer\"\nsha512 = \"{}\"\n",
+        "a".repeat(128)
+    );
     s.manifest("data/", &comps);
     // Without hash_remote the versions carry no checksum: nothing matches, and the plan says why.
     s.trace().ok();
+    let not_in_s3 = s.env.risks("components-not-searched");
+    assert_eq!(not_in_s3.len(), 1, "{not_in_s3:?}");
+    assert!(not_in_s3[0].1.ends_with(": tokenizer"), "{not_in_s3:?}");
     let plan = s.env.plan_json();
     assert_eq!(plan["totals"]["s3_versions"], 0);
     assert!(

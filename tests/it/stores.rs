@@ -132,6 +132,17 @@ fn a_blob_another_hf_repo_needs_is_kept_and_reported() {
     assert_eq!(repos[0]["refs"], json!(["main"]));
     assert_eq!(env.snapshot(&keeper_dir), keeper_before);
     assert!(!env.path(&format!("{HUB}/models--acme--fraud")).exists());
+    // Years later the recheck finds nothing of the retired repo, and does
+    // not mistake the keeper's kept tokenizer for a reappearance.
+    env.cosign().ok();
+    env.run(&[
+        "verify",
+        "certificate.json",
+        "--allowed-signers",
+        "keys/allowed_signers",
+        "--recheck",
+    ])
+    .ok();
     let cert = env.cert_json();
     assert!(
         cert["residual_risks"]
