@@ -285,6 +285,17 @@ impl Env {
         ])
     }
 
+    /// `verify --recheck` of certificate.json: every location traced again.
+    pub fn recheck(&self) -> Run {
+        self.run(&[
+            "verify",
+            "certificate.json",
+            "--allowed-signers",
+            "keys/allowed_signers",
+            "--recheck",
+        ])
+    }
+
     pub fn plan_json(&self) -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(self.plan()).unwrap()).unwrap()
     }

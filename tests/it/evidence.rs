@@ -476,16 +476,6 @@ fn s3_archive_with_object_lock_is_write_once() {
     assert!(plain.versions("").is_empty());
 }
 
-fn verify_recheck(env: &Env) -> Run {
-    env.run(&[
-        "verify",
-        "certificate.json",
-        "--allowed-signers",
-        "keys/allowed_signers",
-        "--recheck",
-    ])
-}
-
 #[test]
 fn recheck_passes_after_disposal_and_fails_when_a_file_or_a_copy_is_put_back() {
     let env = Env::new();
@@ -507,7 +497,7 @@ fn recheck_passes_after_disposal_and_fails_when_a_file_or_a_copy_is_put_back() {
     env.approve().ok();
     env.execute().ok();
     env.cosign().ok();
-    let r = verify_recheck(&env);
+    let r = env.recheck();
     r.ok();
     assert!(
         r.stdout.contains("no disposed artifact exists again"),
@@ -517,7 +507,7 @@ fn recheck_passes_after_disposal_and_fails_when_a_file_or_a_copy_is_put_back() {
 
     // The disposed file put back at its path.
     let back = env.file("models/m/config.json", b"{}");
-    let r = verify_recheck(&env);
+    let r = env.recheck();
     r.code(1);
     assert!(
         r.stdout.contains(&format!(
@@ -528,12 +518,12 @@ fn recheck_passes_after_disposal_and_fails_when_a_file_or_a_copy_is_put_back() {
         r.stdout
     );
     std::fs::remove_file(&back).unwrap();
-    verify_recheck(&env).ok();
+    env.recheck().ok();
 
     // A copy with the disposed content under another name, in the location
     // matched by hash.
     let copy = env.file("home/alice/renamed/weights.bin", &weights);
-    let r = verify_recheck(&env);
+    let r = env.recheck();
     r.code(1);
     assert!(
         r.stdout

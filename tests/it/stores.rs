@@ -135,14 +135,7 @@ fn a_blob_another_hf_repo_needs_is_kept_and_reported() {
     // Years later the recheck finds nothing of the retired repo, and does
     // not mistake the keeper's kept tokenizer for a reappearance.
     env.cosign().ok();
-    env.run(&[
-        "verify",
-        "certificate.json",
-        "--allowed-signers",
-        "keys/allowed_signers",
-        "--recheck",
-    ])
-    .ok();
+    env.recheck().ok();
     let cert = env.cert_json();
     assert!(
         cert["residual_risks"]
