@@ -68,19 +68,39 @@ fn describe_change(plan: &LocalFile, now: &Identity) -> Option<String> {
     (!diffs.is_empty()).then(|| diffs.join(", "))
 }
 
-/// Dispose of a regular file.
-pub fn file(
+/// A planned file found and opened, ready for its next step.
+struct Opened<'f> {
+    id: u32,
+    f: &'f LocalFile,
+    st: &'f ArtifactState,
+    parent: Parent,
+    /// Every name it has had: the approved one, then each rename.
+    names: Vec<OsString>,
+    /// Its name now.
+    name: OsString,
+    file: std::fs::File,
+    display: std::path::PathBuf,
+    /// The hash written by each pass (1-based), as far as known.
+    written: Vec<Option<String>>,
+}
+
+/// Find the file under its name (or the last name journaled), re-identify
+/// it and open it: before it is started, everything the plan recorded
+/// (and its content with `rehash`); after a crash, what our own writes
+/// cannot have changed. `Err(done)` when it is settled already: changed,
+/// gone, or unlinked before the crash (then absence is proven here).
+fn open<'f>(
     ctx: &Ctx,
     anchor: &Anchor,
     loc: &LocalRoot,
     id: u32,
-    f: &LocalFile,
-    st: &ArtifactState,
-) -> Result<Done> {
+    f: &'f LocalFile,
+    st: &'f ArtifactState,
+) -> Result<std::result::Result<Opened<'f>, Done>> {
     let started = st.started.is_some();
     let parent = match open_parent(anchor, loc, &f.path, started) {
         Ok(p) => p,
-        Err(done) => return Ok(done),
+        Err(done) => return Ok(Err(done)),
     };
     // Where is it now? Under its name, or under the last name we journaled.
     let mut names: Vec<OsString> = vec![parent.name.clone()];
@@ -90,7 +110,7 @@ pub fn file(
         // A failed stat is this artifact's failure, not the run's.
         let found = match parent.stat(n) {
             Ok(found) => found,
-            Err(e) => return Ok(failed(format!("cannot stat {}: {e}", f.path))),
+            Err(e) => return Ok(Err(failed(format!("cannot stat {}: {e}", f.path)))),
         };
         if let Some(idn) = found
             && idn.device == f.device
@@ -102,151 +122,291 @@ pub fn file(
     }
     let Some((name, now)) = current else {
         if st.removed || (started && verified_all(ctx, st)) {
-            // Unlinked before the crash; prove absence below.
-            return confirm_gone(ctx, &parent, &names, id, f);
+            // Unlinked before the crash; prove absence.
+            return confirm_gone(&parent, &names, f).map(Err);
         }
         if parent.stat(&parent.name).ok().flatten().is_some() {
-            return Ok(changed("a different file now has this name"));
+            return Ok(Err(changed("a different file now has this name")));
         }
-        return Ok(if started {
+        return Ok(Err(if started {
             failed("vanished before its disposal was verified")
         } else {
             changed("no longer exists")
-        });
+        }));
     };
     // Re-identify: all of it before we start; after a crash our own writes
     // changed mtime/ctime, so device, inode, size and link count.
     if !started {
         if let Some(d) = describe_change(f, &now) {
-            return Ok(changed(d));
+            return Ok(Err(changed(d)));
         }
     } else {
         // Our own truncate may have run before the crash, once verified.
         let size_ok = now.size == f.size || (now.size == 0 && verified_all(ctx, st));
         if now.kind != Kind::File || !size_ok || now.nlink != f.nlink {
-            return Ok(failed("changed during an interrupted run"));
+            return Ok(Err(failed("changed during an interrupted run")));
         }
     }
     let file = match parent.open_file(&name, true) {
         Ok(h) => h,
         Err(e) => {
-            return Ok(if started {
+            return Ok(Err(if started {
                 failed(e.to_string())
             } else {
                 changed(e.to_string())
-            });
+            }));
         }
     };
     // The check that counts: on the open handle, not the name.
     let handle_id = match rustix::fs::fstat(&file) {
         Ok(st) => crate::localfs::identity(&st),
-        Err(e) => return Ok(failed(format!("cannot stat {}: {e}", f.path))),
+        Err(e) => return Ok(Err(failed(format!("cannot stat {}: {e}", f.path)))),
     };
     if handle_id.device != f.device || handle_id.inode != f.inode || handle_id.kind != Kind::File {
-        return Ok(changed(
+        return Ok(Err(changed(
             "the opened file is not the approved one (swapped while opening)",
-        ));
+        )));
     }
     let display = parent.dir_path.join(&name);
-    if !started {
-        if ctx.profile.rehash {
-            let (sha, _) = crate::hash::hash_reader(&file, Some(ctx.cancel), |_| {})
-                .map_err(|e| Error::io(&display, e))?;
-            if sha != f.sha256 {
-                return Ok(changed(format!(
-                    "content SHA-256 {sha} differs from the approved {}",
-                    f.sha256
-                )));
-            }
+    if !started && ctx.profile.rehash {
+        let (sha, _) = crate::hash::hash_reader(&file, Some(ctx.cancel), |_| {})
+            .map_err(|e| Error::io(&display, e))?;
+        if sha != f.sha256 {
+            return Ok(Err(changed(format!(
+                "content SHA-256 {sha} differs from the approved {}",
+                f.sha256
+            ))));
         }
-        ctx.append(Event::ArtifactStarted { id })?;
     }
+    let written = (1..=ctx.profile.passes.len() as u32)
+        .map(|n| st.written(n).and_then(|p| p.written_sha256.clone()))
+        .collect();
+    Ok(Ok(Opened {
+        id,
+        f,
+        st,
+        parent,
+        names,
+        name,
+        file,
+        display,
+        written,
+    }))
+}
 
-    // Overwrite passes, continuing after the ones already journaled.
-    let passes = ctx.profile.passes.clone();
-    let first = st.passes_done() as usize;
-    for (i, pass) in passes.iter().enumerate() {
+/// Make what was written to `files` durable: one fsync for a single file,
+/// one `syncfs` of their filesystem for several (they share a device).
+fn sync_data(files: &[Opened<'_>]) -> Result<()> {
+    match files {
+        [] => Ok(()),
+        [one] => one.file.sync_all().map_err(|e| Error::io(&one.display, e)),
+        [first, ..] => {
+            rustix::fs::syncfs(&first.file).map_err(|e| Error::io(&first.display, e.into()))
+        }
+    }
+}
+
+/// Dispose of regular files of one device, all at once, step by step: the
+/// started records in one group commit; each pass written to every file,
+/// made durable together (one `syncfs`), then its records; every read-back,
+/// then their records; the rename records, then the renames; truncate and
+/// unlink, one fsync per directory, then the removed records. Each record
+/// is on disk before the step that depends on it, so a crash anywhere
+/// leaves every file in a state `open` and this function continue from,
+/// exactly as for a file disposed of alone (a batch of one). Files
+/// continue from their own journaled state (a resumed run).
+pub fn files(
+    ctx: &Ctx,
+    anchor: &Anchor,
+    loc: &LocalRoot,
+    batch: &[(u32, &LocalFile, &ArtifactState)],
+) -> Result<Vec<(u32, Done)>> {
+    let mut done: Vec<(u32, Done)> = Vec::new();
+    let mut open_files: Vec<Opened<'_>> = Vec::new();
+    for (id, f, st) in batch {
+        match open(ctx, anchor, loc, *id, f, st)? {
+            Ok(o) => open_files.push(o),
+            Err(d) => done.push((*id, d)),
+        }
+    }
+    ctx.append_all(
+        open_files
+            .iter()
+            .filter(|o| o.st.started.is_none())
+            .map(|o| Event::ArtifactStarted { id: o.id })
+            .collect(),
+    )?;
+
+    // Overwrite passes, each file continuing after the ones it journaled.
+    for (i, pass) in ctx.profile.passes.clone().iter().enumerate() {
         let n = i as u32 + 1;
         let verify = ctx.profile.verifies(i);
-        let written = if i < first {
-            st.written(n).and_then(|p| p.written_sha256.clone())
-        } else {
+        let mut records = Vec::new();
+        let mut wrote = Vec::new();
+        for (k, o) in open_files.iter_mut().enumerate() {
+            if (i as u32) < o.st.passes_done() {
+                continue;
+            }
             let w = super::overwrite::write_pass(
-                &file,
-                &display,
-                f.size,
+                &o.file,
+                &o.display,
+                o.f.size,
                 *pass,
                 ctx.profile.block_size(),
                 verify,
+                false,
                 ctx.cancel,
                 ctx.progress,
             )?;
-            ctx.append(Event::Pass {
-                id,
+            records.push(Event::Pass {
+                id: o.id,
                 pass: n,
                 pattern: pass.to_string(),
-                bytes: f.size,
+                bytes: o.f.size,
                 written_sha256: w.clone(),
-            })?;
-            w
-        };
-        if verify {
-            if i < first && st.readback(n).is_some_and(|r| r.ok) {
+            });
+            o.written[i] = w;
+            wrote.push(k);
+        }
+        match wrote.as_slice() {
+            [] => {}
+            [k] => sync_data(std::slice::from_ref(&open_files[*k]))?,
+            _ => sync_data(&open_files)?,
+        }
+        ctx.append_all(records)?;
+        if !verify {
+            continue;
+        }
+        let mut records = Vec::new();
+        let mut keep = Vec::new();
+        for o in open_files.drain(..) {
+            if o.st.readback(n).is_some_and(|r| r.ok) && (i as u32) < o.st.passes_done() {
+                keep.push(o);
                 continue;
             }
-            let Some(written) = written else {
-                return Ok(failed(format!(
-                    "pass {n} has no recorded hash to verify against"
-                )));
+            let Some(written) = o.written[i].clone() else {
+                done.push((
+                    o.id,
+                    failed(format!("pass {n} has no recorded hash to verify against")),
+                ));
+                continue;
             };
-            let (readback, via) =
-                super::overwrite::read_back(&file, &display, f.size, ctx.cancel, ctx.progress)?;
+            let (readback, via) = super::overwrite::read_back(
+                &o.file,
+                &o.display,
+                o.f.size,
+                ctx.cancel,
+                ctx.progress,
+            )?;
             let ok = readback == written;
-            ctx.append(Event::ReadBack {
-                id,
+            records.push(Event::ReadBack {
+                id: o.id,
                 pass: n,
                 written_sha256: written.clone(),
                 readback_sha256: readback.clone(),
                 ok,
                 via: Some(via),
-            })?;
-            if !ok {
-                return Ok(failed(format!(
-                    "read-back of pass {n} gave {readback}, but {written} was written; file left in place"
-                )));
+            });
+            if ok {
+                keep.push(o);
+            } else {
+                done.push((
+                    o.id,
+                    failed(format!(
+                        "read-back of pass {n} gave {readback}, but {written} was written; file left in place"
+                    )),
+                ));
             }
         }
+        ctx.append_all(records)?;
+        open_files = keep;
     }
     if ctx.cancel.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(Error::Interrupted);
     }
 
-    // Rename to random names, truncate, unlink, fsync the directory.
-    let mut cur = name;
-    let done_renames = st.renames.len() as u32;
-    for _ in done_renames..ctx.profile.renames {
-        let to = OsString::from(crate::util::random_hex(8));
-        ctx.append(Event::Renaming {
-            id,
-            from: cur.to_string_lossy().into_owned(),
-            to: to.to_string_lossy().into_owned(),
-        })?;
-        if let Err(e) = parent.rename(&cur, &to) {
-            return Ok(failed(format!("rename failed: {e}")));
+    // Rename to random names: each name journaled before it is taken.
+    for round in 0..ctx.profile.renames as usize {
+        let mut moves = Vec::new();
+        for (k, o) in open_files.iter().enumerate() {
+            if o.st.renames.len() > round {
+                continue;
+            }
+            let to = OsString::from(crate::util::random_hex(8));
+            moves.push((k, to));
         }
-        cur = to;
+        ctx.append_all(
+            moves
+                .iter()
+                .map(|(k, to)| Event::Renaming {
+                    id: open_files[*k].id,
+                    from: open_files[*k].name.to_string_lossy().into_owned(),
+                    to: to.to_string_lossy().into_owned(),
+                })
+                .collect(),
+        )?;
+        let mut failed_at = Vec::new();
+        for (k, to) in moves {
+            let o = &mut open_files[k];
+            if let Err(e) = o.parent.rename(&o.name, &to) {
+                failed_at.push((k, format!("rename failed: {e}")));
+                continue;
+            }
+            o.names.push(to.clone());
+            o.name = to;
+        }
+        settle(&mut open_files, failed_at, &mut done);
     }
-    if let Err(e) = file.set_len(0).and_then(|_| file.sync_all()) {
-        return Ok(failed(format!("truncate failed: {e}")));
+
+    // Truncate, durable together; unlink; one fsync per directory.
+    let mut failed_at = Vec::new();
+    for (k, o) in open_files.iter().enumerate() {
+        if let Err(e) = o.file.set_len(0) {
+            failed_at.push((k, format!("truncate failed: {e}")));
+        }
     }
-    drop(file);
-    if let Err(e) = parent.unlink(&cur) {
-        return Ok(failed(format!("unlink failed: {e}")));
+    settle(&mut open_files, failed_at, &mut done);
+    if let Err(e) = sync_data(&open_files) {
+        let failed_at = (0..open_files.len())
+            .map(|k| (k, format!("truncate failed: {e}")))
+            .collect();
+        settle(&mut open_files, failed_at, &mut done);
     }
-    parent.sync()?;
-    ctx.append(Event::Removed { id })?;
-    names.push(cur);
-    confirm_gone(ctx, &parent, &names, id, f)
+    let mut failed_at = Vec::new();
+    for (k, o) in open_files.iter().enumerate() {
+        if let Err(e) = o.parent.unlink(&o.name) {
+            failed_at.push((k, format!("unlink failed: {e}")));
+        }
+    }
+    settle(&mut open_files, failed_at, &mut done);
+    let mut synced = std::collections::HashSet::new();
+    for o in &open_files {
+        if synced.insert(o.parent.dir_path.clone()) {
+            o.parent.sync()?;
+        }
+    }
+    ctx.append_all(
+        open_files
+            .iter()
+            .map(|o| Event::Removed { id: o.id })
+            .collect(),
+    )?;
+    for o in open_files {
+        done.push((o.id, confirm_gone(&o.parent, &o.names, o.f)?));
+    }
+    Ok(done)
+}
+
+/// Take the files that failed a step out of the batch, with their reasons.
+fn settle(
+    open_files: &mut Vec<Opened<'_>>,
+    failed_at: Vec<(usize, String)>,
+    done: &mut Vec<(u32, Done)>,
+) {
+    for (k, why) in failed_at.into_iter().rev() {
+        let o = open_files.remove(k);
+        done.push((o.id, failed(why)));
+    }
 }
 
 /// Are all verified passes of the profile recorded as verified?
@@ -257,13 +417,7 @@ fn verified_all(ctx: &Ctx, st: &ArtifactState) -> bool {
 }
 
 /// Absence proof: none of the names the file had holds its inode.
-fn confirm_gone(
-    ctx: &Ctx,
-    parent: &Parent,
-    names: &[OsString],
-    id: u32,
-    f: &LocalFile,
-) -> Result<Done> {
+fn confirm_gone(parent: &Parent, names: &[OsString], f: &LocalFile) -> Result<Done> {
     for n in names {
         if let Some(idn) = parent.stat(n)?
             && idn.device == f.device
@@ -275,7 +429,6 @@ fn confirm_gone(
             )));
         }
     }
-    let _ = (ctx, id);
     Ok((Outcome::Disposed, None))
 }
 

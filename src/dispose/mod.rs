@@ -46,10 +46,15 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// Append one event to the journal (durable when this returns).
     pub fn append(&self, event: Event) -> Result<()> {
+        self.append_all(vec![event])
+    }
+
+    /// Append events with one flush (group commit; durable when this returns).
+    pub fn append_all(&self, events: Vec<Event>) -> Result<()> {
         self.journal
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .append(event)
+            .append_all(events)
     }
 
     fn journal_path(&self) -> PathBuf {
@@ -318,14 +323,14 @@ impl Local<'_, '_> {
         }
         let halt = AtomicBool::new(false);
         let work = |queue: Vec<&Artifact>| -> Result<()> {
-            for a in queue {
+            for batch in batches(queue) {
                 if self.ctx.cancel.load(Ordering::Relaxed) {
                     return Err(Error::Interrupted);
                 }
                 if halt.load(Ordering::Relaxed) {
                     return Ok(());
                 }
-                if let Err(e) = self.dispose(a) {
+                if let Err(e) = self.dispose_files(&batch) {
                     halt.store(true, Ordering::Relaxed);
                     return Err(e);
                 }
@@ -357,7 +362,59 @@ impl Local<'_, '_> {
         first
     }
 
-    /// Dispose of one local artifact, journal its outcome and report it.
+    /// Dispose of regular files of one location and device together
+    /// ([`local::files`]), journal their outcomes in one record and report
+    /// them.
+    fn dispose_files(&self, batch: &[&Artifact]) -> Result<()> {
+        let Some(first) = batch.first() else {
+            return Ok(());
+        };
+        let empty = ArtifactState::default();
+        let root = self
+            .plan
+            .location(first.location)
+            .local()
+            .expect("local artifacts live in local locations");
+        let done: Vec<(u32, local::Done)> = match self
+            .anchors
+            .get(&first.location)
+            .expect("every local location has an anchor")
+        {
+            Err(why) => batch
+                .iter()
+                .map(|a| (a.id, (Outcome::SkippedChanged, Some(why.clone()))))
+                .collect(),
+            Ok(anchor) => {
+                let items: Vec<(u32, &crate::plan::LocalFile, &ArtifactState)> = batch
+                    .iter()
+                    .map(|a| match &a.item {
+                        Item::File(f) => (a.id, f, self.state.get(&a.id).unwrap_or(&empty)),
+                        _ => unreachable!("only files are batched"),
+                    })
+                    .collect();
+                local::files(self.ctx, anchor, root, &items)?
+            }
+        };
+        let mut done = done;
+        done.sort_by_key(|(id, _)| *id);
+        self.ctx.append(Event::Outcomes {
+            items: done
+                .iter()
+                .map(|(id, (outcome, reason))| journal::OutcomeItem {
+                    id: *id,
+                    outcome: *outcome,
+                    reason: reason.clone(),
+                })
+                .collect(),
+        })?;
+        for (id, (outcome, reason)) in done {
+            let a = batch.iter().find(|a| a.id == id).expect("from the batch");
+            self.report(a, outcome, reason.as_ref());
+        }
+        Ok(())
+    }
+
+    /// Dispose of one link or directory, journal its outcome and report it.
     fn dispose(&self, a: &Artifact) -> Result<()> {
         let ctx = self.ctx;
         let empty = ArtifactState::default();
@@ -374,10 +431,9 @@ impl Local<'_, '_> {
         {
             Err(why) => (Outcome::SkippedChanged, Some(why.clone())),
             Ok(anchor) => match &a.item {
-                Item::File(f) => local::file(ctx, anchor, root, a.id, f, st)?,
                 Item::Symlink(l) => local::symlink(ctx, anchor, root, a.id, l, st)?,
                 Item::Dir(d) => local::dir(ctx, anchor, root, a.id, d, st)?,
-                _ => unreachable!("only local items are disposed of here"),
+                _ => unreachable!("files go through dispose_files"),
             },
         };
         ctx.append(Event::Outcome {
@@ -385,6 +441,12 @@ impl Local<'_, '_> {
             outcome,
             reason: reason.clone(),
         })?;
+        self.report(a, outcome, reason.as_ref());
+        Ok(())
+    }
+
+    fn report(&self, a: &Artifact, outcome: Outcome, reason: Option<&String>) {
+        let ctx = self.ctx;
         let line = match &reason {
             Some(r) => format!("{outcome}: {} ({r})", a.item.path()),
             None => format!("{outcome}: {}", a.item.path()),
@@ -394,6 +456,40 @@ impl Local<'_, '_> {
         } else {
             ctx.progress.warn(&line);
         }
-        Ok(())
     }
+}
+
+/// Files at most this large are disposed of in batches.
+const BATCH_FILE_BYTES: u64 = 16 << 20;
+/// A batch holds at most this many files and bytes.
+const BATCH_FILES: usize = 512;
+const BATCH_BYTES: u64 = 256 << 20;
+
+/// Cut a device's queue (plan order) into the groups [`local::files`]
+/// takes together: consecutive small files of one location on one device
+/// (one `syncfs` covers them), at most [`BATCH_FILES`] files and
+/// [`BATCH_BYTES`]; a larger file goes alone.
+fn batches(queue: Vec<&Artifact>) -> Vec<Vec<&Artifact>> {
+    let mut out: Vec<Vec<&Artifact>> = Vec::new();
+    let mut bytes = 0u64;
+    for a in queue {
+        let size = a.item.size();
+        let joins = out.last().is_some_and(|b| {
+            let last = b[b.len() - 1];
+            size <= BATCH_FILE_BYTES
+                && last.item.size() <= BATCH_FILE_BYTES
+                && last.location == a.location
+                && last.item.device() == a.item.device()
+                && b.len() < BATCH_FILES
+                && bytes + size <= BATCH_BYTES
+        });
+        if joins {
+            bytes += size;
+            out.last_mut().expect("checked").push(a);
+        } else {
+            bytes = size;
+            out.push(vec![a]);
+        }
+    }
+    out
 }

@@ -36,6 +36,7 @@ pub fn write_pass(
     pass: Pass,
     block: usize,
     hash: bool,
+    durable: bool,
     cancel: &AtomicBool,
     progress: &dyn Progress,
 ) -> Result<Option<String>> {
@@ -49,6 +50,7 @@ pub fn write_pass(
     let mut left = size;
     let written = pipeline(
         block,
+        size <= block as u64,
         |buf, _| {
             let n = left.min(buf.len() as u64) as usize;
             match rng.as_mut() {
@@ -85,7 +87,9 @@ pub fn write_pass(
             std::io::Error::other(format!("the pass wrote {written} of {size} bytes")),
         ));
     }
-    file.sync_all().at(path)?;
+    if durable {
+        file.sync_all().at(path)?;
+    }
     Ok(hasher.map(Running::finish))
 }
 
@@ -100,14 +104,33 @@ const PIPELINE_BUFFERS: usize = 4;
 /// blocks before and after. `produce` returns how many bytes it filled; 0
 /// ends the stream. Returns the bytes that went through all three stages.
 /// The first error of any stage stops all three and is returned.
+/// `sequential` (a stream of one block: a small file) runs the three
+/// stages one after the other on the calling thread, which costs no thread
+/// start-up where there is nothing to overlap.
 fn pipeline(
     block: usize,
+    sequential: bool,
     mut produce: impl FnMut(&mut [u8], u64) -> Result<usize> + Send,
     mut transform: impl FnMut(&[u8], u64) -> Result<()>,
     mut consume: impl FnMut(&[u8], u64) -> Result<()> + Send,
 ) -> Result<u64> {
     if block == 0 {
         return Ok(0);
+    }
+    if sequential {
+        let mut buf = PageBuf::new(block);
+        let mut off = 0u64;
+        loop {
+            buf.set_len(block);
+            let n = produce(&mut buf, off)?;
+            if n == 0 {
+                return Ok(off);
+            }
+            buf.set_len(n);
+            transform(&buf, off)?;
+            consume(&buf, off)?;
+            off += n as u64;
+        }
     }
     let (empty_tx, empty_rx) = mpsc::sync_channel::<PageBuf>(PIPELINE_BUFFERS);
     let (full_tx, full_rx) = mpsc::sync_channel::<Result<PageBuf>>(PIPELINE_BUFFERS);
@@ -197,7 +220,7 @@ pub fn read_back(
     progress: &dyn Progress,
 ) -> Result<(String, ReadVia)> {
     file.sync_all().at(path)?;
-    let (sha, n, via) = match read_direct(file, path, cancel, progress)? {
+    let (sha, n, via) = match read_direct(file, path, size, cancel, progress)? {
         Some((sha, n)) => (sha, n, ReadVia::Direct),
         None => {
             // Only this path needs the cache emptied; O_DIRECT bypasses it.
@@ -240,6 +263,7 @@ fn read_cached(
 fn read_direct(
     file: &File,
     path: &Path,
+    size: u64,
     cancel: &AtomicBool,
     progress: &dyn Progress,
 ) -> Result<Option<(String, u64)>> {
@@ -251,8 +275,16 @@ fn read_direct(
     let mut hasher = Running::default();
     let mut consumed = 0u64;
     let mut eof = false;
+    // A small file is read in one request the size of the file (rounded up
+    // to whole pages, plus one page so the end shows as a short read).
+    let block = if size < DIRECT_BLOCK as u64 {
+        (size as usize).div_ceil(4096) * 4096 + 4096
+    } else {
+        DIRECT_BLOCK
+    };
     let r = pipeline(
-        DIRECT_BLOCK,
+        block,
+        block < DIRECT_BLOCK,
         |buf, off| {
             if eof {
                 return Ok(0);
@@ -317,7 +349,7 @@ mod tests {
             .open(&p)
             .unwrap();
         let cancel = AtomicBool::new(false);
-        let w = write_pass(&f, &p, size, pass, block, true, &cancel, &Silent)
+        let w = write_pass(&f, &p, size, pass, block, true, true, &cancel, &Silent)
             .unwrap()
             .unwrap();
         let (r, via) = read_back(&f, &p, size, &cancel, &Silent).unwrap();
@@ -350,12 +382,16 @@ mod tests {
     fn pipeline_delivers_every_block_when_the_producer_finishes_first() {
         // A slow consumer: the producer has made its last block (and ended)
         // long before the consumer has written the blocks still in flight.
-        for blocks in [1u64, 3, 4, 5, 40] {
+        for (blocks, sequential) in [1u64, 3, 4, 5, 40]
+            .into_iter()
+            .flat_map(|b| [(b, false), (b, true)])
+        {
             let mut made = 0u64;
             let mut seen = Vec::new();
             let mut written = Vec::new();
             let n = pipeline(
                 4096,
+                sequential,
                 |buf, off| {
                     if made == blocks {
                         return Ok(0);
@@ -388,7 +424,8 @@ mod tests {
         // Many rounds: which stage is blocked where when another fails is a
         // race (a consumer failing while the producer waits for a buffer
         // once panicked the middle stage).
-        for failing in (0..3).cycle().take(300) {
+        for (i, failing) in (0..3).cycle().take(300).enumerate() {
+            let sequential = i % 10 == 0;
             let fail = |stage: usize, off: u64| {
                 if stage == failing && off == 8192 {
                     Err(Error::io(
@@ -401,6 +438,7 @@ mod tests {
             };
             let e = pipeline(
                 4096,
+                sequential,
                 |buf, off| fail(0, off).map(|()| buf.len()),
                 |_, off| fail(1, off),
                 |_, off| fail(2, off),
@@ -424,7 +462,8 @@ mod tests {
         // Many blocks: the producer is ahead (or blocked on a full channel)
         // when the writer stops, and must end rather than hang the scope.
         for pass in [Pass::Zero, Pass::Random] {
-            let e = write_pass(&f, &p, 100_000, pass, 4096, true, &cancel, &Silent).unwrap_err();
+            let e =
+                write_pass(&f, &p, 100_000, pass, 4096, true, true, &cancel, &Silent).unwrap_err();
             assert!(matches!(e, Error::Interrupted));
         }
         let e = read_back(&f, &p, 100_000, &cancel, &Silent).unwrap_err();

@@ -106,7 +106,8 @@ pub enum Event {
     Started {
         ids: Vec<u32>,
     },
-    /// Outcomes of several artifacts (an S3 batch), one flush for all.
+    /// Outcomes of several artifacts (an S3 batch, a batch of local files),
+    /// one flush for all.
     Outcomes {
         items: Vec<OutcomeItem>,
     },
@@ -261,41 +262,77 @@ impl Journal {
     /// line is cut off where possible, and at the next open in any case) and
     /// refuses every later append.
     pub fn append(&mut self, event: Event) -> Result<()> {
+        self.append_all(vec![event])
+    }
+
+    /// Append several records with one flush (group commit): all of them
+    /// are on disk when this returns. Callers group only records whose
+    /// steps are already durable, and act on none of them before this
+    /// returns, so the journal never claims more than happened.
+    pub fn append_all(&mut self, events: Vec<Event>) -> Result<()> {
         if self.broken {
             return Err(Error::io(
                 &self.path,
                 std::io::Error::other("an earlier journal write failed; nothing more is recorded"),
             ));
         }
-        let rec = Record {
-            seq: self.seq + 1,
-            time: crate::util::now_rfc3339(),
-            event,
-        };
-        let mut line = serde_json::to_vec(&rec).expect("journal records serialize");
-        line.push(b'\n');
-        let written = if self
-            .faults
-            .fail_after_records
-            .is_some_and(|n| self.seq >= n)
-        {
-            Err(std::io::Error::from_raw_os_error(
-                rustix::io::Errno::NOSPC.raw_os_error(),
-            ))
-        } else {
-            self.file
-                .write_all(&line)
-                .and_then(|()| self.file.sync_data())
-        };
+        if events.is_empty() {
+            return Ok(());
+        }
+        // The test hooks cut the group where a single append would have
+        // stopped: the records before the point are written and flushed.
+        let fail_at = self.faults.fail_after_records;
+        let abort_at = self.faults.abort_after_records;
+        let mut text = Vec::new();
+        let mut lines = 0u64;
+        let mut fail = false;
+        let mut abort = false;
+        for event in events {
+            let seq = self.seq + lines + 1;
+            if fail_at.is_some_and(|n| seq > n) {
+                fail = true;
+                break;
+            }
+            let rec = Record {
+                seq,
+                time: crate::util::now_rfc3339(),
+                event,
+            };
+            serde_json::to_writer(&mut text, &rec).expect("journal records serialize");
+            text.push(b'\n');
+            lines += 1;
+            if abort_at == Some(seq) {
+                abort = true;
+                break;
+            }
+        }
+        let written = self
+            .file
+            .write_all(&text)
+            .and_then(|()| self.file.sync_data())
+            .and_then(|()| {
+                if fail {
+                    Err(std::io::Error::from_raw_os_error(
+                        rustix::io::Errno::NOSPC.raw_os_error(),
+                    ))
+                } else {
+                    Ok(())
+                }
+            });
         if let Err(e) = written {
             self.broken = true;
-            // Best effort: the next open cuts a torn line off anyway.
-            let _ = self.file.set_len(self.good_len);
+            if !fail {
+                // Best effort: the next open cuts a torn line off anyway.
+                let _ = self.file.set_len(self.good_len);
+            } else {
+                self.seq += lines;
+                self.good_len += text.len() as u64;
+            }
             return Err(Error::io(&self.path, e));
         }
-        self.seq += 1;
-        self.good_len += line.len() as u64;
-        if self.faults.abort_after_records == Some(self.seq) {
+        self.seq += lines;
+        self.good_len += text.len() as u64;
+        if abort {
             std::process::abort();
         }
         Ok(())

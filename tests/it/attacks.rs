@@ -113,17 +113,45 @@ fn attack_extra_hard_link_added_after_approval_is_detected() {
     assert_eq!(env.outcome(&a), "skipped-changed");
 }
 
+/// Large files go one at a time: a directory swapped for a symlink mid-run
+/// makes the files not yet opened "changed", and the victim is untouched.
 #[test]
 fn attack_directory_replaced_by_symlink_during_execute() {
+    let (disposed, not) = directory_swapped_during_execute(6, 17 << 20, "nist-clear", 6);
+    assert!(
+        not > 0,
+        "some files must be reported not disposed after the swap ({disposed} disposed)"
+    );
+}
+
+/// Small files go in batches, their directories opened before the first
+/// byte is written: a swap mid-batch changes nothing the batch holds open,
+/// so the files are disposed of in the real (moved) directory, and the
+/// victim behind the symlink is untouched.
+#[test]
+fn attack_directory_replaced_by_symlink_during_a_batch() {
+    let (disposed, not) = directory_swapped_during_execute(40, 256 << 10, "dod-3pass", 45);
+    assert_eq!(disposed + not, 40);
+}
+
+/// Swap `models/m/sub` for a symlink to `victim` once the journal holds
+/// `after` lines; returns (files disposed, files not) after checking that the
+/// victim is unchanged and that the outcomes are true of the moved directory.
+fn directory_swapped_during_execute(
+    count: usize,
+    size: usize,
+    profile: &str,
+    after: usize,
+) -> (usize, usize) {
     let env = Env::new();
     let v = env.path("victim");
-    let names: Vec<String> = (0..40).map(|i| format!("f{i:02}.bin")).collect();
+    let names: Vec<String> = (0..count).map(|i| format!("f{i:02}.bin")).collect();
     for n in &names {
-        env.file(&format!("victim/{n}"), &random_bytes(256 << 10));
-        env.file(&format!("models/m/sub/{n}"), &random_bytes(256 << 10));
+        env.file(&format!("victim/{n}"), &random_bytes(size));
+        env.file(&format!("models/m/sub/{n}"), &random_bytes(size));
     }
     let snap = env.snapshot(&v);
-    env.manifest_all("dod-3pass", "models/m");
+    env.manifest_all(profile, "models/m");
     env.trace().ok();
     env.approve().ok();
     let journal = env.path("journal.jsonl");
@@ -136,7 +164,7 @@ fn attack_directory_replaced_by_symlink_during_execute() {
             while std::fs::read_to_string(&journal)
                 .map(|s| s.lines().count())
                 .unwrap_or(0)
-                < 6
+                < after
             {
                 assert!(t0.elapsed().as_secs() < 60, "execute never started");
                 std::thread::yield_now();
@@ -147,7 +175,6 @@ fn attack_directory_replaced_by_symlink_during_execute() {
     };
     let r = env.execute();
     racer.join().unwrap();
-    r.code(1);
     assert_eq!(env.snapshot(&v), snap, "victim unchanged");
     let c = env.cert_json();
     let arts = c["artifacts"].as_array().unwrap();
@@ -159,14 +186,13 @@ fn attack_directory_replaced_by_symlink_during_execute() {
         .iter()
         .filter(|a| a["outcome"] != "disposed" && a["kind"] == "file")
         .count();
-    assert!(
-        not > 0,
-        "some files must be reported not disposed after the swap"
-    );
     // Files reported disposed are really gone from the moved real directory;
     // those not disposed are still there, intact.
     let remaining = std::fs::read_dir(&moved).unwrap().count();
     assert_eq!(remaining, not, "{disposed} disposed, {not} not");
+    // The directory itself was swapped: never reported removed.
+    r.code(1);
+    (disposed, not)
 }
 
 /// Sign a plan's bytes as the custodian with stock ssh-keygen (so a forged

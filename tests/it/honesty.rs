@@ -21,6 +21,28 @@ fn approved(env: &Env, n: usize) -> Vec<PathBuf> {
     files
 }
 
+/// `n` files in each of `folders` locations: one batch per location.
+fn approved_in_folders(env: &Env, n: usize, folders: usize) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut locations = String::new();
+    for j in 0..folders {
+        for i in 0..n {
+            files.push(env.file(
+                &format!("models/m{j}/shard-{i:02}.bin"),
+                &vec![i as u8; 6000],
+            ));
+        }
+        locations += &format!(
+            "[[locations]]\nuri = \"{}\"\n",
+            env.path(&format!("models/m{j}")).display()
+        );
+    }
+    env.manifest("nist-clear", &locations);
+    env.trace().ok();
+    env.approve().ok();
+    files
+}
+
 fn execute_with(env: &Env, extra: &[&str], vars: &[(&str, String)]) -> Run {
     let mut c = env.command();
     c.args(env.execute_args()).args(extra);
@@ -41,7 +63,10 @@ fn journal_lines(p: &Path) -> usize {
 /// parseable, and a resume must finish the job with every file disposed once.
 #[test]
 fn a_journal_write_failing_mid_run_exits_1_and_resume_completes() {
-    for fail_after in [2u64, 5, 9, 14] {
+    // Files go in a batch: 1 run-started, 6 started, then 6 passes (8-13),
+    // 6 read-backs (14-19), renames, removals. Each point is after the
+    // first overwrite.
+    for fail_after in [8u64, 11, 15, 19] {
         let env = Env::new();
         let files = approved(&env, 6);
         let r = execute_with(
@@ -95,7 +120,8 @@ impl Drop for Mount {
 #[test]
 fn a_full_disk_under_the_journal_exits_1_and_resume_completes() {
     let env = Env::new();
-    let files = approved(&env, 24);
+    // Four locations, so four batches: the disk fills in one of them.
+    let files = approved_in_folders(&env, 6, 4);
     let out = env.path("small-out");
     std::fs::create_dir(&out).unwrap();
     let st = Command::new("mount")
@@ -111,9 +137,10 @@ fn a_full_disk_under_the_journal_exits_1_and_resume_completes() {
         .unwrap();
     assert!(st.success(), "mounting a tmpfs needs root");
     let _guard = Mount(out.clone());
-    // Leave one 4 KiB page for the journal: about 20 records.
+    // Leave three 4 KiB pages for the journal: about two and a half of
+    // the four batches (a batch of 6 files journals about 4.5 KB).
     let filler = out.join("filler");
-    std::fs::write(&filler, vec![0u8; 124 << 10]).unwrap();
+    std::fs::write(&filler, vec![0u8; 116 << 10]).unwrap();
     let out_arg = out.to_str().unwrap();
     let r = execute_with(&env, &["--out", out_arg], &[]);
     r.code(1).one_line_error("--resume");
