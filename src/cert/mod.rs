@@ -260,6 +260,10 @@ pub struct CertArtifact {
 pub struct PassEvidence {
     pub pass: u32,
     pub pattern: String,
+    /// What made the bytes: `aes-256-ctr` or `fill` (absent in
+    /// certificates from before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written_sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -375,11 +379,15 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
                 let n = i as u32 + 1;
                 let w = st.written(n);
                 let rb = st.readback(n);
-                if profile.verifies(i)
-                    && !rb.is_some_and(|r| {
-                        r.ok && Some(&r.written_sha256) == w.and_then(|w| w.written_sha256.as_ref())
-                    })
-                {
+                // Verified: the read-back agreed (byte for byte with the
+                // regenerated stream, or by hash in older journals), and
+                // agrees with any hash the writer journaled.
+                let agrees = |r: &journal::ReadBackDone| {
+                    r.ok && r.written_sha256 == r.readback_sha256
+                        && w.and_then(|w| w.written_sha256.as_ref())
+                            .is_none_or(|h| *h == r.written_sha256)
+                };
+                if profile.verifies(i) && !rb.is_some_and(agrees) {
                     verified = false;
                 }
                 if w.is_none() {
@@ -388,7 +396,10 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
                 passes.push(PassEvidence {
                     pass: n,
                     pattern: p.to_string(),
-                    written_sha256: w.and_then(|w| w.written_sha256.clone()),
+                    generator: w.and_then(|w| w.generator.clone()),
+                    written_sha256: w
+                        .and_then(|w| w.written_sha256.clone())
+                        .or_else(|| rb.map(|r| r.written_sha256.clone())),
                     readback_sha256: rb.map(|r| r.readback_sha256.clone()),
                     readback_via: rb.and_then(|r| r.via),
                 });

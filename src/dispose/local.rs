@@ -80,8 +80,10 @@ struct Opened<'f> {
     name: OsString,
     file: std::fs::File,
     display: std::path::PathBuf,
-    /// The hash written by each pass (1-based), as far as known.
+    /// The hash journaled for each pass (older journals), as far as known.
     written: Vec<Option<String>>,
+    /// The stream of each pass, as far as known (a journaled seed).
+    streams: Vec<Option<super::overwrite::Stream>>,
 }
 
 /// Find the file under its name (or the last name journaled), re-identify
@@ -181,6 +183,16 @@ fn open<'f>(
     let written = (1..=ctx.profile.passes.len() as u32)
         .map(|n| st.written(n).and_then(|p| p.written_sha256.clone()))
         .collect();
+    let streams = ctx
+        .profile
+        .passes
+        .iter()
+        .zip(1..)
+        .map(|(pass, n)| {
+            st.written(n)
+                .and_then(|p| super::overwrite::Stream::journaled(*pass, p.seed.as_deref()))
+        })
+        .collect();
     Ok(Ok(Opened {
         id,
         f,
@@ -191,6 +203,7 @@ fn open<'f>(
         file,
         display,
         written,
+        streams,
     }))
 }
 
@@ -247,13 +260,13 @@ pub fn files(
             if (i as u32) < o.st.passes_done() {
                 continue;
             }
-            let w = super::overwrite::write_pass(
+            let stream = super::overwrite::Stream::new(*pass);
+            super::overwrite::write_pass(
                 &o.file,
                 &o.display,
                 o.f.size,
-                *pass,
+                &stream,
                 ctx.profile.block_size(),
-                verify,
                 false,
                 ctx.cancel,
                 ctx.progress,
@@ -263,9 +276,11 @@ pub fn files(
                 pass: n,
                 pattern: pass.to_string(),
                 bytes: o.f.size,
-                written_sha256: w.clone(),
+                written_sha256: None,
+                generator: Some(stream.generator().to_string()),
+                seed: stream.seed(),
             });
-            o.written[i] = w;
+            o.streams[i] = Some(stream);
             wrote.push(k);
         }
         match wrote.as_slice() {
@@ -284,28 +299,45 @@ pub fn files(
                 keep.push(o);
                 continue;
             }
-            let Some(written) = o.written[i].clone() else {
+            // The stream the pass wrote (from its journaled seed after a
+            // crash): every byte is compared with it. A pass journaled
+            // without one (an older journal) is judged by its hash.
+            let stream = o.streams[i].clone();
+            let legacy = o.written[i].clone();
+            if stream.is_none() && legacy.is_none() {
                 done.push((
                     o.id,
-                    failed(format!("pass {n} has no recorded hash to verify against")),
+                    failed(format!(
+                        "pass {n} has no recorded stream or hash to verify against"
+                    )),
                 ));
                 continue;
-            };
-            let (readback, via) = super::overwrite::read_back(
+            }
+            let rb = super::overwrite::read_back(
                 &o.file,
                 &o.display,
                 o.f.size,
+                stream.as_ref(),
                 ctx.cancel,
                 ctx.progress,
             )?;
-            let ok = readback == written;
+            let (ok, written) = match (&stream, legacy) {
+                (Some(s), _) => match rb.first_difference {
+                    None => (true, rb.sha256.clone()),
+                    Some(_) => (false, super::overwrite::stream_sha256(s, o.f.size)),
+                },
+                (None, Some(w)) => (rb.sha256 == w, w),
+                (None, None) => unreachable!("checked above"),
+            };
+            let readback = rb.sha256.clone();
             records.push(Event::ReadBack {
                 id: o.id,
                 pass: n,
                 written_sha256: written.clone(),
                 readback_sha256: readback.clone(),
                 ok,
-                via: Some(via),
+                via: Some(rb.via),
+                compared: stream.is_some().then(|| "bytes".to_string()),
             });
             if ok {
                 keep.push(o);

@@ -64,13 +64,18 @@ fn fs_is_ext4(p: &Path) -> bool {
     String::from_utf8_lossy(&out.stdout).trim() == "ext2/ext3"
 }
 
+/// What the journal says pass `pass` wrote: its read-back compared every
+/// byte with the pass's regenerated stream and hashed them.
 fn journal_written(env: &Env, pass: u64) -> String {
     let text = std::fs::read_to_string(env.path("journal.jsonl")).unwrap();
-    text.lines()
+    let rb = text
+        .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .rfind(|r| r["type"] == "pass" && r["pass"] == pass)
-        .and_then(|r| r["written_sha256"].as_str().map(str::to_string))
-        .unwrap()
+        .rfind(|r| r["type"] == "read-back" && r["pass"] == pass)
+        .unwrap();
+    assert_eq!(rb["ok"], true);
+    assert_eq!(rb["compared"], "bytes");
+    rb["written_sha256"].as_str().unwrap().to_string()
 }
 
 fn run_until(env: &Env, resume: bool, records: u64) {
