@@ -3,7 +3,8 @@
 # written to BENCHMARKS.md as ratios (decom / peer). Medians of several runs
 # (hyperfine); peak memory of decom with /usr/bin/time.
 #
-#   BENCH_SIZE_MIB=1024 BENCH_FILES=100000 BENCH_VERSIONS=10000 BENCH_RUNS=3 scripts/bench.sh
+#   BENCH_SIZE_MIB=1024 BENCH_FILES=100000 BENCH_VERSIONS=10000 BENCH_RUNS=3 \
+#   BENCH_SMALL_FILES=10000 BENCH_SMALL_MIB_FILES=1000 scripts/bench.sh
 #
 # Needs ~3x BENCH_SIZE_MIB of free disk under BENCH_DIR (default /var/tmp).
 set -euo pipefail
@@ -76,10 +77,19 @@ for i in $(seq 1 "$RUNS"); do
     "$DECOM" execute "$W/ow.plan/plan.json" $SIGN
 done
 
-# 2. SHA-256 of the same file.
+# CPU seconds of one more decom run of each profile (user + system).
+for prof in nist dod; do
+  "$W/prep.sh" "$W/ow-$prof.toml"
+  /usr/bin/time -f "%U %S" -o "$R/cpu-$prof" "$DECOM" execute "$W/ow.plan/plan.json" $SIGN
+done
+
+# 2. SHA-256 of the same file, and AES-256-CTR over it (what generating a
+#    random pass costs): with the disk's times, the limit of this machine.
+KEY=$(printf '%064d' 0) IV=$(printf '%032d' 0)
 hyperfine -N --runs "$RUNS" --warmup 1 --export-json "$R/hash.json" \
   -n "sha256sum" "sha256sum $W/master.bin" \
   -n "openssl" "openssl dgst -sha256 $W/master.bin" \
+  -n "openssl aes-256-ctr" "openssl enc -aes-256-ctr -K $KEY -iv $IV -in $W/master.bin -out /dev/null" \
   -n "decom hash" "$DECOM hash $W/master.bin" >&2
 /usr/bin/time -f %M -o "$R/mem-hash" "$DECOM" hash "$W/master.bin" >/dev/null
 
@@ -110,7 +120,44 @@ hyperfine --runs "$RUNS" --warmup 1 --export-json "$R/trace.json" \
   -n "decom trace (hash)" "$DECOM -q trace $W/tree-hash.toml -o $W/tree-hash.json --force" >&2
 /usr/bin/time -f %M -o "$R/mem-trace" "$DECOM" -q trace "$W/tree-all.toml" -o "$W/tree-all.json" --force
 
-# 4. S3 purge of VERSIONS versions on moto.
+# 4. Many small files: SMALL_FILES x 4 KiB and SMALL_MIB_FILES x 1 MiB
+#    (100 per directory), nist-clear, against shred -u -n 1 (which verifies
+#    nothing and keeps no record) and find -delete, on fresh copies.
+SMALL_FILES=${BENCH_SMALL_FILES:-10000}
+SMALL_MIB_FILES=${BENCH_SMALL_MIB_FILES:-1000}
+python3 - "$W/small-4k.master" "$SMALL_FILES" 4096 "$W/small-1m.master" "$SMALL_MIB_FILES" 1048576 <<'PY'
+import os, sys
+args = sys.argv[1:]
+for root, n, size in zip(args[0::3], args[1::3], args[2::3]):
+    for i in range(int(n)):
+        d = os.path.join(root, f"d{i // 100:03}")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, f"f{i:05}.bin"), "wb") as f:
+            f.write(os.urandom(int(size)))
+PY
+for case in 4k 1m; do
+  S="$W/small-$case"
+  manifest "$S" nist-clear
+  cat >"$W/prep-$case.sh" <<EOS
+#!/bin/sh
+set -e
+rm -rf "$S"; cp -a "$S.master" "$S"; sync
+[ -n "\$1" ] || exit 0
+rm -rf "$S.plan"; mkdir -p "$S.plan"
+"$DECOM" -q trace "$S.toml" -o "$S.plan/plan.json"
+"$DECOM" -q approve "$S.plan/plan.json" --key "$W/keys/cu" --principal cu --yes
+EOS
+  chmod +x "$W/prep-$case.sh"
+  hyperfine -N --runs "$RUNS" --export-json "$R/small-$case.json" \
+    --prepare "$W/prep-$case.sh" -n "shred -u -n 1" "sh -c 'shred -u -n 1 $S/*/*'" \
+    --prepare "$W/prep-$case.sh" -n "find -delete" "find $S -delete" \
+    --prepare "$W/prep-$case.sh plan" -n "decom nist-clear" "$DECOM execute $S.plan/plan.json $SIGN" >&2
+  "$W/prep-$case.sh" plan
+  /usr/bin/time -f "%U %S" -o "$R/cpu-small-$case" "$DECOM" execute "$S.plan/plan.json" $SIGN
+done
+echo "$SMALL_FILES $SMALL_MIB_FILES" >"$R/small"
+
+# 5. S3 purge of VERSIONS versions on moto.
 eval "$(scripts/s3-server.sh start)"
 VENV="${DECOM_VENV:-$HOME/.cache/decom-venv}"
 # The AWS CLI lives in its own virtualenv: its pinned botocore would clash with moto's.
@@ -149,5 +196,8 @@ tail -n +"$((log_from + 1))" "$MOTO_LOG" | awk '
 decom_left=$(s3fill count "$BD")
 echo "$VERSIONS $aws_s $aws_left $decom_s $decom_left" >"$R/s3"
 
+# Keep the block scripts/bench-s3.sh writes (its own run, its own markers).
+s3_block=$(sed -n '/<!-- s3-bench begin -->/,/<!-- s3-bench end -->/p' "$ROOT/BENCHMARKS.md" 2>/dev/null || true)
 python3 "$ROOT/scripts/bench_report.py" "$R" "$SIZE_MIB" "$FILES" "$VERSIONS" >"$ROOT/BENCHMARKS.md"
+[ -z "$s3_block" ] || printf '\n%s\n' "$s3_block" >>"$ROOT/BENCHMARKS.md"
 cat "$ROOT/BENCHMARKS.md"

@@ -322,8 +322,9 @@ impl Local<'_, '_> {
             queues[i % workers].extend(group);
         }
         let halt = AtomicBool::new(false);
+        let per_batch = batch_files(workers);
         let work = |queue: Vec<&Artifact>| -> Result<()> {
-            for batch in batches(queue) {
+            for batch in batches(queue, per_batch) {
                 if self.ctx.cancel.load(Ordering::Relaxed) {
                     return Err(Error::Interrupted);
                 }
@@ -465,11 +466,25 @@ const BATCH_FILE_BYTES: u64 = 16 << 20;
 const BATCH_FILES: usize = 512;
 const BATCH_BYTES: u64 = 256 << 20;
 
+/// Descriptors kept free of batches (journal, location roots, stdio, …).
+const SPARE_FDS: u64 = 32;
+
+/// Files per batch: a batch holds two descriptors per file (the file and
+/// its directory), and every worker's batch must fit the process's limit
+/// at once (a soft limit of 1024 is common), else files would fail to open.
+fn batch_files(workers: usize) -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    let per_worker = limit.saturating_sub(SPARE_FDS) / (2 * workers.max(1) as u64);
+    per_worker.clamp(1, BATCH_FILES as u64) as usize
+}
+
 /// Cut a device's queue (plan order) into the groups [`local::files`]
 /// takes together: consecutive small files of one location on one device
-/// (one `syncfs` covers them), at most [`BATCH_FILES`] files and
+/// (one `syncfs` covers them), at most `max_files` files and
 /// [`BATCH_BYTES`]; a larger file goes alone.
-fn batches(queue: Vec<&Artifact>) -> Vec<Vec<&Artifact>> {
+fn batches(queue: Vec<&Artifact>, max_files: usize) -> Vec<Vec<&Artifact>> {
     let mut out: Vec<Vec<&Artifact>> = Vec::new();
     let mut bytes = 0u64;
     for a in queue {
@@ -480,7 +495,7 @@ fn batches(queue: Vec<&Artifact>) -> Vec<Vec<&Artifact>> {
                 && last.item.size() <= BATCH_FILE_BYTES
                 && last.location == a.location
                 && last.item.device() == a.item.device()
-                && b.len() < BATCH_FILES
+                && b.len() < max_files
                 && bytes + size <= BATCH_BYTES
         });
         if joins {

@@ -255,3 +255,38 @@ fn a_batch_stopped_between_its_overwrite_and_its_read_back_resumes() {
     assert_eq!(env.cert_json()["status"], "complete");
     assert!(originals.iter().all(|(p, _)| !p.exists()));
 }
+
+/// A batch holds two descriptors per file (the file and its directory):
+/// under a low descriptor limit, batches shrink to fit instead of files
+/// failing to open.
+#[test]
+fn batches_fit_a_low_descriptor_limit() {
+    let env = Env::new();
+    let files: Vec<PathBuf> = (0..300)
+        .map(|i| {
+            env.file(
+                &format!("models/m/d{}/f{i:03}.bin", i % 3),
+                &random_bytes(512),
+            )
+        })
+        .collect();
+    env.manifest_all("nist-clear", "models/m");
+    env.trace().ok();
+    env.approve().ok();
+    let args = env.execute_args().join(" ");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -n 64 && exec \"$0\" {args}"))
+        .arg(bin())
+        .current_dir(&env.root)
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(env.cert_json()["status"], "complete");
+    assert!(files.iter().all(|f| !f.exists()));
+}
