@@ -290,3 +290,48 @@ fn batches_fit_a_low_descriptor_limit() {
     assert_eq!(env.cert_json()["status"], "complete");
     assert!(files.iter().all(|f| !f.exists()));
 }
+
+/// A journal from before reproducible streams records a random pass by the
+/// hash of what was written and no seed: resuming it reads back and
+/// compares hashes, and the certificate is complete.
+#[test]
+fn a_pass_journaled_by_hash_only_resumes_by_hash() {
+    let env = Env::new();
+    let f = env.file("models/m/w.bin", &random_bytes(100_000));
+    env.manifest_all("nist-clear", "models/m");
+    env.trace().ok();
+    env.approve().ok();
+    // 1 run-started, 2 started, 3 pass.
+    let out = env.execute_until(false, 3);
+    assert_eq!(out.status.code(), None, "stopped by the hook");
+    let written = sha256_file(&f);
+    let journal = env.path("journal.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let old: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let mut r: serde_json::Value = serde_json::from_str(l).unwrap();
+            if r["type"] == "pass" {
+                let o = r.as_object_mut().unwrap();
+                o.remove("seed");
+                o.remove("generator");
+                o.insert("written_sha256".into(), written.clone().into());
+            }
+            r.to_string()
+        })
+        .collect();
+    std::fs::write(&journal, old.join("\n") + "\n").unwrap();
+    env.resume().ok();
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let rb: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["type"] == "read-back")
+        .unwrap();
+    assert_eq!(rb["ok"], true);
+    assert_eq!(rb["written_sha256"], written.as_str());
+    assert_eq!(rb["readback_sha256"], written.as_str());
+    assert!(rb.get("compared").is_none(), "compared by hash: {rb}");
+    assert_eq!(env.cert_json()["status"], "complete");
+    assert!(!f.exists());
+}

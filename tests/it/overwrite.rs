@@ -149,6 +149,14 @@ fn every_pass_lands_in_place_on_the_same_extents() {
         a["passes"][2]["written_sha256"],
         a["passes"][2]["readback_sha256"]
     );
+    // Which generator made each pass is on the certificate.
+    let generators: Vec<&str> = a["passes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["generator"].as_str().unwrap())
+        .collect();
+    assert_eq!(generators, ["fill", "fill", "aes-256-ctr"]);
     assert_eq!(a["outcome"], "disposed");
 }
 
