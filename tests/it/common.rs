@@ -9,6 +9,15 @@ use std::process::{Command, Output};
 pub const OPERATOR: &str = "operator@example.org";
 pub const CUSTODIAN: &str = "custodian@example.org";
 
+/// `verify --recheck` of the run's certificate.
+pub const RECHECK: &[&str] = &[
+    "verify",
+    "certificate.json",
+    "--allowed-signers",
+    "keys/allowed_signers",
+    "--recheck",
+];
+
 pub struct Env {
     pub tmp: tempfile::TempDir,
     pub root: PathBuf,
@@ -287,13 +296,7 @@ impl Env {
 
     /// `verify --recheck` of certificate.json: every location traced again.
     pub fn recheck(&self) -> Run {
-        self.run(&[
-            "verify",
-            "certificate.json",
-            "--allowed-signers",
-            "keys/allowed_signers",
-            "--recheck",
-        ])
+        self.run(RECHECK)
     }
 
     pub fn plan_json(&self) -> serde_json::Value {

@@ -100,54 +100,45 @@ fn kill_and_resume(env: &Env, files: &[PathBuf], roots: &[PathBuf], planned: usi
     for line in text.lines() {
         let r: serde_json::Value = serde_json::from_str(line).unwrap();
         let seq = r["seq"].as_u64().unwrap();
-        // A batch journals its outcomes in one record.
-        if r["type"] == "outcomes" {
-            for item in r["items"].as_array().unwrap() {
-                if item["outcome"] == "disposed" {
-                    let id = item["id"].as_u64().unwrap();
-                    *disposed.entry(id).or_default() += 1;
-                    let v = verified_at.get(&id).unwrap_or_else(|| {
-                        panic!(
-                            "artifact {id} disposed at {seq} without a verified read-back before it"
-                        )
-                    });
-                    assert!(*v < seq);
-                    // (Unlinked just before a crash, a file has no removed
-                    // record: the resume proves its absence instead.)
-                    if let Some(rm) = removed_at.get(&id) {
-                        assert!(v < rm, "artifact {id} removed before it was verified");
-                    }
-                }
-            }
-            continue;
-        }
         let id = r["id"].as_u64().unwrap_or(0);
-        match r["type"].as_str().unwrap() {
+        // One outcome record, or a batch's outcomes in one record.
+        let disposals: Vec<u64> = match r["type"].as_str().unwrap() {
             "read-back" if r["ok"] == true && r["pass"] == 3 => {
                 verified_at.insert(id, seq);
+                continue;
             }
             "pass" if r["pass"] == 3 => {
                 verified_at.remove(&id); // a redone last pass needs a new read-back
+                continue;
             }
             "removed" => {
                 removed_at.insert(id, seq);
+                continue;
             }
-            "outcome" if r["outcome"] == "disposed" => {
-                *disposed.entry(id).or_default() += 1;
-                let a = &arts[id as usize - 1];
-                if a["kind"] == "file" {
-                    let v = verified_at.get(&id).unwrap_or_else(|| {
-                        panic!(
-                            "artifact {id} disposed at {seq} without a verified read-back before it"
-                        )
-                    });
-                    assert!(*v < seq);
-                    if let Some(rm) = removed_at.get(&id) {
-                        assert!(v < rm, "artifact {id} removed before it was verified");
-                    }
-                }
+            "outcome" if r["outcome"] == "disposed" => vec![id],
+            "outcomes" => r["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|i| i["outcome"] == "disposed")
+                .map(|i| i["id"].as_u64().unwrap())
+                .collect(),
+            _ => continue,
+        };
+        for id in disposals {
+            *disposed.entry(id).or_default() += 1;
+            if arts[id as usize - 1]["kind"] != "file" {
+                continue;
             }
-            _ => {}
+            let v = verified_at.get(&id).unwrap_or_else(|| {
+                panic!("artifact {id} disposed at {seq} without a verified read-back before it")
+            });
+            assert!(*v < seq);
+            // (Unlinked just before a crash, a file has no removed record:
+            // the resume proves its absence instead.)
+            if let Some(rm) = removed_at.get(&id) {
+                assert!(v < rm, "artifact {id} removed before it was verified");
+            }
         }
     }
     assert_eq!(disposed.len(), planned);

@@ -184,15 +184,9 @@ impl S3Env {
     }
 
     pub fn recheck_via(&self, endpoint: &str) -> Run {
-        self.run(&[
-            "verify",
-            "certificate.json",
-            "--allowed-signers",
-            "keys/allowed_signers",
-            "--recheck",
-            "--endpoint-url",
-            endpoint,
-        ])
+        let mut args = RECHECK.to_vec();
+        args.extend(["--endpoint-url", endpoint]);
+        self.run(&args)
     }
 
     pub fn delete(&self, key: &str) {
