@@ -5,53 +5,15 @@
 use crate::common::*;
 use std::path::Path;
 
-/// Physical extents (logical, physical, length) of a file, via FS_IOC_FIEMAP.
+/// Physical extents (logical, physical, length) of a file, via FIEMAP
+/// (the `fiemap` crate decom itself uses).
 fn fiemap(path: &Path) -> Vec<(u64, u64, u64)> {
-    use std::os::fd::AsRawFd;
-    const FS_IOC_FIEMAP: libc::c_ulong = 0xC020_660B;
-    const FIEMAP_FLAG_SYNC: u32 = 1;
-    const MAX: usize = 64;
-    #[repr(C)]
-    #[derive(Clone, Copy, Default)]
-    struct Extent {
-        logical: u64,
-        physical: u64,
-        length: u64,
-        reserved64: [u64; 2],
-        flags: u32,
-        reserved: [u32; 3],
-    }
-    #[repr(C)]
-    struct Fiemap {
-        start: u64,
-        length: u64,
-        flags: u32,
-        mapped: u32,
-        count: u32,
-        reserved: u32,
-        extents: [Extent; MAX],
-    }
     let f = std::fs::File::open(path).unwrap();
-    let mut m = Fiemap {
-        start: 0,
-        length: u64::MAX,
-        flags: FIEMAP_FLAG_SYNC,
-        mapped: 0,
-        count: MAX as u32,
-        reserved: 0,
-        extents: [Extent::default(); MAX],
-    };
-    let r = unsafe { libc::ioctl(f.as_raw_fd(), FS_IOC_FIEMAP, &mut m as *mut Fiemap) };
-    assert_eq!(
-        r,
-        0,
-        "FIEMAP failed on {}: {}",
-        path.display(),
-        std::io::Error::last_os_error()
-    );
-    m.extents[..m.mapped as usize]
-        .iter()
-        .map(|e| (e.logical, e.physical, e.length))
+    fiemap::Fiemap::with_flags(&f, fiemap::FiemapFlags::SYNC)
+        .map(|e| {
+            let e = e.unwrap_or_else(|err| panic!("FIEMAP failed on {}: {err}", path.display()));
+            (e.fe_logical, e.fe_physical, e.fe_length)
+        })
         .collect()
 }
 
