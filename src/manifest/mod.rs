@@ -386,6 +386,18 @@ impl Manifest {
                 }
             }
         }
+        for (i, t) in targets.iter().enumerate() {
+            if let Target::Local(root) = t
+                && let Some(k) = keep.iter().find(|k| root.starts_with(k))
+            {
+                return Err(Error::input(format!(
+                    "location {} ({}) lies inside the [[keep]] folder {}: nothing there could be planned",
+                    i + 1,
+                    self.locations[i].uri,
+                    k.display()
+                )));
+            }
+        }
         let merged = components::merge(&self, base)?;
         if merged.components.is_empty()
             && !self.model.names_a_store()
