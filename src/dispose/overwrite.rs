@@ -22,9 +22,12 @@ use std::sync::mpsc;
 
 /// The bytes a pass writes, reproducible from what the journal records:
 /// a fill byte, or AES-256-CTR keystream under a fresh random key and IV
-/// (AES-NI, as nwipe's AES-CTR generator; about 5 GB/s per core here, where
-/// ChaCha12 managed less than half). Being reproducible, the read-back
-/// compares what the device returns with the stream itself, at any offset.
+/// (AES-NI, as nwipe's AES-CTR generator). Measured here on one core, 4 MiB
+/// blocks, 1 GiB: AES-256-CTR 0.25 s (zeroing the buffer included),
+/// ChaCha8 0.28 s, ChaCha12 (the generator before) 0.40 s, ChaCha20 0.62 s,
+/// against 0.77 s for the SHA-256 the read-back computes. Being
+/// reproducible, the read-back compares what the device returns with the
+/// stream itself, at any offset.
 /// (Its `Debug` never shows the key.)
 #[derive(Clone)]
 pub enum Stream {
