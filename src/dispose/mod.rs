@@ -322,7 +322,7 @@ impl Local<'_, '_> {
             queues[i % workers].extend(group);
         }
         let halt = AtomicBool::new(false);
-        let per_batch = batch_files(workers);
+        let per_batch = batch_files(workers, self.anchors.len());
         let work = |queue: Vec<&Artifact>| -> Result<()> {
             for batch in batches(queue, per_batch) {
                 if self.ctx.cancel.load(Ordering::Relaxed) {
@@ -466,17 +466,20 @@ const BATCH_FILE_BYTES: u64 = 16 << 20;
 const BATCH_FILES: usize = 512;
 const BATCH_BYTES: u64 = 256 << 20;
 
-/// Descriptors kept free of batches (journal, location roots, stdio, …).
+/// Descriptors kept free of batches besides the location roots (journal,
+/// stdio, the S3 client's sockets, …).
 const SPARE_FDS: u64 = 32;
 
 /// Files per batch: a batch holds two descriptors per file (the file and
 /// its directory), and every worker's batch must fit the process's limit
-/// at once (a soft limit of 1024 is common), else files would fail to open.
-fn batch_files(workers: usize) -> usize {
+/// at once, beside the `roots` held open (a soft limit of 1024 is common),
+/// else files would fail to open.
+fn batch_files(workers: usize, roots: usize) -> usize {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current
         .unwrap_or(u64::MAX);
-    let per_worker = limit.saturating_sub(SPARE_FDS) / (2 * workers.max(1) as u64);
+    let spare = SPARE_FDS + roots as u64;
+    let per_worker = limit.saturating_sub(spare) / (2 * workers.max(1) as u64);
     per_worker.clamp(1, BATCH_FILES as u64) as usize
 }
 

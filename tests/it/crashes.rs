@@ -248,38 +248,48 @@ fn a_batch_stopped_between_its_overwrite_and_its_read_back_resumes() {
 }
 
 /// A batch holds two descriptors per file (the file and its directory):
-/// under a low descriptor limit, batches shrink to fit instead of files
-/// failing to open.
+/// under a low descriptor limit, batches shrink to fit beside the location
+/// roots held open, instead of files failing to open.
 #[test]
 fn batches_fit_a_low_descriptor_limit() {
-    let env = Env::new();
-    let files: Vec<PathBuf> = (0..300)
-        .map(|i| {
-            env.file(
-                &format!("models/m/d{}/f{i:03}.bin", i % 3),
-                &random_bytes(512),
-            )
-        })
-        .collect();
-    env.manifest_all("nist-clear", "models/m");
-    env.trace().ok();
-    env.approve().ok();
-    let args = env.execute_args().join(" ");
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("ulimit -n 64 && exec \"$0\" {args}"))
-        .arg(bin())
-        .current_dir(&env.root)
-        .env_remove("SSH_AUTH_SOCK")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(env.cert_json()["status"], "complete");
-    assert!(files.iter().all(|f| !f.exists()));
+    // One location of 300 files; then 45 locations of 10 files, whose
+    // 45 open roots leave room for small batches only.
+    for (locations, per) in [(1usize, 300usize), (45, 10)] {
+        let env = Env::new();
+        let mut files = Vec::new();
+        let mut toml = String::new();
+        for l in 0..locations {
+            for i in 0..per {
+                files.push(env.file(
+                    &format!("models/m{l}/d{}/f{i:03}.bin", i % 3),
+                    &random_bytes(512),
+                ));
+            }
+            toml += &format!(
+                "[[locations]]\nuri = \"{}\"\n",
+                env.path(&format!("models/m{l}")).display()
+            );
+        }
+        env.manifest("nist-clear", &toml);
+        env.trace().ok();
+        env.approve().ok();
+        let args = env.execute_args().join(" ");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -n 64 && exec \"$0\" {args}"))
+            .arg(bin())
+            .current_dir(&env.root)
+            .env_remove("SSH_AUTH_SOCK")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{locations} location(s): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(env.cert_json()["status"], "complete");
+        assert!(files.iter().all(|f| !f.exists()));
+    }
 }
 
 /// A journal from before reproducible streams records a random pass by the
