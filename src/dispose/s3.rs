@@ -113,6 +113,14 @@ struct Decision<'p> {
     check: Vec<&'p Artifact>,
 }
 
+/// What [`Purge::decide_one`] found for one artifact.
+enum One {
+    Settled(OutcomeItem),
+    Delete,
+    Abort,
+    Check,
+}
+
 /// One S3 location's purge: the plan's artifacts of it, looked up by id and
 /// by key (buckets hold millions of versions: look up, never scan).
 struct Purge<'p, 'c> {
@@ -199,65 +207,82 @@ impl<'p, 'c> Purge<'p, 'c> {
             abort: Vec::new(),
             check: Vec::new(),
         };
-        let gone = |d: &mut Decision<'p>, a: &'p Artifact, what: &str| {
-            if self.started(a.id) {
-                d.check.push(a)
-            } else {
-                d.decided
-                    .push(item(a.id, Outcome::SkippedChanged, what.to_string()))
-            }
-        };
         for a in todo {
             let (_, key) = a.item.s3_key().expect("S3 items");
             let versions = now.get(key).unwrap_or(&empty);
-            let unplanned: Vec<&String> = versions
-                .keys()
-                .filter(|v| {
-                    !self
-                        .planned
-                        .get(key)
-                        .is_some_and(|p| p.contains(v.as_str()))
-                })
-                .collect();
-            match &a.item {
-                Item::S3Version(_) | Item::S3DeleteMarker(_) if !unplanned.is_empty() => {
-                    d.decided.push(item(
-                        a.id,
-                        Outcome::SkippedChanged,
-                        format!(
-                            "the key has {} version(s) created since approval, e.g. {}",
-                            unplanned.len(),
-                            unplanned[0]
-                        ),
-                    ));
-                }
-                Item::S3Version(v) => match versions.get(&v.version_id) {
-                    Some(etag) if *etag != v.etag => d.decided.push(item(
-                        a.id,
-                        Outcome::SkippedChanged,
-                        format!("ETag {etag} differs from the approved {}", v.etag),
-                    )),
-                    Some(_) => match retained(v, now_secs) {
-                        Some(why) => d.decided.push(item(a.id, Outcome::Retained, why)),
-                        None => d.delete.push(a),
-                    },
-                    None => gone(&mut d, a, "no longer exists"),
-                },
-                Item::S3DeleteMarker(m) => match versions.get(&m.version_id) {
-                    Some(_) => d.delete.push(a),
-                    None => gone(&mut d, a, "no longer exists"),
-                },
-                Item::S3Upload(u) => {
-                    if uploads_now.contains(&(u.key.clone(), u.upload_id.clone())) {
-                        d.abort.push(a)
-                    } else {
-                        gone(&mut d, a, "the upload no longer exists")
-                    }
-                }
-                _ => unreachable!("only S3 items reach the S3 disposer"),
+            match self.decide_one(a, versions, &uploads_now, now_secs) {
+                One::Settled(i) => d.decided.push(i),
+                One::Delete => d.delete.push(a),
+                One::Abort => d.abort.push(a),
+                One::Check => d.check.push(a),
             }
         }
         Ok(d)
+    }
+
+    /// What happens to one artifact, given every version the listing shows
+    /// for its key (version id → ETag) and the uploads in progress.
+    fn decide_one(
+        &self,
+        a: &'p Artifact,
+        versions: &HashMap<String, String>,
+        uploads_now: &HashSet<(String, String)>,
+        now_secs: i64,
+    ) -> One {
+        let (_, key) = a.item.s3_key().expect("S3 items");
+        let gone = |what: &str| {
+            if self.started(a.id) {
+                One::Check
+            } else {
+                One::Settled(item(a.id, Outcome::SkippedChanged, what.to_string()))
+            }
+        };
+        let unplanned: Vec<&String> = versions
+            .keys()
+            .filter(|v| {
+                !self
+                    .planned
+                    .get(key)
+                    .is_some_and(|p| p.contains(v.as_str()))
+            })
+            .collect();
+        match &a.item {
+            Item::S3Version(_) | Item::S3DeleteMarker(_) if !unplanned.is_empty() => {
+                One::Settled(item(
+                    a.id,
+                    Outcome::SkippedChanged,
+                    format!(
+                        "the key has {} version(s) created since approval, e.g. {}",
+                        unplanned.len(),
+                        unplanned[0]
+                    ),
+                ))
+            }
+            Item::S3Version(v) => match versions.get(&v.version_id) {
+                Some(etag) if *etag != v.etag => One::Settled(item(
+                    a.id,
+                    Outcome::SkippedChanged,
+                    format!("ETag {etag} differs from the approved {}", v.etag),
+                )),
+                Some(_) => match retained(v, now_secs) {
+                    Some(why) => One::Settled(item(a.id, Outcome::Retained, why)),
+                    None => One::Delete,
+                },
+                None => gone("no longer exists"),
+            },
+            Item::S3DeleteMarker(m) => match versions.get(&m.version_id) {
+                Some(_) => One::Delete,
+                None => gone("no longer exists"),
+            },
+            Item::S3Upload(u) => {
+                if uploads_now.contains(&(u.key.clone(), u.upload_id.clone())) {
+                    One::Abort
+                } else {
+                    gone("the upload no longer exists")
+                }
+            }
+            _ => unreachable!("only S3 items reach the S3 disposer"),
+        }
     }
 
     /// Journal intent, then delete versions and markers in DeleteObjects
