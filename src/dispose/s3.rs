@@ -88,6 +88,15 @@ pub fn location(
         return Ok(());
     }
     let purge = Purge::new(ctx, s3, (index, loc), all, state, proof);
+    if Scope::new(&loc.prefix).is_folder() {
+        let (decided, abort, mut check) = purge.decide_and_delete(&todo)?;
+        purge.journal(decided)?;
+        check.extend(purge.purge(Vec::new(), abort)?);
+        if ctx.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(crate::error::Error::Interrupted);
+        }
+        return purge.prove_absence(&check);
+    }
     let plan = match purge.decide(&todo) {
         Ok(p) => p,
         Err(e) => return purge.fail_all(&todo, &format!("cannot re-identify: {e}")),
@@ -110,6 +119,12 @@ struct Decision<'p> {
     /// Uploads to abort.
     abort: Vec<&'p Artifact>,
     /// Started by an earlier run and gone now: only their absence is proven.
+    check: Vec<&'p Artifact>,
+}
+
+/// What the listing half of [`Purge::decide_and_delete`] settled itself.
+struct Listed<'p> {
+    decided: Decided,
     check: Vec<&'p Artifact>,
 }
 
@@ -324,36 +339,7 @@ impl<'p, 'c> Purge<'p, 'c> {
             let r = delete_versions(s3, &loc.bucket, &batch, unversioned).await;
             (batch, r)
         }) {
-            match r {
-                Err(why) => failed.extend(
-                    batch
-                        .iter()
-                        .map(|a| item(a.id, Outcome::Failed, why.clone())),
-                ),
-                Ok(answer) => {
-                    for a in batch {
-                        let (k, v) = version_of(&a.item).expect("versions and markers only");
-                        let kv = (k.to_string(), v.to_string());
-                        match answer.errors.get(&kv) {
-                            Some(why) => failed.push(item(
-                                a.id,
-                                Outcome::Failed,
-                                format!("DeleteObjects refused it: {why}"),
-                            )),
-                            None if !answer.deleted.contains(&kv) => failed.push(item(
-                                a.id,
-                                Outcome::Failed,
-                                "DeleteObjects answered neither Deleted nor Error for it"
-                                    .to_string(),
-                            )),
-                            None => {
-                                ctx.progress.bytes(a.item.size());
-                                check.push(a);
-                            }
-                        }
-                    }
-                }
-            }
+            self.settle(batch, r, &mut failed, &mut check);
         }
         for (a, r) in s3.bounded(abort, |a| async move {
             let Item::S3Upload(u) = &a.item else {
@@ -392,6 +378,250 @@ impl<'p, 'c> Purge<'p, 'c> {
         }
         ctx.progress.finish();
         Ok(check)
+    }
+
+    /// Read one DeleteObjects answer entry by entry: each planned version
+    /// it reports deleted is to be proven absent; an `<Error>` entry, a
+    /// missing entry or a failed request fails the version.
+    fn settle(
+        &self,
+        batch: Vec<&'p Artifact>,
+        r: Result<DeleteAnswer, String>,
+        failed: &mut Decided,
+        check: &mut Vec<&'p Artifact>,
+    ) {
+        let answer = match r {
+            Err(why) => {
+                failed.extend(
+                    batch
+                        .iter()
+                        .map(|a| item(a.id, Outcome::Failed, why.clone())),
+                );
+                return;
+            }
+            Ok(answer) => answer,
+        };
+        for a in batch {
+            let (k, v) = version_of(&a.item).expect("versions and markers only");
+            let kv = (k.to_string(), v.to_string());
+            match answer.errors.get(&kv) {
+                Some(why) => failed.push(item(
+                    a.id,
+                    Outcome::Failed,
+                    format!("DeleteObjects refused it: {why}"),
+                )),
+                None if !answer.deleted.contains(&kv) => failed.push(item(
+                    a.id,
+                    Outcome::Failed,
+                    "DeleteObjects answered neither Deleted nor Error for it".to_string(),
+                )),
+                None => {
+                    self.ctx.progress.bytes(a.item.size());
+                    check.push(a);
+                }
+            }
+        }
+    }
+
+    /// [`Purge::decide`] and the deletes of [`Purge::purge`] overlapped, for
+    /// a folder (one listing, in key order), as `s5cmd rm` overlaps its
+    /// listing and deletes: a key is decided once the listing has moved
+    /// past it, and its versions go out in DeleteObjects batches (bounded
+    /// concurrency) while the listing goes on. Each batch's started record
+    /// is journaled before the batch is sent. Returns the outcomes settled,
+    /// the uploads to abort and what must now be proven absent.
+    #[allow(clippy::type_complexity)]
+    fn decide_and_delete(
+        &self,
+        todo: &[&'p Artifact],
+    ) -> Result<(Decided, Vec<&'p Artifact>, Vec<&'p Artifact>)> {
+        let (s3, loc, ctx) = (self.s3, self.loc, self.ctx);
+        let keys: HashSet<&str> = todo
+            .iter()
+            .filter_map(|a| a.item.s3_key().map(|k| k.1))
+            .collect();
+        let uploads_now = match current_uploads(s3, loc, &keys) {
+            Ok(u) => u,
+            Err(e) => {
+                self.fail_all(todo, &format!("cannot re-identify: {e}"))?;
+                return Ok((Vec::new(), Vec::new(), Vec::new()));
+            }
+        };
+        let now_secs = crate::sign::now_unix();
+        let mut decided: Decided = Vec::new();
+        let mut abort = Vec::new();
+        let mut check = Vec::new();
+        let mut versions: Vec<&'p Artifact> = Vec::new();
+        for a in todo {
+            if version_of(&a.item).is_some() {
+                versions.push(a);
+            } else {
+                match self.decide_one(a, &HashMap::new(), &uploads_now, now_secs) {
+                    One::Settled(i) => decided.push(i),
+                    One::Abort => abort.push(*a),
+                    One::Check => check.push(*a),
+                    One::Delete => unreachable!("uploads are aborted, not deleted"),
+                }
+            }
+        }
+        // Stable: the plan's order within a key.
+        versions.sort_by(|a, b| {
+            version_of(&a.item)
+                .unwrap()
+                .0
+                .cmp(version_of(&b.item).unwrap().0)
+        });
+        let bytes: u64 = versions.iter().map(|a| a.item.size()).sum();
+        let uri = format!("s3://{}/{}", loc.bucket, loc.prefix);
+        ctx.progress
+            .start(Phase::Purge(&uri), versions.len() as u64, bytes);
+        let unversioned = loc.facts.unsupported.iter().any(|u| u == "versioning");
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<&'p Artifact>>();
+        let (listed, answers) = std::thread::scope(|scope| {
+            let lister = scope
+                .spawn(move || self.list_and_decide(&versions, &keys, &uploads_now, now_secs, tx));
+            let answers = s3.bounded_channel(rx, |batch| async move {
+                let r = delete_versions(s3, &loc.bucket, &batch, unversioned).await;
+                (batch, r)
+            });
+            (
+                lister
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                answers,
+            )
+        });
+        let mut failed: Decided = Vec::new();
+        for (batch, r) in answers {
+            self.settle(batch, r, &mut failed, &mut check);
+        }
+        ctx.progress.finish();
+        let listed = listed?;
+        decided.extend(listed.decided);
+        check.extend(listed.check);
+        decided.extend(failed);
+        Ok((decided, abort, check))
+    }
+
+    /// The listing half of [`Purge::decide_and_delete`]: decide each version
+    /// once the listing is past its key and send full batches to `tx`. A
+    /// listing that fails part-way fails the versions not yet decided.
+    fn list_and_decide(
+        &self,
+        versions: &[&'p Artifact],
+        keys: &HashSet<&str>,
+        uploads_now: &HashSet<(String, String)>,
+        now_secs: i64,
+        tx: tokio::sync::mpsc::UnboundedSender<Vec<&'p Artifact>>,
+    ) -> Result<Listed<'p>> {
+        let mut out = Listed {
+            decided: Vec::new(),
+            check: Vec::new(),
+        };
+        let mut batch: Vec<&'p Artifact> = Vec::new();
+        let mut seen: HashMap<String, HashMap<String, String>> = HashMap::new();
+        let mut pos = 0usize;
+        let empty = HashMap::new();
+        let mut journal_error: Option<crate::error::Error> = None;
+        // Decide every version whose key sorts before `upto` (all: None).
+        let mut decide_upto = |upto: Option<&str>,
+                               seen: &mut HashMap<String, HashMap<String, String>>,
+                               out: &mut Listed<'p>,
+                               batch: &mut Vec<&'p Artifact>|
+         -> Result<()> {
+            while let Some(a) = versions.get(pos) {
+                let key = version_of(&a.item).expect("versions only").0;
+                if upto.is_some_and(|u| key >= u) {
+                    break;
+                }
+                let v = seen.get(key).unwrap_or(&empty);
+                match self.decide_one(a, v, uploads_now, now_secs) {
+                    One::Settled(i) => out.decided.push(i),
+                    One::Check => out.check.push(a),
+                    One::Delete => batch.push(a),
+                    One::Abort => unreachable!("versions are deleted, not aborted"),
+                }
+                pos += 1;
+                if versions
+                    .get(pos)
+                    .is_none_or(|b| version_of(&b.item).expect("versions only").0 != key)
+                {
+                    seen.remove(key);
+                }
+                if batch.len() == DELETE_BATCH {
+                    self.send(std::mem::take(batch), &tx)?;
+                }
+            }
+            Ok(())
+        };
+        // A key is complete once a page ends after it (one key's versions
+        // may continue on the next page, and markers follow versions).
+        let mut page_max: Option<String> = None;
+        let listing =
+            self.s3
+                .list_versions_by_page(&self.loc.bucket, &Scope::new(&self.loc.prefix), |l| {
+                    if journal_error.is_some() {
+                        return;
+                    }
+                    match l {
+                        Some(l) => {
+                            if page_max.as_ref().is_none_or(|m| *m < l.key) {
+                                page_max = Some(l.key.clone());
+                            }
+                            if keys.contains(l.key.as_str()) {
+                                seen.entry(l.key).or_default().insert(l.version_id, l.etag);
+                            }
+                        }
+                        None => {
+                            if let Some(m) = page_max.take()
+                                && let Err(e) =
+                                    decide_upto(Some(&m), &mut seen, &mut out, &mut batch)
+                            {
+                                journal_error = Some(e);
+                            }
+                        }
+                    }
+                });
+        if let Some(e) = journal_error {
+            return Err(e);
+        }
+        match listing {
+            Ok(_) => decide_upto(None, &mut seen, &mut out, &mut batch)?,
+            Err(e) => {
+                // Sent batches stand (their answers are read); the rest
+                // cannot be re-identified.
+                let why = format!("cannot re-identify: {e}");
+                out.decided.extend(
+                    versions[pos..]
+                        .iter()
+                        .map(|a| item(a.id, Outcome::Failed, why.clone())),
+                );
+            }
+        }
+        if !batch.is_empty() {
+            self.send(batch, &tx)?;
+        }
+        Ok(out)
+    }
+
+    /// Journal a batch as started (before anything of it is deleted), then
+    /// hand it to the deleter.
+    fn send(
+        &self,
+        batch: Vec<&'p Artifact>,
+        tx: &tokio::sync::mpsc::UnboundedSender<Vec<&'p Artifact>>,
+    ) -> Result<()> {
+        let ids: Vec<u32> = batch
+            .iter()
+            .filter(|a| !self.started(a.id))
+            .map(|a| a.id)
+            .collect();
+        if !ids.is_empty() {
+            self.ctx.append(Event::Started { ids })?;
+        }
+        // The deleter only stops once every sender is gone.
+        let _ = tx.send(batch);
+        Ok(())
     }
 
     /// Prove that every artifact in `check` is gone, and journal how: a

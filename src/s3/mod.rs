@@ -168,7 +168,8 @@ impl<'a> Scope<'a> {
     }
 
     /// A folder already (ends in `/`) or the whole bucket.
-    fn is_folder(&self) -> bool {
+    /// A folder (`fd/`, or the whole bucket): one listing, in key order.
+    pub fn is_folder(&self) -> bool {
         self.prefix.is_empty() || self.prefix.ends_with('/')
     }
 
@@ -439,8 +440,37 @@ impl S3 {
     where
         Fut: Future<Output = O>,
     {
+        self.bounded_stream(futures_util::stream::iter(items), f)
+    }
+
+    /// [`S3::bounded`] over items that another thread is still sending
+    /// (its sender dropped ends the run).
+    pub fn bounded_channel<T, O, Fut>(
+        &self,
+        rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+        f: impl Fn(T) -> Fut,
+    ) -> Vec<O>
+    where
+        Fut: Future<Output = O>,
+    {
+        let items =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|t| (t, rx)) },
+            );
+        self.bounded_stream(items, f)
+    }
+
+    fn bounded_stream<T, O, Fut>(
+        &self,
+        items: impl futures_util::Stream<Item = T>,
+        f: impl Fn(T) -> Fut,
+    ) -> Vec<O>
+    where
+        Fut: Future<Output = O>,
+    {
         self.rt.block_on(
-            futures_util::stream::iter(items)
+            items
                 .map(f)
                 .buffer_unordered(self.concurrency.max(1))
                 .collect(),
@@ -457,6 +487,22 @@ impl S3 {
         bucket: &str,
         scope: &Scope<'_>,
         mut each: impl FnMut(Listed),
+    ) -> Result<u64> {
+        self.list_versions_by_page(bucket, scope, |l| {
+            if let Some(l) = l {
+                each(l)
+            }
+        })
+    }
+
+    /// [`S3::list_versions`], telling `each` where each page ends (`None`).
+    /// Keys come in order across pages; within a page versions come before
+    /// delete markers, and one key's versions may continue on the next page.
+    pub fn list_versions_by_page(
+        &self,
+        bucket: &str,
+        scope: &Scope<'_>,
+        mut each: impl FnMut(Option<Listed>),
     ) -> Result<u64> {
         if self.without_versions() {
             return self.list_objects(bucket, scope, each);
@@ -495,7 +541,7 @@ impl S3 {
                     if !scope.contains(key) {
                         continue;
                     }
-                    each(Listed {
+                    each(Some(Listed {
                         key: key.to_string(),
                         version_id: v.version_id().unwrap_or("null").to_string(),
                         is_latest: v.is_latest().unwrap_or(false),
@@ -504,14 +550,14 @@ impl S3 {
                         etag: v.e_tag().unwrap_or_default().to_string(),
                         last_modified: time(v.last_modified()),
                         storage_class: v.storage_class().map(|s| s.as_str().to_string()),
-                    });
+                    }));
                 }
                 for m in page.delete_markers() {
                     let key = m.key().unwrap_or_default();
                     if !scope.contains(key) {
                         continue;
                     }
-                    each(Listed {
+                    each(Some(Listed {
                         key: key.to_string(),
                         version_id: m.version_id().unwrap_or("null").to_string(),
                         is_latest: m.is_latest().unwrap_or(false),
@@ -520,8 +566,9 @@ impl S3 {
                         etag: String::new(),
                         last_modified: time(m.last_modified()),
                         storage_class: None,
-                    });
+                    }));
                 }
+                each(None);
                 if !page.is_truncated().unwrap_or(false) {
                     break;
                 }
@@ -544,7 +591,7 @@ impl S3 {
         &self,
         bucket: &str,
         scope: &Scope<'_>,
-        mut each: impl FnMut(Listed),
+        mut each: impl FnMut(Option<Listed>),
     ) -> Result<u64> {
         let mut pages = 0;
         for (prefix, delimiter) in scope.listings() {
@@ -569,7 +616,7 @@ impl S3 {
                     if !scope.contains(key) {
                         continue;
                     }
-                    each(Listed {
+                    each(Some(Listed {
                         key: key.to_string(),
                         version_id: "null".to_string(),
                         is_latest: true,
@@ -578,8 +625,9 @@ impl S3 {
                         etag: o.e_tag().unwrap_or_default().to_string(),
                         last_modified: time(o.last_modified()),
                         storage_class: o.storage_class().map(|s| s.as_str().to_string()),
-                    });
+                    }));
                 }
+                each(None);
             }
         }
         Ok(pages)

@@ -420,3 +420,40 @@ fn trace_heads_a_version_only_where_a_fact_needs_it() {
     assert_eq!(heads, 5);
     assert_eq!(from.into_iter().collect::<Vec<_>>(), ["head"]);
 }
+
+/// The purge decides keys while the listing goes on: a key is decided only
+/// once a page has ended after it. Here one key's versions straddle the
+/// first page boundary (ListObjectVersions answers 1,000 entries a page)
+/// and delete markers follow the versions of their page: every version and
+/// marker is still re-identified against all of its key's entries, and
+/// all of it is purged.
+#[test]
+fn keys_straddling_listing_pages_are_decided_whole() {
+    let s = S3Env::new();
+    s.create_bucket(true, false);
+    for i in 0..996 {
+        s.put(&format!("data/a{i:04}"), b"x");
+    }
+    // Entries 997-1,004 of the listing: the page ends inside this key.
+    for i in 0..8 {
+        s.put("data/b-straddles", format!("v{i}").as_bytes());
+    }
+    s.delete("data/a0001"); // a delete marker, listed after the page's versions
+    s.manifest("data/", "");
+    s.trace().ok();
+    let planned = s.env.plan_json()["artifacts"].as_array().unwrap().len();
+    assert_eq!(planned, 996 + 8 + 1);
+    s.approve().ok();
+    s.execute().ok();
+    let c = s.env.cert_json();
+    assert_eq!(c["status"], "complete");
+    assert!(
+        c["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["outcome"] == "disposed"),
+        "nothing decided before all of its key was listed"
+    );
+    assert!(s.versions("data/").is_empty());
+}
