@@ -278,9 +278,15 @@ impl Walked {
         });
     }
 
-    /// Read the index of a store starting at `dir`, reporting what failed.
-    fn enter(&mut self, dir: &Path) {
-        for (p, e) in self.stores.enter(dir) {
+    /// Read the index of a store starting at `dir`, reporting what failed
+    /// (`above`: a folder above the root, which the walk never meets).
+    fn enter(&mut self, dir: &Path, above: bool) {
+        let problems = if above {
+            self.stores.enter_above(dir)
+        } else {
+            self.stores.enter(dir)
+        };
+        for (p, e) in problems {
             self.unreadable(&p, e);
         }
     }
@@ -317,7 +323,7 @@ fn walk(
     let mut above: Vec<&Path> = root.ancestors().collect();
     above.reverse();
     for a in above {
-        w.enter(a);
+        w.enter(a, true);
     }
 
     progress.start(Phase::Walk(&loc.uri), 0, 0);
@@ -375,7 +381,7 @@ fn walk(
                 if id.device != device && !loc.cross_filesystems {
                     w.keep(path);
                 } else {
-                    w.enter(path);
+                    w.enter(path, false);
                     w.dirs.push((path.to_path_buf(), id));
                 }
             }
@@ -440,6 +446,10 @@ fn walk(
     Ok(w)
 }
 
+/// Files this large are always LFS files on the Hugging Face Hub (named by
+/// SHA-256); only smaller ones get the git blob hash too.
+const GIT_BLOB_MAX: u64 = 10 << 20;
+
 /// What reading a candidate once told.
 struct Hashed {
     digests: Digests,
@@ -463,8 +473,10 @@ fn hash_all(
     let hashed = candidates
         .into_par_iter()
         .map(|c| {
+            // The Hub stores files of 10 MiB and more with LFS, named by
+            // SHA-256: only smaller ones can be named by their git hash.
             let extra = Extra {
-                git_blob: git_blob.then_some(c.id.size),
+                git_blob: (git_blob && c.id.size < GIT_BLOB_MAX).then_some(c.id.size),
                 ..extra
             };
             let r = hash_candidate(&c, extra, progress);

@@ -196,24 +196,46 @@ impl Stores {
         !self.hf.is_empty()
     }
 
-    /// Look at a directory: read the index of a store that starts here.
+    /// Look at a directory the walk meets: read the index of a store it
+    /// belongs to. An HF repository is known by its name; an Ollama store
+    /// by its `blobs/` folder (walked before `manifests/`, name order) with
+    /// a `manifests/` beside it, so ordinary folders cost no extra `lstat`.
     /// Returns what could not be read, to be reported.
     pub fn enter(&mut self, dir: &Path) -> Vec<(PathBuf, String)> {
-        if !self.seen.insert(dir.to_path_buf()) {
-            return Vec::new();
-        }
         let mut problems = Vec::new();
         let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if is_hf_repo_name(name) && dir.join("blobs").is_dir() {
+        if is_hf_repo_name(name)
+            && self.seen.insert(dir.to_path_buf())
+            && is_real_dir(&dir.join("blobs"))
+        {
             self.hf.push(read_hf_repo(dir, name, &mut problems));
         }
-        let blobs = dir.join("blobs");
-        let manifests = dir.join("manifests");
-        if name != "hub" && !is_hf_repo_name(name) && is_real_dir(&blobs) && is_real_dir(&manifests)
+        if name == "blobs"
+            && let Some(root) = dir.parent()
         {
-            self.ollama.push(read_ollama(dir, &mut problems));
+            self.ollama_at(root, &mut problems);
         }
         problems
+    }
+
+    /// [`Stores::enter`] for a folder above the location's root, which the
+    /// walk never meets: it may itself be an Ollama store's root.
+    pub fn enter_above(&mut self, dir: &Path) -> Vec<(PathBuf, String)> {
+        let mut problems = self.enter(dir);
+        self.ollama_at(dir, &mut problems);
+        problems
+    }
+
+    fn ollama_at(&mut self, root: &Path, problems: &mut Vec<(PathBuf, String)>) {
+        let name = root.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name != "hub"
+            && !is_hf_repo_name(name)
+            && self.seen.insert(root.join("manifests"))
+            && is_real_dir(&root.join("blobs"))
+            && is_real_dir(&root.join("manifests"))
+        {
+            self.ollama.push(read_ollama(root, problems));
+        }
     }
 
     /// How the retired model owns `path`, if it does.
