@@ -557,34 +557,50 @@ impl<'p, 'c> Purge<'p, 'c> {
         // A key is complete once a page ends after it (one key's versions
         // may continue on the next page, and markers follow versions).
         let mut page_max: Option<String> = None;
-        let listing =
-            self.s3
-                .list_versions_by_page(&self.loc.bucket, &Scope::new(&self.loc.prefix), |l| {
-                    if journal_error.is_some() {
-                        return;
-                    }
-                    match l {
-                        Some(l) => {
-                            if page_max.as_ref().is_none_or(|m| *m < l.key) {
-                                page_max = Some(l.key.clone());
-                            }
-                            if keys.contains(l.key.as_str()) {
-                                seen.entry(l.key).or_default().insert(l.version_id, l.etag);
-                            }
+        // Deciding as the listing goes relies on S3's key order (binary
+        // UTF-8, page after page). A store that breaks it stops the
+        // decisions: what is undecided then fails, never guessed.
+        let mut decided_upto: Option<String> = None;
+        let mut out_of_order: Option<String> = None;
+        let scope = Scope::new(&self.loc.prefix);
+        let listing = self
+            .s3
+            .list_versions_by_page(&self.loc.bucket, &scope, |l| {
+                if journal_error.is_some() || out_of_order.is_some() {
+                    return;
+                }
+                match l {
+                    Some(l) => {
+                        if decided_upto.as_ref().is_some_and(|d| l.key < *d) {
+                            out_of_order = Some(l.key);
+                            return;
                         }
-                        None => {
-                            if let Some(m) = page_max.take()
-                                && let Err(e) =
-                                    decide_upto(Some(&m), &mut seen, &mut out, &mut batch)
-                            {
+                        if page_max.as_ref().is_none_or(|m| *m < l.key) {
+                            page_max = Some(l.key.clone());
+                        }
+                        if keys.contains(l.key.as_str()) {
+                            seen.entry(l.key).or_default().insert(l.version_id, l.etag);
+                        }
+                    }
+                    None => {
+                        if let Some(m) = page_max.take() {
+                            if let Err(e) = decide_upto(Some(&m), &mut seen, &mut out, &mut batch) {
                                 journal_error = Some(e);
                             }
+                            decided_upto = Some(m);
                         }
                     }
-                });
+                }
+            });
         if let Some(e) = journal_error {
             return Err(e);
         }
+        let listing = match out_of_order {
+            Some(k) => Err(crate::error::Error::input(format!(
+                "the listing is not in key order ({k:?} came after a later key); nothing more is decided from it"
+            ))),
+            None => listing,
+        };
         match listing {
             Ok(_) => decide_upto(None, &mut seen, &mut out, &mut batch)?,
             Err(e) => {

@@ -457,3 +457,67 @@ fn keys_straddling_listing_pages_are_decided_whole() {
     );
     assert!(s.versions("data/").is_empty());
 }
+
+/// A store whose second listing page brings a key that sorts before the
+/// first page's keys breaks the order deciding-as-it-lists relies on: what
+/// is undecided then fails with that reason (exit 1), and only versions
+/// decided from the ordered first page are purged.
+#[test]
+fn a_listing_out_of_key_order_fails_what_it_has_not_decided() {
+    let s = S3Env::new();
+    s.create_bucket(true, false);
+    for i in 0..1004 {
+        s.put(&format!("data/a{i:04}"), b"x");
+    }
+    let armed = Arc::new(AtomicBool::new(false));
+    let hook_armed = armed.clone();
+    let proxy = FaultProxy::start_with_hook(
+        &endpoint(),
+        0,
+        Arc::new(move |line: &str, resp: Vec<u8>| {
+            let second_page = line.starts_with("GET ")
+                && line.contains("versions")
+                && line.contains("key-marker=");
+            if !(hook_armed.load(Ordering::Relaxed) && second_page) {
+                return resp;
+            }
+            // Repeat the page's first version under a key of page one.
+            rewrite_body(resp, |b| {
+                let (Some(i), Some(j)) = (b.find("<Version>"), b.find("</Version>")) else {
+                    return b.to_string();
+                };
+                let block = &b[i..j + "</Version>".len()];
+                let early = with_key(block, "data/a0000");
+                format!("{}{early}{}", &b[..i], &b[i..])
+            })
+        }),
+    );
+    s.manifest("data/", "");
+    s.trace_via(&proxy.url).ok();
+    s.approve().ok();
+    armed.store(true, Ordering::Relaxed);
+    s.execute().code(1);
+    let c = s.env.cert_json();
+    let failed: Vec<&serde_json::Value> = c["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["outcome"] == "failed")
+        .collect();
+    assert!(!failed.is_empty());
+    assert!(
+        failed.iter().all(|a| a["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not in key order")),
+        "{failed:?}"
+    );
+    // What failed was never deleted.
+    assert_eq!(s.versions("data/").len(), failed.len());
+}
+
+/// `block` (one `<Version>` element) with its key replaced.
+fn with_key(block: &str, key: &str) -> String {
+    let (a, b) = (block.find("<Key>").unwrap(), block.find("</Key>").unwrap());
+    format!("{}<Key>{key}{}", &block[..a], &block[b..])
+}
