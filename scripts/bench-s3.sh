@@ -5,13 +5,14 @@
 #   - moto, a versioned bucket of BENCH_S3_VERSIONS versions (two per key);
 #   - Garage, BENCH_S3_OBJECTS objects without versioning.
 # Writes its tables into BENCHMARKS.md between the s3-bench markers.
-#   BENCH_S3_VERSIONS=10000 BENCH_S3_OBJECTS=10000 BENCH_LATENCY_MS=20 scripts/bench-s3.sh
+#   BENCH_S3_VERSIONS=10000 BENCH_S3_OBJECTS=10000 BENCH_LATENCY_MS=20 BENCH_S3_ROUNDS=3 scripts/bench-s3.sh
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 VERSIONS=${BENCH_S3_VERSIONS:-10000}
 OBJECTS=${BENCH_S3_OBJECTS:-10000}
 LAT=${BENCH_LATENCY_MS:-20}
+ROUNDS=${BENCH_S3_ROUNDS:-3}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 # DECOM_BIN: a decom binary to measure (default: a release build). The S3
 # work waits on the network, not on decom's own code.
@@ -43,77 +44,103 @@ proxy() {
 }
 secs() { echo "$(date +%s.%N) - $1" | bc; }
 
-# run STORE KIND N: one store's rows. KIND is versioned or flat.
-run() {
-  local store=$1 kind=$2 n=$3 ep=$4 region=$5
-  local fill=fill count=count all=--all-versions
-  [ "$kind" = flat ] && { fill=fill-flat; count=count-flat; all=; }
-  s3fill() { "$VENV/bin/python" scripts/s3fill.py "$ep" "$@"; }
-  local A="b-aws-$RUN" S="b-s5-$RUN" D="b-decom-$RUN"
-  s3fill "$fill" "$A" "$n"; s3fill "$fill" "$S" "$n"; s3fill "$fill" "$D" "$n"
-
-  local p t
-  p=$(proxy "$store-s5" "$ep"); t=$(date +%s.%N)
+# s5 STORE ROUND BUCKET: s5cmd's row.
+s5() {
+  local store=$1 r=$2 b=$3 p t
+  p=$(proxy "$store-s5-$r" "$ep"); t=$(date +%s.%N)
   # shellcheck disable=SC2086
-  "$TOOLS/bin/s5cmd" --endpoint-url "$p" rm $all "s3://$S/model/*" >/dev/null
-  echo "$store s5cmd $(secs "$t") $(s3fill "$count" "$S") $(cat "$W/$store-s5.counts")" >>"$W/rows"
+  "$TOOLS/bin/s5cmd" --endpoint-url "$p" rm $all "s3://$b/model/*" >/dev/null
+  echo "$store s5cmd $r $(secs "$t") $(s3fill "$count" "$b") $(cat "$W/$store-s5-$r.counts")" >>"$W/rows"
+}
 
-  p=$(proxy "$store-decom" "$ep")
-  mkdir -p "$W/$store"
-  printf 'profile = "nist-clear"\n[model]\nname = "bench"\n[s3]\nendpoint_url = "%s"\n[[locations]]\nuri = "s3://%s/model/"\n' "$p" "$D" >"$W/$store/decom.toml"
+# dc STORE ROUND BUCKET: decom's rows (trace, then execute).
+dc() {
+  local store=$1 r=$2 b=$3 p t d="$W/$1-$2"
+  p=$(proxy "$store-decom-$r" "$ep")
+  mkdir -p "$d"
+  printf 'profile = "nist-clear"\n[model]\nname = "bench"\n[s3]\nendpoint_url = "%s"\n[[locations]]\nuri = "s3://%s/model/"\n' "$p" "$b" >"$d/decom.toml"
   t=$(date +%s.%N)
-  /usr/bin/time -f %M -o "$W/$store-trace.rss" "$DECOM" -q trace "$W/$store/decom.toml" -o "$W/$store/plan.json"
+  /usr/bin/time -f %M -o "$d/trace.rss" "$DECOM" -q trace "$d/decom.toml" -o "$d/plan.json"
   local trace_s; trace_s=$(secs "$t")
-  local trace_req; trace_req=$(cut -d' ' -f1 "$W/$store-decom.counts")
-  cp "$W/$store-decom.counts" "$W/$store-trace.counts"
-  "$DECOM" -q approve "$W/$store/plan.json" --key "$W/cu" --principal cu --yes
+  cp "$W/$store-decom-$r.counts" "$d/trace.counts"
+  "$DECOM" -q approve "$d/plan.json" --key "$W/cu" --principal cu --yes
   t=$(date +%s.%N)
-  /usr/bin/time -f %M -o "$W/$store-exec.rss" "$DECOM" -q execute "$W/$store/plan.json" --key "$W/op" --principal op --allowed-signers "$W/signers" --yes
+  /usr/bin/time -f %M -o "$d/exec.rss" "$DECOM" -q execute "$d/plan.json" --key "$W/op" --principal op --allowed-signers "$W/signers" --yes
   local exec_s; exec_s=$(secs "$t")
   # What execute sent: the proxy's counts since trace.
-  read -r tot head list del put other <"$W/$store-decom.counts"
-  read -r ttot thead tlist tdel tput tother <"$W/$store-trace.counts"
-  echo "$store decom-execute $exec_s $(s3fill "$count" "$D") $((tot - ttot)) $((head - thead)) $((list - tlist)) $((del - tdel)) $((put - tput)) $((other - tother))" >>"$W/rows"
-  echo "$store decom-trace $trace_s - $ttot $thead $tlist $tdel $tput $tother" >>"$W/rows"
-  echo "$store rss $(cat "$W/$store-trace.rss") $(cat "$W/$store-exec.rss")" >>"$W/rows"
+  local tot head list del put other ttot thead tlist tdel tput tother
+  read -r tot head list del put other <"$W/$store-decom-$r.counts"
+  read -r ttot thead tlist tdel tput tother <"$d/trace.counts"
+  echo "$store decom-execute $r $exec_s $(s3fill "$count" "$b") $((tot - ttot)) $((head - thead)) $((list - tlist)) $((del - tdel)) $((put - tput)) $((other - tother))" >>"$W/rows"
+  echo "$store decom-trace $r $trace_s - $ttot $thead $tlist $tdel $tput $tother" >>"$W/rows"
+  echo "$store rss $r $(cat "$d/trace.rss") $(cat "$d/exec.rss")" >>"$W/rows"
+}
 
-  # aws last: its one delete per object (10,000 requests) loads the store
-  # most, and would slow whichever tool ran after it.
+# run STORE KIND N ENDPOINT: one store's rows. KIND is versioned or flat.
+# s5cmd and decom run ROUNDS times on fresh buckets, taking turns at going
+# first (whichever runs second meets a store still busy with the first's
+# deletes); aws s3 rm runs once, last: its one delete per object loads the
+# store most, and would slow whichever tool ran after it.
+run() {
+  local store=$1 kind=$2 n=$3 ep=$4
+  fill=fill count=count all=--all-versions
+  [ "$kind" = flat ] && { fill=fill-flat; count=count-flat; all=; }
+  s3fill() { "$VENV/bin/python" scripts/s3fill.py "$ep" "$@"; }
+  local r S D A="b-aws-$RUN" p t
+  for r in $(seq 1 "$ROUNDS"); do
+    S="b-s5-$r-$RUN" D="b-decom-$r-$RUN"
+    s3fill "$fill" "$S" "$n"; s3fill "$fill" "$D" "$n"
+    if [ $((r % 2)) = 1 ]; then s5 "$store" "$r" "$S"; dc "$store" "$r" "$D"
+    else dc "$store" "$r" "$D"; s5 "$store" "$r" "$S"; fi
+  done
+  s3fill "$fill" "$A" "$n"
   p=$(proxy "$store-aws" "$ep"); t=$(date +%s.%N)
   "$TOOLS/bin/aws" --endpoint-url "$p" s3 rm --recursive --quiet "s3://$A/model/"
-  echo "$store aws $(secs "$t") $(s3fill "$count" "$A") $(cat "$W/$store-aws.counts")" >>"$W/rows"
+  echo "$store aws 1 $(secs "$t") $(s3fill "$count" "$A") $(cat "$W/$store-aws.counts")" >>"$W/rows"
 }
 
 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
-  run moto versioned "$VERSIONS" "$DECOM_TEST_S3_ENDPOINT" us-east-1
+  run moto versioned "$VERSIONS" "$DECOM_TEST_S3_ENDPOINT"
 AWS_ACCESS_KEY_ID=$DECOM_TEST_GARAGE_KEY_ID AWS_SECRET_ACCESS_KEY=$DECOM_TEST_GARAGE_SECRET AWS_DEFAULT_REGION=garage AWS_REGION=garage AWS_EC2_METADATA_DISABLED=true \
-  run garage flat "$OBJECTS" "$DECOM_TEST_GARAGE_ENDPOINT" garage
+  run garage flat "$OBJECTS" "$DECOM_TEST_GARAGE_ENDPOINT"
 
-python3 - "$W/rows" "$VERSIONS" "$OBJECTS" "$LAT" >"$W/table" <<'PY'
-import sys
+python3 - "$W/rows" "$VERSIONS" "$OBJECTS" "$LAT" "$ROUNDS" >"$W/table" <<'PY'
+import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
-versions, objects, lat = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+versions, objects, lat, rounds = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 out = [f"## S3 purge through {lat} ms of added latency per request (`scripts/bench-s3.sh`)", "",
        "Requests are counted at the latency proxy (`scripts/latency_proxy.py`), by kind; decom's",
        "execute row counts only what execute sent. \"Left behind\" is what a listing of the prefix",
-       "still shows afterwards. Order on each store: s5cmd, decom, aws (the slowest and",
-       "heaviest last). The machine is shared: repeat runs differ by up to a third.", ""]
+       f"still shows afterwards. s5cmd and decom each ran {rounds} rounds on fresh buckets, taking",
+       "turns at going first; the seconds are the median round (every round in brackets), the",
+       "requests those of the last round. aws s3 rm ran once, last (the slowest and heaviest).",
+       "The machine is shared: repeat runs differ by up to a third.", ""]
 for store, n, what in (("moto", versions, f"{versions} versions (two per key), versioned bucket"),
                        ("garage", objects, f"{objects} objects, no versioning")):
-    r = {x[1]: x for x in rows if x[0] == store}
+    mine = [x for x in rows if x[0] == store]
+    def median(tool):
+        return statistics.median(float(x[3]) for x in mine if x[1] == tool)
+    def every(tool):
+        return " / ".join(f"{float(x[3]):.2f}" for x in mine if x[1] == tool)
+    def last(tool):
+        return [x for x in mine if x[1] == tool][-1]
     out += [f"### {store}: {what}", "",
             "| tool | seconds | objects/s | left behind | requests | per version | HEAD | list | delete | proves absence |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for tool, label, proves in (("aws", "aws s3 rm --recursive", "no"), ("s5cmd", "s5cmd rm" + (" --all-versions" if store == "moto" else ""), "no"),
                                 ("decom-execute", "decom execute", "yes (listing + sampled HEAD by version id)")):
-        x = r[tool]
-        s, left, tot = float(x[2]), x[3], int(x[4])
-        out.append(f"| {label} | {s:.2f} | {n / s:.0f} | {left} | {tot} | {tot / n:.4f} | {x[5]} | {x[6]} | {x[7]} | {proves} |")
-    t = r["decom-trace"]
-    out.append(f"| decom trace (before execute) | {float(t[2]):.2f} | | | {t[4]} | {int(t[4]) / n:.4f} | {t[5]} | {t[6]} | {t[7]} | |")
-    rss = r["rss"]
-    d, a, s5 = float(r["decom-execute"][2]), float(r["aws"][2]), float(r["s5cmd"][2])
-    out += ["", f"decom execute: {a / d:.1f}x the objects/s of aws s3 rm, {s5 / d:.2f}x s5cmd's; trace + execute: {s5 / (d + float(t[2])):.2f}x s5cmd's. Peak RSS: trace {int(rss[2]) // 1024} MiB, execute {int(rss[3]) // 1024} MiB.", ""]
+        x, s = last(tool), median(tool)
+        left, tot = x[4], int(x[5])
+        rounds_note = f" ({every(tool)})" if tool != "aws" else ""
+        out.append(f"| {label} | {s:.2f}{rounds_note} | {n / s:.0f} | {left} | {tot} | {tot / n:.4f} | {x[6]} | {x[7]} | {x[8]} | {proves} |")
+    t = last("decom-trace")
+    ts = median("decom-trace")
+    out.append(f"| decom trace (before execute) | {ts:.2f} ({every('decom-trace')}) | | | {t[5]} | {int(t[5]) / n:.4f} | {t[6]} | {t[7]} | {t[8]} | |")
+    rss = [x for x in mine if x[1] == "rss"]
+    d, a, s5 = median("decom-execute"), median("aws"), median("s5cmd")
+    tr = max(int(x[3]) for x in rss) // 1024
+    ex = max(int(x[4]) for x in rss) // 1024
+    out += ["", f"decom execute: {a / d:.1f}x the objects/s of aws s3 rm, {s5 / d:.2f}x s5cmd's; trace + execute: {s5 / (d + ts):.2f}x s5cmd's. Peak RSS (highest round): trace {tr} MiB, execute {ex} MiB.", ""]
 print("\n".join(out))
 PY
 python3 - "$ROOT/BENCHMARKS.md" "$W/table" <<'PY'
