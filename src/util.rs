@@ -50,6 +50,15 @@ pub fn to_json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
 /// Write bytes to `path` atomically: a temporary file beside it, fsync,
 /// rename, fsync of the directory. Refuses to follow a symlink at `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |w| w.write_all(bytes))
+}
+
+/// [`write_atomic`] for output made piece by piece: `fill` writes into a
+/// buffered writer on the temporary file. Returns what `fill` returned.
+pub fn write_atomic_with<T>(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<T>,
+) -> Result<T> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -63,14 +72,29 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .create_new(true)
         .open(&tmp)
         .at(&tmp)?;
-    f.write_all(bytes).at(&tmp)?;
-    f.sync_all().at(&tmp)?;
+    let out = {
+        let mut w = std::io::BufWriter::new(&mut f);
+        let out = fill(&mut w);
+        let flushed = w.flush();
+        match (out, flushed) {
+            (Ok(t), Ok(())) => Ok(t),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        }
+    };
+    let out = match out.and_then(|t| f.sync_all().map(|()| t)) {
+        Ok(t) => t,
+        Err(e) => {
+            drop(f);
+            let _ = std::fs::remove_file(&tmp);
+            return Err(Error::io(&tmp, e));
+        }
+    };
     drop(f);
     std::fs::rename(&tmp, path).at(path)?;
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Write bytes to a new file; refuse if anything exists at `path`.

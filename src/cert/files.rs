@@ -25,11 +25,31 @@ impl RunFiles {
         }
     }
 
-    /// The files of the run that produced the certificate at `path` (under
-    /// whatever name it has now): the journal sits in the same folder.
-    pub fn of_certificate(path: &Path) -> RunFiles {
+    /// The files one host's run of a fleet plan writes into `dir`
+    /// (`journal.HOST.jsonl`, `certificate.HOST.json`), so that hosts
+    /// sharing a folder never share a journal.
+    pub fn for_host(dir: &Path, host: &str) -> RunFiles {
         RunFiles {
-            journal: folder_of(path).join(JOURNAL),
+            journal: dir.join(format!("journal.{host}.jsonl")),
+            certificate: dir.join(format!("certificate.{host}.json")),
+        }
+    }
+
+    /// The files of the run that produced the certificate at `path` (under
+    /// whatever name it has now): the journal sits in the same folder,
+    /// named after the host for a host's part (`certificate.HOST.json`).
+    pub fn of_certificate(path: &Path) -> RunFiles {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let host = name
+            .as_deref()
+            .and_then(|n| n.strip_prefix("certificate."))
+            .and_then(|n| n.strip_suffix(".json"))
+            .filter(|h| !h.is_empty());
+        RunFiles {
+            journal: match host {
+                Some(h) => folder_of(path).join(format!("journal.{h}.jsonl")),
+                None => folder_of(path).join(JOURNAL),
+            },
             certificate: path.to_path_buf(),
         }
     }

@@ -41,9 +41,29 @@ pub struct Certificate {
     pub nist_sp_800_88: Nist,
     pub standards: Vec<Reference>,
     pub residual_risks: Vec<Risk>,
+    /// One host's run of a fleet plan (`execute --host`): which part of
+    /// the plan this certificate covers. Absent for a whole plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<PartOf>,
+    /// A fleet certificate (`decom collect`): every host's part, checked
+    /// and referenced by SHA-256, and whether they cover the whole plan.
+    /// Its own artifact list is empty: the parts hold the artifacts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<fleet::Fleet>,
     pub totals: Totals,
     pub locations: Vec<LocationSummary>,
     pub artifacts: Vec<CertArtifact>,
+}
+
+/// The part of a fleet plan one run covered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartOf {
+    pub host: String,
+    /// Whether this run also did the plan's S3 locations.
+    pub s3: bool,
+    /// The indices of the plan locations it covered.
+    pub locations: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +81,16 @@ pub enum Status {
     /// folder yet: a later `execute --resume` completes (or not) the
     /// certificate.
     Pending,
+}
+
+/// The status as the JSON writes it.
+pub fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Complete => "complete",
+        Status::Incomplete => "incomplete",
+        Status::NothingFound => "nothing-found",
+        Status::Pending => "pending",
+    }
 }
 
 /// A signer: principal from the trusted signers file and key fingerprint,
@@ -290,6 +320,8 @@ pub struct Inputs<'a> {
     pub operator: Party,
     pub records: &'a [Record],
     pub started: String,
+    /// The part of a fleet plan the run did (`plan` is already cut to it).
+    pub part: Option<&'a crate::plan::Part>,
 }
 
 /// Build the certificate from the plan and the journal.
@@ -512,6 +544,12 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
         nist_sp_800_88: nist,
         standards: references(),
         residual_risks: plan.residual_risks.clone(),
+        part: inp.part.map(|p| PartOf {
+            host: p.host.clone(),
+            s3: p.s3,
+            locations: plan.locations.iter().map(|l| l.index).collect(),
+        }),
+        fleet: None,
         totals,
         locations,
         artifacts,
@@ -676,6 +714,9 @@ impl Certificate {
     /// Internal consistency: totals add up, status follows the outcomes, no
     /// artifact is disposed without verification. Returns the problems found.
     pub fn check(&self) -> Vec<String> {
+        if let Some(f) = &self.fleet {
+            return fleet::check(self, f);
+        }
         let mut problems = Vec::new();
         if totals_of(self.artifacts.iter()) != self.totals {
             problems.push("totals do not add up".to_string());
@@ -708,6 +749,7 @@ impl Certificate {
 
 pub mod evidence;
 pub mod files;
+pub mod fleet;
 pub mod recheck;
 pub mod verify;
 

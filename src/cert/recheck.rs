@@ -93,8 +93,8 @@ pub fn recheck(
         .overlay(s3_override);
     let mut client: Option<crate::s3::S3> = None;
     let mut links = crate::trace::local::LinkIndex::default();
-    // The plan validated that its locations are its manifest's, in order.
-    for (loc, pl) in plan.manifest.locations.iter().zip(&plan.locations) {
+    for pl in &plan.locations {
+        let loc = plan.manifest_location(pl);
         let n = pl.index;
         let target = match &pl.store {
             Store::Local(l) => Target::Local(l.root.clone().into()),

@@ -25,6 +25,9 @@ pub enum CheckKind {
     PlanApproval,
     #[serde(rename = "custodian co-signature")]
     CustodianCoSignature,
+    /// A fleet certificate: every host's part, and coverage.
+    #[serde(rename = "parts")]
+    Parts,
     #[serde(rename = "status")]
     Status,
     /// `verify --recheck`: nothing disposed exists again.
@@ -41,6 +44,7 @@ impl CheckKind {
             CheckKind::OperatorSignature => "operator signature",
             CheckKind::PlanApproval => "plan approval",
             CheckKind::CustodianCoSignature => "custodian co-signature",
+            CheckKind::Parts => "parts",
             CheckKind::Status => "status",
             CheckKind::Recheck => "recheck",
         }
@@ -164,9 +168,32 @@ pub fn verify(
             }),
         ));
     }
+    if cert.fleet.is_some() {
+        out.push(check(
+            CheckKind::Parts,
+            super::fleet::verify_parts(path, cert, signers),
+        ));
+    }
     out.push(check(
         CheckKind::Status,
-        if cert.status == Status::Complete {
+        if let Some(f) = &cert.fleet
+            && cert.status != Status::Complete
+        {
+            let bad: Vec<String> = f
+                .hosts
+                .iter()
+                .map(|h| match &h.part {
+                    None => format!("{}: no part", h.host),
+                    Some(p) => format!("{}: {}", h.host, super::status_name(p.status)),
+                })
+                .filter(|l| !l.ends_with(": complete"))
+                .collect();
+            Err(format!(
+                "{}: {}",
+                super::status_name(cert.status),
+                bad.join(", ")
+            ))
+        } else if cert.status == Status::Complete {
             Ok(format!(
                 "complete: {} artifact(s) disposed and verified",
                 cert.totals.artifacts

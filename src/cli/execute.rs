@@ -38,7 +38,37 @@ pub struct ExecuteArgs {
     #[arg(long)]
     pub yes: bool,
     #[command(flatten)]
+    pub host: HostArgs,
+    #[command(flatten)]
     pub person: PersonArgs,
+}
+
+/// Which host of a fleet plan this run is (`decom plan merge`).
+#[derive(Args, Debug, Default)]
+pub struct HostArgs {
+    /// Dispose of this host's locations of a fleet plan, and write its part
+    /// certificate (certificate.HOST.json) for `decom collect`. Must be this
+    /// machine's hostname unless --override-hostname.
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    /// With --host: also purge the plan's S3 locations (on one run only).
+    #[arg(long, requires = "host")]
+    pub s3: bool,
+    /// With --host: this machine is NAME although its hostname differs
+    /// (a container, a renamed node).
+    #[arg(long, requires = "host")]
+    pub override_hostname: bool,
+}
+
+impl HostArgs {
+    pub fn choice(&self) -> crate::plan::fleet::HostChoice {
+        crate::plan::fleet::HostChoice {
+            host: self.host.clone(),
+            s3: self.s3,
+            override_hostname: self.override_hostname,
+            ..crate::plan::fleet::HostChoice::this_machine()
+        }
+    }
 }
 
 /// Who performs the disposal, for the certificate (NIST SP 800-88 App. G):
@@ -103,7 +133,14 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
     //    rule, the locations: `Approved` is the only way to reach dispose.
     let signers = AllowedSigners::load(&a.allowed_signers)?;
     let key = SigningKey::load(&a.key.key, &|path| p.ask_passphrase(path))?;
-    let approved = Approved::verify(&a.plan, &signers, &key, &a.key.principal, sign::now_unix())?;
+    let approved = Approved::verify(
+        &a.plan,
+        &signers,
+        &key,
+        &a.key.principal,
+        sign::now_unix(),
+        &a.host.choice(),
+    )?;
     let plan = approved.plan();
     let operator_details = a.person.details(plan.manifest.operator.as_ref())?;
     let s3 = dispose::s3_run(plan, a.s3_concurrency)?;
@@ -120,7 +157,10 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
             .unwrap_or_else(|| PathBuf::from(".")),
     };
     crate::util::check_dir(&out_dir, "--out")?;
-    let files = RunFiles::in_dir(&out_dir);
+    let files = match approved.part() {
+        Some(part) => RunFiles::for_host(&out_dir, &part.host),
+        None => RunFiles::in_dir(&out_dir),
+    };
 
     // 2. Confirmation.
     if !p.json {
@@ -204,7 +244,11 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
 
 /// Write the certificate, drop a co-signature of an earlier version, and
 /// sign it as operator. Returns the signature's path.
-fn write_certificate(files: &RunFiles, cert: &Certificate, key: &SigningKey) -> Result<PathBuf> {
+pub(super) fn write_certificate(
+    files: &RunFiles,
+    cert: &Certificate,
+    key: &SigningKey,
+) -> Result<PathBuf> {
     let cert_bytes = cert.to_bytes();
     crate::util::write_atomic(files.certificate(), &cert_bytes)?;
     let stale = files.signature(Role::Custodian);

@@ -9,6 +9,7 @@ mod cosign;
 mod demo;
 mod env;
 mod execute;
+mod fleet;
 mod hash;
 mod keygen;
 mod output;
@@ -63,6 +64,10 @@ pub enum Command {
     Approve(approve::ApproveArgs),
     /// Operator: destroy what an approved plan lists, then issue the certificate.
     Execute(execute::ExecuteArgs),
+    /// Fleet plans: `plan merge` joins the plans of several hosts into one.
+    Plan(fleet::PlanArgs),
+    /// Operator: check every host's part certificate and sign the fleet certificate.
+    Collect(fleet::CollectArgs),
     /// Custodian: co-sign a certificate after checking it.
     Cosign(cosign::CosignArgs),
     /// Check a certificate's signatures, roles and consistency.
@@ -123,6 +128,8 @@ fn dispatch(cmd: Command, p: &Printer) -> crate::Result<u8> {
         Command::Show(a) => show::run(&a, p),
         Command::Approve(a) => approve::run(&a, p),
         Command::Execute(a) => execute::run(&a, p),
+        Command::Plan(a) => fleet::plan(&a, p),
+        Command::Collect(a) => fleet::collect(&a, p),
         Command::Cosign(a) => cosign::run(&a, p),
         Command::Verify(a) => verify::run(&a, p),
         Command::Render(a) => render::run(&a, p),

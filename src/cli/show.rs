@@ -69,13 +69,40 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
     if logical > 0 {
         out.push(format!("  ! {logical} file(s) can only be logically sanitized (SSD, copy-on-write, memory or network storage)"));
     }
+    let mut by_location: std::collections::HashMap<u32, Vec<&crate::plan::Artifact>> =
+        std::collections::HashMap::new();
+    for a in &plan.artifacts {
+        by_location.entry(a.location).or_default().push(a);
+    }
+    if !plan.hosts.is_empty() {
+        out.push(format!("Hosts ({}):", plan.hosts.len()));
+        for h in &plan.hosts {
+            out.push(format!(
+                "  {}: {} location(s), {} artifact(s), {} file(s), {}",
+                h.host,
+                h.locations.len(),
+                h.totals.artifacts,
+                h.totals.files,
+                human_bytes(h.totals.bytes)
+            ));
+        }
+        let uris: Vec<&str> = plan
+            .manifest
+            .locations
+            .iter()
+            .filter(|m| !m.uri.starts_with("s3://"))
+            .map(|m| m.uri.as_str())
+            .collect();
+        out.push(format!("  on every host: {}", uris.join(", ")));
+    }
     out.push("Locations:".into());
     for l in &plan.locations {
-        let arts: Vec<_> = plan
-            .artifacts
-            .iter()
-            .filter(|a| a.location == l.index)
-            .collect();
+        // A fleet plan lists its hosts above, not each host's locations.
+        if !plan.hosts.is_empty() && l.local().is_some() {
+            continue;
+        }
+        let arts: Vec<&crate::plan::Artifact> =
+            by_location.get(&l.index).cloned().unwrap_or_default();
         let bytes: u64 = arts.iter().map(|a| a.item.size()).sum();
         let files = arts
             .iter()
@@ -231,6 +258,44 @@ pub fn cert_lines(c: &Certificate) -> Vec<String> {
         "From {} to {}; method type: {}",
         c.started, c.finished, c.nist_sp_800_88.method_type
     ));
+    if let Some(part) = &c.part {
+        out.push(format!(
+            "Part of a fleet plan: host {}{} ({} location(s)); decom collect joins the parts",
+            part.host,
+            if part.s3 { " and the S3 locations" } else { "" },
+            part.locations.len()
+        ));
+    }
+    if let Some(f) = &c.fleet {
+        out.push(format!(
+            "Fleet: {} of {} host(s) reported; coverage {}",
+            f.coverage.reported,
+            f.coverage.hosts,
+            if f.coverage.complete {
+                "complete"
+            } else {
+                "INCOMPLETE"
+            }
+        ));
+        for h in &f.hosts {
+            out.push(match &h.part {
+                Some(p) => format!(
+                    "  {:<24} {:<13} {} artifact(s), {}{} (part {}, operator {})",
+                    h.host,
+                    crate::cert::status_name(p.status),
+                    p.totals.artifacts,
+                    human_bytes(p.totals.bytes),
+                    if p.s3 { ", with the S3 locations" } else { "" },
+                    &p.sha256[..12],
+                    p.operator.principal
+                ),
+                None => format!("  {:<24} NO PART", h.host),
+            });
+        }
+        for why in &f.coverage.problems {
+            out.push(format!("  ! {why}"));
+        }
+    }
     for r in &c.residual_risks {
         out.push(format!("  ! [{}] {}: {}", r.kind, r.subject, r.detail));
     }

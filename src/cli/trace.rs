@@ -16,11 +16,18 @@ pub struct TraceArgs {
     /// Replace an existing plan file (its approval, if any, becomes invalid).
     #[arg(long)]
     pub force: bool,
+    /// The host whose disks the local locations are on, recorded on each
+    /// (default: this machine's hostname); `decom plan merge` joins the
+    /// plans of several hosts into one fleet plan.
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
     #[command(flatten)]
     pub s3: super::S3Args,
 }
 
 pub fn run(a: &TraceArgs, p: &Printer) -> Result<u8> {
+    let host = a.host.clone().unwrap_or_else(crate::util::hostname);
+    crate::plan::fleet::check_host_name(&host).map_err(|m| Error::input(format!("--host: {m}")))?;
     let (m, sha) = Manifest::load(&a.manifest)?;
     let base = a
         .manifest
@@ -58,7 +65,7 @@ pub fn run(a: &TraceArgs, p: &Printer) -> Result<u8> {
         }
     }
     let progress = p.progress();
-    let plan = crate::trace::trace(&resolved, &a.s3.settings(), &progress)?;
+    let plan = crate::trace::trace(&resolved, &a.s3.settings(), &host, &progress)?;
     let bytes = plan.to_bytes();
     crate::util::write_atomic(&a.output, &bytes)?;
     let stale = crate::sign::sig_path(&a.output, crate::sign::Role::Custodian);

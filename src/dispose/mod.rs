@@ -287,6 +287,7 @@ fn run(req: &Request<'_>, journal: Journal, records: Vec<journal::Record>) -> Re
         operator: Party::new(operator, req.operator_details.clone()),
         records: &records,
         started,
+        part: req.approved.part(),
     });
     ctx.append(Event::RunFinished {
         complete: cert.status == cert::Status::Complete,

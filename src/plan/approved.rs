@@ -12,13 +12,16 @@
 //! 2. that the bytes are a valid plan ([`Plan::parse`]);
 //! 3. that the operator's key may sign as operator for the given principal;
 //! 4. the two-person rule ([`crate::sign::two_person`], its one copy);
-//! 5. that every local location's URI still leads to the root the custodian
-//!    approved (no symlink swapped in above it since).
+//! 5. which part of the plan this run does (a fleet plan: one host's
+//!    locations, [`super::fleet::choose`]), and
+//! 6. that every local location of that part still leads to the root the
+//!    custodian approved (no symlink swapped in above it since).
 //!
 //! Every failure is [`Error::Refused`] or [`Error::Input`]: nothing has been
 //! touched yet.
 
 use super::Plan;
+use super::fleet::{HostChoice, Part};
 use crate::error::{Error, Result};
 use crate::manifest::{Target, resolve_uri};
 use crate::sign::{self, AllowedSigners, Role, Signer, SigningKey};
@@ -38,7 +41,7 @@ use std::path::Path;
 /// // Outside this module an `Approved` cannot be assembled by hand:
 /// fn forge(plan: decom::plan::Plan, operator: decom::sign::Signer) -> decom::plan::Approved {
 ///     decom::plan::Approved { plan, sha256: String::new(), file_name: String::new(),
-///         approvals: vec![], operator }
+///         approvals: vec![], operator, part: None }
 /// }
 /// ```
 #[derive(Debug)]
@@ -48,43 +51,48 @@ pub struct Approved {
     file_name: String,
     approvals: Vec<Signer>,
     operator: Signer,
+    part: Option<Part>,
 }
 
 impl Approved {
     /// Verify everything execute relies on; see the module documentation.
     /// `at` is the time (Unix seconds) at which the signers file must allow
-    /// both keys, normally now.
+    /// both keys, normally now. `choice` says which host this run is; the
+    /// plan kept is that host's part of a fleet plan.
     pub fn verify(
         plan_path: &Path,
         signers: &AllowedSigners,
         operator_key: &SigningKey,
         operator_principal: &str,
         at: i64,
+        choice: &HostChoice,
     ) -> Result<Approved> {
-        let bytes = crate::util::read_input(plan_path, "plan", super::MAX_PLAN)?;
-        let approval = sign::verify_file(plan_path, &bytes, signers, Role::Custodian, None, at)
-            .map_err(|m| Error::refused(format!("the plan is not approved: {m}")))?;
-        let plan = Plan::parse(&bytes, &plan_path.display().to_string())?;
-        let operator = sign::check_allowed(
-            signers,
-            operator_key,
-            operator_principal,
-            Role::Operator,
-            at,
-        )?;
-        let approvals = vec![approval];
-        sign::two_person(&operator, &approvals).map_err(Error::refused)?;
+        let SignedPlan {
+            plan,
+            sha256,
+            file_name,
+            approvals,
+            operator,
+        } = SignedPlan::verify(plan_path, signers, operator_key, operator_principal, at)?;
+        let part = choice.part_of(&plan)?;
+        let plan = match &part {
+            Some(p) => plan.part(p)?,
+            None => plan,
+        };
         check_locations(&plan)?;
         Ok(Approved {
-            sha256: crate::hash::sha256_hex(&bytes),
-            file_name: plan_path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            sha256,
+            file_name,
             plan,
             approvals,
             operator,
+            part,
         })
+    }
+
+    /// The part of a fleet plan this run does (`None`: the whole plan).
+    pub fn part(&self) -> Option<&Part> {
+        self.part.as_ref()
     }
 
     pub fn plan(&self) -> &Plan {
@@ -109,6 +117,54 @@ impl Approved {
     /// The operator whose role and key were verified.
     pub fn operator(&self) -> &Signer {
         &self.operator
+    }
+}
+
+/// Steps 1 to 4 of [`Approved::verify`]: a plan the custodian approved and
+/// an operator who may act on it, for work that destroys nothing (`decom
+/// collect` signs a fleet certificate on a machine that holds none of the
+/// plan's locations). It cannot reach `dispose`: only [`Approved`] can.
+#[derive(Debug)]
+pub struct SignedPlan {
+    pub plan: Plan,
+    /// SHA-256 of the exact approved bytes.
+    pub sha256: String,
+    pub file_name: String,
+    pub approvals: Vec<Signer>,
+    pub operator: Signer,
+}
+
+impl SignedPlan {
+    pub fn verify(
+        plan_path: &Path,
+        signers: &AllowedSigners,
+        operator_key: &SigningKey,
+        operator_principal: &str,
+        at: i64,
+    ) -> Result<SignedPlan> {
+        let bytes = crate::util::read_input(plan_path, "plan", super::MAX_PLAN)?;
+        let approval = sign::verify_file(plan_path, &bytes, signers, Role::Custodian, None, at)
+            .map_err(|m| Error::refused(format!("the plan is not approved: {m}")))?;
+        let plan = Plan::parse(&bytes, &plan_path.display().to_string())?;
+        let operator = sign::check_allowed(
+            signers,
+            operator_key,
+            operator_principal,
+            Role::Operator,
+            at,
+        )?;
+        let approvals = vec![approval];
+        sign::two_person(&operator, &approvals).map_err(Error::refused)?;
+        Ok(SignedPlan {
+            plan,
+            sha256: crate::hash::sha256_hex(&bytes),
+            file_name: plan_path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            approvals,
+            operator,
+        })
     }
 }
 

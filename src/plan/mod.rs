@@ -10,9 +10,11 @@
 //! This module never touches artifacts.
 
 pub mod approved;
+pub mod fleet;
 pub mod storage;
 
 pub use approved::Approved;
+pub use fleet::{HostTotals, Part};
 
 use crate::error::{Error, Result};
 use crate::manifest::{Component, Manifest, MatchMode, Model, NotSearched};
@@ -59,6 +61,10 @@ pub struct Plan {
     pub components_not_searched: Vec<NotSearched>,
     pub locations: Vec<PlanLocation>,
     pub residual_risks: Vec<Risk>,
+    /// A fleet plan (`decom plan merge`): each host's locations and totals,
+    /// in the order of the parts merged. Absent in a one-host plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostTotals>,
     pub totals: Totals,
     pub artifacts: Vec<Artifact>,
 }
@@ -127,6 +133,11 @@ pub struct PlanLocation {
     /// 1-based index, referenced by artifacts.
     pub index: u32,
     pub uri: String,
+    /// The host whose disk holds a local location (`trace --host`, by
+    /// default the machine's hostname). Absent for S3 locations and in
+    /// plans from before fleets: those run on whichever machine executes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     #[serde(rename = "match")]
     pub match_mode: MatchMode,
     #[serde(flatten)]
@@ -599,19 +610,24 @@ impl Totals {
     pub fn of(artifacts: &[Artifact]) -> Self {
         let mut t = Totals::default();
         for a in artifacts {
-            t.artifacts += 1;
-            t.bytes += a.item.size();
-            match &a.item {
-                Item::File(_) => t.files += 1,
-                Item::Symlink(_) => t.symlinks += 1,
-                Item::Dir(_) => t.dirs += 1,
-                Item::S3Version(_) => t.s3_versions += 1,
-                Item::S3DeleteMarker(_) => t.s3_delete_markers += 1,
-                Item::S3Upload(_) => t.s3_uploads += 1,
-                Item::S3Lifecycle(_) => t.s3_lifecycle += 1,
-            }
+            t.add(&a.item);
         }
         t
+    }
+
+    /// Count one more item.
+    pub fn add(&mut self, item: &Item) {
+        self.artifacts += 1;
+        self.bytes += item.size();
+        match item {
+            Item::File(_) => self.files += 1,
+            Item::Symlink(_) => self.symlinks += 1,
+            Item::Dir(_) => self.dirs += 1,
+            Item::S3Version(_) => self.s3_versions += 1,
+            Item::S3DeleteMarker(_) => self.s3_delete_markers += 1,
+            Item::S3Upload(_) => self.s3_uploads += 1,
+            Item::S3Lifecycle(_) => self.s3_lifecycle += 1,
+        }
     }
 }
 
@@ -637,13 +653,10 @@ impl Plan {
         if self.schema != PLAN_SCHEMA {
             return bad(format!("schema {:?} is not {PLAN_SCHEMA:?}", self.schema));
         }
-        if self.locations.len() != self.manifest.locations.len() {
-            return bad("its locations do not match its manifest".into());
+        if let Err(m) = fleet::check_locations(self) {
+            return bad(m);
         }
         for (i, loc) in self.locations.iter().enumerate() {
-            if loc.index as usize != i + 1 || loc.uri != self.manifest.locations[i].uri {
-                return bad(format!("location {} does not match its manifest", i + 1));
-            }
             match &loc.store {
                 Store::Local(l) => {
                     if let Err(m) = check_normalised(&l.root) {
@@ -720,11 +733,33 @@ impl Plan {
         if Totals::of(&self.artifacts) != self.totals {
             return bad("its totals do not add up".into());
         }
+        if let Err(m) = fleet::check_hosts(self) {
+            return bad(m);
+        }
         Ok(())
     }
 
+    /// The location with this index. In a whole plan it sits at `index - 1`;
+    /// the part of a fleet plan one host executes keeps the fleet's indices.
     pub fn location(&self, index: u32) -> &PlanLocation {
-        &self.locations[index as usize - 1]
+        match self.locations.get(index as usize - 1) {
+            Some(l) if l.index == index => l,
+            _ => self
+                .locations
+                .iter()
+                .find(|l| l.index == index)
+                .expect("artifacts name locations of their plan"),
+        }
+    }
+
+    /// The manifest's entry for a plan location (matched by URI: a fleet
+    /// plan holds each local location once per host).
+    pub fn manifest_location(&self, loc: &PlanLocation) -> &crate::manifest::Location {
+        self.manifest
+            .locations
+            .iter()
+            .find(|m| m.uri == loc.uri)
+            .expect("validated: every location is one of its manifest's")
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {

@@ -226,6 +226,7 @@ pub fn trace_location(
     let plan_loc = PlanLocation {
         index: index_no,
         uri: loc.uri.clone(),
+        host: None,
         match_mode: loc.match_mode,
         store: Store::Local(LocalRoot {
             root: root_str,

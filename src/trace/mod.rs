@@ -67,9 +67,13 @@ impl<'a> Criteria<'a> {
 
 /// Trace every location of the manifest and build the plan. `s3_override`
 /// holds command-line S3 settings, which win over the manifest's `[s3]`.
+/// `host` names the machine whose disks the local locations are on (the
+/// hostname unless `trace --host` says otherwise); a fleet plan tells hosts
+/// apart by it.
 pub fn trace(
     resolved: &Resolved,
     s3_override: &crate::s3::Settings,
+    host: &str,
     progress: &dyn Progress,
 ) -> Result<Plan> {
     let mut locations = Vec::new();
@@ -94,8 +98,9 @@ pub fn trace(
         let n = i as u32 + 1;
         let (pl, items, mut r) = match target {
             Target::Local(root) => {
-                let (pl, items, r) =
+                let (mut pl, items, r) =
                     local::trace_location(n, loc, root, &criteria, &mut index, progress)?;
+                pl.host = Some(host.to_string());
                 (
                     pl,
                     items
@@ -184,7 +189,7 @@ pub fn trace(
         schema: crate::plan::PLAN_SCHEMA.into(),
         tool: Tool::this(),
         created: crate::util::now_rfc3339(),
-        host: crate::util::hostname(),
+        host: host.to_string(),
         model: m.model.clone(),
         manifest_sha256: resolved.manifest_sha256.clone(),
         manifest: m.clone(),
@@ -193,6 +198,7 @@ pub fn trace(
         components_not_searched: resolved.not_searched.clone(),
         locations,
         residual_risks: risks,
+        hosts: Vec::new(),
         totals: Totals::of(&artifacts),
         artifacts,
     })

@@ -361,6 +361,7 @@ fn plan_location(
     PlanLocation {
         index,
         uri: loc.uri.clone(),
+        host: None,
         match_mode: loc.match_mode,
         store: Store::S3(S3Location {
             bucket: bucket.to_string(),

@@ -279,6 +279,11 @@ fn forged_plans_are_refused_before_anything_is_touched() {
             "totals do not add up",
             Box::new(|p| p["totals"]["bytes"] = 1.into()),
         ),
+        // A host name becomes part of the journal's file name.
+        (
+            "host name \"../../victim\" is not usable",
+            Box::new(|p| p["locations"][0]["host"] = "../../victim".into()),
+        ),
     ];
     for (want, edit) in cases {
         let r = forge(&env, &original, edit);
