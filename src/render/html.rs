@@ -138,6 +138,30 @@ pub fn html(r: &Report, attachments: &[Attachment]) -> String {
             ]
         }),
     );
+    if !r.hosts.is_empty() {
+        o.push_str("<h2>Hosts (fleet)</h2>\n");
+        table(
+            &mut o,
+            &[
+                "Host",
+                "Status",
+                "Artifacts",
+                "Size",
+                "Part certificate",
+                "Operator",
+            ],
+            r.hosts.iter().map(|h| {
+                vec![
+                    esc(&h.host),
+                    verdict(h.status.starts_with("complete"), &h.status),
+                    h.artifacts.to_string(),
+                    esc(&h.size),
+                    format!("<code>{}</code>", esc(&h.part)),
+                    esc(&h.operator),
+                ]
+            }),
+        );
+    }
     o.push_str("<h2>Locations and outcomes</h2>\n");
     table(
         &mut o,

@@ -51,6 +51,8 @@ pub struct Report {
     pub nist: Vec<Field>,
     pub standards: Vec<Field>,
     pub checks: Vec<CheckView>,
+    /// A fleet certificate: one row per host (empty otherwise).
+    pub hosts: Vec<HostView>,
     pub locations: Vec<LocationView>,
     pub risks: Vec<RiskView>,
     pub artifacts: Vec<ArtifactView>,
@@ -107,6 +109,16 @@ pub struct LocationView {
     pub artifacts: u64,
     pub size: String,
     pub outcomes: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostView {
+    pub host: String,
+    pub status: String,
+    pub artifacts: u64,
+    pub size: String,
+    pub part: String,
+    pub operator: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -306,6 +318,33 @@ impl Report {
                 field(format!("{} {}", s.standard, s.provision), evidence)
             })
             .collect();
+        let hosts = cert
+            .fleet
+            .iter()
+            .flat_map(|f| &f.hosts)
+            .map(|h| match &h.part {
+                Some(p) => HostView {
+                    host: h.host.clone(),
+                    status: format!(
+                        "{}{}",
+                        crate::cert::status_name(p.status),
+                        if p.s3 { " (with S3)" } else { "" }
+                    ),
+                    artifacts: p.totals.artifacts,
+                    size: human_bytes(p.totals.bytes),
+                    part: format!("{} sha256:{}", p.file, &p.sha256[..16]),
+                    operator: p.operator.principal.clone(),
+                },
+                None => HostView {
+                    host: h.host.clone(),
+                    status: "NO PART".into(),
+                    artifacts: 0,
+                    size: String::new(),
+                    part: String::new(),
+                    operator: String::new(),
+                },
+            })
+            .collect();
         let locations = cert
             .locations
             .iter()
@@ -373,6 +412,7 @@ impl Report {
                     detail: c.detail.clone(),
                 })
                 .collect(),
+            hosts,
             locations,
             risks,
             artifacts,

@@ -11,6 +11,7 @@ mod crashes;
 mod evidence;
 mod extents;
 mod faults;
+mod fleet;
 mod garage;
 mod honesty;
 mod lifecycle;
