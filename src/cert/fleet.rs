@@ -227,7 +227,8 @@ fn check_part(
             problems.join("; ")
         ));
     }
-    if !idx.plan.local_hosts().contains(&host.as_str()) && !(of.s3 && idx.plan.has_s3()) {
+    let known = idx.plan.local_hosts().contains(&host.as_str());
+    if !(known || of.s3 && idx.plan.has_s3()) {
         return Err(format!(
             "{name}: claims host {host}, which the plan does not have"
         ));

@@ -196,7 +196,8 @@ impl Plan {
             .filter(|l| Plan::covers(part, l))
             .cloned()
             .collect();
-        if !locations.iter().any(|l| l.local().is_some()) && !(part.s3 && self.has_s3()) {
+        let local = locations.iter().any(|l| l.local().is_some());
+        if !(local || part.s3 && self.has_s3()) {
             return Err(Error::refused(format!(
                 "the plan has no locations for host {:?} (its hosts: {}){}",
                 part.host,

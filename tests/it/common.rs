@@ -399,15 +399,21 @@ pub fn second_device(env: &Env) -> (tempfile::TempDir, PathBuf) {
     (tmp, dir)
 }
 
+/// The project's virtualenv of pinned test tools (`DECOM_VENV`, default
+/// ~/.cache/decom-venv).
+pub fn venv() -> PathBuf {
+    std::env::var_os("DECOM_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/decom-venv")
+        })
+}
+
 /// Run one of the Python helpers in `tests/tools/` with the project's
 /// virtualenv (scripts/test.sh installs the pinned libraries there). Fails,
 /// never skips, when the virtualenv or its libraries are missing.
 pub fn python_tool(args: &[&str]) -> String {
-    let venv = std::env::var_os("DECOM_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/decom-venv")
-        });
+    let venv = venv();
     let python = venv.join("bin/python");
     assert!(
         python.exists(),

@@ -575,3 +575,159 @@ fn merge_refuses_parts_that_do_not_belong_together() {
     .ok();
     env.approve().ok();
 }
+
+/// The fleet through the shipped Ansible playbooks (ansible-core from the
+/// project's virtualenv): each inventory host runs decom as itself
+/// (`scripts/as-host.sh` in its `decom` command), the controller merges
+/// and collects.
+struct Ansible<'a> {
+    f: &'a Fleet,
+    inventory: PathBuf,
+}
+
+impl<'a> Ansible<'a> {
+    fn new(f: &'a Fleet) -> Ansible<'a> {
+        let env = f.env();
+        let python = crate::common::venv().join("bin/python");
+        let mut inv = String::from("[decom_fleet]\n");
+        for h in &f.hosts {
+            inv.push_str(&format!(
+                "{h} decom=\"{} {h} {} {} {}\" decom_workdir={}\n",
+                as_host_script().display(),
+                f.host_dir(h).display(),
+                f.shared.display(),
+                bin().display(),
+                env.path(&format!("work/{h}")).display()
+            ));
+        }
+        inv.push_str(&format!(
+            "[decom_fleet:vars]\nansible_connection=local\nansible_python_interpreter={0}\n[controller]\nlocalhost ansible_connection=local ansible_python_interpreter={0}\n",
+            python.display()
+        ));
+        let inventory = env.file("inventory.ini", inv.as_bytes());
+        // The manifest names the S3 endpoint: the hosts trace on their own.
+        let m = std::fs::read_to_string(env.path("decom.toml")).unwrap();
+        std::fs::write(
+            env.path("decom.toml"),
+            format!("{m}[s3]\nendpoint_url = \"{}\"\n", f.s.store.endpoint),
+        )
+        .unwrap();
+        Ansible { f, inventory }
+    }
+
+    fn playbook(&self, book: &str, vars: &[(&str, String)], more: &[&str]) -> Run {
+        let env = self.f.env();
+        let mut c = Command::new(crate::common::venv().join("bin/ansible-playbook"));
+        c.current_dir(&env.root)
+            .env("ANSIBLE_HOME", env.path(".ansible"))
+            .env("ANSIBLE_NOCOLOR", "1")
+            .env_remove("DECOM_TEST_ABORT_AFTER_RECORDS")
+            .arg("-i")
+            .arg(&self.inventory)
+            .arg(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("deploy/ansible")
+                    .join(book),
+            );
+        self.f.s.store.env(&mut c);
+        for (k, v) in vars {
+            c.arg("-e").arg(format!("{k}={v}"));
+        }
+        c.args(more);
+        Run::from(c.output().unwrap())
+    }
+
+    fn run_fleet(&self, more: &[&str]) -> Run {
+        let env = self.f.env();
+        let out = env.path("fleet").display().to_string();
+        self.playbook(
+            "trace.yml",
+            &[
+                (
+                    "decom_manifest",
+                    env.path("decom.toml").display().to_string(),
+                ),
+                ("decom_out", out.clone()),
+                ("decom_controller_decom", bin().display().to_string()),
+            ],
+            &[],
+        )
+        .ok();
+        // The custodian reviews and approves the fleet plan once.
+        env.run(&[
+            "approve",
+            "fleet/plan.json",
+            "--key",
+            "keys/custodian",
+            "--principal",
+            CUSTODIAN,
+            "--yes",
+        ])
+        .ok();
+        self.playbook(
+            "execute.yml",
+            &[
+                (
+                    "decom_plan",
+                    env.path("fleet/plan.json").display().to_string(),
+                ),
+                ("decom_s3_host", "h1".into()),
+                ("decom_operator", OPERATOR.into()),
+                ("decom_key", env.key("operator").display().to_string()),
+                ("decom_allowed_signers", env.signers().display().to_string()),
+                ("decom_out", out),
+                ("decom_controller_decom", bin().display().to_string()),
+            ],
+            more,
+        )
+    }
+}
+
+#[test]
+fn ansible_playbooks_take_three_hosts_to_one_cosigned_fleet_certificate() {
+    let f = Fleet::new(&["h1", "h2", "h3"]);
+    let a = Ansible::new(&f);
+    a.run_fleet(&[]).ok();
+    let c = f.fleet_json();
+    assert_eq!(c["status"], "complete", "{c}");
+    assert_eq!(c["fleet"]["coverage"]["reported"], 3);
+    for h in ["h1", "h2", "h3"] {
+        assert!(!f.host_dir(h).join(format!("weights-{h}.bin")).exists());
+    }
+    assert!(f.s.versions("m/").is_empty());
+    f.run(&[
+        "cosign",
+        "fleet/certificate.json",
+        "--key",
+        "keys/custodian",
+        "--principal",
+        CUSTODIAN,
+        "--allowed-signers",
+        "keys/allowed_signers",
+        "--yes",
+    ])
+    .ok();
+    verify(&f).ok();
+    ssh_keygen_verify(f.env(), "fleet/certificate.json", OPERATOR, "operator");
+    ssh_keygen_verify(f.env(), "fleet/certificate.json", CUSTODIAN, "custodian");
+}
+
+#[test]
+fn ansible_run_where_one_host_never_ran_ends_incomplete_naming_it() {
+    let f = Fleet::new(&["h1", "h2", "h3"]);
+    let a = Ansible::new(&f);
+    let r = a.run_fleet(&["--limit", "h1,h2,localhost"]);
+    assert_ne!(
+        r.code, 0,
+        "the playbook fails on an incomplete fleet:\n{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("host h3: no part reported"),
+        "{}",
+        r.stdout
+    );
+    let c = f.fleet_json();
+    assert_eq!(c["status"], "incomplete");
+    assert!(f.host_dir("h3").join("weights-h3.bin").exists());
+}
