@@ -71,11 +71,26 @@ pub fn members(ev: &Evidence, explicit_plan: Option<&Path>) -> Result<(Vec<Membe
         name: name_of(&approval),
         bytes: read(&approval, "plan approval")?,
     });
-    let journal = ev.files().journal();
-    m.push(Member {
-        name: name_of(journal),
-        bytes: read(journal, "journal")?,
-    });
+    match &cert.fleet {
+        // A fleet certificate: the parts it vouches for (each host's
+        // journal stays with its part on that host).
+        Some(f) => {
+            let dir = ev.files().folder();
+            for p in f.hosts.iter().filter_map(|h| h.part.as_ref()) {
+                for name in [p.file.clone(), format!("{}.operator.sig", p.file)] {
+                    let bytes = read(&dir.join(&name), "part certificate")?;
+                    m.push(Member { name, bytes });
+                }
+            }
+        }
+        None => {
+            let journal = ev.files().journal();
+            m.push(Member {
+                name: name_of(journal),
+                bytes: read(journal, "journal")?,
+            });
+        }
+    }
     m.extend(signers_file.iter().map(|f| Member {
         name: f.name.clone(),
         bytes: f.bytes.clone(),

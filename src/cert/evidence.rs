@@ -110,6 +110,10 @@ impl Evidence {
             }
         };
         let cosigned = match cosig {
+            // A host's part is co-signed as part of its fleet certificate.
+            CoSignature::Required if cert.part.is_some() => {
+                ev.files.signature(Role::Custodian).exists()
+            }
             CoSignature::Required => true,
             CoSignature::IfPresent => ev.files.signature(Role::Custodian).exists(),
             CoSignature::NotYet => false,

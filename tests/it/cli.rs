@@ -62,7 +62,7 @@ fn completions_and_man_page_cover_every_command() {
     let env = Env::new();
     let commands = [
         "keygen", "trace", "show", "approve", "execute", "cosign", "verify", "render", "archive",
-        "demo", "hash",
+        "demo", "hash", "plan", "collect",
     ];
     for shell in ["bash", "zsh", "fish"] {
         let r = env.run(&["completions", shell]);

@@ -270,6 +270,33 @@ fn three_hosts_one_plan_one_cosigned_fleet_certificate() {
         OPERATOR,
         "operator",
     );
+    // Recheck per host: h2's part, on h2, finds nothing again; a file put
+    // back at a disposed path is found.
+    let recheck = |h: &str| {
+        f.on(
+            h,
+            &[
+                "verify",
+                &format!("fleet/parts/{}", part(h)),
+                "--allowed-signers",
+                "keys/allowed_signers",
+                "--recheck",
+                "--plan",
+                "plan.json",
+            ],
+        )
+    };
+    recheck("h2").ok();
+    std::fs::write(f.host_dir("h2").join("weights-h2.bin"), b"back").unwrap();
+    let r = recheck("h2");
+    r.code(1);
+    assert!(
+        r.stdout.contains("weights-h2.bin: exists again"),
+        "{}",
+        r.stdout
+    );
+    recheck("h3").ok();
+    std::fs::remove_file(f.host_dir("h2").join("weights-h2.bin")).unwrap();
     let html = f.run(&[
         "render",
         "fleet/certificate.json",
@@ -288,6 +315,38 @@ fn three_hosts_one_plan_one_cosigned_fleet_certificate() {
         page.contains("parts/certificate.h3.json"),
         "the page names each part"
     );
+
+    // The archive bundle carries the parts, and its index verifies (it
+    // takes the approved plan from beside the certificate).
+    for n in ["plan.json", "plan.json.custodian.sig"] {
+        std::fs::copy(f.env().path(n), f.env().path(&format!("fleet/{n}"))).unwrap();
+    }
+    let store = f.env().path("archive");
+    let store = store.display().to_string();
+    f.run(&[
+        "archive",
+        "fleet/certificate.json",
+        "--to",
+        &store,
+        "--allowed-signers",
+        "keys/allowed_signers",
+    ])
+    .ok();
+    let bundle = std::fs::read_dir(f.env().path("archive/bundles"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let list = Command::new("tar").arg("tf").arg(&bundle).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    for h in ["h1", "h2", "h3"] {
+        assert!(
+            list.contains(&format!("parts/certificate.{h}.json.operator.sig")),
+            "{list}"
+        );
+    }
+    f.run(&["archive", "--verify", &store]).ok();
 
     // A part changed after collect breaks the chain.
     let p2 = f.env().path("fleet/parts/certificate.h2.json");
