@@ -256,3 +256,31 @@ mod tests {
         );
     }
 }
+
+/// A reader that hashes what passes through it (SHA-256).
+pub struct Sha256Reader<R> {
+    inner: R,
+    sha: Sha256,
+}
+
+impl<R: std::io::Read> Sha256Reader<R> {
+    pub fn new(inner: R) -> Self {
+        Sha256Reader {
+            inner,
+            sha: Sha256::new(),
+        }
+    }
+
+    /// The digest of everything read so far, as lowercase hex.
+    pub fn hex(&self) -> String {
+        hex::encode(self.sha.clone().finalize())
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Sha256Reader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sha.update(&buf[..n]);
+        Ok(n)
+    }
+}

@@ -97,6 +97,33 @@ pub fn write_atomic_with<T>(
     Ok(out)
 }
 
+/// [`write_atomic`] without the fsyncs, for many files written together:
+/// the caller makes them durable at once with [`sync_filesystem`].
+pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::input(format!("{}: not a file path", path.display())))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), random_hex(6)));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes))
+        .at(&tmp)?;
+    std::fs::rename(&tmp, path).at(path)
+}
+
+/// One `syncfs` of the filesystem holding `dir`: everything written there
+/// so far is durable.
+pub fn sync_filesystem(dir: &Path) -> Result<()> {
+    let d = std::fs::File::open(dir).at(dir)?;
+    rustix::fs::syncfs(&d).map_err(|e| Error::io(dir, e.into()))
+}
+
 /// Write bytes to a new file; refuse if anything exists at `path`.
 pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()

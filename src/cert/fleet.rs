@@ -14,7 +14,7 @@
 
 use super::{Certificate, LocationSummary, Party, Status, Totals};
 use crate::error::{Error, Result};
-use crate::plan::{Part, Plan};
+use crate::plan::{ArtifactIds, Part, Plan};
 use crate::sign::{self, AllowedSigners, Role};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -145,17 +145,22 @@ struct Accepted {
 
 /// Where each location's artifacts are, for coverage checks.
 struct PlanIndex<'p> {
-    plan: &'p Plan,
+    plan: &'p Plan<ArtifactIds>,
+    hosts: std::collections::HashSet<&'p str>,
     ids: HashMap<u32, Vec<u32>>,
 }
 
 impl<'p> PlanIndex<'p> {
-    fn new(plan: &'p Plan) -> Self {
+    fn new(plan: &'p Plan<ArtifactIds>) -> Self {
         let mut ids: HashMap<u32, Vec<u32>> = HashMap::new();
-        for a in &plan.artifacts {
-            ids.entry(a.location).or_default().push(a.id);
+        for (id, location) in &plan.artifacts.0 {
+            ids.entry(*location).or_default().push(*id);
         }
-        PlanIndex { plan, ids }
+        PlanIndex {
+            plan,
+            hosts: plan.local_hosts().into_iter().collect(),
+            ids,
+        }
     }
 
     /// The locations and artifact ids a run of `part` must cover.
@@ -164,7 +169,7 @@ impl<'p> PlanIndex<'p> {
             .plan
             .locations
             .iter()
-            .filter(|l| Plan::covers(part, l))
+            .filter(|l| part.covers(l))
             .map(|l| l.index)
             .collect();
         let mut ids: Vec<u32> = locs
@@ -227,7 +232,7 @@ fn check_part(
             problems.join("; ")
         ));
     }
-    let known = idx.plan.local_hosts().contains(&host.as_str());
+    let known = idx.hosts.contains(host.as_str());
     if !(known || of.s3 && idx.plan.has_s3()) {
         return Err(format!(
             "{name}: claims host {host}, which the plan does not have"
@@ -284,7 +289,7 @@ fn check_part(
 
 /// What `collect` needs.
 pub struct CollectInputs<'a> {
-    pub plan: &'a crate::plan::approved::SignedPlan,
+    pub plan: &'a crate::plan::approved::SignedPlan<ArtifactIds>,
     pub parts: &'a [PathBuf],
     /// Where the fleet certificate goes; the parts are copied into
     /// `parts/` beside it.
@@ -333,8 +338,8 @@ pub fn collect(inp: CollectInputs<'_>) -> Result<Certificate> {
             .ok()
             .is_some_and(|d| path.canonicalize().ok() == Some(d));
         if !same {
-            crate::util::write_atomic(&dest, &a.bytes)?;
-            crate::util::write_atomic(&sign::sig_path(&dest, Role::Operator), &a.sig)?;
+            crate::util::write_atomic_unsynced(&dest, &a.bytes)?;
+            crate::util::write_atomic_unsynced(&sign::sig_path(&dest, Role::Operator), &a.sig)?;
         }
         if a.part.s3 {
             s3_by.push(host.clone());
@@ -369,6 +374,10 @@ pub fn collect(inp: CollectInputs<'_>) -> Result<Certificate> {
             },
         );
     }
+    // The copies, durable at once before the certificate names them.
+    if parts_dir.is_dir() {
+        crate::util::sync_filesystem(&parts_dir)?;
+    }
     // Two parts for one host: neither is trusted over the other.
     for (host, paths) in &by_host {
         if paths.len() > 1 {
@@ -380,13 +389,11 @@ pub fn collect(inp: CollectInputs<'_>) -> Result<Certificate> {
             ));
             if let Some(p) = accepted.remove(host) {
                 locations.retain(|l| {
-                    !Plan::covers(
-                        &Part {
-                            host: host.clone(),
-                            s3: p.s3,
-                        },
-                        plan.location(l.index),
-                    )
+                    !Part {
+                        host: host.clone(),
+                        s3: p.s3,
+                    }
+                    .covers(plan.location(l.index))
                 });
                 s3_by.retain(|h| h != host);
             }

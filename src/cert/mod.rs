@@ -624,7 +624,7 @@ fn status_of(arts: &[CertArtifact]) -> Status {
     }
 }
 
-fn nist_fields(plan: &Plan, arts: &[CertArtifact], op: &Party, cust: &Party) -> Nist {
+fn nist_fields<A>(plan: &Plan<A>, arts: &[CertArtifact], op: &Party, cust: &Party) -> Nist {
     let cats: Vec<Category> = arts
         .iter()
         .filter(|a| a.kind.holds_data())

@@ -111,7 +111,7 @@ pub struct CollectArgs {
 pub fn collect(a: &CollectArgs, p: &Printer) -> Result<u8> {
     let signers = AllowedSigners::load(&a.allowed_signers)?;
     let key = SigningKey::load(&a.key.key, &|path| p.ask_passphrase(path))?;
-    let signed = crate::plan::approved::SignedPlan::verify(
+    let signed = crate::plan::approved::SignedPlan::verify_ids(
         &a.plan,
         &signers,
         &key,

@@ -125,8 +125,8 @@ impl Approved {
 /// collect` signs a fleet certificate on a machine that holds none of the
 /// plan's locations). It cannot reach `dispose`: only [`Approved`] can.
 #[derive(Debug)]
-pub struct SignedPlan {
-    pub plan: Plan,
+pub struct SignedPlan<A = Vec<super::Artifact>> {
+    pub plan: Plan<A>,
     /// SHA-256 of the exact approved bytes.
     pub sha256: String,
     pub file_name: String,
@@ -158,6 +158,68 @@ impl SignedPlan {
         Ok(SignedPlan {
             plan,
             sha256: crate::hash::sha256_hex(&bytes),
+            file_name: plan_path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            approvals,
+            operator,
+        })
+    }
+}
+
+impl SignedPlan<super::ArtifactIds> {
+    /// [`SignedPlan::verify`] for a plan that may be too large to hold (a
+    /// fleet of a thousand hosts): the approval is checked as the file
+    /// streams by, then the plan is read again keeping only its artifacts'
+    /// ids and locations; a file whose bytes differ between the two reads
+    /// is refused. The structural checks of [`Plan::validate`] are not
+    /// repeated: execute ran them on every host.
+    pub fn verify_ids(
+        plan_path: &Path,
+        signers: &AllowedSigners,
+        operator_key: &SigningKey,
+        operator_principal: &str,
+        at: i64,
+    ) -> Result<Self> {
+        let (approval, sha256) = sign::verify_file_streamed(
+            plan_path,
+            super::MAX_PLAN,
+            signers,
+            Role::Custodian,
+            None,
+            at,
+        )
+        .map_err(|m| Error::refused(format!("the plan is not approved: {m}")))?;
+        let origin = plan_path.display();
+        let file = std::fs::File::open(plan_path).map_err(|e| Error::io(plan_path, e))?;
+        let mut reader = crate::hash::Sha256Reader::new(std::io::BufReader::new(file));
+        let plan: Plan<super::ArtifactIds> = serde_json::from_reader(&mut reader)
+            .map_err(|e| Error::input(format!("plan {origin}: not a valid decom plan: {e}")))?;
+        if reader.hex() != sha256 {
+            return Err(Error::refused(format!(
+                "plan {origin} changed while it was read"
+            )));
+        }
+        if plan.schema != super::PLAN_SCHEMA {
+            return Err(Error::input(format!(
+                "plan {origin}: schema {:?} is not {:?}",
+                plan.schema,
+                super::PLAN_SCHEMA
+            )));
+        }
+        let operator = sign::check_allowed(
+            signers,
+            operator_key,
+            operator_principal,
+            Role::Operator,
+            at,
+        )?;
+        let approvals = vec![approval];
+        sign::two_person(&operator, &approvals).map_err(Error::refused)?;
+        Ok(SignedPlan {
+            plan,
+            sha256,
             file_name: plan_path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())

@@ -29,6 +29,16 @@ pub struct Part {
     pub s3: bool,
 }
 
+impl Part {
+    /// Whether a run of this part covers the location.
+    pub fn covers(&self, l: &PlanLocation) -> bool {
+        match &l.store {
+            Store::Local(_) => l.host.as_deref() == Some(self.host.as_str()),
+            Store::S3(_) => self.s3,
+        }
+    }
+}
+
 /// One host of a fleet plan: its locations and what they hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -160,13 +170,27 @@ pub(super) fn check_hosts(plan: &Plan) -> Result<(), String> {
     Ok(())
 }
 
-impl Plan {
+impl<A> Plan<A> {
+    /// The location with this index. In a whole plan it sits at `index - 1`;
+    /// the part of a fleet plan one host executes keeps the fleet's indices.
+    pub fn location(&self, index: u32) -> &PlanLocation {
+        match self.locations.get(index as usize - 1) {
+            Some(l) if l.index == index => l,
+            _ => self
+                .locations
+                .iter()
+                .find(|l| l.index == index)
+                .expect("artifacts name locations of their plan"),
+        }
+    }
+
     /// The hosts of the local locations, in order of first appearance.
     pub fn local_hosts(&self) -> Vec<&str> {
+        let mut seen: HashSet<&str> = HashSet::new();
         let mut out: Vec<&str> = Vec::new();
         for l in &self.locations {
             if let (Store::Local(_), Some(h)) = (&l.store, l.host.as_deref())
-                && !out.contains(&h)
+                && seen.insert(h)
             {
                 out.push(h);
             }
@@ -178,22 +202,16 @@ impl Plan {
     pub fn has_s3(&self) -> bool {
         self.locations.iter().any(|l| l.s3().is_some())
     }
+}
 
-    /// Whether a run of `part` covers the location.
-    pub fn covers(part: &Part, l: &PlanLocation) -> bool {
-        match &l.store {
-            Store::Local(_) => l.host.as_deref() == Some(part.host.as_str()),
-            Store::S3(_) => part.s3,
-        }
-    }
-
+impl Plan {
     /// The part of this plan that one run executes: the locations `part`
     /// covers and their artifacts, under the fleet's indices and ids.
     pub fn part(&self, part: &Part) -> Result<Plan> {
         let locations: Vec<PlanLocation> = self
             .locations
             .iter()
-            .filter(|l| Plan::covers(part, l))
+            .filter(|l| part.covers(l))
             .cloned()
             .collect();
         let local = locations.iter().any(|l| l.local().is_some());

@@ -13,7 +13,7 @@ pub mod approved;
 pub mod fleet;
 pub mod storage;
 
-pub use approved::Approved;
+pub use approved::{Approved, SignedPlan};
 pub use fleet::{HostTotals, Part};
 
 use crate::error::{Error, Result};
@@ -44,9 +44,12 @@ impl Tool {
     }
 }
 
+/// A plan. `A` is how its artifacts are held: in full (the default, for
+/// everything that acts on them), or as [`ArtifactIds`] where only their
+/// ids and locations matter and the plan may be huge (`decom collect`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Plan {
+pub struct Plan<A = Vec<Artifact>> {
     pub schema: String,
     pub tool: Tool,
     pub created: String,
@@ -66,7 +69,39 @@ pub struct Plan {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<HostTotals>,
     pub totals: Totals,
-    pub artifacts: Vec<Artifact>,
+    pub artifacts: A,
+}
+
+/// A plan's artifacts as (id, location) pairs only, read without the rest.
+#[derive(Debug, Clone, Default)]
+pub struct ArtifactIds(pub Vec<(u32, u32)>);
+
+impl<'de> Deserialize<'de> for ArtifactIds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct IdLocation {
+            id: u32,
+            location: u32,
+        }
+        struct Ids;
+        impl<'de> serde::de::Visitor<'de> for Ids {
+            type Value = ArtifactIds;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of artifacts")
+            }
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: S,
+            ) -> std::result::Result<ArtifactIds, S::Error> {
+                let mut out = Vec::new();
+                while let Some(a) = seq.next_element::<IdLocation>()? {
+                    out.push((a.id, a.location));
+                }
+                Ok(ArtifactIds(out))
+            }
+        }
+        d.deserialize_seq(Ids)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -737,19 +772,6 @@ impl Plan {
             return bad(m);
         }
         Ok(())
-    }
-
-    /// The location with this index. In a whole plan it sits at `index - 1`;
-    /// the part of a fleet plan one host executes keeps the fleet's indices.
-    pub fn location(&self, index: u32) -> &PlanLocation {
-        match self.locations.get(index as usize - 1) {
-            Some(l) if l.index == index => l,
-            _ => self
-                .locations
-                .iter()
-                .find(|l| l.index == index)
-                .expect("artifacts name locations of their plan"),
-        }
     }
 
     /// The manifest's entry for a plan location (matched by URI: a fleet

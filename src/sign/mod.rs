@@ -89,6 +89,76 @@ pub fn check_signature(
     armored: &[u8],
     role: Role,
 ) -> Result<ssh_key::PublicKey, String> {
+    let sig = parse_signature(armored, role)?;
+    let public = ssh_key::PublicKey::from(sig.public_key().clone());
+    public.verify(role.namespace(), bytes, &sig).map_err(|_| {
+        "signature does not match the file: the file or the signature was altered".to_string()
+    })?;
+    Ok(public)
+}
+
+/// [`check_signature`] for a file read in pieces and never held whole (a
+/// fleet plan for a thousand hosts): SSHSIG signs a hash of the message, so
+/// the hash is computed as the file streams by and the signed data is
+/// assembled as `ssh-keygen` does (PROTOCOL.sshsig: "SSHSIG", namespace,
+/// reserved, hash algorithm, hash). Returns the key and the file's SHA-256.
+pub fn check_file_signature(
+    path: &Path,
+    limit: u64,
+    armored: &[u8],
+    role: Role,
+) -> Result<(ssh_key::PublicKey, String), String> {
+    use signature::Verifier;
+    use ssh_key::sha2::{Digest, Sha256, Sha512};
+    use std::io::Read;
+    let sig = parse_signature(armored, role)?;
+    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (mut sha256, mut sha512) = (Sha256::new(), Sha512::new());
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > limit {
+            return Err(format!("{}: larger than {limit} bytes", path.display()));
+        }
+        sha256.update(&buf[..n]);
+        sha512.update(&buf[..n]);
+    }
+    let file_sha256 = sha256.finalize();
+    let hash: Vec<u8> = match sig.hash_alg() {
+        HashAlg::Sha256 => file_sha256.to_vec(),
+        HashAlg::Sha512 => sha512.finalize().to_vec(),
+        other => return Err(format!("unsupported signature hash {other:?}")),
+    };
+    let mut signed = b"SSHSIG".to_vec();
+    for field in [
+        role.namespace().as_bytes(),
+        sig.reserved(),
+        sig.hash_alg().as_str().as_bytes(),
+        &hash,
+    ] {
+        signed.extend_from_slice(&(field.len() as u32).to_be_bytes());
+        signed.extend_from_slice(field);
+    }
+    sig.public_key()
+        .verify(&signed, sig.signature())
+        .map_err(|_| {
+            "signature does not match the file: the file or the signature was altered".to_string()
+        })?;
+    Ok((
+        ssh_key::PublicKey::from(sig.public_key().clone()),
+        hex::encode(file_sha256),
+    ))
+}
+
+/// An armored SSHSIG in its canonical encoding, for `role`'s namespace.
+fn parse_signature(armored: &[u8], role: Role) -> Result<SshSig, String> {
     let sig = SshSig::from_pem(armored).map_err(|e| format!("not a valid SSH signature: {e}"))?;
     // Only the canonical encoding counts: a flipped padding bit or trailing
     // junk that the decoder would tolerate is still an altered signature.
@@ -106,11 +176,7 @@ pub fn check_signature(
             role.namespace()
         ));
     }
-    let public = ssh_key::PublicKey::from(sig.public_key().clone());
-    public.verify(role.namespace(), bytes, &sig).map_err(|_| {
-        "signature does not match the file: the file or the signature was altered".to_string()
-    })?;
-    Ok(public)
+    Ok(sig)
 }
 
 /// Verify a detached signature over `bytes` for `role` at time `at`
@@ -154,6 +220,31 @@ pub fn verify_file(
     let armored = read_sig(file, role)?;
     verify_bytes(bytes, &armored, signers, role, principal, at)
         .map_err(|m| format!("{}: {m}", sig_path(file, role).display()))
+}
+
+/// [`verify_file`] for a file too large to hold ([`check_file_signature`]):
+/// returns the signer and the file's SHA-256.
+pub fn verify_file_streamed(
+    file: &Path,
+    limit: u64,
+    signers: &AllowedSigners,
+    role: Role,
+    principal: Option<&str>,
+    at: i64,
+) -> Result<(Signer, String), String> {
+    let armored = read_sig(file, role)?;
+    let (public, sha256) = check_file_signature(file, limit, &armored, role)
+        .map_err(|m| format!("{}: {m}", sig_path(file, role).display()))?;
+    let (_, name) = signers
+        .find(&public, principal, role.namespace(), at)
+        .map_err(|m| format!("{}: {m}", sig_path(file, role).display()))?;
+    Ok((
+        Signer {
+            principal: name,
+            key_fingerprint: public.fingerprint(HashAlg::Sha256).to_string(),
+        },
+        sha256,
+    ))
 }
 
 /// The two-person rule, the one copy of it: the operator is neither an

@@ -382,6 +382,26 @@ fn a_host_that_never_ran_makes_the_fleet_incomplete_and_is_named() {
     assert!(v.stdout.contains("h3: no part"), "{}", v.stdout);
     // h3's files are untouched.
     assert!(f.host_dir("h3").join("weights-h3.bin").exists());
+
+    // collect checks the plan's approval as the plan streams by: one
+    // changed byte (a host name) and it refuses, writing nothing.
+    let env = f.env();
+    let text = std::fs::read_to_string(env.plan()).unwrap();
+    std::fs::write(
+        env.path("altered.json"),
+        text.replacen("\"h3\"", "\"h4\"", 1),
+    )
+    .unwrap();
+    std::fs::copy(
+        env.path("plan.json.custodian.sig"),
+        env.path("altered.json.custodian.sig"),
+    )
+    .unwrap();
+    std::fs::remove_dir_all(env.path("fleet")).unwrap();
+    f.collect("altered.json", &[&part("h1"), &part("h2")])
+        .code(2)
+        .one_line_error("the plan is not approved");
+    assert!(!env.path("fleet/certificate.json").exists());
 }
 
 #[test]
