@@ -183,6 +183,34 @@ pub fn hash_files(paths: &[std::path::PathBuf]) -> Vec<io::Result<String>> {
         .collect()
 }
 
+/// A reader that hashes what passes through it (SHA-256).
+pub struct Sha256Reader<R> {
+    inner: R,
+    sha: Sha256,
+}
+
+impl<R: std::io::Read> Sha256Reader<R> {
+    pub fn new(inner: R) -> Self {
+        Sha256Reader {
+            inner,
+            sha: Sha256::new(),
+        }
+    }
+
+    /// The digest of everything read so far, as lowercase hex.
+    pub fn hex(&self) -> String {
+        hex::encode(self.sha.clone().finalize())
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Sha256Reader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sha.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -254,33 +282,5 @@ mod tests {
             sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-    }
-}
-
-/// A reader that hashes what passes through it (SHA-256).
-pub struct Sha256Reader<R> {
-    inner: R,
-    sha: Sha256,
-}
-
-impl<R: std::io::Read> Sha256Reader<R> {
-    pub fn new(inner: R) -> Self {
-        Sha256Reader {
-            inner,
-            sha: Sha256::new(),
-        }
-    }
-
-    /// The digest of everything read so far, as lowercase hex.
-    pub fn hex(&self) -> String {
-        hex::encode(self.sha.clone().finalize())
-    }
-}
-
-impl<R: std::io::Read> std::io::Read for Sha256Reader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.sha.update(&buf[..n]);
-        Ok(n)
     }
 }
