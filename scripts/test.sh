@@ -18,6 +18,9 @@ for t in pdfinfo pdftotext pdfdetach pdftoppm; do command -v $t >/dev/null || ne
 command -v mkfs.btrfs >/dev/null || need_apt+=(btrfs-progs)
 command -v mkfs.xfs >/dev/null || need_apt+=(xfsprogs)
 command -v filefrag >/dev/null || need_apt+=(e2fsprogs)
+# A one-node Slurm cluster for the fleet recipe's srun test.
+command -v slurmctld >/dev/null || need_apt+=(slurm-wlm)
+command -v munged >/dev/null || need_apt+=(munge)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]}" >&2
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
@@ -27,9 +30,11 @@ fi
 # and Garage, a store without versioning (built once into ~/.cache).
 # shellcheck disable=SC1090
 eval "$(scripts/s3-server.sh start)"
-trap 'scripts/s3-server.sh stop >/dev/null 2>&1 || true; scripts/garage.sh stop >/dev/null 2>&1 || true' EXIT
+trap 'scripts/s3-server.sh stop >/dev/null 2>&1 || true; scripts/garage.sh stop >/dev/null 2>&1 || true; scripts/slurm.sh stop >/dev/null 2>&1 || true' EXIT
 # shellcheck disable=SC1090
 eval "$(scripts/garage.sh start)"
+# shellcheck disable=SC1090
+eval "$(scripts/slurm.sh start)"
 
 start=$(date +%s)
 rc=0

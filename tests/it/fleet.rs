@@ -810,3 +810,78 @@ fn ansible_run_where_one_host_never_ran_ends_incomplete_naming_it() {
     assert_eq!(c["status"], "incomplete");
     assert!(f.host_dir("h3").join("weights-h3.bin").exists());
 }
+
+/// The README's Slurm recipe on a real one-node Slurm cluster (Debian's
+/// slurm-wlm, started by scripts/slurm.sh): each task executes the fleet
+/// plan as the node it runs on, then collect joins the parts.
+#[test]
+fn slurm_srun_runs_the_fleet_recipe_on_a_one_node_cluster() {
+    assert!(
+        std::env::var_os("SLURM_CONF").is_some(),
+        "no Slurm cluster: run scripts/test.sh, which starts a one-node cluster (scripts/slurm.sh start)"
+    );
+    let env = Env::new();
+    env.file("models/m/weights.bin", &random_bytes(8192));
+    env.manifest_all("nist-clear", "models/m");
+    let node = String::from_utf8(Command::new("hostname").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    std::fs::create_dir_all(env.path("plans")).unwrap();
+    let part_plan = format!("plans/plan.{node}.json");
+    env.run(&["trace", "decom.toml", "-o", &part_plan]).ok();
+    env.run(&["plan", "merge", &part_plan, "-o", "plan.json"])
+        .ok();
+    env.approve().ok();
+    let out = Command::new("srun")
+        .current_dir(&env.root)
+        .args(["--nodes=1", "--ntasks-per-node=1", "sh", "-c"])
+        .arg(format!(
+            "{} execute plan.json --host \"$(hostname)\" --key keys/operator --principal {OPERATOR} --allowed-signers keys/allowed_signers --yes",
+            bin().display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "srun: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!env.path("models/m/weights.bin").exists());
+    std::fs::create_dir_all(env.path("fleet")).unwrap();
+    let p = part(&node);
+    env.run(&[
+        "collect",
+        "plan.json",
+        &p,
+        "-o",
+        "fleet/certificate.json",
+        "--key",
+        "keys/operator",
+        "--principal",
+        OPERATOR,
+        "--allowed-signers",
+        "keys/allowed_signers",
+        "--yes",
+    ])
+    .ok();
+    env.run(&[
+        "cosign",
+        "fleet/certificate.json",
+        "--key",
+        "keys/custodian",
+        "--principal",
+        CUSTODIAN,
+        "--allowed-signers",
+        "keys/allowed_signers",
+        "--yes",
+    ])
+    .ok();
+    env.run(&[
+        "verify",
+        "fleet/certificate.json",
+        "--allowed-signers",
+        "keys/allowed_signers",
+    ])
+    .ok();
+}
