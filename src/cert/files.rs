@@ -37,7 +37,8 @@ impl RunFiles {
 
     /// The files of the run that produced the certificate at `path` (under
     /// whatever name it has now): the journal sits in the same folder,
-    /// named after the host for a host's part (`certificate.HOST.json`).
+    /// named after the host for a host's part (`certificate.HOST.json`
+    /// beside `journal.HOST.jsonl`), else `journal.jsonl`.
     pub fn of_certificate(path: &Path) -> RunFiles {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         let host = name
@@ -45,11 +46,13 @@ impl RunFiles {
             .and_then(|n| n.strip_prefix("certificate."))
             .and_then(|n| n.strip_suffix(".json"))
             .filter(|h| !h.is_empty());
+        // A certificate renamed to certificate.X.json keeps journal.jsonl.
+        let journal = host
+            .map(|h| folder_of(path).join(format!("journal.{h}.jsonl")))
+            .filter(|j| j.exists())
+            .unwrap_or_else(|| folder_of(path).join(JOURNAL));
         RunFiles {
-            journal: match host {
-                Some(h) => folder_of(path).join(format!("journal.{h}.jsonl")),
-                None => folder_of(path).join(JOURNAL),
-            },
+            journal,
             certificate: path.to_path_buf(),
         }
     }
@@ -97,6 +100,25 @@ mod tests {
         assert_eq!(
             g.signature(Role::Custodian),
             Path::new("fleet-cert.json.custodian.sig")
+        );
+    }
+
+    #[test]
+    fn a_hosts_part_finds_its_own_journal_and_a_renamed_certificate_the_usual_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = RunFiles::for_host(dir.path(), "node1");
+        assert_eq!(
+            part.certificate(),
+            dir.path().join("certificate.node1.json")
+        );
+        std::fs::write(part.journal(), b"").unwrap();
+        assert_eq!(
+            RunFiles::of_certificate(part.certificate()).journal(),
+            dir.path().join("journal.node1.jsonl")
+        );
+        assert_eq!(
+            RunFiles::of_certificate(&dir.path().join("certificate.2025.json")).journal(),
+            dir.path().join("journal.jsonl")
         );
     }
 }
