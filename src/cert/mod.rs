@@ -338,6 +338,25 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
         .and_then(|s| s.proof().ok())
         .map(|p| p.0)
         .unwrap_or_default();
+    // KMS keys KMS has deleted (their artifact disposed), by every name the
+    // planned versions give them: those versions are crypto-erased.
+    let mut erased: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for a in &plan.artifacts {
+        if let Item::KmsKey(k) = &a.item
+            && state
+                .get(&a.id)
+                .and_then(|s| s.outcome.as_ref())
+                .is_some_and(|o| o.0 == Outcome::Disposed)
+            && let Some(loc) = plan.location(a.location).s3()
+        {
+            for f in loc.kms_keys.iter().filter(|f| f.key_arn == k.key_arn) {
+                erased.insert(&f.key_arn, &f.key_arn);
+                for n in &f.named_as {
+                    erased.insert(n, &f.key_arn);
+                }
+            }
+        }
+    }
     let mut artifacts = Vec::new();
     for a in &plan.artifacts {
         let st = state.get(&a.id).cloned().unwrap_or_default();
@@ -365,12 +384,47 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
                 "unlink (link not followed)".to_string(),
             ),
             Item::Dir(_) => (0, None, None, metadata_only(), "rmdir".to_string()),
-            Item::S3Version(v) => (
-                v.size,
-                v.sha256.clone(),
-                v.matched.component.clone(),
-                object_store(),
-                "DeleteObjects by version id".to_string(),
+            Item::S3Version(v) => match v.kms_key_id.as_deref().and_then(|k| erased.get(k)) {
+                Some(arn) => (
+                    v.size,
+                    v.sha256.clone(),
+                    v.matched.component.clone(),
+                    Sanitization {
+                        category: Category::CryptoErase,
+                        reason: format!(
+                            "cryptographic erase: KMS deleted {arn}, the key that encrypts this version; replicas and backups encrypted under it are unreadable too"
+                        ),
+                    },
+                    "DeleteObjects by version id, then cryptographic erase of its KMS key"
+                        .to_string(),
+                ),
+                None => (
+                    v.size,
+                    v.sha256.clone(),
+                    v.matched.component.clone(),
+                    object_store(),
+                    "DeleteObjects by version id".to_string(),
+                ),
+            },
+            Item::KmsKey(k) => (
+                0,
+                None,
+                None,
+                if outcome == Outcome::Disposed {
+                    Sanitization {
+                        category: Category::CryptoErase,
+                        reason: "cryptographic erase: KMS reports the key deleted".into(),
+                    }
+                } else {
+                    Sanitization {
+                        category: Category::Logical,
+                        reason: "not yet erased: the key still exists (pending deletion)".into(),
+                    }
+                },
+                format!(
+                    "ScheduleKeyDeletion with a {}-day waiting period; then DescribeKey until KMS reports the key gone",
+                    k.window_days
+                ),
             ),
             Item::S3DeleteMarker(_) => (
                 0,
@@ -463,6 +517,9 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
             }
             Item::S3Lifecycle(_) => {
                 "absence proof: a complete listing of the folder shows no version, delete marker or upload left; decom's rules removed"
+            }
+            Item::KmsKey(_) => {
+                "KMS DescribeKey answers NotFoundException: the key no longer exists"
             }
             _ => "absence proof",
         };
@@ -630,8 +687,16 @@ fn nist_fields<A>(plan: &Plan<A>, arts: &[CertArtifact], op: &Party, cust: &Part
         .filter(|a| a.kind.holds_data())
         .map(|a| a.sanitization.category)
         .collect();
+    let crypto = cats.iter().filter(|c| **c == Category::CryptoErase).count();
     let method_type = if cats.is_empty() {
         "none (no file data)".to_string()
+    } else if crypto == cats.len() {
+        "Purge (cryptographic erase)".to_string()
+    } else if crypto > 0 {
+        format!(
+            "Purge (cryptographic erase) for {crypto} of {} artifact(s) holding data; the others clear or logical sanitization (see each artifact)",
+            cats.len()
+        )
     } else if cats.iter().all(|c| *c == Category::Clear) {
         "Clear".to_string()
     } else if cats.contains(&Category::Clear) {

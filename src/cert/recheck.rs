@@ -47,6 +47,8 @@ pub fn recheck(
     let mut by_sha: HashMap<&str, String> = HashMap::new();
     // Folders S3 Lifecycle emptied: anything in them again is a reappearance.
     let mut emptied: HashSet<(&str, &str)> = HashSet::new();
+    // KMS keys destroyed by cryptographic erase: they must stay gone.
+    let mut erased: Vec<&str> = Vec::new();
     for item in &gone {
         match item {
             Item::File(f) => {
@@ -80,6 +82,9 @@ pub fn recheck(
             Item::S3Lifecycle(l) => {
                 emptied.insert((&l.bucket, &l.prefix));
             }
+            Item::KmsKey(k) => {
+                erased.push(&k.key_arn);
+            }
             _ => {}
         }
     }
@@ -93,6 +98,22 @@ pub fn recheck(
         .overlay(s3_override);
     let mut client: Option<crate::s3::S3> = None;
     let mut links = crate::trace::local::LinkIndex::default();
+    for arn in erased {
+        if client.is_none() {
+            client = Some(crate::s3::S3::connect(&settings)?);
+        }
+        let c = client.as_ref().expect("connected above");
+        match crate::s3::kms::describe_key(c, arn) {
+            Ok(None) => {}
+            Ok(Some(k)) => found_again.push(format!(
+                "kms:{arn}: the erased KMS key exists again ({}; was its deletion cancelled?)",
+                k.state
+            )),
+            Err(e) => {
+                found_again.push(format!("kms:{arn}: cannot check that the key is gone: {e}"))
+            }
+        }
+    }
     for pl in &plan.locations {
         let loc = plan.manifest_location(pl);
         let n = pl.index;

@@ -205,7 +205,7 @@ pub fn verify(
                 .filter(|a| a.outcome == crate::journal::Outcome::Pending)
                 .count();
             Err(format!(
-                "pending: {n} folder(s) delegated to S3 Lifecycle not yet empty; nothing failed (a later execute --resume completes the certificate)"
+                "pending: {n} artifact(s) waiting on S3 (a folder delegated to S3 Lifecycle not yet empty, a KMS key not yet deleted); nothing failed (a later execute --resume completes the certificate)"
             ))
         } else if cert.status == Status::NothingFound {
             Ok(

@@ -135,6 +135,32 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
                 Item::S3Lifecycle(l) => Some(l),
                 _ => None,
             });
+            for k in &s.kms_keys {
+                let window = arts.iter().find_map(|a| match &a.item {
+                    Item::KmsKey(x) if x.key_arn == k.key_arn => Some(x.window_days),
+                    _ => None,
+                });
+                out.push(format!(
+                    "      KMS key {} ({}{}; {} planned version(s), {} outside the plan, {} grant(s)): {}",
+                    k.key_arn,
+                    k.key_manager,
+                    if k.aliases.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {}", k.aliases.join(", "))
+                    },
+                    k.versions,
+                    k.used_outside,
+                    k.grants,
+                    match window {
+                        Some(d) => format!(
+                            "CRYPTOGRAPHIC ERASE after the purge (ScheduleKeyDeletion, {d}-day waiting period); {}",
+                            k.reason
+                        ),
+                        None => format!("not destroyed: {}", k.reason),
+                    }
+                ));
+            }
             match delegated {
                 None => out.push(format!(
                     "      covers {}; absence proof: complete listing + HEAD by version id of {}",

@@ -204,7 +204,7 @@ pub fn folder(
     )
 }
 
-fn outcome(
+pub(super) fn outcome(
     ctx: &Ctx,
     a: &Artifact,
     outcome: Outcome,

@@ -12,6 +12,7 @@
 //! per device (one disk at a time each, several disks at once), then links
 //! and directories on the calling thread.
 
+pub mod kms;
 pub mod lifecycle;
 pub mod local;
 pub mod overwrite;
@@ -227,6 +228,9 @@ fn run(req: &Request<'_>, journal: Journal, records: Vec<journal::Record>) -> Re
         {
             continue;
         }
+        let (keys, arts): (Vec<&Artifact>, Vec<&Artifact>) = arts
+            .into_iter()
+            .partition(|a| matches!(a.item, Item::KmsKey(_)));
         let (delegated, arts): (Vec<&Artifact>, Vec<&Artifact>) = arts
             .into_iter()
             .partition(|a| matches!(a.item, Item::S3Lifecycle(_)));
@@ -256,11 +260,25 @@ fn run(req: &Request<'_>, journal: Journal, records: Vec<journal::Record>) -> Re
                         )?;
                     }
                 }
+                // Cryptographic erase, once the versions are purged.
+                for a in &keys {
+                    let Item::KmsKey(k) = &a.item else {
+                        unreachable!("partitioned above")
+                    };
+                    let st = state.get(&a.id).cloned().unwrap_or_default();
+                    if st.outcome.is_none() {
+                        let scheduled = records.iter().any(|r| {
+                            matches!(&r.event, Event::KmsDeletionScheduled { id, .. } if *id == a.id)
+                        });
+                        kms::key(&ctx, &client, a, k, &st, scheduled)?;
+                    }
+                }
             }
             Err(e) => {
                 let items = arts
                     .iter()
                     .chain(&delegated)
+                    .chain(&keys)
                     .filter(|a| state.get(&a.id).is_none_or(|s| s.outcome.is_none()))
                     .map(|a| journal::OutcomeItem {
                         id: a.id,

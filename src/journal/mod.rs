@@ -142,6 +142,17 @@ pub enum Event {
     /// How the absence of an S3 location's purged artifacts was proven,
     /// journaled with (before) their outcomes: the certificate states it.
     AbsenceProof(AbsenceProof),
+    /// Cryptographic erase: KMS accepted the deletion of an approved key.
+    KmsDeletionScheduled {
+        id: u32,
+        key_arn: String,
+        deletion_date: String,
+    },
+    /// Cryptographic erase done: DescribeKey answered that the key is gone.
+    KmsKeyGone {
+        id: u32,
+        key_arn: String,
+    },
 }
 
 /// The absence proof of one S3 location in one run.
@@ -545,7 +556,9 @@ pub fn replay(records: &[Record]) -> BTreeMap<u32, ArtifactState> {
             | Event::RunFinished { .. }
             | Event::AbsenceProof(_)
             | Event::LifecycleInstalled { .. }
-            | Event::LifecycleRemoved { .. } => {}
+            | Event::LifecycleRemoved { .. }
+            | Event::KmsDeletionScheduled { .. }
+            | Event::KmsKeyGone { .. } => {}
         }
     }
     m

@@ -174,6 +174,26 @@ pub struct Location {
     /// How an S3 folder is disposed of: by decom (default) or by S3 Lifecycle.
     #[serde(default, skip_serializing_if = "Method::is_purge")]
     pub method: Method,
+    /// S3: after the purge, also destroy the customer-managed KMS keys that
+    /// encrypt the planned versions (cryptographic erase), where trace
+    /// finds them dedicated to this model.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub crypto_erase: bool,
+    /// The KMS deletion waiting period, 7 to 30 days (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crypto_erase_days: Option<i32>,
+}
+
+/// KMS's own bounds on a key deletion's waiting period, in days.
+pub const CRYPTO_ERASE_DAYS: std::ops::RangeInclusive<i32> = 7..=30;
+/// The waiting period when the manifest names none (KMS's default too).
+pub const DEFAULT_CRYPTO_ERASE_DAYS: i32 = 30;
+
+impl Location {
+    /// The approved waiting period for crypto-erase key deletions.
+    pub fn crypto_erase_days(&self) -> i32 {
+        self.crypto_erase_days.unwrap_or(DEFAULT_CRYPTO_ERASE_DAYS)
+    }
 }
 
 /// Who destroys an S3 location's data.
@@ -279,6 +299,36 @@ impl Manifest {
                 {
                     return bad(format!(
                         "location {} ({}): method = \"lifecycle\" empties the whole folder; it takes no match = \"hash\", include or exclude",
+                        i + 1,
+                        l.uri
+                    ));
+                }
+            }
+            if l.crypto_erase && !l.uri.starts_with("s3://") {
+                return bad(format!(
+                    "location {} ({}): crypto_erase destroys KMS keys of S3 objects; it is for s3:// locations",
+                    i + 1,
+                    l.uri
+                ));
+            }
+            if l.crypto_erase && l.method == Method::Lifecycle {
+                return bad(format!(
+                    "location {} ({}): crypto_erase needs every version's key, which method = \"lifecycle\" does not read; use the purge method",
+                    i + 1,
+                    l.uri
+                ));
+            }
+            if let Some(d) = l.crypto_erase_days {
+                if !l.crypto_erase {
+                    return bad(format!(
+                        "location {} ({}): crypto_erase_days without crypto_erase = true",
+                        i + 1,
+                        l.uri
+                    ));
+                }
+                if !CRYPTO_ERASE_DAYS.contains(&d) {
+                    return bad(format!(
+                        "location {} ({}): crypto_erase_days = {d}: KMS waits 7 to 30 days before it deletes a key",
                         i + 1,
                         l.uri
                     ));

@@ -211,6 +211,35 @@ pub struct S3Location {
     /// The endpoint trace used; execute uses the same one.
     pub endpoint: Endpoint,
     pub facts: BucketFacts,
+    /// With `crypto_erase`: every KMS key that encrypts a planned version,
+    /// what trace learnt of it and whether decom may destroy it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kms_keys: Vec<KmsKeyFacts>,
+}
+
+/// A KMS key that encrypts planned versions, as trace found it. Only a
+/// key with `erase` becomes a `kms-key` artifact; `reason` says why (not).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KmsKeyFacts {
+    pub key_arn: String,
+    /// How the planned versions name it (ARN, key id or alias).
+    pub named_as: Vec<String>,
+    /// "CUSTOMER" or "AWS" (DescribeKey's KeyManager).
+    pub key_manager: String,
+    pub key_state: String,
+    pub multi_region: bool,
+    pub aliases: Vec<String>,
+    pub tags: Vec<String>,
+    pub grants: u64,
+    /// Planned versions it encrypts.
+    pub versions: u64,
+    /// Object versions in the bucket, outside the plan, that it encrypts.
+    pub used_outside: u64,
+    /// Whether the bucket encrypts new objects with it by default.
+    pub bucket_default: bool,
+    pub erase: bool,
+    pub reason: String,
 }
 
 /// Bucket-level facts that bear on residual risk.
@@ -311,6 +340,7 @@ pub enum ArtifactKind {
     S3DeleteMarker,
     S3Upload,
     S3Lifecycle,
+    KmsKey,
 }
 
 impl ArtifactKind {
@@ -323,6 +353,7 @@ impl ArtifactKind {
             ArtifactKind::S3DeleteMarker => "s3-delete-marker",
             ArtifactKind::S3Upload => "s3-upload",
             ArtifactKind::S3Lifecycle => "s3-lifecycle",
+            ArtifactKind::KmsKey => "kms-key",
         }
     }
 
@@ -359,6 +390,20 @@ pub enum Item {
     S3Upload(S3Upload),
     /// A folder emptied by S3 Lifecycle rules that execute installs.
     S3Lifecycle(S3Lifecycle),
+    /// A customer-managed KMS key destroyed after the purge (cryptographic
+    /// erase): pending until KMS has deleted it.
+    KmsKey(KmsKey),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KmsKey {
+    pub key_arn: String,
+    /// The approved waiting period (ScheduleKeyDeletion), 7 to 30 days.
+    pub window_days: i32,
+    /// Planned versions it encrypts (their replicas and backups under the
+    /// same key are covered by the erase too).
+    pub versions: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -477,6 +522,9 @@ pub struct Totals {
     /// Folders delegated to S3 Lifecycle (absent when none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub s3_lifecycle: u64,
+    /// KMS keys destroyed by cryptographic erase (absent when none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kms_keys: u64,
     pub bytes: u64,
 }
 
@@ -587,6 +635,7 @@ impl Item {
                 format!("s3://{}/{}?uploadId={}", u.bucket, u.key, u.upload_id).into()
             }
             Item::S3Lifecycle(l) => format!("s3://{}/{} (S3 Lifecycle)", l.bucket, l.prefix).into(),
+            Item::KmsKey(k) => format!("kms:{}", k.key_arn).into(),
         }
     }
     /// The local path, for local artifacts.
@@ -625,6 +674,7 @@ impl Item {
             Item::S3DeleteMarker(_) => ArtifactKind::S3DeleteMarker,
             Item::S3Upload(_) => ArtifactKind::S3Upload,
             Item::S3Lifecycle(_) => ArtifactKind::S3Lifecycle,
+            Item::KmsKey(_) => ArtifactKind::KmsKey,
         }
     }
     pub fn size(&self) -> u64 {
@@ -662,6 +712,7 @@ impl Totals {
             Item::S3DeleteMarker(_) => self.s3_delete_markers += 1,
             Item::S3Upload(_) => self.s3_uploads += 1,
             Item::S3Lifecycle(_) => self.s3_lifecycle += 1,
+            Item::KmsKey(_) => self.kms_keys += 1,
         }
     }
 }
@@ -751,6 +802,23 @@ impl Plan {
                         return bad(format!(
                             "artifact {} {path:?} is on device {dev} but its location is on device {} and may not cross filesystems",
                             a.id, root.device
+                        ));
+                    }
+                }
+                (Store::S3(s), _, None) if matches!(a.item, Item::KmsKey(_)) => {
+                    let Item::KmsKey(k) = &a.item else {
+                        unreachable!()
+                    };
+                    if !s.kms_keys.iter().any(|f| f.erase && f.key_arn == k.key_arn) {
+                        return bad(format!(
+                            "artifact {} destroys KMS key {}, which its location does not name as erasable",
+                            a.id, k.key_arn
+                        ));
+                    }
+                    if !crate::manifest::CRYPTO_ERASE_DAYS.contains(&k.window_days) {
+                        return bad(format!(
+                            "artifact {}: a KMS deletion window of {} days (7 to 30)",
+                            a.id, k.window_days
                         ));
                     }
                 }

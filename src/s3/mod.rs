@@ -9,6 +9,7 @@
 //! throttling, 5xx, timeouts and connection resets are the SDK's standard
 //! retry strategy, configured once in [`S3::connect`].
 
+pub mod kms;
 pub mod lifecycle;
 
 use crate::error::{Error, Result};
@@ -143,6 +144,8 @@ pub struct Endpoint {
 pub struct S3 {
     rt: tokio::runtime::Runtime,
     client: Client,
+    /// KMS at the same endpoint, with the same credentials and region.
+    kms: aws_sdk_kms::Client,
     pub endpoint: Endpoint,
     pub concurrency: usize,
     /// Set once a listing found that the store implements no versions.
@@ -406,9 +409,19 @@ impl S3 {
         // environment configured another one for the SDK.
         b.set_endpoint_url(endpoint_url.clone());
         let client = Client::from_conf(b.build());
+        let mut k = aws_sdk_kms::config::Builder::from(&sdk)
+            .region(aws_config::Region::new(region.clone()))
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(MAX_ATTEMPTS)
+                    .with_initial_backoff(Duration::from_millis(50)),
+            );
+        k.set_endpoint_url(endpoint_url.clone());
+        let kms = aws_sdk_kms::Client::from_conf(k.build());
         Ok(S3 {
             rt,
             client,
+            kms,
             endpoint: Endpoint {
                 endpoint_url,
                 region,
@@ -428,6 +441,11 @@ impl S3 {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// KMS at the S3 endpoint's address, credentials and region.
+    pub fn kms(&self) -> &aws_sdk_kms::Client {
+        &self.kms
     }
 
     pub fn block_on<F: Future>(&self, f: F) -> F::Output {

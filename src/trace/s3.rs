@@ -320,7 +320,8 @@ pub fn trace_location(
         object_lock: facts.object_lock,
         checksum: loc.match_mode == MatchMode::Hash,
         hash_remote: settings.hash_remote,
-        each: settings.inspect == Some(InspectMode::Each),
+        // Crypto-erase needs each planned version's KMS key.
+        each: settings.inspect == Some(InspectMode::Each) || loc.crypto_erase,
     };
     let inspected = inspect(s3, &loc.uri, bucket, listed.versions, needs, progress);
     let mut sel = select(loc, bucket, criteria, inspected, listed.markers)?;
@@ -345,8 +346,203 @@ pub fn trace_location(
             detail: format!("{} version(s) carry no SHA-256 checksum and were not examined; trace with --hash-remote to stream and hash them", sel.unhashed),
         });
     }
-    let pl = plan_location(index, loc, (bucket, prefix), s3, facts);
-    Ok((pl, sel.items, risks))
+    let mut pl = plan_location(index, loc, (bucket, prefix), s3, facts);
+    let mut items = sel.items;
+    if loc.crypto_erase {
+        let (keys, erase, mut r) = crypto_erase(s3, loc, bucket, &items, progress)?;
+        if let Store::S3(l) = &mut pl.store {
+            l.kms_keys = keys;
+        }
+        items.extend(erase);
+        risks.append(&mut r);
+    }
+    Ok((pl, items, risks))
+}
+
+/// `crypto_erase = true`: every KMS key that encrypts a planned version,
+/// what KMS says of it, and who else uses it (every other object version
+/// in the bucket is HEADed for its key, and the bucket's default
+/// encryption read). Only a customer-managed, single-Region key with no
+/// grant that encrypts nothing outside the plan and is not the bucket's
+/// default becomes a `kms-key` artifact; every other key is a
+/// `crypto-erase-refused` risk with its reason.
+fn crypto_erase(
+    s3: &S3,
+    loc: &Location,
+    bucket: &str,
+    items: &[Item],
+    progress: &dyn Progress,
+) -> Result<(Vec<crate::plan::KmsKeyFacts>, Vec<Item>, Vec<Risk>)> {
+    use crate::plan::{KmsKey, KmsKeyFacts};
+    use crate::s3::kms;
+    use std::collections::{BTreeMap, HashMap};
+    let fail = |m: String| Error::input(format!("{}: crypto_erase: {m}", loc.uri));
+    let mut resolved: HashMap<String, Option<kms::KeyInfo>> = HashMap::new();
+    let mut resolve = |raw: &str| -> Result<Option<kms::KeyInfo>> {
+        if let Some(k) = resolved.get(raw) {
+            return Ok(k.clone());
+        }
+        let k = kms::describe_key(s3, raw).map_err(fail)?;
+        resolved.insert(raw.to_string(), k.clone());
+        Ok(k)
+    };
+    // The planned versions, by the key that encrypts them.
+    let planned: HashSet<(&str, &str)> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::S3Version(v) => Some((v.key.as_str(), v.version_id.as_str())),
+            _ => None,
+        })
+        .collect();
+    let mut by_key: BTreeMap<String, (kms::KeyInfo, Vec<String>, u64)> = BTreeMap::new();
+    let mut not_kms = 0u64;
+    for i in items {
+        let Item::S3Version(v) = i else { continue };
+        let Some(raw) = v.kms_key_id.as_deref() else {
+            not_kms += 1;
+            continue;
+        };
+        let Some(info) = resolve(raw)? else {
+            return Err(fail(format!(
+                "KMS does not know key {raw}, which encrypts {}",
+                i.path()
+            )));
+        };
+        let e = by_key
+            .entry(info.arn.clone())
+            .or_insert_with(|| (info.clone(), Vec::new(), 0));
+        if !e.1.iter().any(|n| n == raw) {
+            e.1.push(raw.to_string());
+        }
+        e.2 += 1;
+    }
+    // Every other version in the bucket: which key encrypts it.
+    let mut outside: Vec<Listed> = Vec::new();
+    s3.list_versions(bucket, &Scope::new(""), |l| {
+        if !l.is_marker && !planned.contains(&(l.key.as_str(), l.version_id.as_str())) {
+            outside.push(l);
+        }
+    })
+    .map_err(|e| fail(e.to_string()))?;
+    progress.start(Phase::Inspect(&loc.uri), outside.len() as u64, 0);
+    let heads = s3.bounded(outside, |l| async move {
+        let d = details(s3, bucket, &l, false).await;
+        progress.item(&format!("s3://{bucket}/{}: its KMS key", l.key));
+        d.map(|d| d.kms_key_id)
+    });
+    progress.finish();
+    let mut used_outside: HashMap<String, u64> = HashMap::new();
+    for h in heads {
+        if let Some(raw) =
+            h.map_err(|m| fail(format!("HEAD of a version outside the plan: {m}")))?
+        {
+            if let Some(info) = resolve(&raw)? {
+                *used_outside.entry(info.arn).or_default() += 1;
+            }
+        }
+    }
+    let default_key = match s3.block_on(s3.client().get_bucket_encryption().bucket(bucket).send()) {
+        Ok(o) => o
+            .server_side_encryption_configuration
+            .map(|c| c.rules)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| r.apply_server_side_encryption_by_default)
+            .find_map(|d| d.kms_master_key_id),
+        Err(e)
+            if not_implemented(&e)
+                || e.code() == Some("ServerSideEncryptionConfigurationNotFoundError") =>
+        {
+            None
+        }
+        Err(e) => return Err(fail(format!("GetBucketEncryption: {}", describe(&e)))),
+    };
+    let default_arn = match default_key {
+        Some(k) => resolve(&k)?.map(|i| i.arn),
+        None => None,
+    };
+    let days = loc.crypto_erase_days();
+    let mut facts = Vec::new();
+    let mut erase = Vec::new();
+    let mut risks = Vec::new();
+    for (arn, (info, named_as, versions)) in by_key {
+        let (aliases, tags, grants) = kms::usage(s3, &info.key_id).map_err(fail)?;
+        let outside = used_outside.get(&arn).copied().unwrap_or(0);
+        let bucket_default = default_arn.as_deref() == Some(arn.as_str());
+        // "alias/aws/…" names are reserved for AWS-managed keys.
+        let aws_managed =
+            info.manager != "CUSTOMER" || aliases.iter().any(|a| a.starts_with("alias/aws/"));
+        let refusal = if aws_managed {
+            Some(format!(
+                "an AWS-managed key ({}): shared by everything in the account that uses it; only a customer-managed key can be destroyed for one model",
+                aliases.first().map(String::as_str).unwrap_or("aws/s3")
+            ))
+        } else if info.state == "PendingDeletion" {
+            Some("already pending deletion, scheduled outside this plan".to_string())
+        } else if info.multi_region {
+            Some(
+                "a multi-Region key: its replicas in other Regions are keys decom does not see"
+                    .to_string(),
+            )
+        } else if outside > 0 {
+            Some(format!(
+                "encrypts {outside} object version(s) in s3://{bucket} outside the plan"
+            ))
+        } else if bucket_default {
+            Some(format!(
+                "the default encryption key of s3://{bucket}: new objects are written under it"
+            ))
+        } else if grants > 0 {
+            Some(format!("{grants} grant(s) let other principals use it"))
+        } else {
+            None
+        };
+        let reason = refusal.clone().unwrap_or_else(|| {
+            format!(
+                "dedicated: customer-managed, single-Region, no grant, not the bucket default, and it encrypts the {versions} planned version(s) and no other version in s3://{bucket}; deleted {days} day(s) after execute"
+            )
+        });
+        if let Some(why) = &refusal {
+            risks.push(Risk {
+                kind: "crypto-erase-refused".into(),
+                subject: arn.clone(),
+                detail: format!(
+                    "not destroyed: {why}; the {versions} version(s) it encrypts are purged (logical sanitization)"
+                ),
+            });
+        } else {
+            erase.push(Item::KmsKey(KmsKey {
+                key_arn: arn.clone(),
+                window_days: days,
+                versions,
+            }));
+        }
+        facts.push(KmsKeyFacts {
+            key_arn: arn,
+            named_as,
+            key_manager: info.manager,
+            key_state: info.state,
+            multi_region: info.multi_region,
+            aliases,
+            tags,
+            grants,
+            versions,
+            used_outside: outside,
+            bucket_default,
+            erase: refusal.is_none(),
+            reason,
+        });
+    }
+    if not_kms > 0 {
+        risks.push(Risk {
+            kind: "crypto-erase-refused".into(),
+            subject: loc.uri.clone(),
+            detail: format!(
+                "{not_kms} planned version(s) are not encrypted with a KMS key (SSE-S3 or none): no key to destroy; they are purged (logical sanitization)"
+            ),
+        });
+    }
+    Ok((facts, erase, risks))
 }
 
 /// The plan's record of an S3 location: where it is, the rule of what it
@@ -369,6 +565,7 @@ fn plan_location(
             covers: Some(Scope::new(prefix).rule()),
             endpoint: s3.endpoint.clone(),
             facts,
+            kms_keys: Vec::new(),
         }),
     }
 }

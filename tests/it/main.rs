@@ -8,6 +8,7 @@ mod cli;
 mod common;
 mod compat;
 mod crashes;
+mod crypto_erase;
 mod evidence;
 mod extents;
 mod faults;
