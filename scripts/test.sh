@@ -18,6 +18,8 @@ for t in pdfinfo pdftotext pdfdetach pdftoppm; do command -v $t >/dev/null || ne
 command -v mkfs.btrfs >/dev/null || need_apt+=(btrfs-progs)
 command -v mkfs.xfs >/dev/null || need_apt+=(xfsprogs)
 command -v filefrag >/dev/null || need_apt+=(e2fsprogs)
+# LUKS2 volumes on loop devices for the cryptographic-erase tests.
+command -v cryptsetup >/dev/null || need_apt+=(cryptsetup-bin)
 # A one-node Slurm cluster for the fleet recipe's srun test.
 command -v slurmctld >/dev/null || need_apt+=(slurm-wlm)
 command -v munged >/dev/null || need_apt+=(munge)

@@ -406,6 +406,29 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
                     "DeleteObjects by version id".to_string(),
                 ),
             },
+            Item::LuksKeyslots(l) => (
+                l.size,
+                None,
+                None,
+                if outcome == Outcome::Disposed {
+                    Sanitization {
+                        category: Category::CryptoErase,
+                        reason: format!(
+                            "cryptographic erase: every keyslot of LUKS2 volume {} on {} destroyed (cryptsetup luksErase); the volume key is gone from the device, so its {} byte(s) cannot be decrypted",
+                            l.uuid, l.device, l.size
+                        ),
+                    }
+                } else {
+                    Sanitization {
+                        category: Category::Logical,
+                        reason: "not erased: the volume's keyslots remain".into(),
+                    }
+                },
+                format!(
+                    "cryptsetup luksErase (all keyslots: {})",
+                    l.keyslots.join(", ")
+                ),
+            ),
             Item::KmsKey(k) => (
                 0,
                 None,

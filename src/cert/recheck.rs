@@ -117,8 +117,28 @@ pub fn recheck(
     for pl in &plan.locations {
         let loc = plan.manifest_location(pl);
         let n = pl.index;
+        if let Store::Luks(v) = &pl.store {
+            // An erased volume must still have no keyslot (if it is there).
+            let dev = std::path::Path::new(&v.device);
+            if gone
+                .iter()
+                .any(|i| matches!(i, Item::LuksKeyslots(l) if l.uuid == v.uuid))
+                && crate::localfs::luks::block_device(dev).is_ok()
+                && let Ok((uuid, slots)) = crate::localfs::luks::header(dev)
+                && uuid == v.uuid
+                && !slots.is_empty()
+            {
+                found_again.push(format!(
+                    "{}: the erased LUKS volume {uuid} has keyslot(s) again: {}",
+                    pl.uri,
+                    slots.join(", ")
+                ));
+            }
+            continue;
+        }
         let target = match &pl.store {
             Store::Local(l) => Target::Local(l.root.clone().into()),
+            Store::Luks(_) => unreachable!("handled above"),
             Store::S3(s) => Target::S3 {
                 bucket: s.bucket.clone(),
                 prefix: s.prefix.clone(),
@@ -138,6 +158,7 @@ pub fn recheck(
                     .map(crate::trace::local::Found::into_item)
                     .collect()
             }
+            Target::Luks(_) => unreachable!("handled above"),
             Target::S3 { bucket, prefix } => {
                 if client.is_none() {
                     client = Some(crate::s3::S3::connect(&settings)?);

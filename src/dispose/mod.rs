@@ -15,6 +15,7 @@
 pub mod kms;
 pub mod lifecycle;
 pub mod local;
+pub mod luks;
 pub mod overwrite;
 pub mod s3;
 
@@ -25,7 +26,7 @@ use crate::journal::{self, Event, Faults, Journal, Outcome};
 use crate::localfs::Anchor;
 use crate::manifest::Person;
 use crate::plan::{Approved, Artifact};
-use crate::plan::{Item, Plan};
+use crate::plan::{Item, Plan, Store};
 use crate::profile::Profile;
 use crate::progress::{Phase, Progress};
 use std::collections::{BTreeMap, HashMap};
@@ -114,6 +115,19 @@ pub fn s3_run(plan: &Plan, flag: Option<usize>) -> Result<S3Run> {
 /// any other error once the journal is open is [`Error::AfterDestruction`].
 pub fn execute(req: Request<'_>) -> Result<Certificate> {
     lifecycle::preflight(req.approved.plan(), req.s3.concurrency)?;
+    // A LUKS volume already erased (on resume) needs no check.
+    let erased: std::collections::HashSet<u32> = journal::read(req.files.journal())
+        .map(|records| {
+            records
+                .iter()
+                .filter_map(|r| match &r.event {
+                    Event::LuksErased { id, .. } => Some(*id),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    luks::preflight(req.approved.plan(), |id| erased.contains(&id))?;
     let (journal, records) = Journal::open(
         req.files.journal(),
         req.approved.sha256(),
@@ -213,6 +227,20 @@ fn run(req: &Request<'_>, journal: Journal, records: Vec<journal::Record>) -> Re
         local.dispose(a)?;
     }
     req.progress.finish();
+
+    // LUKS volumes: cryptographic erase of each whole volume.
+    for a in &plan.artifacts {
+        let Item::LuksKeyslots(l) = &a.item else {
+            continue;
+        };
+        let Store::Luks(v) = &plan.location(a.location).store else {
+            continue;
+        };
+        let st = state.get(&a.id).cloned().unwrap_or_default();
+        if st.outcome.is_none() {
+            luks::volume(&ctx, a, v, l, &st)?;
+        }
+    }
 
     // S3 locations, each against the endpoint recorded in the plan.
     for loc in &plan.locations {

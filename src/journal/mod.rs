@@ -153,6 +153,14 @@ pub enum Event {
         id: u32,
         key_arn: String,
     },
+    /// A LUKS2 volume's keyslots were destroyed and its header read back
+    /// without any.
+    LuksErased {
+        id: u32,
+        device: String,
+        uuid: String,
+        keyslots: Vec<String>,
+    },
 }
 
 /// The absence proof of one S3 location in one run.
@@ -558,7 +566,8 @@ pub fn replay(records: &[Record]) -> BTreeMap<u32, ArtifactState> {
             | Event::LifecycleInstalled { .. }
             | Event::LifecycleRemoved { .. }
             | Event::KmsDeletionScheduled { .. }
-            | Event::KmsKeyGone { .. } => {}
+            | Event::KmsKeyGone { .. }
+            | Event::LuksErased { .. } => {}
         }
     }
     m

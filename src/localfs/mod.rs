@@ -12,6 +12,7 @@
 //! This module knows nothing of plans or profiles: it is the seam between
 //! decom and the kernel for local storage.
 
+pub mod luks;
 pub mod media;
 
 use crate::error::{Error, Result};

@@ -232,6 +232,8 @@ pub enum Target {
     Local(PathBuf),
     /// An S3 bucket and key prefix.
     S3 { bucket: String, prefix: String },
+    /// A LUKS2 volume on a block device, erased whole by destroying its keyslots.
+    Luks(PathBuf),
 }
 
 /// A manifest ready to act on: locations resolved, components merged.
@@ -428,7 +430,7 @@ impl Manifest {
         for k in &self.keep {
             match resolve_uri(&k.uri, base)? {
                 Target::Local(p) => keep.push(p),
-                Target::S3 { .. } => {
+                Target::S3 { .. } | Target::Luks(_) => {
                     return Err(Error::input(format!(
                         "[[keep]] {}: only local folders can be kept this way",
                         k.uri
@@ -493,9 +495,18 @@ pub fn resolve_uri(uri: &str, base: &Path) -> Result<Target> {
     } else if uri.starts_with("s3://") {
         let (bucket, prefix) = crate::s3::parse_uri(uri)?;
         return Ok(Target::S3 { bucket, prefix });
+    } else if let Some(dev) = uri.strip_prefix("luks://") {
+        if !dev.starts_with("/dev/") || crate::plan::check_normalised(dev).is_err() {
+            return bad(
+                "luks:// URIs name a block device by its normalised path (luks:///dev/sdb)",
+            );
+        }
+        crate::localfs::luks::block_device(Path::new(dev))
+            .map_err(|m| Error::input(format!("location {uri:?}: {m}")))?;
+        return Ok(Target::Luks(PathBuf::from(dev)));
     } else if let Some((scheme, _)) = uri.split_once("://") {
         return bad(&format!(
-            "unsupported scheme {scheme:?} (use a path, file:// or s3:// URI)"
+            "unsupported scheme {scheme:?} (use a path, file://, s3:// or luks:// URI)"
         ));
     } else {
         uri

@@ -33,7 +33,7 @@ impl Part {
     /// Whether a run of this part covers the location.
     pub fn covers(&self, l: &PlanLocation) -> bool {
         match &l.store {
-            Store::Local(_) => l.host.as_deref() == Some(self.host.as_str()),
+            Store::Local(_) | Store::Luks(_) => l.host.as_deref() == Some(self.host.as_str()),
             Store::S3(_) => self.s3,
         }
     }
@@ -85,7 +85,12 @@ pub(super) fn check_locations(plan: &Plan) -> Result<(), String> {
             ));
         };
         let s3 = matches!(loc.store, Store::S3(_));
-        if s3 != m.uri.starts_with("s3://") || loc.match_mode != m.match_mode {
+        let kind_matches = match &loc.store {
+            Store::S3(_) => m.uri.starts_with("s3://"),
+            Store::Luks(_) => m.uri.starts_with("luks://"),
+            Store::Local(_) => !m.uri.starts_with("s3://") && !m.uri.starts_with("luks://"),
+        };
+        if !kind_matches || loc.match_mode != m.match_mode {
             return Err(format!("location {n} does not match its manifest"));
         }
         if s3 && loc.host.is_some() {
@@ -189,7 +194,7 @@ impl<A> Plan<A> {
         let mut seen: HashSet<&str> = HashSet::new();
         let mut out: Vec<&str> = Vec::new();
         for l in &self.locations {
-            if let (Store::Local(_), Some(h)) = (&l.store, l.host.as_deref())
+            if let (Store::Local(_) | Store::Luks(_), Some(h)) = (&l.store, l.host.as_deref())
                 && seen.insert(h)
             {
                 out.push(h);
@@ -214,7 +219,7 @@ impl Plan {
             .filter(|l| part.covers(l))
             .cloned()
             .collect();
-        let local = locations.iter().any(|l| l.local().is_some());
+        let local = locations.iter().any(|l| l.s3().is_none());
         if !(local || part.s3 && self.has_s3()) {
             return Err(Error::refused(format!(
                 "the plan has no locations for host {:?} (its hosts: {}){}",
@@ -438,7 +443,7 @@ pub fn merge(parts: &[PathBuf], out: &Path) -> Result<Merged> {
         for loc in &plan.locations {
             let new = locations.len() as u32 + 1;
             match &loc.store {
-                Store::Local(_) => {
+                Store::Local(_) | Store::Luks(_) => {
                     mine.locations.push(new);
                     map.insert(loc.index, Some(new));
                     let mut l = loc.clone();

@@ -186,6 +186,19 @@ pub struct PlanLocation {
 pub enum Store {
     Local(LocalRoot),
     S3(S3Location),
+    /// A LUKS2 volume, disposed of by cryptographic erase.
+    Luks(LuksVolume),
+}
+
+/// A LUKS2 volume as trace found it; execute re-identifies it by device
+/// number and UUID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LuksVolume {
+    pub device: String,
+    pub rdev: u64,
+    pub uuid: String,
+    pub size: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -303,13 +316,13 @@ impl PlanLocation {
     pub fn local(&self) -> Option<&LocalRoot> {
         match &self.store {
             Store::Local(l) => Some(l),
-            Store::S3(_) => None,
+            _ => None,
         }
     }
     pub fn s3(&self) -> Option<&S3Location> {
         match &self.store {
             Store::S3(s) => Some(s),
-            Store::Local(_) => None,
+            _ => None,
         }
     }
     /// Filesystem or store, for people.
@@ -325,6 +338,7 @@ impl PlanLocation {
                 }
             ),
             Store::S3(s) => format!("S3 bucket {} (versioning {})", s.bucket, s.facts.versioning),
+            Store::Luks(v) => format!("LUKS2 volume {} on block device {}", v.uuid, v.device),
         }
     }
 }
@@ -341,6 +355,7 @@ pub enum ArtifactKind {
     S3Upload,
     S3Lifecycle,
     KmsKey,
+    LuksVolume,
 }
 
 impl ArtifactKind {
@@ -354,6 +369,7 @@ impl ArtifactKind {
             ArtifactKind::S3Upload => "s3-upload",
             ArtifactKind::S3Lifecycle => "s3-lifecycle",
             ArtifactKind::KmsKey => "kms-key",
+            ArtifactKind::LuksVolume => "luks-volume",
         }
     }
 
@@ -361,7 +377,10 @@ impl ArtifactKind {
     pub fn holds_data(self) -> bool {
         matches!(
             self,
-            ArtifactKind::File | ArtifactKind::S3Version | ArtifactKind::S3Lifecycle
+            ArtifactKind::File
+                | ArtifactKind::S3Version
+                | ArtifactKind::S3Lifecycle
+                | ArtifactKind::LuksVolume
         )
     }
 }
@@ -393,6 +412,20 @@ pub enum Item {
     /// A customer-managed KMS key destroyed after the purge (cryptographic
     /// erase): pending until KMS has deleted it.
     KmsKey(KmsKey),
+    /// Every keyslot of a LUKS2 volume (cryptographic erase of the volume).
+    #[serde(rename = "luks-volume")]
+    LuksKeyslots(LuksKeyslots),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LuksKeyslots {
+    pub device: String,
+    pub uuid: String,
+    /// The keyslots in use at trace ("0" to "31").
+    pub keyslots: Vec<String>,
+    /// The volume's bytes, unreadable once no keyslot is left.
+    pub size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -525,6 +558,9 @@ pub struct Totals {
     /// KMS keys destroyed by cryptographic erase (absent when none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub kms_keys: u64,
+    /// LUKS2 volumes erased whole (absent when none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub luks_volumes: u64,
     pub bytes: u64,
 }
 
@@ -636,6 +672,7 @@ impl Item {
             }
             Item::S3Lifecycle(l) => format!("s3://{}/{} (S3 Lifecycle)", l.bucket, l.prefix).into(),
             Item::KmsKey(k) => format!("kms:{}", k.key_arn).into(),
+            Item::LuksKeyslots(l) => format!("luks://{} (UUID {})", l.device, l.uuid).into(),
         }
     }
     /// The local path, for local artifacts.
@@ -675,6 +712,7 @@ impl Item {
             Item::S3Upload(_) => ArtifactKind::S3Upload,
             Item::S3Lifecycle(_) => ArtifactKind::S3Lifecycle,
             Item::KmsKey(_) => ArtifactKind::KmsKey,
+            Item::LuksKeyslots(_) => ArtifactKind::LuksVolume,
         }
     }
     pub fn size(&self) -> u64 {
@@ -683,6 +721,7 @@ impl Item {
             Item::S3Version(v) => v.size,
             Item::S3Upload(u) => u.bytes,
             Item::S3Lifecycle(l) => l.bytes,
+            Item::LuksKeyslots(l) => l.size,
             _ => 0,
         }
     }
@@ -713,6 +752,7 @@ impl Totals {
             Item::S3Upload(_) => self.s3_uploads += 1,
             Item::S3Lifecycle(_) => self.s3_lifecycle += 1,
             Item::KmsKey(_) => self.kms_keys += 1,
+            Item::LuksKeyslots(_) => self.luks_volumes += 1,
         }
     }
 }
@@ -750,6 +790,14 @@ impl Plan {
                     }
                     if l.root == "/" {
                         return bad("a location root is \"/\"".into());
+                    }
+                }
+                Store::Luks(v) => {
+                    if loc.uri.strip_prefix("luks://") != Some(v.device.as_str())
+                        || !v.device.starts_with("/dev/")
+                        || check_normalised(&v.device).is_err()
+                    {
+                        return bad(format!("location {} does not match its URI", i + 1));
                     }
                 }
                 Store::S3(s) => {
@@ -805,6 +853,15 @@ impl Plan {
                         ));
                     }
                 }
+                (Store::Luks(v), _, _) => match &a.item {
+                    Item::LuksKeyslots(l) if l.device == v.device && l.uuid == v.uuid => {}
+                    _ => {
+                        return bad(format!(
+                            "artifact {} is not the LUKS volume of its location",
+                            a.id
+                        ));
+                    }
+                },
                 (Store::S3(s), _, None) if matches!(a.item, Item::KmsKey(_)) => {
                     let Item::KmsKey(k) = &a.item else {
                         unreachable!()

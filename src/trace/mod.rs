@@ -117,6 +117,11 @@ pub fn trace(
                 let c = client.as_ref().expect("connected above");
                 s3::trace_location(n, loc, (bucket, prefix), &criteria, c, &settings, progress)?
             }
+            Target::Luks(dev) => {
+                let (mut pl, items, r) = luks_location(n, loc, dev)?;
+                pl.host = Some(host.to_string());
+                (pl, items, r)
+            }
         };
         locations.push(pl);
         risks.append(&mut r);
@@ -202,4 +207,54 @@ pub fn trace(
         totals: Totals::of(&artifacts),
         artifacts,
     })
+}
+
+/// A `luks://` location: the whole LUKS2 volume, one artifact (its
+/// keyslots), disposed of by cryptographic erase. Refused when the device
+/// is in use (mounted, mapped, claimed) or holds no LUKS2 volume.
+fn luks_location(
+    index: u32,
+    loc: &crate::manifest::Location,
+    dev: &std::path::Path,
+) -> Result<(crate::plan::PlanLocation, Vec<crate::plan::Item>, Vec<Risk>)> {
+    use crate::plan::{Item, LuksKeyslots, LuksVolume, PlanLocation, Store};
+    let v = crate::localfs::luks::inspect(dev)
+        .map_err(|m| crate::error::Error::input(format!("location {}: {m}", loc.uri)))?;
+    if loc.match_mode == crate::manifest::MatchMode::Hash
+        || !loc.include.is_empty()
+        || !loc.exclude.is_empty()
+    {
+        return Err(crate::error::Error::input(format!(
+            "location {}: a LUKS volume is erased whole; it takes no match = \"hash\", include or exclude",
+            loc.uri
+        )));
+    }
+    let device = dev.display().to_string();
+    let risks = vec![Risk {
+        kind: "luks-header-backup".into(),
+        subject: loc.uri.clone(),
+        detail: format!(
+            "luksErase destroys the {} keyslot(s) on the device; a LUKS header backup (cryptsetup luksHeaderBackup) or an image of the volume made earlier still opens it with an old passphrase: find and destroy those too",
+            v.keyslots.len()
+        ),
+    }];
+    let pl = PlanLocation {
+        index,
+        uri: loc.uri.clone(),
+        host: None,
+        match_mode: loc.match_mode,
+        store: Store::Luks(LuksVolume {
+            device: device.clone(),
+            rdev: v.rdev,
+            uuid: v.uuid.clone(),
+            size: v.size,
+        }),
+    };
+    let item = Item::LuksKeyslots(LuksKeyslots {
+        device,
+        uuid: v.uuid,
+        keyslots: v.keyslots,
+        size: v.size,
+    });
+    Ok((pl, vec![item], risks))
 }

@@ -16,6 +16,7 @@ mod fleet;
 mod garage;
 mod honesty;
 mod lifecycle;
+mod luks;
 mod overwrite;
 mod s3;
 mod s3_lifecycle;
