@@ -434,9 +434,25 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
                 None,
                 None,
                 if outcome == Outcome::Disposed {
+                    let replicas = plan
+                        .location(a.location)
+                        .s3()
+                        .map(|l| l.facts.replication_rules.clone())
+                        .unwrap_or_default();
                     Sanitization {
                         category: Category::CryptoErase,
-                        reason: "cryptographic erase: KMS reports the key deleted".into(),
+                        reason: format!(
+                            "cryptographic erase: KMS reports the key deleted; every copy encrypted under it is unreadable: the {} purged version(s), their backups{}",
+                            k.versions,
+                            if replicas.is_empty() {
+                                String::new()
+                            } else {
+                                format!(
+                                    ", and replicas made under this key by replication rule(s) {}",
+                                    replicas.join(", ")
+                                )
+                            }
+                        ),
                     }
                 } else {
                     Sanitization {

@@ -102,6 +102,13 @@ fn dedicated_key_pending_then_purged_once_the_test_deletes_its_stack() {
     let k = &artifacts_of_kind(&c, "kms-key")[0];
     assert_eq!(k["outcome"], "disposed");
     assert_eq!(k["sanitization"]["category"], "crypto-erase");
+    assert!(
+        k["sanitization"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the 3 purged version(s), their backups"),
+        "{k}"
+    );
     for v in artifacts_of_kind(&c, "s3-version") {
         assert_eq!(v["sanitization"]["category"], "crypto-erase", "{v}");
         assert!(v["sanitization"]["reason"].as_str().unwrap().contains(&arn));
