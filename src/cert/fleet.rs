@@ -442,23 +442,7 @@ pub fn collect(inp: CollectInputs<'_>) -> Result<Certificate> {
         hosts,
     };
     let now = crate::util::now_rfc3339();
-    let custodian = Party {
-        principal: inp
-            .plan
-            .approvals
-            .iter()
-            .map(|p| p.principal.clone())
-            .collect::<Vec<_>>()
-            .join(", "),
-        key_fingerprint: inp
-            .plan
-            .approvals
-            .iter()
-            .map(|p| p.key_fingerprint.clone())
-            .collect::<Vec<_>>()
-            .join(", "),
-        details: plan.manifest.custodian.clone().unwrap_or_default(),
-    };
+    let custodian = Party::custodians(&inp.plan.approvals, plan.manifest.custodian.as_ref());
     let mut nist = nist.unwrap_or_else(|| super::nist_fields(plan, &[], &inp.operator, &custodian));
     if !methods.is_empty() {
         nist.method_type = methods.join("; ");

@@ -113,6 +113,17 @@ impl Party {
         }
     }
 
+    /// The custodians who approved the plan, as one party (principals and
+    /// keys joined with ", "), with the manifest's details of the custodian.
+    pub fn custodians(approvals: &[Signer], details: Option<&Person>) -> Party {
+        let join = |f: fn(&Signer) -> &str| approvals.iter().map(f).collect::<Vec<_>>().join(", ");
+        Party {
+            principal: join(|s| &s.principal),
+            key_fingerprint: join(|s| &s.key_fingerprint),
+            details: details.cloned().unwrap_or_default(),
+        }
+    }
+
     /// The principal and key, without the person's details.
     pub fn signer(&self) -> Signer {
         Signer {
@@ -596,21 +607,8 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
         })
         .collect();
     let status = status_of(&artifacts);
-    let custodian = Party {
-        principal: inp
-            .approvals
-            .iter()
-            .map(|p| p.principal.clone())
-            .collect::<Vec<_>>()
-            .join(", "),
-        key_fingerprint: inp
-            .approvals
-            .iter()
-            .map(|p| p.key_fingerprint.clone())
-            .collect::<Vec<_>>()
-            .join(", "),
-        details: plan.manifest.custodian.clone().unwrap_or_default(),
-    };
+    let approvers: Vec<crate::sign::Signer> = inp.approvals.iter().map(Party::signer).collect();
+    let custodian = Party::custodians(&approvers, plan.manifest.custodian.as_ref());
     let mut operator = inp.operator;
     if is_empty_person(&operator.details) {
         operator.details = plan.manifest.operator.clone().unwrap_or_default();

@@ -146,25 +146,17 @@ impl SignedPlan {
         let approval = sign::verify_file(plan_path, &bytes, signers, Role::Custodian, None, at)
             .map_err(|m| Error::refused(format!("the plan is not approved: {m}")))?;
         let plan = Plan::parse(&bytes, &plan_path.display().to_string())?;
-        let operator = sign::check_allowed(
-            signers,
+        let sha256 = crate::hash::sha256_hex(&bytes);
+        SignedPlan::with_operator(
+            plan_path,
+            plan,
+            sha256,
+            approval,
             operator_key,
             operator_principal,
-            Role::Operator,
+            signers,
             at,
-        )?;
-        let approvals = vec![approval];
-        sign::two_person(&operator, &approvals).map_err(Error::refused)?;
-        Ok(SignedPlan {
-            plan,
-            sha256: crate::hash::sha256_hex(&bytes),
-            file_name: plan_path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            approvals,
-            operator,
-        })
+        )
     }
 }
 
@@ -208,6 +200,32 @@ impl SignedPlan<super::ArtifactIds> {
                 super::PLAN_SCHEMA
             )));
         }
+        SignedPlan::with_operator(
+            plan_path,
+            plan,
+            sha256,
+            approval,
+            operator_key,
+            operator_principal,
+            signers,
+            at,
+        )
+    }
+}
+
+impl<A> SignedPlan<A> {
+    /// Steps 3 and 4: the operator's key and role, and the two-person rule.
+    #[allow(clippy::too_many_arguments)]
+    fn with_operator(
+        plan_path: &Path,
+        plan: Plan<A>,
+        sha256: String,
+        approval: Signer,
+        operator_key: &SigningKey,
+        operator_principal: &str,
+        signers: &AllowedSigners,
+        at: i64,
+    ) -> Result<Self> {
         let operator = sign::check_allowed(
             signers,
             operator_key,

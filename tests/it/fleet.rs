@@ -135,8 +135,12 @@ impl Fleet {
     }
 
     pub fn execute(&self, h: &str, more: &[&str]) -> Run {
-        let a = Self::execute_args(h, more);
-        self.on(h, &a.iter().map(String::as_str).collect::<Vec<_>>())
+        self.run_as(h, &Self::execute_args(h, more))
+    }
+
+    /// `decom ARGS` as host `h`, with owned arguments.
+    pub fn run_as(&self, h: &str, args: &[String]) -> Run {
+        self.on(h, &args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
     pub fn collect(&self, plan: &str, parts: &[&str]) -> Run {
@@ -514,32 +518,17 @@ fn execute_on_the_wrong_host_is_refused_and_touches_nothing() {
         .map(|h| f.env().snapshot(&f.host_dir(h)))
         .collect();
     // h1 asked to be h2.
-    f.on(
-        "h1",
-        &Fleet::execute_args("h2", &[])
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    )
-    .code(2)
-    .one_line_error("--host h2 is not this machine (its hostname is h1)");
+    f.run_as("h1", &Fleet::execute_args("h2", &[]))
+        .code(2)
+        .one_line_error("--host h2 is not this machine (its hostname is h1)");
     // A host the plan does not have, even when overridden.
-    f.on(
-        "h1",
-        &Fleet::execute_args("h9", &["--override-hostname"])
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    )
-    .code(2)
-    .one_line_error("the plan has no locations for host \"h9\" (its hosts: h1, h2)");
+    f.run_as("h1", &Fleet::execute_args("h9", &["--override-hostname"]))
+        .code(2)
+        .one_line_error("the plan has no locations for host \"h9\" (its hosts: h1, h2)");
     // A host name that would leave the folder.
-    f.on(
+    f.run_as(
         "h1",
-        &Fleet::execute_args("../h1", &["--override-hostname"])
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
+        &Fleet::execute_args("../h1", &["--override-hostname"]),
     )
     .code(2)
     .one_line_error("is not usable");

@@ -52,25 +52,32 @@ impl Volume {
             &format!("{}.key", img.display()),
             b"correct horse battery staple",
         );
+        let v = Volume { device, key };
         if luks {
-            run(
-                "cryptsetup",
-                &[
-                    "luksFormat",
-                    "--batch-mode",
-                    "--type",
-                    "luks2",
-                    "--pbkdf",
-                    "pbkdf2",
-                    "--pbkdf-force-iterations",
-                    "1000",
-                    "--key-file",
-                    key.to_str().unwrap(),
-                    &device,
-                ],
-            );
+            v.format();
         }
-        Volume { device, key }
+        v
+    }
+
+    /// A new LUKS2 volume on the device (fast key derivation for tests).
+    pub fn format(&self) {
+        let key = self.key.to_str().unwrap();
+        run(
+            "cryptsetup",
+            &[
+                "luksFormat",
+                "--batch-mode",
+                "--type",
+                "luks2",
+                "--pbkdf",
+                "pbkdf2",
+                "--pbkdf-force-iterations",
+                "1000",
+                "--key-file",
+                key,
+                &self.device,
+            ],
+        );
     }
 
     pub fn keyslots(&self) -> Vec<String> {
@@ -173,22 +180,7 @@ fn a_volume_in_use_or_swapped_after_approval_is_refused_and_untouched() {
     assert!(!env.path("journal.jsonl").exists());
 
     // Another LUKS volume formatted on the device since approval.
-    run(
-        "cryptsetup",
-        &[
-            "luksFormat",
-            "--batch-mode",
-            "--type",
-            "luks2",
-            "--pbkdf",
-            "pbkdf2",
-            "--pbkdf-force-iterations",
-            "1000",
-            "--key-file",
-            v.key.to_str().unwrap(),
-            &v.device,
-        ],
-    );
+    v.format();
     env.execute().code(2).one_line_error("not the approved");
     assert!(v.opens());
 }
