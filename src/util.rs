@@ -53,12 +53,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, |w| w.write_all(bytes))
 }
 
-/// [`write_atomic`] for output made piece by piece: `fill` writes into a
-/// buffered writer on the temporary file. Returns what `fill` returned.
-pub fn write_atomic_with<T>(
-    path: &Path,
-    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<T>,
-) -> Result<T> {
+/// The folder of `path` and a fresh temporary name in it.
+fn temporary_beside(path: &Path) -> Result<(&Path, std::path::PathBuf)> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -67,6 +63,16 @@ pub fn write_atomic_with<T>(
         .file_name()
         .ok_or_else(|| Error::input(format!("{}: not a file path", path.display())))?;
     let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), random_hex(6)));
+    Ok((dir, tmp))
+}
+
+/// [`write_atomic`] for output made piece by piece: `fill` writes into a
+/// buffered writer on the temporary file. Returns what `fill` returned.
+pub fn write_atomic_with<T>(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<T>,
+) -> Result<T> {
+    let (dir, tmp) = temporary_beside(path)?;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -100,14 +106,7 @@ pub fn write_atomic_with<T>(
 /// [`write_atomic`] without the fsyncs, for many files written together:
 /// the caller makes them durable at once with [`sync_filesystem`].
 pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::input(format!("{}: not a file path", path.display())))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), random_hex(6)));
+    let (_, tmp) = temporary_beside(path)?;
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
