@@ -266,7 +266,8 @@ pub fn cert_lines(c: &Certificate) -> Vec<String> {
             crate::cert::Status::Complete => "COMPLETE",
             crate::cert::Status::Incomplete => "INCOMPLETE",
             crate::cert::Status::NothingFound => "NOTHING FOUND (the plan listed no artifact)",
-            crate::cert::Status::Pending => "PENDING (S3 Lifecycle or a KMS key deletion has not finished)",
+            crate::cert::Status::Pending =>
+                "PENDING (S3 Lifecycle or a KMS key deletion has not finished)",
         }
     ));
     out.push(format!(

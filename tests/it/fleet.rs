@@ -209,6 +209,10 @@ fn three_hosts_one_plan_one_cosigned_fleet_certificate() {
     f.approved();
     let plan = f.env().plan_json();
     assert_eq!(plan["hosts"].as_array().unwrap().len(), 3);
+    // The streamed merge writes exactly the bytes the plan type would.
+    let bytes = std::fs::read(f.env().plan()).unwrap();
+    let parsed = decom::plan::Plan::parse(&bytes, "merged").unwrap();
+    assert_eq!(parsed.to_bytes(), bytes);
     // One local location per host, and the S3 location once.
     assert_eq!(plan["locations"].as_array().unwrap().len(), 4);
     let show = f.run(&["show", "plan.json"]);
