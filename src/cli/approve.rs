@@ -27,6 +27,12 @@ pub struct ApproveArgs {
 
 pub fn run(a: &ApproveArgs, p: &Printer) -> Result<u8> {
     let (plan, bytes) = Plan::load(&a.plan)?;
+    if plan.local_only {
+        return Err(crate::error::Error::refused(format!(
+            "{}: traced with --local-only, this plan leaves the S3 locations out; merge it with the other hosts' plans (decom plan merge) and approve the fleet plan",
+            a.plan.display()
+        )));
+    }
     if plan.artifacts.is_empty() && !a.allow_empty {
         return Err(crate::error::Error::refused(format!(
             "{}: the plan lists no artifact; trace found nothing to dispose of (check the locations and component hashes), or pass --allow-empty to certify that nothing was found",

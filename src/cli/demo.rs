@@ -307,6 +307,7 @@ size = {c_len}
             output: plan.clone(),
             force: false,
             host: None,
+            local_only: false,
             s3: Default::default(),
         },
         p,

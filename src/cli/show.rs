@@ -95,6 +95,9 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
             .collect();
         out.push(format!("  on every host: {}", uris.join(", ")));
     }
+    if plan.local_only {
+        out.push("  ! traced with --local-only: the manifest's S3 locations are left to another host's plan (a part for decom plan merge)".into());
+    }
     out.push("Locations:".into());
     for l in &plan.locations {
         // A fleet plan lists its hosts above, not each host's locations.

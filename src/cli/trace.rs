@@ -21,6 +21,10 @@ pub struct TraceArgs {
     /// plans of several hosts into one fleet plan.
     #[arg(long, value_name = "NAME")]
     pub host: Option<String>,
+    /// Trace only the local locations and leave the S3 ones to one other
+    /// host of the fleet (the plan is then only a part for plan merge).
+    #[arg(long)]
+    pub local_only: bool,
     #[command(flatten)]
     pub s3: super::S3Args,
 }
@@ -65,7 +69,12 @@ pub fn run(a: &TraceArgs, p: &Printer) -> Result<u8> {
         }
     }
     let progress = p.progress();
-    let plan = crate::trace::trace(&resolved, &a.s3.settings(), &host, &progress)?;
+    let plan = crate::trace::trace(
+        &resolved,
+        &a.s3.settings(),
+        (&host, a.local_only),
+        &progress,
+    )?;
     let bytes = plan.to_bytes();
     crate::util::write_atomic(&a.output, &bytes)?;
     let stale = crate::sign::sig_path(&a.output, crate::sign::Role::Custodian);

@@ -74,6 +74,11 @@ impl Approved {
             approvals,
             operator,
         } = SignedPlan::verify(plan_path, signers, operator_key, operator_principal, at)?;
+        if plan.local_only {
+            return Err(Error::refused(
+                "the plan was traced with --local-only (its S3 locations are left out); execute the merged fleet plan",
+            ));
+        }
         let part = choice.part_of(&plan)?;
         let plan = match &part {
             Some(p) => plan.part(p)?,

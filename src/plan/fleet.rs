@@ -111,7 +111,14 @@ pub(super) fn check_locations(plan: &Plan) -> Result<(), String> {
     }
     for m in &plan.manifest.locations {
         if m.uri.starts_with("s3://") {
-            if !seen.contains(&(None, m.uri.as_str())) {
+            let here = seen.contains(&(None, m.uri.as_str()));
+            if plan.local_only && here {
+                return Err(format!(
+                    "it is marked local-only but holds S3 location {}",
+                    m.uri
+                ));
+            }
+            if !here && !plan.local_only {
                 return Err(format!("the manifest's location {} is missing", m.uri));
             }
             continue;
@@ -252,6 +259,7 @@ impl Plan {
             components_not_searched: self.components_not_searched.clone(),
             locations,
             residual_risks: self.residual_risks.clone(),
+            local_only: self.local_only,
             hosts: self
                 .hosts
                 .iter()
@@ -501,6 +509,20 @@ pub fn merge(parts: &[PathBuf], out: &Path) -> Result<Merged> {
     risks.sort_by(|a, b| (&a.kind, &a.subject, &a.detail).cmp(&(&b.kind, &b.subject, &b.detail)));
     risks.dedup();
     let head = head.expect("at least one part");
+    // Parts traced with --local-only leave the S3 locations to another part.
+    for m in head
+        .manifest
+        .locations
+        .iter()
+        .filter(|m| m.uri.starts_with("s3://"))
+    {
+        if !locations.iter().any(|l| l.s3().is_some() && l.uri == m.uri) {
+            return Err(Error::input(format!(
+                "plan merge: no plan traced {} (every part was traced with --local-only); trace one host without it",
+                m.uri
+            )));
+        }
+    }
     let header = Plan {
         created: crate::util::now_rfc3339(),
         tool: super::Tool::this(),
@@ -508,6 +530,7 @@ pub fn merge(parts: &[PathBuf], out: &Path) -> Result<Merged> {
         locations,
         residual_risks: risks,
         hosts: hosts.clone(),
+        local_only: false,
         totals: totals.clone(),
         artifacts: Vec::new(),
         ..head

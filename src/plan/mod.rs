@@ -68,6 +68,11 @@ pub struct Plan<A = Vec<Artifact>> {
     /// in the order of the parts merged. Absent in a one-host plan.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<HostTotals>,
+    /// `trace --local-only`: the manifest's S3 locations were left to
+    /// another host's trace. Such a plan is a part for `plan merge`, never
+    /// approved or executed by itself.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local_only: bool,
     pub totals: Totals,
     pub artifacts: A,
 }

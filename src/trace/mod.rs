@@ -70,10 +70,13 @@ impl<'a> Criteria<'a> {
 /// `host` names the machine whose disks the local locations are on (the
 /// hostname unless `trace --host` says otherwise); a fleet plan tells hosts
 /// apart by it.
+///
+/// `local_only` (`trace --local-only`) leaves the S3 locations to another
+/// host's trace: in a fleet of many hosts, one of them lists the buckets.
 pub fn trace(
     resolved: &Resolved,
     s3_override: &crate::s3::Settings,
-    host: &str,
+    (host, local_only): (&str, bool),
     progress: &dyn Progress,
 ) -> Result<Plan> {
     let mut locations = Vec::new();
@@ -88,14 +91,11 @@ pub fn trace(
         .clone()
         .unwrap_or_default()
         .overlay(s3_override);
-    for (i, (loc, target)) in resolved
-        .manifest
-        .locations
-        .iter()
-        .zip(&resolved.targets)
-        .enumerate()
-    {
-        let n = i as u32 + 1;
+    for (loc, target) in resolved.manifest.locations.iter().zip(&resolved.targets) {
+        if local_only && matches!(target, Target::S3 { .. }) {
+            continue;
+        }
+        let n = locations.len() as u32 + 1;
         let (pl, items, mut r) = match target {
             Target::Local(root) => {
                 let (mut pl, items, r) =
@@ -204,6 +204,7 @@ pub fn trace(
         locations,
         residual_risks: risks,
         hosts: Vec::new(),
+        local_only,
         totals: Totals::of(&artifacts),
         artifacts,
     })

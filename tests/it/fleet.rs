@@ -715,6 +715,7 @@ impl<'a> Ansible<'a> {
         self.playbook(
             "trace.yml",
             &[
+                ("decom_s3_host", "h1".into()),
                 (
                     "decom_manifest",
                     env.path("decom.toml").display().to_string(),
@@ -760,6 +761,18 @@ fn ansible_playbooks_take_three_hosts_to_one_cosigned_fleet_certificate() {
     let f = Fleet::new(&["h1", "h2", "h3"]);
     let a = Ansible::new(&f);
     a.run_fleet(&[]).ok();
+    // Only h1 listed the bucket; h2 and h3 traced with --local-only.
+    for (h, local_only) in [("h1", false), ("h2", true), ("h3", true)] {
+        let p: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(f.env().path(&format!("fleet/plans/plan.{h}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            p["local_only"].as_bool().unwrap_or(false),
+            local_only,
+            "{h}"
+        );
+    }
     let c = f.fleet_json();
     assert_eq!(c["status"], "complete", "{c}");
     assert_eq!(c["fleet"]["coverage"]["reported"], 3);
