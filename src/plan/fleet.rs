@@ -396,7 +396,9 @@ pub fn merge(parts: &[PathBuf], out: &Path) -> Result<Merged> {
     let mut host_of: HashMap<String, PathBuf> = HashMap::new();
     // S3 location → (the part that brought it, digest of what it holds).
     let mut s3_seen: HashMap<(String, String), (PathBuf, String, u32)> = HashMap::new();
-    let mut risks = Vec::new();
+    // Each risk and the hosts whose plans name it.
+    let mut risks: Vec<(super::Risk, Vec<String>)> = Vec::new();
+    let mut risk_at: HashMap<super::Risk, usize> = HashMap::new();
     let mut totals = Totals::default();
     for path in parts {
         let (mut plan, bytes) = Plan::load(path)?;
@@ -492,7 +494,13 @@ pub fn merge(parts: &[PathBuf], out: &Path) -> Result<Merged> {
                 mine.totals.add(&a.item);
             }
         }
-        risks.append(&mut plan.residual_risks);
+        for r in std::mem::take(&mut plan.residual_risks) {
+            let i = *risk_at.entry(r.clone()).or_insert_with(|| {
+                risks.push((r, Vec::new()));
+                risks.len() - 1
+            });
+            risks[i].1.push(host.clone());
+        }
         if !mine.locations.is_empty() {
             hosts.push(mine);
         }
@@ -506,6 +514,20 @@ pub fn merge(parts: &[PathBuf], out: &Path) -> Result<Merged> {
             head = Some(plan);
         }
     }
+    // A risk about a host's disk that not every host reported names the
+    // hosts, for the custodian; S3 and KMS risks (one host may have traced
+    // the buckets alone) and risks every host reported stay as they are.
+    let parts = seen.len();
+    let mut risks: Vec<super::Risk> = risks
+        .into_iter()
+        .map(|(mut r, hosts)| {
+            let remote = r.subject.starts_with("s3://") || r.subject.starts_with("arn:");
+            if hosts.len() < parts && !remote {
+                r.subject = format!("{}: {}", hosts.join(", "), r.subject);
+            }
+            r
+        })
+        .collect();
     risks.sort_by(|a, b| (&a.kind, &a.subject, &a.detail).cmp(&(&b.kind, &b.subject, &b.detail)));
     risks.dedup();
     let head = head.expect("at least one part");

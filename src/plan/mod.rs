@@ -160,7 +160,7 @@ impl std::fmt::Display for MatchedBy {
 }
 
 /// Something an overwrite or purge cannot reach, shown before anything else.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Risk {
     pub kind: String,

@@ -206,9 +206,27 @@ fn ssh_keygen_verify(env: &Env, file: &str, principal: &str, role: &str) {
 #[test]
 fn three_hosts_one_plan_one_cosigned_fleet_certificate() {
     let f = Fleet::new(&["h1", "h2", "h3"]);
+    // Only h2's weights have a second name outside the locations.
+    std::fs::hard_link(
+        f.host_dir("h2").join("weights-h2.bin"),
+        f.env().path("hosts/h2/elsewhere.bin"),
+    )
+    .unwrap();
     f.approved();
     let plan = f.env().plan_json();
     assert_eq!(plan["hosts"].as_array().unwrap().len(), 3);
+    // A risk of one host's disk names that host; the bucket's does not.
+    let risks = f.env().risks("hard-link-outside-locations");
+    assert_eq!(risks.len(), 1, "{risks:?}");
+    assert!(risks[0].0.starts_with("h2: "), "{risks:?}");
+    assert!(
+        f.env()
+            .risks("s3-logical")
+            .iter()
+            .all(|r| r.0.starts_with("s3://")),
+        "{:?}",
+        f.env().risks("s3-logical")
+    );
     // The streamed merge writes exactly the bytes the plan type would.
     let bytes = std::fs::read(f.env().plan()).unwrap();
     let parsed = decom::plan::Plan::parse(&bytes, "merged").unwrap();
