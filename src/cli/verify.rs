@@ -82,7 +82,15 @@ pub fn run(a: &VerifyArgs, p: &Printer) -> Result<u8> {
         let nothing = ev
             .certificate()
             .is_some_and(|c| c.status == crate::cert::Status::NothingFound);
+        let uncosigned_part = ev.certificate().is_some_and(|c| c.part.is_some())
+            && !ev
+                .checks()
+                .iter()
+                .any(|c| c.kind == CheckKind::CustodianCoSignature);
         p.data(match (ok, nothing) {
+            (true, _) if uncosigned_part => {
+                "verified: one host's part, complete and valid (the custodian co-signs the fleet certificate that vouches for it, not the part)"
+            }
             (true, false) => "verified: complete, valid and co-signed",
             (true, true) => "verified: valid and co-signed; NOTHING FOUND, nothing was disposed",
             (false, _) => "NOT verified",

@@ -312,7 +312,13 @@ fn three_hosts_one_plan_one_cosigned_fleet_certificate() {
             ],
         )
     };
-    recheck("h2").ok();
+    let r = recheck("h2");
+    r.ok();
+    assert!(
+        r.stdout.contains("verified: one host's part"),
+        "{}",
+        r.stdout
+    );
     std::fs::write(f.host_dir("h2").join("weights-h2.bin"), b"back").unwrap();
     let r = recheck("h2");
     r.code(1);
