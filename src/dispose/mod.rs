@@ -289,6 +289,15 @@ fn run(req: &Request<'_>, journal: Journal, records: Vec<journal::Record>) -> Re
                     }
                 }
                 // Cryptographic erase, once the versions are purged.
+                let mut recheck = kms::Recheck::new(
+                    plan,
+                    (loc.index, s3loc),
+                    if keys.is_empty() {
+                        Default::default()
+                    } else {
+                        journal::replay(&journal::read(&ctx.journal_path())?)
+                    },
+                );
                 for a in &keys {
                     let Item::KmsKey(k) = &a.item else {
                         unreachable!("partitioned above")
@@ -298,7 +307,7 @@ fn run(req: &Request<'_>, journal: Journal, records: Vec<journal::Record>) -> Re
                         let scheduled = records.iter().any(|r| {
                             matches!(&r.event, Event::KmsDeletionScheduled { id, .. } if *id == a.id)
                         });
-                        kms::key(&ctx, &client, a, k, &st, scheduled)?;
+                        kms::key(&ctx, &client, (a, k), &st, scheduled, &mut recheck)?;
                     }
                 }
             }

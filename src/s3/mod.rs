@@ -249,6 +249,13 @@ pub struct Upload {
 }
 
 /// Whether an error says "not found" (bucket, key, upload, configuration).
+/// The version id to HEAD a listed version by: none for the current null
+/// version (the same object, and some S3-compatible servers, moto among
+/// them, reject `versionId=null` on HEAD).
+pub fn head_version_id(version_id: &str, is_latest: bool) -> Option<String> {
+    (version_id != "null" || !is_latest).then(|| version_id.to_string())
+}
+
 pub fn is_not_found<E: ProvideErrorMetadata>(e: &aws_sdk_s3::error::SdkError<E>) -> bool {
     if let aws_sdk_s3::error::SdkError::ServiceError(s) = e
         && s.raw().status().as_u16() == 404

@@ -197,12 +197,12 @@ async fn details(s3: &S3, bucket: &str, v: &Listed, object_lock: bool) -> Result
     let c = s3.client();
     // The current null version is HEADed without a version id: same object,
     // and some S3-compatible servers (moto) reject `versionId=null` on HEAD.
-    let version = (v.version_id != "null" || !v.is_latest).then_some(v.version_id.as_str());
+    let version = crate::s3::head_version_id(&v.version_id, v.is_latest);
     let h = c
         .head_object()
         .bucket(bucket)
         .key(&v.key)
-        .set_version_id(version.map(str::to_string))
+        .set_version_id(version)
         .checksum_mode(ChecksumMode::Enabled)
         .send()
         .await
@@ -375,18 +375,11 @@ fn crypto_erase(
 ) -> Result<(Vec<crate::plan::KmsKeyFacts>, Vec<Item>, Vec<Risk>)> {
     use crate::plan::{KmsKey, KmsKeyFacts};
     use crate::s3::kms;
-    use std::collections::{BTreeMap, HashMap};
+    use std::collections::BTreeMap;
     let fail = |m: String| Error::input(format!("{}: crypto_erase: {m}", loc.uri));
-    let mut resolved: HashMap<String, Option<kms::KeyInfo>> = HashMap::new();
-    let mut resolve = |raw: &str| -> Result<Option<kms::KeyInfo>> {
-        if let Some(k) = resolved.get(raw) {
-            return Ok(k.clone());
-        }
-        let k = kms::describe_key(s3, raw).map_err(fail)?;
-        resolved.insert(raw.to_string(), k.clone());
-        Ok(k)
-    };
-    // The planned versions, by the key that encrypts them.
+    let mut names = kms::Names::default();
+    // The planned versions, by the key that encrypts them: (info, names
+    // used, versions, versions under retention or a legal hold).
     let planned: HashSet<(&str, &str)> = items
         .iter()
         .filter_map(|i| match i {
@@ -394,7 +387,7 @@ fn crypto_erase(
             _ => None,
         })
         .collect();
-    let mut by_key: BTreeMap<String, (kms::KeyInfo, Vec<String>, u64)> = BTreeMap::new();
+    let mut by_key: BTreeMap<String, (kms::KeyInfo, Vec<String>, u64, u64)> = BTreeMap::new();
     let mut not_kms = 0u64;
     for i in items {
         let Item::S3Version(v) = i else { continue };
@@ -402,7 +395,7 @@ fn crypto_erase(
             not_kms += 1;
             continue;
         };
-        let Some(info) = resolve(raw)? else {
+        let Some(info) = names.resolve(s3, raw).map_err(fail)? else {
             return Err(fail(format!(
                 "KMS does not know key {raw}, which encrypts {}",
                 i.path()
@@ -410,93 +403,40 @@ fn crypto_erase(
         };
         let e = by_key
             .entry(info.arn.clone())
-            .or_insert_with(|| (info.clone(), Vec::new(), 0));
+            .or_insert_with(|| (info.clone(), Vec::new(), 0, 0));
         if !e.1.iter().any(|n| n == raw) {
             e.1.push(raw.to_string());
         }
         e.2 += 1;
-    }
-    // Every other version in the bucket: which key encrypts it.
-    let mut outside: Vec<Listed> = Vec::new();
-    s3.list_versions(bucket, &Scope::new(""), |l| {
-        if !l.is_marker && !planned.contains(&(l.key.as_str(), l.version_id.as_str())) {
-            outside.push(l);
-        }
-    })
-    .map_err(|e| fail(e.to_string()))?;
-    progress.start(Phase::Inspect(&loc.uri), outside.len() as u64, 0);
-    let heads = s3.bounded(outside, |l| async move {
-        let d = details(s3, bucket, &l, false).await;
-        progress.item(&format!("s3://{bucket}/{}: its KMS key", l.key));
-        d.map(|d| d.kms_key_id)
-    });
-    progress.finish();
-    let mut used_outside: HashMap<String, u64> = HashMap::new();
-    for h in heads {
-        if let Some(raw) =
-            h.map_err(|m| fail(format!("HEAD of a version outside the plan: {m}")))?
-        {
-            if let Some(info) = resolve(&raw)? {
-                *used_outside.entry(info.arn).or_default() += 1;
-            }
+        if v.legal_hold || v.retention.is_some() {
+            e.3 += 1;
         }
     }
-    let default_key = match s3.block_on(s3.client().get_bucket_encryption().bucket(bucket).send()) {
-        Ok(o) => o
-            .server_side_encryption_configuration
-            .map(|c| c.rules)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|r| r.apply_server_side_encryption_by_default)
-            .find_map(|d| d.kms_master_key_id),
-        Err(e)
-            if not_implemented(&e)
-                || e.code() == Some("ServerSideEncryptionConfigurationNotFoundError") =>
-        {
-            None
-        }
-        Err(e) => return Err(fail(format!("GetBucketEncryption: {}", describe(&e)))),
-    };
-    let default_arn = match default_key {
-        Some(k) => resolve(&k)?.map(|i| i.arn),
-        None => None,
-    };
+    progress.item(&format!(
+        "s3://{bucket}: which KMS key encrypts each version outside the plan"
+    ));
+    let used_outside = kms::keys_in_bucket(
+        s3,
+        bucket,
+        |l| !planned.contains(&(l.key.as_str(), l.version_id.as_str())),
+        &mut names,
+    )
+    .map_err(fail)?;
+    let default_arn = kms::bucket_default(s3, bucket, &mut names).map_err(fail)?;
     let days = loc.crypto_erase_days();
     let mut facts = Vec::new();
     let mut erase = Vec::new();
     let mut risks = Vec::new();
-    for (arn, (info, named_as, versions)) in by_key {
+    for (arn, (info, named_as, versions, held)) in by_key {
         let (aliases, tags, grants) = kms::usage(s3, &info.key_id).map_err(fail)?;
-        let outside = used_outside.get(&arn).copied().unwrap_or(0);
-        let bucket_default = default_arn.as_deref() == Some(arn.as_str());
-        // "alias/aws/…" names are reserved for AWS-managed keys.
-        let aws_managed =
-            info.manager != "CUSTOMER" || aliases.iter().any(|a| a.starts_with("alias/aws/"));
-        let refusal = if aws_managed {
-            Some(format!(
-                "an AWS-managed key ({}): shared by everything in the account that uses it; only a customer-managed key can be destroyed for one model",
-                aliases.first().map(String::as_str).unwrap_or("aws/s3")
-            ))
-        } else if info.state == "PendingDeletion" {
-            Some("already pending deletion, scheduled outside this plan".to_string())
-        } else if info.multi_region {
-            Some(
-                "a multi-Region key: its replicas in other Regions are keys decom does not see"
-                    .to_string(),
-            )
-        } else if outside > 0 {
-            Some(format!(
-                "encrypts {outside} object version(s) in s3://{bucket} outside the plan"
-            ))
-        } else if bucket_default {
-            Some(format!(
-                "the default encryption key of s3://{bucket}: new objects are written under it"
-            ))
-        } else if grants > 0 {
-            Some(format!("{grants} grant(s) let other principals use it"))
-        } else {
-            None
+        let u = kms::Use {
+            outside: used_outside.get(&arn).copied().unwrap_or(0),
+            held,
+            grants,
+            bucket_default: default_arn.as_deref() == Some(arn.as_str()),
+            aliases,
         };
+        let refusal = kms::judge(&info, &u, bucket);
         let reason = refusal.clone().unwrap_or_else(|| {
             format!(
                 "dedicated: customer-managed, single-Region, no grant, not the bucket default, and it encrypts the {versions} planned version(s) and no other version in s3://{bucket}; deleted {days} day(s) after execute"
@@ -523,12 +463,12 @@ fn crypto_erase(
             key_manager: info.manager,
             key_state: info.state,
             multi_region: info.multi_region,
-            aliases,
+            aliases: u.aliases,
             tags,
             grants,
             versions,
-            used_outside: outside,
-            bucket_default,
+            used_outside: u.outside,
+            bucket_default: u.bucket_default,
             erase: refusal.is_none(),
             reason,
         });

@@ -153,6 +153,58 @@ fn a_cancelled_deletion_fails_the_resume_and_says_so() {
     );
 }
 
+/// Between approval and execute someone writes another object under the
+/// key: the versions are purged, the key is not destroyed, and the run
+/// says why (exit 1).
+#[test]
+fn a_key_used_for_another_object_after_approval_is_not_destroyed() {
+    let s = S3Env::new();
+    let arn = bucket_under_key(&s, &stack());
+    s.manifest("m/", "crypto_erase = true\n");
+    s.trace().ok();
+    assert_eq!(artifacts_of_kind(&s.env.plan_json(), "kms-key").len(), 1);
+    s.approve().ok();
+    kms(&["put", &s.bucket, "other-model/w.bin", &arn]);
+    s.execute().code(1);
+    assert_eq!(kms(&["state", &arn]), "Enabled", "the key must survive");
+    assert!(s.versions("m/").is_empty());
+    let c = s.env.cert_json();
+    assert_eq!(c["status"], "incomplete");
+    let k = &artifacts_of_kind(&c, "kms-key")[0];
+    assert_eq!(k["outcome"], "failed");
+    assert!(
+        k["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no longer dedicated: encrypts 1 object version(s)"),
+        "{k}"
+    );
+}
+
+/// A planned version under a legal hold is kept by the purge; destroying
+/// its key would defeat the hold, so trace does not propose it.
+#[test]
+fn a_key_of_a_version_under_legal_hold_is_refused_at_trace() {
+    let s = S3Env::new();
+    s.create_bucket(true, true);
+    let arn = kms(&["create-key", &stack()]);
+    kms(&["put", &s.bucket, "m/a.bin", &arn]);
+    kms(&["put-held", &s.bucket, "m/b.bin", &arn]);
+    s.manifest("m/", "crypto_erase = true\n");
+    s.trace().ok();
+    let plan = s.env.plan_json();
+    let key = &plan["locations"][0]["kms_keys"][0];
+    assert_eq!(key["erase"], false, "{key}");
+    assert!(
+        key["reason"]
+            .as_str()
+            .unwrap()
+            .contains("1 planned version(s) under retention or a legal hold"),
+        "{key}"
+    );
+    assert!(artifacts_of_kind(&plan, "kms-key").is_empty());
+}
+
 #[test]
 fn a_key_that_encrypts_objects_outside_the_plan_is_refused_at_trace() {
     let s = S3Env::new();

@@ -9,6 +9,7 @@ the project's virtualenv).
   kms.py ENDPOINT cancel ARN              CancelKeyDeletion
   kms.py ENDPOINT grant ARN               CreateGrant to another principal
   kms.py ENDPOINT put BUCKET KEY KMSKEY   PUT an object under SSE-KMS with KMSKEY
+  kms.py ENDPOINT put-held BUCKET KEY KMSKEY   the same, under a legal hold
   kms.py ENDPOINT state ARN               the key's state, or "gone"
 """
 import json
@@ -42,10 +43,11 @@ elif cmd == "cancel":
 elif cmd == "grant":
     kms.create_grant(KeyId=key_id(args[0]), GranteePrincipal="arn:aws:iam::123456789012:role/other",
                      Operations=["Decrypt"])
-elif cmd == "put":
+elif cmd in ("put", "put-held"):
     bucket, key, kms_key = args
+    extra = {"ObjectLockLegalHoldStatus": "ON"} if cmd == "put-held" else {}
     boto3.client("s3", **kw).put_object(Bucket=bucket, Key=key, Body=b"model bytes " + key.encode(),
-                                        ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key)
+                                        ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key, **extra)
 elif cmd == "state":
     try:
         print(kms.describe_key(KeyId=key_id(args[0]))["KeyMetadata"]["KeyState"])
