@@ -183,31 +183,42 @@ pub fn hash_files(paths: &[std::path::PathBuf]) -> Vec<io::Result<String>> {
         .collect()
 }
 
-/// A reader that hashes what passes through it (SHA-256).
-pub struct Sha256Reader<R> {
-    inner: R,
-    sha: Sha256,
+/// A reader or writer that hashes what passes through it ([`Running`]).
+pub struct Hashing<T> {
+    inner: T,
+    sha: Running,
 }
 
-impl<R: std::io::Read> Sha256Reader<R> {
-    pub fn new(inner: R) -> Self {
-        Sha256Reader {
+impl<T> Hashing<T> {
+    pub fn new(inner: T) -> Self {
+        Hashing {
             inner,
-            sha: Sha256::new(),
+            sha: Running::default(),
         }
     }
 
-    /// The digest of everything read so far, as lowercase hex.
+    /// The SHA-256 of everything that went through, as lowercase hex.
     pub fn hex(&self) -> String {
-        hex::encode(self.sha.clone().finalize())
+        self.sha.clone().finish()
     }
 }
 
-impl<R: std::io::Read> std::io::Read for Sha256Reader<R> {
+impl<R: std::io::Read> std::io::Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.sha.update(&buf[..n]);
         Ok(n)
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 

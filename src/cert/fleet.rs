@@ -185,7 +185,7 @@ impl<'p> PlanIndex<'p> {
 /// rejected, naming the file (and its host when it has one).
 fn check_part(
     idx: &PlanIndex<'_>,
-    plan_sha256: &str,
+    (plan_sha256, approvals): (&str, &[sign::Signer]),
     path: &Path,
     signers: &AllowedSigners,
 ) -> Result<Accepted, String> {
@@ -210,6 +210,7 @@ fn check_part(
             signer.key_fingerprint, cert.operator.key_fingerprint
         ));
     }
+    sign::two_person(&signer, approvals).map_err(|m| format!("{name}: {m}"))?;
     let Some(of) = &cert.part else {
         return Err(format!(
             "{name}: not a host's part (written by execute without --host)"
@@ -318,7 +319,12 @@ pub fn collect(inp: CollectInputs<'_>) -> Result<Certificate> {
     let mut performers: Vec<String> = Vec::new();
     let mut s3_by: Vec<String> = Vec::new();
     for path in inp.parts {
-        let a = match check_part(&idx, &inp.plan.sha256, path, inp.signers) {
+        let a = match check_part(
+            &idx,
+            (&inp.plan.sha256, &inp.plan.approvals),
+            path,
+            inp.signers,
+        ) {
             Ok(a) => a,
             Err(why) => {
                 problems.push(format!("rejected: {why}"));
@@ -551,6 +557,8 @@ pub fn verify_parts(
             at,
         )
         .map_err(|m| format!("host {}: part signature: {m}", h.host))?;
+        let approvers: Vec<sign::Signer> = cert.plan.approvals.iter().map(Party::signer).collect();
+        sign::two_person(&signer, &approvers).map_err(|m| format!("host {}: {m}", h.host))?;
         let of = part.part.as_ref();
         if signer.key_fingerprint != p.operator.key_fingerprint
             || part.plan.sha256 != cert.plan.sha256

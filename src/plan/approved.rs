@@ -190,7 +190,7 @@ impl SignedPlan<super::ArtifactIds> {
         .map_err(|m| Error::refused(format!("the plan is not approved: {m}")))?;
         let origin = plan_path.display();
         let file = std::fs::File::open(plan_path).map_err(|e| Error::io(plan_path, e))?;
-        let mut reader = crate::hash::Sha256Reader::new(std::io::BufReader::new(file));
+        let mut reader = crate::hash::Hashing::new(std::io::BufReader::new(file));
         let plan: Plan<super::ArtifactIds> = serde_json::from_reader(&mut reader)
             .map_err(|e| Error::input(format!("plan {origin}: not a valid decom plan: {e}")))?;
         if reader.hex() != sha256 {

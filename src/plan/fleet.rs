@@ -562,9 +562,8 @@ pub fn merge(parts: &[PathBuf], out: &Path) -> Result<Merged> {
     let open = header_text
         .strip_suffix("  \"artifacts\": []\n}\n")
         .expect("artifacts are the plan's last field");
-    let mut sha = sha2::Sha256::default();
-    crate::util::write_atomic_with(out, |w| {
-        let mut w = HashingWriter { w, sha: &mut sha };
+    let sha256 = crate::util::write_atomic_with(out, |w| {
+        let mut w = crate::hash::Hashing::new(w);
         w.write_all(open.as_bytes())?;
         let mut id = 0u32;
         for s in &seen {
@@ -604,14 +603,14 @@ pub fn merge(parts: &[PathBuf], out: &Path) -> Result<Merged> {
             b"  \"artifacts\": []\n}\n"
         } else {
             b"\n  ]\n}\n"
-        })
+        })?;
+        Ok(w.hex())
     })?;
-    use sha2::Digest;
     Ok(Merged {
         s3_locations: s3_seen.len(),
         hosts,
         totals,
-        sha256: hex::encode(sha.finalize()),
+        sha256,
     })
 }
 
@@ -630,21 +629,4 @@ fn s3_digest(plan: &Plan, loc: &PlanLocation) -> String {
         .map(|a| &a.item)
         .collect();
     crate::hash::sha256_hex(json(&(l, items)).as_bytes())
-}
-
-struct HashingWriter<'a> {
-    w: &'a mut dyn Write,
-    sha: &'a mut sha2::Sha256,
-}
-
-impl Write for HashingWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        use sha2::Digest;
-        let n = self.w.write(buf)?;
-        self.sha.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.w.flush()
-    }
 }

@@ -436,6 +436,30 @@ fn a_host_that_never_ran_makes_the_fleet_incomplete_and_is_named() {
     assert!(!env.path("fleet/certificate.json").exists());
 }
 
+/// Write `cert` as `DIR/certificate.h2.json`, signed as operator with
+/// `who`'s key by stock ssh-keygen.
+fn forge_part(env: &Env, dir: &str, cert: &serde_json::Value, who: &str) {
+    std::fs::create_dir_all(env.path(dir)).unwrap();
+    let forged = env.path(&format!("{dir}/certificate.h2.json"));
+    std::fs::write(&forged, serde_json::to_vec_pretty(cert).unwrap()).unwrap();
+    let out = Command::new("ssh-keygen")
+        .args(["-Y", "sign", "-n", "decom-operator", "-f"])
+        .arg(env.key(who))
+        .arg(&forged)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::rename(
+        env.path(&format!("{dir}/certificate.h2.json.sig")),
+        env.path(&format!("{dir}/certificate.h2.json.operator.sig")),
+    )
+    .unwrap();
+}
+
 #[test]
 fn foreign_overreaching_and_duplicate_parts_are_rejected_by_name() {
     let f = Fleet::new(&["h1", "h2"]);
@@ -481,25 +505,7 @@ fn foreign_overreaching_and_duplicate_parts_are_rejected_by_name() {
         .as_array_mut()
         .unwrap()
         .insert(0, h1_location);
-    std::fs::create_dir_all(env.path("forged")).unwrap();
-    let forged = env.path("forged/certificate.h2.json");
-    std::fs::write(&forged, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
-    let out = Command::new("ssh-keygen")
-        .args(["-Y", "sign", "-n", "decom-operator", "-f"])
-        .arg(env.key("operator"))
-        .arg(&forged)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::rename(
-        env.path("forged/certificate.h2.json.sig"),
-        env.path("forged/certificate.h2.json.operator.sig"),
-    )
-    .unwrap();
+    forge_part(env, "forged", &c, "operator");
     let r = f.collect("plan.json", &[&part("h1"), "forged/certificate.h2.json"]);
     r.code(1);
     assert!(
@@ -514,6 +520,25 @@ fn foreign_overreaching_and_duplicate_parts_are_rejected_by_name() {
         "{}",
         r.stderr
     );
+
+    // A part the approving custodian signed as its operator (a signers file
+    // that lets one key hold both roles): the two-person rule rejects it.
+    let signers = std::fs::read_to_string(env.signers()).unwrap();
+    env.write_signers(&format!(
+        "{signers}{CUSTODIAN} namespaces=\"decom-operator\" {}\n",
+        env.public("custodian")
+    ));
+    let mut c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.path(&part("h2"))).unwrap()).unwrap();
+    c["operator"] = c["plan"]["approvals"][0].clone();
+    forge_part(env, "self-approved", &c, "custodian");
+    let r = f.collect(
+        "plan.json",
+        &[&part("h1"), "self-approved/certificate.h2.json"],
+    );
+    r.code(1);
+    assert!(r.stderr.contains("two-person rule"), "{}", r.stderr);
+    env.write_signers(&signers);
 
     // Two parts for one host: neither is taken.
     std::fs::create_dir_all(env.path("again")).unwrap();
