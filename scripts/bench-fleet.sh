@@ -81,15 +81,5 @@ for h, ms, mr, cs, cr, vs, vr, size in rows:
     out.append(f"| {h} | {h * arts} | {int(size) / 2**20:.1f} MiB | {float(ms):.2f} | {int(mr) // 1024} MiB | {float(cs):.2f} | {int(cr) // 1024} MiB | {float(vs):.2f} | {int(vr) // 1024} MiB |")
 print("\n".join(out))
 PY
-python3 - "$ROOT/BENCHMARKS.md" "$W/table" <<'PY'
-import sys, re, os
-path, table = sys.argv[1], open(sys.argv[2]).read().strip()
-text = open(path).read() if os.path.exists(path) else ""
-block = f"<!-- fleet-bench begin -->\n{table}\n<!-- fleet-bench end -->"
-if "<!-- fleet-bench begin -->" in text:
-    text = re.sub(r"<!-- fleet-bench begin -->.*<!-- fleet-bench end -->", lambda m: block, text, flags=re.S)
-else:
-    text = text.rstrip() + "\n\n" + block + "\n"
-open(path, "w").write(text)
-PY
+python3 "$ROOT/scripts/bench_block.py" "$ROOT/BENCHMARKS.md" fleet-bench "$W/table"
 cat "$W/table"

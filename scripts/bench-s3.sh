@@ -143,15 +143,5 @@ for store, n, what in (("moto", versions, f"{versions} versions (two per key), v
     out += ["", f"decom execute: {a / d:.1f}x the objects/s of aws s3 rm, {s5 / d:.2f}x s5cmd's; trace + execute: {s5 / (d + ts):.2f}x s5cmd's. Peak RSS (highest round): trace {tr} MiB, execute {ex} MiB.", ""]
 print("\n".join(out))
 PY
-python3 - "$ROOT/BENCHMARKS.md" "$W/table" <<'PY'
-import sys, re
-path, table = sys.argv[1], open(sys.argv[2]).read().strip()
-text = open(path).read() if __import__("os").path.exists(path) else ""
-block = f"<!-- s3-bench begin -->\n{table}\n<!-- s3-bench end -->"
-if "<!-- s3-bench begin -->" in text:
-    text = re.sub(r"<!-- s3-bench begin -->.*<!-- s3-bench end -->", lambda m: block, text, flags=re.S)
-else:
-    text = text.rstrip() + "\n\n" + block + "\n"
-open(path, "w").write(text)
-PY
+python3 "$ROOT/scripts/bench_block.py" "$ROOT/BENCHMARKS.md" s3-bench "$W/table"
 cat "$W/table"
