@@ -6,14 +6,36 @@
 #                            on loopback; print `export SLURM_CONF=…` and
 #                            `export DECOM_TEST_SLURM=1`
 #   scripts/slurm.sh stop    stop the daemons this script started
+#
+# Every start is a clean cluster: daemons left by an earlier run are stopped
+# and the saved state is dropped, so a stale pid file or node state from
+# another boot cannot stand in for a running node. When the node does not
+# come up, the tails of both daemons' logs go to stderr.
 set -euo pipefail
 STATE="${DECOM_SLURM_STATE:-${TMPDIR:-/tmp}/decom-slurm}"
 CONF="$STATE/slurm.conf"
+
+# The pid in $STATE/$1.pid, only while it is still that daemon.
+live_pid() {
+  local f="$STATE/$1.pid" pid
+  [ -f "$f" ] || return 1
+  pid=$(cat "$f")
+  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ] && echo "$pid"
+}
+
+logs() {
+  for l in slurmctld slurmd; do
+    echo "--- $STATE/$l.log (tail)" >&2
+    tail -n 15 "$STATE/$l.log" >&2 2>/dev/null || echo "(none)" >&2
+  done
+}
 
 start() {
   for t in slurmctld slurmd srun munged; do
     command -v "$t" >/dev/null || { echo "slurm: $t is missing (apt-get install slurm-wlm munge)" >&2; exit 1; }
   done
+  stop
+  rm -rf "$STATE/state" "$STATE/spool" "$STATE"/*.log
   mkdir -p "$STATE/state" "$STATE/spool"
   # munge: the key the package made (or a new one), its socket folder.
   [ -f /etc/munge/munge.key ] || mungekey -c >&2
@@ -22,10 +44,13 @@ start() {
   chmod 0700 /etc/munge /var/log/munge /var/lib/munge 2>/dev/null || true
   chmod 0400 /etc/munge/munge.key
   if ! munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; then
-    if id munge >/dev/null 2>&1; then runuser -u munge -- munged >&2; else munged --force >&2; fi
-    for _ in $(seq 1 50); do munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1 && break; sleep 0.1; done
+    # --force: a socket or lock left by another boot is not a running munged.
+    if id munge >/dev/null 2>&1; then runuser -u munge -- munged --force >&2; else munged --force >&2; fi
+    for _ in $(seq 1 100); do munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1 && break; sleep 0.1; done
+    munge -n </dev/null | unmunge >/dev/null || { echo "slurm: munged does not answer" >&2; exit 1; }
   fi
-  local h; h=$(hostname)
+  # The short name: slurmctld and slurmd both compare it with the config.
+  local h; h=$(hostname -s)
   cat >"$CONF" <<CONF
 ClusterName=decomtest
 SlurmctldHost=$h(127.0.0.1)
@@ -51,23 +76,31 @@ NodeName=$h NodeAddr=127.0.0.1 CPUs=$(nproc) State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
   export SLURM_CONF="$CONF"
-  if ! sinfo >/dev/null 2>&1; then
-    slurmctld -f "$CONF" >&2
-    for _ in $(seq 1 50); do sinfo >/dev/null 2>&1 && break; sleep 0.1; done
-  fi
-  [ -f "$STATE/slurmd.pid" ] && kill -0 "$(cat "$STATE/slurmd.pid")" 2>/dev/null || slurmd -f "$CONF" >&2
-  for _ in $(seq 1 100); do
-    sinfo -h -o %t 2>/dev/null | grep -q idle && break
+  slurmctld -f "$CONF" >&2 || { echo "slurm: slurmctld did not start" >&2; logs; exit 1; }
+  for _ in $(seq 1 300); do sinfo >/dev/null 2>&1 && break; sleep 0.1; done
+  slurmd -f "$CONF" -N "$h" >&2 || { echo "slurm: slurmd did not start" >&2; logs; exit 1; }
+  # "idle" exactly: "idle*" is a node the controller does not hear from.
+  for _ in $(seq 1 300); do
+    [ "$(sinfo -h -o %t 2>/dev/null)" = idle ] && break
     sleep 0.1
   done
-  sinfo -h -o %t | grep -q idle || { echo "slurm: the node did not come up (see $STATE/*.log)" >&2; exit 1; }
+  if [ "$(sinfo -h -o %t 2>/dev/null)" != idle ]; then
+    echo "slurm: node $h did not come up idle (sinfo says: $(sinfo -h -o '%t %E' 2>&1 | tr '\n' ' '))" >&2
+    logs
+    exit 1
+  fi
   echo "export SLURM_CONF=$CONF"
   echo "export DECOM_TEST_SLURM=1"
 }
 
 stop() {
+  local pid
   for d in slurmd slurmctld; do
-    [ -f "$STATE/$d.pid" ] && kill "$(cat "$STATE/$d.pid")" 2>/dev/null || true
+    if pid=$(live_pid "$d"); then
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    rm -f "$STATE/$d.pid"
   done
 }
 

@@ -873,7 +873,10 @@ fn ansible_run_where_one_host_never_ran_ends_incomplete_naming_it() {
 fn slurm_srun_runs_the_fleet_recipe_on_a_one_node_cluster() {
     assert!(
         std::env::var_os("SLURM_CONF").is_some(),
-        "no Slurm cluster: run scripts/test.sh, which starts a one-node cluster (scripts/slurm.sh start)"
+        "no Slurm cluster: run scripts/test.sh, which starts a one-node cluster (scripts/slurm.sh start){}",
+        std::env::var("DECOM_TEST_SLURM_ERROR")
+            .map(|e| format!("; it said:\n{e}"))
+            .unwrap_or_default()
     );
     let env = Env::new();
     env.file("models/m/weights.bin", &random_bytes(8192));
