@@ -12,19 +12,27 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 GARAGE_VERSION="2.5.0"
+# LMDB is Garage's default metadata engine (its default features and
+# `db_engine`); on this 2-core machine it deletes 10,000 objects about
+# twice as fast as SQLite, so it is the "fast server" the benchmark needs.
+# SQLite is built in too: db_engine = "sqlite" in the config below switches.
+GARAGE_FEATURES="bundled-libs,lmdb,sqlite"
 ROOT="${DECOM_GARAGE_ROOT:-$HOME/.cache/decom-garage}"
 BIN="$ROOT/bin/garage"
 STATE="${DECOM_GARAGE_STATE:-${TMPDIR:-/tmp}/decom-garage}"
 
 install() {
-  if [ -x "$BIN" ] && "$BIN" --version 2>/dev/null | grep -q "$GARAGE_VERSION"; then
+  # The build is cached with the features it was made with.
+  if [ -x "$BIN" ] && "$BIN" --version 2>/dev/null | grep -q "$GARAGE_VERSION" &&
+    [ "$(cat "$ROOT/features" 2>/dev/null)" = "$GARAGE_FEATURES" ]; then
     return
   fi
-  echo "garage: building garage $GARAGE_VERSION into $ROOT (once; about 10 minutes)" >&2
-  CARGO_TARGET_DIR="$ROOT/target" cargo install --quiet --locked garage \
-    --version "$GARAGE_VERSION" --no-default-features --features bundled-libs,sqlite \
+  echo "garage: building garage $GARAGE_VERSION ($GARAGE_FEATURES) into $ROOT (once; about 12 minutes)" >&2
+  CARGO_TARGET_DIR="$ROOT/target" cargo install --quiet --locked --force garage \
+    --version "$GARAGE_VERSION" --no-default-features --features "$GARAGE_FEATURES" \
     --root "$ROOT" >&2
   rm -rf "$ROOT/target"
+  echo "$GARAGE_FEATURES" >"$ROOT/features"
 }
 
 alive() {
@@ -46,7 +54,7 @@ start() {
     cat >"$STATE/garage.toml" <<EOT
 metadata_dir = "$STATE/meta"
 data_dir = "$STATE/data"
-db_engine = "sqlite"
+db_engine = "lmdb"
 replication_factor = 1
 rpc_bind_addr = "127.0.0.1:$rpc"
 rpc_public_addr = "127.0.0.1:$rpc"
