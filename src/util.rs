@@ -9,6 +9,11 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 /// Current time as RFC 3339 UTC with whole seconds, e.g. `2026-11-29T07:33:33Z`.
+/// The value of a scoped thread, or its panic carried on in the caller.
+pub fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
 pub fn now_rfc3339() -> String {
     rfc3339(OffsetDateTime::now_utc())
 }

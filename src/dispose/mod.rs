@@ -402,10 +402,7 @@ impl Local<'_, '_> {
                 .into_iter()
                 .map(|q| s.spawn(move || work(q)))
                 .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
+            handles.into_iter().map(crate::util::joined).collect()
         });
         // An interrupt wins over the errors it caused elsewhere.
         let mut first = Ok(());

@@ -267,9 +267,7 @@ fn pipeline(
         };
         drop(done_tx);
         drop(full_rx);
-        let consumed = consumer
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let consumed = crate::util::joined(consumer);
         // The consumer's error first: a middle stage that ended early
         // because the consumer stopped has nothing better to say.
         consumed?;

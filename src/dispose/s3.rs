@@ -15,6 +15,7 @@ use crate::journal::{AbsenceProof, ArtifactState, Event, Outcome, OutcomeItem};
 use crate::plan::{Artifact, Item, S3Location, S3Version};
 use crate::progress::Phase;
 use crate::s3::{DELETE_BATCH, S3, Scope, VerifyMode, describe, is_not_found, not_implemented};
+use crate::util::joined;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -440,30 +441,14 @@ impl<'p, 'c> Purge<'p, 'c> {
             .iter()
             .filter_map(|a| a.item.s3_key().map(|k| k.1))
             .collect();
-        let uploads_now = match current_uploads(s3, loc, &keys) {
-            Ok(u) => u,
-            Err(e) => {
-                self.fail_all(todo, &format!("cannot re-identify: {e}"))?;
-                return Ok((Vec::new(), Vec::new(), Vec::new()));
-            }
-        };
         let now_secs = crate::sign::now_unix();
         let mut decided: Decided = Vec::new();
         let mut abort = Vec::new();
         let mut check = Vec::new();
-        let mut versions: Vec<&'p Artifact> = Vec::new();
-        for a in todo {
-            if version_of(&a.item).is_some() {
-                versions.push(a);
-            } else {
-                match self.decide_one(a, &HashMap::new(), &uploads_now, now_secs) {
-                    One::Settled(i) => decided.push(i),
-                    One::Abort => abort.push(*a),
-                    One::Check => check.push(*a),
-                    One::Delete => unreachable!("uploads are aborted, not deleted"),
-                }
-            }
-        }
+        let (mut versions, uploads): (Vec<&'p Artifact>, Vec<&'p Artifact>) = todo
+            .iter()
+            .copied()
+            .partition(|a| version_of(&a.item).is_some());
         // Stable: the plan's order within a key.
         versions.sort_by(|a, b| {
             version_of(&a.item)
@@ -477,20 +462,45 @@ impl<'p, 'c> Purge<'p, 'c> {
             .start(Phase::Purge(&uri), versions.len() as u64, bytes);
         let unversioned = loc.facts.unsupported.iter().any(|u| u == "versioning");
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<&'p Artifact>>();
-        let (listed, answers) = std::thread::scope(|scope| {
-            let lister = scope
-                .spawn(move || self.list_and_decide(&versions, &keys, &uploads_now, now_secs, tx));
+        // Three at once: the version listing (deciding as it goes), the
+        // deletes it feeds, and the upload listing (versions never consult
+        // it), so no round trip waits on another before the first delete.
+        let no_uploads = HashSet::new();
+        let (listed, answers, uploads_now) = std::thread::scope(|scope| {
+            let uploads_now =
+                (!uploads.is_empty()).then(|| scope.spawn(|| current_uploads(s3, loc, &keys)));
+            let lister =
+                scope.spawn(|| self.list_and_decide(&versions, &keys, &no_uploads, now_secs, tx));
             let answers = s3.bounded_channel(rx, |batch| async move {
                 let r = delete_versions(s3, &loc.bucket, &batch, unversioned).await;
                 (batch, r)
             });
             (
-                lister
-                    .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                joined(lister),
                 answers,
+                uploads_now.map_or_else(|| Ok(HashSet::new()), joined),
             )
         });
+        match uploads_now {
+            Ok(now) => {
+                for a in uploads {
+                    match self.decide_one(a, &HashMap::new(), &now, now_secs) {
+                        One::Settled(i) => decided.push(i),
+                        One::Abort => abort.push(a),
+                        One::Check => check.push(a),
+                        One::Delete => unreachable!("uploads are aborted, not deleted"),
+                    }
+                }
+            }
+            Err(e) => {
+                let why = format!("cannot re-identify: {e}");
+                decided.extend(
+                    uploads
+                        .iter()
+                        .map(|a| item(a.id, Outcome::Failed, why.clone())),
+                );
+            }
+        }
         let mut failed: Decided = Vec::new();
         for (batch, r) in answers {
             self.settle(batch, r, &mut failed, &mut check);
@@ -663,20 +673,28 @@ impl<'p, 'c> Purge<'p, 'c> {
             .collect();
         let mut listed: HashSet<(String, String)> = HashSet::new();
         let mut uploads_listed: HashSet<(String, String)> = HashSet::new();
-        let listing = s3
-            .list_versions(&loc.bucket, &scope, |l| {
+        // Both listings at once: each starts after every delete and abort
+        // was answered, and neither depends on the other.
+        let any_upload = check.iter().any(|a| matches!(a.item, Item::S3Upload(_)));
+        let (versions_listing, uploads_listing) = std::thread::scope(|threads| {
+            let uploads = any_upload.then(|| {
+                threads.spawn(|| {
+                    s3.list_uploads(&loc.bucket, &scope, |u| {
+                        if keys.contains(u.key.as_str()) {
+                            uploads_listed.insert((u.key, u.upload_id));
+                        }
+                    })
+                })
+            });
+            let versions = s3.list_versions(&loc.bucket, &scope, |l| {
                 if keys.contains(l.key.as_str()) {
                     listed.insert((l.key, l.version_id));
                 }
-            })
-            .and_then(|pages| {
-                let more = s3.list_uploads(&loc.bucket, &scope, |u| {
-                    if keys.contains(u.key.as_str()) {
-                        uploads_listed.insert((u.key, u.upload_id));
-                    }
-                })?;
-                Ok(pages + more)
             });
+            let uploads = uploads.map_or(Ok(0), joined);
+            (versions, uploads)
+        });
+        let listing = versions_listing.and_then(|pages| Ok(pages + uploads_listing?));
         let pages = match listing {
             Ok(p) => p,
             Err(e) => return self.fail_all(check, &format!("absence not proven: {e}")),
