@@ -533,15 +533,17 @@ impl<'p, 'c> Purge<'p, 'c> {
         let mut pos = 0usize;
         let empty = HashMap::new();
         let mut journal_error: Option<crate::error::Error> = None;
-        // Decide every version whose key sorts before `upto` (all: None).
+        // Decide every version whose key sorts before `upto`, or up to and
+        // including it when `through` (all: None).
         let mut decide_upto = |upto: Option<&str>,
+                               through: bool,
                                seen: &mut HashMap<String, HashMap<String, String>>,
                                out: &mut Listed<'p>,
                                batch: &mut Vec<&'p Artifact>|
          -> Result<()> {
             while let Some(a) = versions.get(pos) {
                 let key = version_of(&a.item).expect("versions only").0;
-                if upto.is_some_and(|u| key >= u) {
+                if upto.is_some_and(|u| key > u || (key == u && !through)) {
                     break;
                 }
                 let v = seen.get(key).unwrap_or(&empty);
@@ -565,12 +567,14 @@ impl<'p, 'c> Purge<'p, 'c> {
             Ok(())
         };
         // A key is complete once a page ends after it (one key's versions
-        // may continue on the next page, and markers follow versions).
+        // may continue on the next page, and markers follow versions). A
+        // store without versions lists each key once, so a page's last key
+        // is complete when the page ends, and its batch goes out then.
         let mut page_max: Option<String> = None;
         // Deciding as the listing goes relies on S3's key order (binary
         // UTF-8, page after page). A store that breaks it stops the
         // decisions: what is undecided then fails, never guessed.
-        let mut decided_upto: Option<String> = None;
+        let mut decided_upto: Option<(String, bool)> = None;
         let mut out_of_order: Option<String> = None;
         let scope = Scope::new(&self.loc.prefix);
         let listing = self
@@ -581,7 +585,10 @@ impl<'p, 'c> Purge<'p, 'c> {
                 }
                 match l {
                     Some(l) => {
-                        if decided_upto.as_ref().is_some_and(|d| l.key < *d) {
+                        if decided_upto
+                            .as_ref()
+                            .is_some_and(|(d, through)| l.key < *d || (*through && l.key == *d))
+                        {
                             out_of_order = Some(l.key);
                             return;
                         }
@@ -594,10 +601,13 @@ impl<'p, 'c> Purge<'p, 'c> {
                     }
                     None => {
                         if let Some(m) = page_max.take() {
-                            if let Err(e) = decide_upto(Some(&m), &mut seen, &mut out, &mut batch) {
+                            let through = self.s3.without_versions();
+                            if let Err(e) =
+                                decide_upto(Some(&m), through, &mut seen, &mut out, &mut batch)
+                            {
                                 journal_error = Some(e);
                             }
-                            decided_upto = Some(m);
+                            decided_upto = Some((m, through));
                         }
                     }
                 }
@@ -612,7 +622,7 @@ impl<'p, 'c> Purge<'p, 'c> {
             None => listing,
         };
         match listing {
-            Ok(_) => decide_upto(None, &mut seen, &mut out, &mut batch)?,
+            Ok(_) => decide_upto(None, true, &mut seen, &mut out, &mut batch)?,
             Err(e) => {
                 // Sent batches stand (their answers are read); the rest
                 // cannot be re-identified.

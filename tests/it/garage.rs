@@ -108,6 +108,44 @@ fn garage_trace_execute_prove_and_recheck() {
     s.recheck().code(1);
 }
 
+/// Without versions each key is listed once, so execute decides a page's
+/// last key as soon as the page arrives. Over three listing pages, the
+/// object at the end of the first page, rewritten after approval, is still
+/// judged by its own ETag and stays; every other object goes.
+#[test]
+fn a_store_without_versions_decides_each_listing_page_whole() {
+    let s = S3Env::on(garage());
+    s.create_bucket(false, false);
+    for i in 0..2100 {
+        s.put(&format!("m/{i:04}.bin"), b"x");
+    }
+    s.put("m-old/keep.bin", b"a sibling");
+    s.manifest("m", "");
+    s.trace().ok();
+    assert_eq!(s.env.plan_json()["totals"]["s3_versions"], 2100);
+    s.approve().ok();
+    // The 1000th key ends the first ListObjectsV2 page.
+    s.put("m/0999.bin", b"rewritten after approval");
+    s.execute().code(1);
+    assert_eq!(objects(&s, "m/"), ["m/0999.bin"]);
+    assert_eq!(objects(&s, "m-old/"), ["m-old/keep.bin"]);
+    let c = s.env.cert_json();
+    let arts = c["artifacts"].as_array().unwrap();
+    let changed: Vec<_> = arts
+        .iter()
+        .filter(|a| a["outcome"] == "skipped-changed")
+        .collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert!(changed[0]["path"].as_str().unwrap().contains("m/0999.bin"));
+    assert!(
+        changed[0]["reason"].as_str().unwrap().contains("ETag"),
+        "{}",
+        changed[0]["reason"]
+    );
+    let disposed = arts.iter().filter(|a| a["outcome"] == "disposed").count();
+    assert_eq!(disposed, 2099);
+}
+
 #[test]
 fn garage_purge_through_faults_completes() {
     let s = bucket_with(30);
