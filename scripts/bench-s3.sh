@@ -6,6 +6,8 @@
 #   - Garage, BENCH_S3_OBJECTS objects without versioning.
 # Writes its tables into BENCHMARKS.md between the s3-bench markers.
 #   BENCH_S3_VERSIONS=10000 BENCH_S3_OBJECTS=10000 BENCH_LATENCY_MS=20 BENCH_S3_ROUNDS=3 scripts/bench-s3.sh
+# BENCH_S3_STORES="moto garage" picks the stores; a store left out keeps its
+# section from the last run that measured it (each section says its date).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -13,6 +15,7 @@ VERSIONS=${BENCH_S3_VERSIONS:-10000}
 OBJECTS=${BENCH_S3_OBJECTS:-10000}
 LAT=${BENCH_LATENCY_MS:-20}
 ROUNDS=${BENCH_S3_ROUNDS:-3}
+STORES=${BENCH_S3_STORES:-moto garage}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 # DECOM_BIN: a decom binary to measure (default: a release build). The S3
 # work waits on the network, not on decom's own code.
@@ -99,32 +102,45 @@ run() {
   echo "$store aws 1 $(secs "$t") $(s3fill "$count" "$A") $(cat "$W/$store-aws.counts")" >>"$W/rows"
 }
 
+: >"$W/rows"
+case " $STORES " in *" moto "*)
 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
-  run moto versioned "$VERSIONS" "$DECOM_TEST_S3_ENDPOINT"
+  run moto versioned "$VERSIONS" "$DECOM_TEST_S3_ENDPOINT" ;;
+esac
+case " $STORES " in *" garage "*)
 AWS_ACCESS_KEY_ID=$DECOM_TEST_GARAGE_KEY_ID AWS_SECRET_ACCESS_KEY=$DECOM_TEST_GARAGE_SECRET AWS_DEFAULT_REGION=garage AWS_REGION=garage AWS_EC2_METADATA_DISABLED=true \
-  run garage flat "$OBJECTS" "$DECOM_TEST_GARAGE_ENDPOINT"
+  run garage flat "$OBJECTS" "$DECOM_TEST_GARAGE_ENDPOINT" ;;
+esac
 
-python3 - "$W/rows" "$VERSIONS" "$OBJECTS" "$LAT" "$ROUNDS" >"$W/table" <<'PY'
-import statistics, sys
+python3 - "$W/rows" "$VERSIONS" "$OBJECTS" "$LAT" "$ROUNDS" "$ROOT/BENCHMARKS.md" >"$W/table" <<'PY'
+import datetime, os, re, statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
 versions, objects, lat, rounds = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+old = open(sys.argv[6]).read() if os.path.exists(sys.argv[6]) else ""
+today = datetime.date.today().isoformat()
 out = [f"## S3 purge through {lat} ms of added latency per request (`scripts/bench-s3.sh`)", "",
        "Requests are counted at the latency proxy (`scripts/latency_proxy.py`), by kind; decom's",
        "execute row counts only what execute sent. \"Left behind\" is what a listing of the prefix",
-       f"still shows afterwards. s5cmd and decom each ran {rounds} rounds on fresh buckets, taking",
+       "still shows afterwards. s5cmd and decom each ran the rounds its heading says on fresh buckets, taking",
        "turns at going first; the seconds are the median round (every round in brackets), the",
        "requests those of the last round. aws s3 rm ran once, last (the slowest and heaviest).",
        "The machine is shared: repeat runs differ by up to a third.", ""]
 for store, n, what in (("moto", versions, f"{versions} versions (two per key), versioned bucket"),
-                       ("garage", objects, f"{objects} objects, no versioning")):
+                       ("garage", objects, f"{objects} objects, no versioning (LMDB metadata engine)")):
     mine = [x for x in rows if x[0] == store]
+    if not mine:
+        # Not measured this run: keep the section of the run that did.
+        m = re.search(rf"(### {store}:.*?)(?=\n### |\n<!-- s3-bench end -->)", old, flags=re.S)
+        if m:
+            out += [m.group(1).rstrip(), ""]
+        continue
     def median(tool):
         return statistics.median(float(x[3]) for x in mine if x[1] == tool)
     def every(tool):
         return " / ".join(f"{float(x[3]):.2f}" for x in mine if x[1] == tool)
     def last(tool):
         return [x for x in mine if x[1] == tool][-1]
-    out += [f"### {store}: {what}", "",
+    out += [f"### {store}: {what}; measured {today}, {rounds} rounds", "",
             "| tool | seconds | objects/s | left behind | requests | per version | HEAD | list | delete | proves absence |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for tool, label, proves in (("aws", "aws s3 rm --recursive", "no"), ("s5cmd", "s5cmd rm" + (" --all-versions" if store == "moto" else ""), "no"),

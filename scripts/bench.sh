@@ -196,11 +196,14 @@ tail -n +"$((log_from + 1))" "$MOTO_LOG" | awk '
 decom_left=$(s3fill count "$BD")
 echo "$VERSIONS $aws_s $aws_left $decom_s $decom_left" >"$R/s3"
 
-# Keep the block scripts/bench-s3.sh writes (its own run, its own markers).
-# The blocks other scripts write (bench-s3.sh, bench-fleet.sh) stay.
-s3_block=$(sed -n '/<!-- s3-bench begin -->/,/<!-- s3-bench end -->/p' "$ROOT/BENCHMARKS.md" 2>/dev/null || true)
-fleet_block=$(sed -n '/<!-- fleet-bench begin -->/,/<!-- fleet-bench end -->/p' "$ROOT/BENCHMARKS.md" 2>/dev/null || true)
+# The blocks other scripts write (bench-s3.sh, bench-s3-memory.sh,
+# bench-fleet.sh: their own runs, their own markers) stay.
+blocks=()
+for b in s3-bench s3-memory fleet-bench; do
+  blocks+=("$(sed -n "/<!-- $b begin -->/,/<!-- $b end -->/p" "$ROOT/BENCHMARKS.md" 2>/dev/null || true)")
+done
 python3 "$ROOT/scripts/bench_report.py" "$R" "$SIZE_MIB" "$FILES" "$VERSIONS" >"$ROOT/BENCHMARKS.md"
-[ -z "$s3_block" ] || printf '\n%s\n' "$s3_block" >>"$ROOT/BENCHMARKS.md"
-[ -z "$fleet_block" ] || printf '\n%s\n' "$fleet_block" >>"$ROOT/BENCHMARKS.md"
+for b in "${blocks[@]}"; do
+  [ -z "$b" ] || printf '\n%s\n' "$b" >>"$ROOT/BENCHMARKS.md"
+done
 cat "$ROOT/BENCHMARKS.md"
