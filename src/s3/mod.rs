@@ -23,11 +23,11 @@ use std::future::Future;
 use std::time::Duration;
 
 /// Requests in flight at once (DeleteObjects batches, HEADs), unless the
-/// manifest's `[s3] concurrency` or `--s3-concurrency` says otherwise. The
-/// absence proof's 64 sampled HEADs take two round trips at 32 (eight at
-/// 8); S3 serves thousands of requests per second per prefix, and the
-/// peers go as far or further (aws s3: 10, s5cmd: 256 workers).
-pub const DEFAULT_CONCURRENCY: usize = 32;
+/// manifest's `[s3] concurrency` or `--s3-concurrency` says otherwise.
+/// (At 32 the proof's 64 sampled HEADs take two round trips instead of
+/// eight, but under the suite's load one fault test saw a sampled HEAD end
+/// in HTTP 500 after its retries; 8 until that is understood.)
+pub const DEFAULT_CONCURRENCY: usize = 8;
 /// The most requests in flight a setting may ask for.
 pub const MAX_CONCURRENCY: usize = 1024;
 /// Keys per DeleteObjects request (the S3 maximum).
