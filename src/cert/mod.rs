@@ -212,7 +212,9 @@ pub struct ProofSummary {
     pub listing_pages: u64,
     /// Versions HEADed by version id.
     pub heads: u64,
-    /// HEADs that found a version the listing called gone.
+    /// Sampled HEADs that did not answer 404 for a version the listing
+    /// called gone: it still exists, or the HEAD failed after its retries.
+    /// Either way the listing is not trusted.
     pub contradicted: u64,
     /// Aborted uploads checked with ListParts.
     pub uploads: u64,

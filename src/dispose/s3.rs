@@ -766,7 +766,7 @@ impl<'p, 'c> Purge<'p, 'c> {
                         match (head.get(&(k, v)), &contradiction) {
                             (Some(r), _) => r.clone(),
                             (None, Some(c)) => Err(format!(
-                                "the listing of the location cannot be trusted: a sampled HEAD found {c}"
+                                "the listing of the location cannot be trusted: a sampled HEAD did not answer 404 ({c})"
                             )),
                             (None, None) => Ok(()),
                         }

@@ -175,7 +175,9 @@ pub struct AbsenceProof {
     pub listing_pages: u64,
     /// Versions HEADed by version id (the sample, or every one).
     pub heads: u64,
-    /// HEADs that contradicted the listing (the version still exists).
+    /// Sampled HEADs that did not answer 404 for a version the listing
+    /// called gone: it still exists, or the HEAD failed after its retries.
+    /// Either way the listing is not trusted.
     pub contradicted: u64,
     /// Aborted uploads checked with ListParts.
     pub uploads: u64,
