@@ -652,37 +652,27 @@ fn merge_refuses_parts_that_do_not_belong_together() {
     let arts = p["artifacts"].as_array_mut().unwrap();
     let s3 = arts.iter_mut().find(|a| a["kind"] == "s3-version").unwrap();
     s3["etag"] = "\"0000\"".into();
-    std::fs::write(
-        env.path("plans/changed.json"),
-        serde_json::to_vec_pretty(&p).unwrap(),
-    )
-    .unwrap();
-    f.run(&[
-        "plan",
-        "merge",
-        "plans/plan.h1.json",
-        "plans/changed.json",
-        "-o",
-        "plan.json",
-    ])
-    .code(2)
-    .one_line_error("disagree about s3://");
+    // Merge h1's plan with a changed h2 plan: refused with `why`.
+    let refused = |p: &serde_json::Value, why: &str| {
+        std::fs::write(
+            env.path("plans/changed.json"),
+            serde_json::to_vec_pretty(p).unwrap(),
+        )
+        .unwrap();
+        f.run(&[
+            "plan",
+            "merge",
+            "plans/plan.h1.json",
+            "plans/changed.json",
+            "-o",
+            "plan.json",
+        ])
+        .code(2)
+        .one_line_error(why);
+    };
+    refused(&p, "disagree about s3://");
     p["manifest_sha256"] = "00".repeat(32).into();
-    std::fs::write(
-        env.path("plans/changed.json"),
-        serde_json::to_vec_pretty(&p).unwrap(),
-    )
-    .unwrap();
-    f.run(&[
-        "plan",
-        "merge",
-        "plans/plan.h1.json",
-        "plans/changed.json",
-        "-o",
-        "plan.json",
-    ])
-    .code(2)
-    .one_line_error("has another manifest");
+    refused(&p, "has another manifest");
     assert!(!env.path("plan.json").exists());
     // The good pair merges, and the fleet plan is an ordinary plan.
     f.run(&[
