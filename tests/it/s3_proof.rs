@@ -356,6 +356,64 @@ fn an_error_entry_in_a_delete_objects_answer_fails_that_version() {
     assert_eq!(s.env.cert_json()["status"], "complete");
 }
 
+/// A folder's upload listing runs beside its version listing. When it
+/// fails (an access error, not retried), the planned upload fails as not
+/// re-identified and stays; the versions, which never depend on it, are
+/// purged and proven; the run is exit 1 (destruction began), never complete.
+#[test]
+fn a_failed_upload_listing_fails_the_upload_and_the_versions_still_go() {
+    let s = S3Env::new();
+    s.create_bucket(true, false);
+    for i in 0..3 {
+        s.put(&format!("m/{i}.bin"), b"x");
+    }
+    s.unfinished_upload("m/big.bin");
+    s.manifest("m/", "");
+    s.trace().ok();
+    s.approve().ok();
+    let proxy = FaultProxy::start_with_hook(
+        &endpoint(),
+        0,
+        Arc::new(|line: &str, resp: Vec<u8>| {
+            if !(line.starts_with("GET ") && line.contains("?uploads")) {
+                return resp;
+            }
+            let body = "<Error><Code>AccessDenied</Code><Message>injected</Message></Error>";
+            format!(
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
+        }),
+    );
+    through(&s, &proxy);
+    s.execute().code(1);
+    assert!(s.versions("m/").is_empty(), "{:?}", s.versions("m/"));
+    assert_eq!(s.uploads("m/"), 1);
+    let c = s.env.cert_json();
+    assert_eq!(c["status"], "incomplete");
+    let arts = c["artifacts"].as_array().unwrap();
+    let not_disposed: Vec<&serde_json::Value> =
+        arts.iter().filter(|a| a["outcome"] != "disposed").collect();
+    assert_eq!(not_disposed.len(), 1, "{not_disposed:?}");
+    assert!(
+        not_disposed[0]["path"]
+            .as_str()
+            .unwrap()
+            .contains("uploadId=")
+    );
+    assert_eq!(not_disposed[0]["outcome"], "failed");
+    assert!(
+        not_disposed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot re-identify: "),
+        "{}",
+        not_disposed[0]["reason"]
+    );
+    assert_eq!(arts.len(), 4);
+}
+
 /// Trace HEADs a version only where a fact needs it (it used to send one
 /// HEAD per version: 2,001 for 2,000). Counted at a proxy: a plain
 /// versioned bucket needs none; `inspect = "each"` HEADs every version and
