@@ -290,6 +290,23 @@ fn a_per_entry_delete_objects_error_fails_that_version_only() {
 
 /// Route the approved plan's S3 location through `proxy` (the custodian
 /// approves the endpoint, so the redirected plan is approved again).
+/// A versioned bucket with `n` objects `m/0.bin`… (and an unfinished
+/// upload of `m/big.bin` when `upload`), the folder `m/` traced and approved.
+fn approved_folder(n: usize, upload: bool) -> S3Env {
+    let s = S3Env::new();
+    s.create_bucket(true, false);
+    for i in 0..n {
+        s.put(&format!("m/{i}.bin"), b"x");
+    }
+    if upload {
+        s.unfinished_upload("m/big.bin");
+    }
+    s.manifest("m/", "");
+    s.trace().ok();
+    s.approve().ok();
+    s
+}
+
 fn through(s: &S3Env, proxy: &FaultProxy) {
     let mut plan = s.env.plan_json();
     plan["locations"][0]["endpoint"]["endpoint_url"] = proxy.url.clone().into();
@@ -302,14 +319,7 @@ fn through(s: &S3Env, proxy: &FaultProxy) {
 /// in fact deleted it here) and completes.
 #[test]
 fn an_error_entry_in_a_delete_objects_answer_fails_that_version() {
-    let s = S3Env::new();
-    s.create_bucket(true, false);
-    for i in 0..4 {
-        s.put(&format!("m/{i}.bin"), b"x");
-    }
-    s.manifest("m/", "");
-    s.trace().ok();
-    s.approve().ok();
+    let s = approved_folder(4, false);
     let proxy = FaultProxy::start_with_hook(
         &endpoint(),
         0,
@@ -362,15 +372,7 @@ fn an_error_entry_in_a_delete_objects_answer_fails_that_version() {
 /// purged and proven; the run is exit 1 (destruction began), never complete.
 #[test]
 fn a_failed_upload_listing_fails_the_upload_and_the_versions_still_go() {
-    let s = S3Env::new();
-    s.create_bucket(true, false);
-    for i in 0..3 {
-        s.put(&format!("m/{i}.bin"), b"x");
-    }
-    s.unfinished_upload("m/big.bin");
-    s.manifest("m/", "");
-    s.trace().ok();
-    s.approve().ok();
+    let s = approved_folder(3, true);
     let proxy = FaultProxy::start_with_hook(
         &endpoint(),
         0,
