@@ -663,7 +663,7 @@ impl<'p, 'c> Purge<'p, 'c> {
     /// Prove that every artifact in `check` is gone, and journal how: a
     /// complete listing of the location must hold none of the planned
     /// version ids, delete markers or uploads (S3 lists strongly
-    /// consistently after a delete); then HEAD *with the version id* on a
+    /// consistently after a delete); and HEAD *with the version id* on a
     /// random sample of the purged versions (every one in `each` mode) must
     /// answer 404. A HEAD that finds a version the listing calls gone means
     /// the listing cannot be trusted: every artifact of the location that
@@ -681,12 +681,39 @@ impl<'p, 'c> Purge<'p, 'c> {
             .iter()
             .filter_map(|a| a.item.s3_key().map(|k| k.1))
             .collect();
+        // The sample is drawn from every purged object version, before the
+        // listing, so that its HEADs can run beside the listing: every
+        // request starts after every delete and abort was answered, and
+        // none depends on another. (A sampled version the listing still
+        // shows fails as listed; its HEAD then contradicts nothing.)
+        let purged: Vec<&S3Version> = check
+            .iter()
+            .filter_map(|a| match &a.item {
+                Item::S3Version(v) => Some(v),
+                _ => None,
+            })
+            .collect();
+        let sample: Vec<&S3Version> = match self.proof.0 {
+            VerifyMode::Each => purged,
+            VerifyMode::Sample => {
+                use rand::seq::SliceRandom;
+                purged
+                    .choose_multiple(&mut rand::thread_rng(), self.proof.1)
+                    .copied()
+                    .collect()
+            }
+        };
+        let head_one = |v: &'p S3Version| async move {
+            (
+                (v.key.as_str(), v.version_id.as_str()),
+                head_version(s3, &loc.bucket, v).await,
+            )
+        };
         let mut listed: HashSet<(String, String)> = HashSet::new();
         let mut uploads_listed: HashSet<(String, String)> = HashSet::new();
-        // Both listings at once: each starts after every delete and abort
-        // was answered, and neither depends on the other.
         let any_upload = check.iter().any(|a| matches!(a.item, Item::S3Upload(_)));
-        let (versions_listing, uploads_listing) = std::thread::scope(|threads| {
+        let listings = 1 + usize::from(any_upload);
+        let (versions_listing, uploads_listing, heads_beside) = std::thread::scope(|threads| {
             let uploads = any_upload.then(|| {
                 threads.spawn(|| {
                     s3.list_uploads(&loc.bucket, &scope, |u| {
@@ -696,14 +723,23 @@ impl<'p, 'c> Purge<'p, 'c> {
                     })
                 })
             });
+            // The HEADs take what the concurrency bound leaves the listings.
+            let heads = s3.room_beside(listings).map(|n| {
+                let sample = sample.clone();
+                threads.spawn(move || s3.bounded_at(n, sample, head_one))
+            });
             let versions = s3.list_versions(&loc.bucket, &scope, |l| {
                 if keys.contains(l.key.as_str()) {
                     listed.insert((l.key, l.version_id));
                 }
             });
             let uploads = uploads.map_or(Ok(0), joined);
-            (versions, uploads)
+            (versions, uploads, heads.map(joined))
         });
+        let head: HashMap<(&str, &str), Result<(), String>> = heads_beside
+            .unwrap_or_else(|| s3.bounded(sample, head_one))
+            .into_iter()
+            .collect();
         let listing = versions_listing.and_then(|pages| Ok(pages + uploads_listing?));
         let pages = match listing {
             Ok(p) => p,
@@ -716,37 +752,15 @@ impl<'p, 'c> Purge<'p, 'c> {
                 listed.contains(&(k.to_string(), v.to_string()))
             }
         };
-        // The sample: object versions the listing calls gone.
-        let gone: Vec<&S3Version> = check
+        // A HEAD contradicts the listing only where the listing calls the
+        // version gone.
+        let contradicting: Vec<String> = head
             .iter()
-            .filter(|a| !is_listed(a))
-            .filter_map(|a| match &a.item {
-                Item::S3Version(v) => Some(v),
-                _ => None,
-            })
+            .filter(|((k, v), r)| r.is_err() && !listed.contains(&(k.to_string(), v.to_string())))
+            .map(|((k, v), r)| format!("{k}?versionId={v}: {}", r.as_ref().unwrap_err()))
             .collect();
-        let sample: Vec<&S3Version> = match self.proof.0 {
-            VerifyMode::Each => gone.clone(),
-            VerifyMode::Sample => {
-                use rand::seq::SliceRandom;
-                gone.choose_multiple(&mut rand::thread_rng(), self.proof.1)
-                    .copied()
-                    .collect()
-            }
-        };
-        let head: HashMap<(&str, &str), Result<(), String>> = s3
-            .bounded(sample, |v| async move {
-                (
-                    (v.key.as_str(), v.version_id.as_str()),
-                    head_version(s3, &loc.bucket, v).await,
-                )
-            })
-            .into_iter()
-            .collect();
-        let contradicted = head.values().filter(|r| r.is_err()).count() as u64;
-        let contradiction = head
-            .iter()
-            .find_map(|((k, v), r)| r.as_ref().err().map(|e| format!("{k}?versionId={v}: {e}")));
+        let contradicted = contradicting.len() as u64;
+        let contradiction = contradicting.into_iter().next();
         let mut proven: Decided = Vec::new();
         let mut uploads = 0u64;
         for a in check {

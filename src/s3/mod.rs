@@ -468,7 +468,7 @@ impl S3 {
     where
         Fut: Future<Output = O>,
     {
-        self.bounded_stream(futures_util::stream::iter(items), f)
+        self.bounded_stream(self.concurrency, futures_util::stream::iter(items), f)
     }
 
     /// [`S3::bounded`] over items that another thread is still sending
@@ -486,23 +486,36 @@ impl S3 {
                 rx,
                 |mut rx| async move { rx.recv().await.map(|t| (t, rx)) },
             );
-        self.bounded_stream(items, f)
+        self.bounded_stream(self.concurrency, items, f)
+    }
+
+    /// How many of [`S3::bounded`]'s requests may run beside `others`
+    /// requests already in flight (a listing on another thread) without
+    /// passing the concurrency bound; `None` when there is no room, and the
+    /// work must wait for those to end.
+    pub fn room_beside(&self, others: usize) -> Option<usize> {
+        self.concurrency.checked_sub(others).filter(|n| *n > 0)
+    }
+
+    /// [`S3::bounded`] with at most `n` in flight.
+    pub fn bounded_at<T, O, Fut>(&self, n: usize, items: Vec<T>, f: impl Fn(T) -> Fut) -> Vec<O>
+    where
+        Fut: Future<Output = O>,
+    {
+        self.bounded_stream(n, futures_util::stream::iter(items), f)
     }
 
     fn bounded_stream<T, O, Fut>(
         &self,
+        n: usize,
         items: impl futures_util::Stream<Item = T>,
         f: impl Fn(T) -> Fut,
     ) -> Vec<O>
     where
         Fut: Future<Output = O>,
     {
-        self.rt.block_on(
-            items
-                .map(f)
-                .buffer_unordered(self.concurrency.max(1))
-                .collect(),
-        )
+        self.rt
+            .block_on(items.map(f).buffer_unordered(n.max(1)).collect())
     }
 
     /// Every version and delete marker in `scope`, page by page (the one

@@ -178,12 +178,14 @@ fn each_mode_heads_every_purged_version() {
     );
 }
 
-/// The proof must be able to fail: right after decom's proof listing (which
-/// no longer shows `m/1.bin`), the test writes `m/1.bin` again behind it. The
-/// HEAD by version id finds the object, the artifact is not disposed, the
-/// certificate says so, and execute exits 1.
+/// The proof must be able to fail, whatever the order of its requests:
+/// right after decom's delete the test writes `m/1.bin` again, and hides it
+/// from every later listing (a stale listing, as on a store whose listings
+/// lag its writes). The HEAD by version id finds the object, the listing is
+/// not trusted, the artifact is not disposed, the certificate says so, and
+/// execute exits 1.
 #[test]
-fn sampled_head_catches_a_version_recreated_behind_the_listing() {
+fn sampled_head_catches_a_version_a_stale_listing_hides() {
     let s = S3Env::new();
     s.create_bucket(false, false); // null versions: a new PUT brings "null" back
     for i in 0..4 {
@@ -193,29 +195,48 @@ fn sampled_head_catches_a_version_recreated_behind_the_listing() {
     s.trace().ok();
     s.approve().ok();
     let deleted = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicBool::new(false));
+    let hidden = Arc::new(AtomicBool::new(false));
     let (bucket, up) = (s.bucket.clone(), endpoint());
-    let (d, f) = (deleted.clone(), done.clone());
+    let (d, h) = (deleted.clone(), hidden.clone());
     let proxy = FaultProxy::start_with_hook(
         &endpoint(),
         0,
         Arc::new(move |line: &str, resp: Vec<u8>| {
             if line.starts_with("POST ") && line.contains("?delete") {
+                raw_put(&up, &bucket, "m/1.bin", b"written behind the listing");
                 d.store(true, Ordering::SeqCst);
+                resp
             } else if line.starts_with("GET ")
                 && line.contains("versions")
                 && d.load(Ordering::SeqCst)
-                && !f.swap(true, Ordering::SeqCst)
             {
-                raw_put(&up, &bucket, "m/1.bin", b"written behind the listing");
+                rewrite_body(resp, |body| {
+                    let mut kept = String::new();
+                    let mut rest = body;
+                    while let Some(i) = rest.find("<Version>") {
+                        let j = i + rest[i..].find("</Version>").unwrap() + "</Version>".len();
+                        kept.push_str(&rest[..i]);
+                        if rest[i..j].contains("<Key>m/1.bin</Key>") {
+                            h.store(true, Ordering::SeqCst);
+                        } else {
+                            kept.push_str(&rest[i..j]);
+                        }
+                        rest = &rest[j..];
+                    }
+                    kept + rest
+                })
+            } else {
+                resp
             }
-            resp
         }),
     );
     through(&s, &proxy);
     let r = s.execute();
     r.code(1);
-    assert!(done.load(Ordering::SeqCst), "the hook never ran");
+    assert!(
+        hidden.load(Ordering::SeqCst),
+        "the listing never showed m/1.bin"
+    );
     let c = s.env.cert_json();
     assert_eq!(c["status"], "incomplete");
     let a = c["artifacts"]
