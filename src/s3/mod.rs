@@ -215,6 +215,18 @@ impl<'a> Scope<'a> {
         }
     }
 
+    /// Whether a key that the listing `(prefix, delimiter)` returned is the
+    /// location's and that listing's own. A store that ignores the delimiter
+    /// (moto's upload listing) returns keys under `fd/` in the listing of
+    /// `fd` too, which the next listing returns again.
+    fn owns(&self, key: &str, (prefix, delimiter): (&str, Option<&str>)) -> bool {
+        self.contains(key)
+            && !delimiter.is_some_and(|d| {
+                key.strip_prefix(prefix)
+                    .is_some_and(|rest| rest.contains(d))
+            })
+    }
+
     /// The rule, as the plan and `show` state it.
     pub fn rule(&self) -> String {
         if self.prefix.is_empty() {
@@ -579,7 +591,7 @@ impl S3 {
                 pages += 1;
                 for v in page.versions() {
                     let key = v.key().unwrap_or_default();
-                    if !scope.contains(key) {
+                    if !scope.owns(key, (&prefix, delimiter)) {
                         continue;
                     }
                     each(Some(Listed {
@@ -595,7 +607,7 @@ impl S3 {
                 }
                 for m in page.delete_markers() {
                     let key = m.key().unwrap_or_default();
-                    if !scope.contains(key) {
+                    if !scope.owns(key, (&prefix, delimiter)) {
                         continue;
                     }
                     each(Some(Listed {
@@ -654,7 +666,7 @@ impl S3 {
                 pages += 1;
                 for o in page.contents() {
                     let key = o.key().unwrap_or_default();
-                    if !scope.contains(key) {
+                    if !scope.owns(key, (&prefix, delimiter)) {
                         continue;
                     }
                     each(Some(Listed {
@@ -707,7 +719,7 @@ impl S3 {
                 pages += 1;
                 for u in page.uploads() {
                     let key = u.key().unwrap_or_default();
-                    if !scope.contains(key) {
+                    if !scope.owns(key, (&prefix, delimiter)) {
                         continue;
                     }
                     each(Upload {
