@@ -736,9 +736,29 @@ impl<'p, 'c> Purge<'p, 'c> {
             let uploads = uploads.map_or(Ok(0), joined);
             (versions, uploads, heads.map(joined))
         });
-        let head: HashMap<(&str, &str), Result<(), String>> = heads_beside
-            .unwrap_or_else(|| s3.bounded(sample, head_one))
+        let mut head: HashMap<(&str, &str), Result<(), HeadError>> = heads_beside
+            .unwrap_or_else(|| s3.bounded(sample.clone(), head_one))
             .into_iter()
+            .collect();
+        // A HEAD that got no answer (a transport error or a 5xx after every
+        // retry) is asked once more, after the others: it says nothing yet
+        // about the listing, and a proof should not fail on one bad
+        // connection when the next would answer.
+        let unanswered: Vec<&S3Version> = sample
+            .into_iter()
+            .filter(|v| {
+                matches!(
+                    head.get(&(v.key.as_str(), v.version_id.as_str())),
+                    Some(Err(HeadError::Unanswered(_)))
+                )
+            })
+            .collect();
+        if !unanswered.is_empty() {
+            head.extend(s3.bounded(unanswered, head_one));
+        }
+        let head: HashMap<(&str, &str), Result<(), String>> = head
+            .into_iter()
+            .map(|(k, r)| (k, r.map_err(|e| e.to_string())))
             .collect();
         let listing = versions_listing.and_then(|pages| Ok(pages + uploads_listing?));
         let pages = match listing {
@@ -824,7 +844,7 @@ impl<'p, 'c> Purge<'p, 'c> {
 /// HEAD one purged version by its id: only "not found" proves it gone.
 /// The null version is HEADed without a version id (moto rejects
 /// `versionId=null`; for a purged key S3 answers both the same).
-async fn head_version(s3: &S3, bucket: &str, v: &S3Version) -> Result<(), String> {
+async fn head_version(s3: &S3, bucket: &str, v: &S3Version) -> Result<(), HeadError> {
     let version = (v.version_id != "null").then(|| v.version_id.clone());
     let r = s3
         .client()
@@ -836,8 +856,26 @@ async fn head_version(s3: &S3, bucket: &str, v: &S3Version) -> Result<(), String
         .await;
     match r {
         Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(format!("HEAD gave {}", describe(&e))),
-        Ok(_) => Err("HEAD still finds the version".to_string()),
+        Err(e) => Err(HeadError::Unanswered(describe(&e))),
+        Ok(_) => Err(HeadError::Found),
+    }
+}
+
+/// Why a HEAD of a purged version did not prove it gone.
+#[derive(Debug, Clone)]
+enum HeadError {
+    /// The store still serves the version.
+    Found,
+    /// No answer after every retry (transport error, 5xx, refusal).
+    Unanswered(String),
+}
+
+impl std::fmt::Display for HeadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeadError::Found => f.write_str("HEAD still finds the version"),
+            HeadError::Unanswered(e) => write!(f, "HEAD gave {e}"),
+        }
     }
 }
 
