@@ -164,6 +164,7 @@ pub fn recheck(
                     client = Some(crate::s3::S3::connect(&settings)?);
                 }
                 let c = client.as_ref().expect("connected above");
+                let mut items = Vec::new();
                 crate::trace::s3::trace_location(
                     n,
                     loc,
@@ -172,8 +173,12 @@ pub fn recheck(
                     c,
                     &settings,
                     progress,
-                )?
-                .1
+                    &mut |i| {
+                        items.push(i);
+                        Ok(())
+                    },
+                )?;
+                items
             }
         };
         for item in &items {

@@ -69,14 +69,13 @@ pub fn run(a: &TraceArgs, p: &Printer) -> Result<u8> {
         }
     }
     let progress = p.progress();
-    let plan = crate::trace::trace(
+    let (plan, sha256) = crate::trace::trace(
         &resolved,
         &a.s3.settings(),
         (&host, a.local_only),
         &progress,
+        &a.output,
     )?;
-    let bytes = plan.to_bytes();
-    crate::util::write_atomic(&a.output, &bytes)?;
     let stale = crate::sign::sig_path(&a.output, crate::sign::Role::Custodian);
     if stale.symlink_metadata().is_ok() {
         std::fs::remove_file(&stale).map_err(|e| Error::io(&stale, e))?;
@@ -85,7 +84,7 @@ pub fn run(a: &TraceArgs, p: &Printer) -> Result<u8> {
         p.record(
             "plan",
             serde_json::json!({
-                "path": a.output, "sha256": crate::hash::sha256_hex(&bytes),
+                "path": a.output, "sha256": sha256,
                 "artifacts": plan.totals.artifacts, "bytes": plan.totals.bytes,
                 "residual_risks": plan.residual_risks.len(),
                 "components_not_searched": resolved.not_searched,

@@ -17,7 +17,6 @@ use super::{Artifact, Item, Plan, PlanLocation, Store, Totals};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// What one execute run covers: one host's local locations and, when
@@ -557,14 +556,8 @@ pub fn merge(parts: &[PathBuf], out: &Path) -> Result<Merged> {
         artifacts: Vec::new(),
         ..head
     };
-    let header_bytes = header.to_bytes();
-    let header_text = String::from_utf8(header_bytes).expect("JSON is UTF-8");
-    let open = header_text
-        .strip_suffix("  \"artifacts\": []\n}\n")
-        .expect("artifacts are the plan's last field");
     let sha256 = crate::util::write_atomic_with(out, |w| {
-        let mut w = crate::hash::Hashing::new(w);
-        w.write_all(open.as_bytes())?;
+        let mut w = super::PlanWriter::start(w, &header)?;
         let mut id = 0u32;
         for s in &seen {
             let (plan, bytes) = Plan::load(&s.path).map_err(std::io::Error::other)?;
@@ -579,32 +572,14 @@ pub fn merge(parts: &[PathBuf], out: &Path) -> Result<Merged> {
                     continue;
                 };
                 id += 1;
-                let a = Artifact {
+                w.push(&Artifact {
                     id,
                     location,
                     item: a.item,
-                };
-                w.write_all(if id == 1 {
-                    b"  \"artifacts\": [\n"
-                } else {
-                    b",\n"
                 })?;
-                let text = serde_json::to_string_pretty(&a).expect("artifacts serialize");
-                for (i, line) in text.lines().enumerate() {
-                    if i > 0 {
-                        w.write_all(b"\n")?;
-                    }
-                    w.write_all(b"    ")?;
-                    w.write_all(line.as_bytes())?;
-                }
             }
         }
-        w.write_all(if id == 0 {
-            b"  \"artifacts\": []\n}\n"
-        } else {
-            b"\n  ]\n}\n"
-        })?;
-        Ok(w.hex())
+        w.finish()
     })?;
     Ok(Merged {
         s3_locations: s3_seen.len(),

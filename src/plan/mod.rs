@@ -919,6 +919,60 @@ impl Plan {
     }
 }
 
+/// Writes a plan whose artifacts arrive one at a time, byte for byte what
+/// [`Plan::to_bytes`] writes for the whole plan: the header (every field
+/// but the artifacts, which come last; its totals must already count
+/// them), then each artifact. Memory holds one artifact, not the plan.
+pub struct PlanWriter<'w> {
+    w: crate::hash::Hashing<&'w mut dyn std::io::Write>,
+    written: u32,
+}
+
+impl<'w> PlanWriter<'w> {
+    /// Write `header` (whose artifacts are empty) up to its artifacts.
+    pub fn start(w: &'w mut dyn std::io::Write, header: &Plan) -> std::io::Result<Self> {
+        debug_assert!(header.artifacts.is_empty());
+        let text = String::from_utf8(header.to_bytes()).expect("JSON is UTF-8");
+        let open = text
+            .strip_suffix("  \"artifacts\": []\n}\n")
+            .expect("artifacts are the plan's last field");
+        let mut w = crate::hash::Hashing::new(w);
+        std::io::Write::write_all(&mut w, open.as_bytes())?;
+        Ok(PlanWriter { w, written: 0 })
+    }
+
+    /// Write the next artifact (its id is the caller's).
+    pub fn push(&mut self, a: &Artifact) -> std::io::Result<()> {
+        use std::io::Write;
+        self.written += 1;
+        self.w.write_all(if self.written == 1 {
+            b"  \"artifacts\": [\n"
+        } else {
+            b",\n"
+        })?;
+        let text = serde_json::to_string_pretty(a).expect("artifacts serialize");
+        for (i, line) in text.lines().enumerate() {
+            if i > 0 {
+                self.w.write_all(b"\n")?;
+            }
+            self.w.write_all(b"    ")?;
+            self.w.write_all(line.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Close the plan; the SHA-256 of everything written.
+    pub fn finish(mut self) -> std::io::Result<String> {
+        use std::io::Write;
+        self.w.write_all(if self.written == 0 {
+            b"  \"artifacts\": []\n}\n"
+        } else {
+            b"\n  ]\n}\n"
+        })?;
+        Ok(self.w.hex())
+    }
+}
+
 /// An absolute path with no `.`, `..`, empty components, or trailing slash,
 /// valid UTF-8 and without NUL or newline.
 pub fn check_normalised(path: &str) -> Result<(), String> {

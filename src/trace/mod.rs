@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::manifest::{Component, Known, MatchMode, Model, Resolved, Target};
 use crate::plan::{Artifact, Plan, Risk, Tool, Totals};
 use crate::progress::Progress;
+use std::io::BufRead;
 use std::path::Path;
 
 /// What decides, besides a location's own settings, which artifacts are
@@ -78,9 +79,21 @@ pub fn trace(
     s3_override: &crate::s3::Settings,
     (host, local_only): (&str, bool),
     progress: &dyn Progress,
-) -> Result<Plan> {
+    out: &Path,
+) -> Result<(Plan, String)> {
     let mut locations = Vec::new();
-    let mut found: Vec<(u32, crate::plan::Item)> = Vec::new();
+    // Local artifacts are held (hard links and kept models are judged
+    // across all of them); S3 artifacts are spooled to a file beside the
+    // plan as their listing pages are decided, so memory does not grow with
+    // the versions of a location.
+    let mut local_found: Vec<Artifact> = Vec::new();
+    let mut spooled: Vec<(u32, u64)> = Vec::new();
+    let mut spool: Option<std::io::BufWriter<std::fs::File>> = None;
+    let spool_dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut s3_totals = Totals::default();
     let mut risks: Vec<Risk> = Vec::new();
     let mut index = local::LinkIndex::default();
     let mut client: Option<crate::s3::S3> = None;
@@ -91,54 +104,88 @@ pub fn trace(
         .clone()
         .unwrap_or_default()
         .overlay(s3_override);
+    // The same artifact reached from two locations is planned once. Two S3
+    // locations can only meet in one bucket: only theirs are remembered.
+    let mut seen = std::collections::HashSet::new();
+    let buckets: Vec<&str> = resolved
+        .targets
+        .iter()
+        .filter_map(|t| match t {
+            Target::S3 { bucket, .. } => Some(bucket.as_str()),
+            _ => None,
+        })
+        .collect();
     for (loc, target) in resolved.manifest.locations.iter().zip(&resolved.targets) {
         if local_only && matches!(target, Target::S3 { .. }) {
             continue;
         }
         let n = locations.len() as u32 + 1;
-        let (pl, items, mut r) = match target {
+        let mut local_items = |items: Vec<crate::plan::Item>| {
+            for item in items {
+                if seen.insert(item.path().into_owned()) {
+                    local_found.push(Artifact {
+                        id: 0,
+                        location: n,
+                        item,
+                    });
+                }
+            }
+        };
+        let (pl, mut r) = match target {
             Target::Local(root) => {
                 let (mut pl, items, r) =
                     local::trace_location(n, loc, root, &criteria, &mut index, progress)?;
                 pl.host = Some(host.to_string());
-                (
-                    pl,
-                    items
-                        .into_iter()
-                        .map(local::Found::into_item)
-                        .collect::<Vec<_>>(),
-                    r,
-                )
+                local_items(items.into_iter().map(local::Found::into_item).collect());
+                (pl, r)
             }
             Target::S3 { bucket, prefix } => {
                 if client.is_none() {
                     client = Some(crate::s3::S3::connect(&settings)?);
                 }
                 let c = client.as_ref().expect("connected above");
-                s3::trace_location(n, loc, (bucket, prefix), &criteria, c, &settings, progress)?
+                let shared = buckets.iter().filter(|b| **b == bucket.as_str()).count() > 1;
+                if spool.is_none() {
+                    let f = tempfile::tempfile_in(spool_dir)
+                        .map_err(|e| crate::error::Error::io(spool_dir, e))?;
+                    spool = Some(std::io::BufWriter::new(f));
+                }
+                let w = spool.as_mut().expect("opened above");
+                let mut count = 0u64;
+                let r = s3::trace_location(
+                    n,
+                    loc,
+                    (bucket, prefix),
+                    &criteria,
+                    c,
+                    &settings,
+                    progress,
+                    &mut |item| {
+                        if shared && !seen.insert(item.path().into_owned()) {
+                            return Ok(());
+                        }
+                        s3_totals.add(&item);
+                        count += 1;
+                        serde_json::to_writer(&mut *w, &item)
+                            .map_err(std::io::Error::other)
+                            .and_then(|()| std::io::Write::write_all(w, b"\n"))
+                            .map_err(|e| crate::error::Error::io(spool_dir, e))
+                    },
+                )?;
+                spooled.push((n, count));
+                r
             }
             Target::Luks(dev) => {
                 let (mut pl, items, r) = luks_location(n, loc, dev)?;
                 pl.host = Some(host.to_string());
-                (pl, items, r)
+                local_items(items);
+                (pl, r)
             }
         };
         locations.push(pl);
         risks.append(&mut r);
-        found.extend(items.into_iter().map(|it| (n, it)));
     }
-    // The same artifact reached from two locations is planned once.
-    let mut seen = std::collections::HashSet::new();
-    found.retain(|(_, it)| seen.insert(it.path().into_owned()));
-    let mut artifacts: Vec<Artifact> = found
-        .into_iter()
-        .enumerate()
-        .map(|(i, (loc, item))| Artifact {
-            id: i as u32 + 1,
-            location: loc,
-            item,
-        })
-        .collect();
+    let mut artifacts = local_found;
     risks.extend(index.resolve(&mut artifacts));
     let keep: Vec<(std::path::PathBuf, &str)> = resolved
         .keep
@@ -190,7 +237,11 @@ pub fn trace(
     risks.sort_by(|a, b| (&a.kind, &a.subject).cmp(&(&b.kind, &b.subject)));
     risks.dedup();
     let m = &resolved.manifest;
-    Ok(Plan {
+    let mut totals = s3_totals;
+    for a in &artifacts {
+        totals.add(&a.item);
+    }
+    let header = Plan {
         schema: crate::plan::PLAN_SCHEMA.into(),
         tool: Tool::this(),
         created: crate::util::now_rfc3339(),
@@ -205,9 +256,50 @@ pub fn trace(
         residual_risks: risks,
         hosts: Vec::new(),
         local_only,
-        totals: Totals::of(&artifacts),
-        artifacts,
-    })
+        totals,
+        artifacts: Vec::new(),
+    };
+    // In location order: each local location's held artifacts, each S3
+    // location's spooled ones, numbered 1, 2, 3, …
+    let mut spool = match spool {
+        Some(w) => {
+            let mut f = w
+                .into_inner()
+                .map_err(|e| crate::error::Error::io(spool_dir, e.into_error()))?;
+            std::io::Seek::rewind(&mut f).map_err(|e| crate::error::Error::io(spool_dir, e))?;
+            Some(std::io::BufReader::new(f).lines())
+        }
+        None => None,
+    };
+    let sha256 = crate::util::write_atomic_with(out, |w| {
+        let mut w = crate::plan::PlanWriter::start(w, &header)?;
+        let mut id = 0u32;
+        let mut held = artifacts.into_iter().peekable();
+        for loc in &header.locations {
+            let n = loc.index;
+            while let Some(mut a) = held.next_if(|a| a.location == n) {
+                id += 1;
+                a.id = id;
+                w.push(&a)?;
+            }
+            let count = spooled.iter().find(|(l, _)| *l == n).map_or(0, |(_, c)| *c);
+            for _ in 0..count {
+                let line = spool
+                    .as_mut()
+                    .and_then(|l| l.next())
+                    .ok_or_else(|| std::io::Error::other("the trace spool ended early"))??;
+                let item = serde_json::from_str(&line).map_err(std::io::Error::other)?;
+                id += 1;
+                w.push(&Artifact {
+                    id,
+                    location: n,
+                    item,
+                })?;
+            }
+        }
+        w.finish()
+    })?;
+    Ok((header, sha256))
 }
 
 /// A `luks://` location: the whole LUKS2 volume, one artifact (its

@@ -294,11 +294,13 @@ async fn stream_hash(
     Ok(h.finish())
 }
 
-/// Trace one S3 location: read the bucket's facts, [`list`] every version,
-/// delete marker and upload under the prefix, [`inspect`] each selected
-/// version (HEAD, checksum, lock state; streamed hash with `hash_remote`),
-/// then [`select`] what the match mode plans, count the parts of planned
-/// uploads, and name the residual risks.
+/// Trace one S3 location: read the bucket's facts, [`stream_listing`]
+/// every version, delete marker and upload under the prefix, and for each
+/// listing page of whole keys [`inspect`] the versions (HEAD, checksum, lock
+/// state; streamed hash with `hash_remote`) and [`select`] what the match
+/// mode plans, handing each planned item to `emit` as it is decided (memory
+/// holds a page, not the location); then count the parts of planned
+/// uploads and name the residual risks.
 pub fn trace_location(
     index: u32,
     loc: &Location,
@@ -307,14 +309,25 @@ pub fn trace_location(
     s3: &S3,
     settings: &crate::s3::Settings,
     progress: &dyn Progress,
-) -> Result<(PlanLocation, Vec<Item>, Vec<Risk>)> {
+    emit: &mut dyn FnMut(Item) -> Result<()>,
+) -> Result<(PlanLocation, Vec<Risk>)> {
     let mut facts = bucket_facts(s3, bucket)?;
-    let listed = list(s3, loc, (bucket, prefix), progress)?;
-    if s3.without_versions() && !facts.unsupported.iter().any(|u| u == "versioning") {
-        facts.unsupported.push("versioning".to_string());
-    }
     if loc.method == Method::Lifecycle {
-        return lifecycle_location(index, loc, (bucket, prefix), s3, facts, listed);
+        let mut counted = Counted::default();
+        progress.start(Phase::List(&loc.uri), 0, 0);
+        let uploads = stream_listing(s3, loc, (bucket, prefix), |versions, markers| {
+            counted.versions += versions.len() as u64;
+            counted.bytes += versions.iter().map(|v| v.size).sum::<u64>();
+            counted.markers += markers.len() as u64;
+            Ok(())
+        })?;
+        progress.finish();
+        counted.uploads = uploads.len() as u64;
+        note_without_versions(s3, &mut facts);
+        let (pl, item, risks) =
+            lifecycle_location(index, loc, (bucket, prefix), s3, facts, counted)?;
+        emit(item)?;
+        return Ok((pl, risks));
     }
     let needs = Needs {
         object_lock: facts.object_lock,
@@ -323,19 +336,42 @@ pub fn trace_location(
         // Crypto-erase needs each planned version's KMS key.
         each: settings.inspect == Some(InspectMode::Each) || loc.crypto_erase,
     };
-    let inspected = inspect(s3, &loc.uri, bucket, listed.versions, needs, progress);
-    let mut sel = select(loc, bucket, criteria, inspected, listed.markers)?;
-    sel.items
-        .extend(upload_items(s3, bucket, loc, listed.uploads, &sel.keys)?);
+    let mut sel = Selected::default();
+    // Crypto-erase judges the keys over every planned version: those are
+    // kept (the one place a location's versions are held at once).
+    let mut planned: Vec<Item> = Vec::new();
+    progress.start(Phase::Inspect(&loc.uri), 0, 0);
+    let uploads = stream_listing(s3, loc, (bucket, prefix), |versions, markers| {
+        let inspected = inspect(s3, bucket, versions, needs, progress);
+        select(
+            loc,
+            bucket,
+            criteria,
+            inspected,
+            markers,
+            &mut sel,
+            &mut |item| {
+                if loc.crypto_erase {
+                    planned.push(item.clone());
+                }
+                emit(item)
+            },
+        )
+    })?;
+    progress.finish();
+    note_without_versions(s3, &mut facts);
+    for item in upload_items(s3, bucket, loc, uploads, &sel.planned_keys)? {
+        emit(item)?;
+    }
     let mut risks = sel.risks;
     risks.extend(bucket_risks(bucket, &facts, sel.null_versions));
-    if sel.keys.len() as u64 >= LIFECYCLE_SUGGESTED {
+    if sel.keys >= LIFECYCLE_SUGGESTED {
         risks.push(Risk {
             kind: "s3-large-location".into(),
             subject: loc.uri.clone(),
             detail: format!(
                 "{} keys: purging them from one machine takes long; consider method = \"lifecycle\" for this folder (S3's own engine empties it, the certificate stays pending until then)",
-                sel.keys.len()
+                sel.keys
             ),
         });
     }
@@ -347,16 +383,24 @@ pub fn trace_location(
         });
     }
     let mut pl = plan_location(index, loc, (bucket, prefix), s3, facts);
-    let mut items = sel.items;
     if loc.crypto_erase {
-        let (keys, erase, mut r) = crypto_erase(s3, loc, bucket, &items, progress)?;
+        let (keys, erase, mut r) = crypto_erase(s3, loc, bucket, &planned, progress)?;
         if let Store::S3(l) = &mut pl.store {
             l.kms_keys = keys;
         }
-        items.extend(erase);
+        for item in erase {
+            emit(item)?;
+        }
         risks.append(&mut r);
     }
-    Ok((pl, items, risks))
+    Ok((pl, risks))
+}
+
+/// A store that does not implement ListObjectVersions says so in the plan.
+fn note_without_versions(s3: &S3, facts: &mut BucketFacts) {
+    if s3.without_versions() && !facts.unsupported.iter().any(|u| u == "versioning") {
+        facts.unsupported.push("versioning".to_string());
+    }
 }
 
 /// `crypto_erase = true`: every KMS key that encrypts a planned version,
@@ -518,8 +562,8 @@ fn lifecycle_location(
     (bucket, prefix): (&str, &str),
     s3: &S3,
     facts: BucketFacts,
-    listed: Listing,
-) -> Result<(PlanLocation, Vec<Item>, Vec<Risk>)> {
+    counted: Counted,
+) -> Result<(PlanLocation, Item, Vec<Risk>)> {
     let id = format!(
         "decom-{}",
         &crate::hash::sha256_hex(format!("s3://{bucket}/{prefix}").as_bytes())[..16]
@@ -532,10 +576,10 @@ fn lifecycle_location(
         bucket: bucket.to_string(),
         prefix: prefix.to_string(),
         rules: LifecycleRule::for_folder(&id, prefix),
-        versions: listed.versions.len() as u64,
-        delete_markers: listed.markers.len() as u64,
-        uploads: listed.uploads.len() as u64,
-        bytes: listed.versions.iter().map(|v| v.size).sum(),
+        versions: counted.versions,
+        delete_markers: counted.markers,
+        uploads: counted.uploads,
+        bytes: counted.bytes,
         existing_rules: existing,
     });
     let mut risks = bucket_risks(bucket, &facts, false);
@@ -545,24 +589,31 @@ fn lifecycle_location(
         detail: "disposal delegated to S3 Lifecycle: the certificate stays pending until a later execute --resume lists the folder empty; versions under retention or legal hold are not expired and will be reported retained".into(),
     });
     let pl = plan_location(index, loc, (bucket, prefix), s3, facts);
-    Ok((pl, vec![item], risks))
+    Ok((pl, item, risks))
 }
 
-/// What one listing of a location holds, after its include/exclude globs.
-struct Listing {
-    versions: Vec<Listed>,
-    markers: Vec<Listed>,
-    uploads: Vec<crate::s3::Upload>,
+/// What a lifecycle location's listing counted.
+#[derive(Default)]
+struct Counted {
+    versions: u64,
+    markers: u64,
+    uploads: u64,
+    bytes: u64,
 }
 
 /// List every version, delete marker and unfinished upload under the
-/// prefix (streamed page by page), keeping the keys the globs select.
-fn list(
+/// prefix, keeping the keys the globs select, and hand `each` the versions
+/// and markers of whole keys, a listing page at a time, in key order (the
+/// key that ends a page waits for the next page, which may hold more of its
+/// versions). The listing runs on its own thread, at most two pages ahead
+/// of `each`; memory holds those pages, never the location. Returns the
+/// uploads (listed after the versions; a location holds few).
+fn stream_listing(
     s3: &S3,
     loc: &Location,
     (bucket, prefix): (&str, &str),
-    progress: &dyn Progress,
-) -> Result<Listing> {
+    mut each: impl FnMut(Vec<Listed>, Vec<Listed>) -> Result<()>,
+) -> Result<Vec<crate::s3::Upload>> {
     let include = globset(&loc.include)?;
     let exclude = globset(&loc.exclude)?;
     let scope = Scope::new(prefix);
@@ -571,28 +622,53 @@ fn list(
         include.as_ref().is_none_or(|g| g.is_match(rel))
             && !exclude.as_ref().is_some_and(|g| g.is_match(rel))
     };
-    progress.start(Phase::List(&loc.uri), 0, 0);
-    let mut l = Listing {
-        versions: Vec::new(),
-        markers: Vec::new(),
-        uploads: Vec::new(),
-    };
-    s3.list_versions(bucket, &scope, |v| {
-        if selected(&v.key) {
-            if v.is_marker {
-                l.markers.push(v)
-            } else {
-                l.versions.push(v)
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Listed>>(2);
+    std::thread::scope(|threads| {
+        let lister = threads.spawn(|| {
+            let mut held: Vec<Listed> = Vec::new();
+            // `each` failed: the rest of the listing is not looked at.
+            let mut stopped = false;
+            s3.list_versions_by_page(bucket, &scope, |l| match l {
+                Some(l) if !stopped && selected(&l.key) => held.push(l),
+                Some(_) => {}
+                None => {
+                    let Some(last) = held.last().map(|l| l.key.clone()) else {
+                        return;
+                    };
+                    let cut = held.iter().position(|l| l.key == last).unwrap_or(0);
+                    let rest = held.split_off(cut);
+                    let whole = std::mem::replace(&mut held, rest);
+                    if !whole.is_empty() && tx.send(whole).is_err() {
+                        stopped = true;
+                        held.clear();
+                    }
+                }
+            })?;
+            if !held.is_empty() {
+                let _ = tx.send(held);
+            }
+            drop(tx);
+            let mut uploads = Vec::new();
+            s3.list_uploads(bucket, &scope, |u| {
+                if selected(&u.key) {
+                    uploads.push(u)
+                }
+            })?;
+            Ok(uploads)
+        });
+        let mut done = Ok(());
+        for page in rx.iter() {
+            let (markers, versions) = page.into_iter().partition(|l| l.is_marker);
+            done = each(versions, markers);
+            if done.is_err() {
+                break;
             }
         }
-    })?;
-    s3.list_uploads(bucket, &scope, |u| {
-        if selected(&u.key) {
-            l.uploads.push(u)
-        }
-    })?;
-    progress.finish();
-    Ok(l)
+        drop(rx);
+        let uploads = crate::util::joined(lister);
+        done?;
+        uploads
+    })
 }
 
 /// What trace must learn beyond the listing, which decides whether a
@@ -620,19 +696,14 @@ impl Needs {
 /// the others are described by the listing alone.
 fn inspect(
     s3: &S3,
-    uri: &str,
     bucket: &str,
     versions: Vec<Listed>,
     needs: Needs,
     progress: &dyn Progress,
 ) -> Vec<Inspected> {
-    progress.start(
-        Phase::Inspect(uri),
-        versions.len() as u64,
-        versions.iter().map(|v| v.size).sum(),
-    );
     let (object_lock, hash_remote) = (needs.object_lock, needs.hash_remote);
-    let mut inspected: Vec<Inspected> = s3.bounded(versions, |v| async move {
+    let numbered: Vec<(usize, Listed)> = versions.into_iter().enumerate().collect();
+    let mut inspected: Vec<(usize, Inspected)> = s3.bounded(numbered, |(n, v)| async move {
         let r = async {
             if !needs.head() {
                 let d = Details::from_listing(&v);
@@ -661,48 +732,46 @@ fn inspect(
             Ok((d, sha))
         }
         .await;
-        (v, r)
+        (n, (v, r))
     });
-    progress.finish();
-    // Deterministic order: by key, newest version first.
-    inspected.sort_by(|(a, _), (b, _)| {
-        a.key
-            .cmp(&b.key)
-            .then(b.last_modified.cmp(&a.last_modified))
-            .then(a.version_id.cmp(&b.version_id))
-    });
-    inspected
+    // The listing's order (by key, newest version first), not the order
+    // the HEADs answered in: versions written within one second share a
+    // last-modified time, and only the listing knows which is newer.
+    inspected.sort_by_key(|(n, _)| *n);
+    inspected.into_iter().map(|(_, i)| i).collect()
 }
 
-/// What [`select`] planned of a location's versions and markers.
+/// What [`select`] has planned so far of a location's versions and
+/// markers (the items themselves went to `emit`).
+#[derive(Default)]
 struct Selected {
-    items: Vec<Item>,
     risks: Vec<Risk>,
-    /// Keys with a planned version: their markers and uploads go too.
-    keys: HashSet<String>,
+    /// Keys with a planned version.
+    keys: u64,
+    /// Those keys where not everything is planned (a hash location): their
+    /// uploads go too.
+    planned_keys: HashSet<String>,
     /// Versions a hash location could not judge (no checksum).
     unhashed: u64,
     null_versions: bool,
 }
 
-/// Plan the versions the match mode selects (in a hash location: those
-/// whose SHA-256 is a known component's), then the delete markers of the
-/// planned keys (all of them when matching everything).
+/// Plan the versions of a page of whole keys that the match mode selects
+/// (in a hash location: those whose SHA-256 is a known component's), then
+/// the delete markers of the planned keys (all of them when matching
+/// everything), and hand each to `emit`.
 fn select(
     loc: &Location,
     bucket: &str,
     criteria: &Criteria<'_>,
     inspected: Vec<Inspected>,
     mut markers: Vec<Listed>,
-) -> Result<Selected> {
+    sel: &mut Selected,
+    emit: &mut dyn FnMut(Item) -> Result<()>,
+) -> Result<()> {
     let known = criteria.known();
-    let mut sel = Selected {
-        items: Vec::new(),
-        risks: Vec::new(),
-        keys: HashSet::new(),
-        unhashed: 0,
-        null_versions: false,
-    };
+    // The page's planned keys (a page holds whole keys).
+    let mut keys: HashSet<String> = HashSet::new();
     for (v, r) in inspected {
         let (d, sha) = r.map_err(|e| {
             Error::input(format!(
@@ -729,8 +798,10 @@ fn select(
         if let Some(r) = retained_risk(bucket, &v, &d) {
             sel.risks.push(r);
         }
-        sel.keys.insert(v.key.clone());
-        sel.items.push(Item::S3Version(S3Version {
+        if !keys.contains(&v.key) {
+            keys.insert(v.key.clone());
+        }
+        emit(Item::S3Version(S3Version {
             bucket: bucket.to_string(),
             key: v.key,
             version_id: v.version_id,
@@ -751,21 +822,25 @@ fn select(
                 pattern: None,
                 component,
             },
-        }));
+        }))?;
     }
     markers.sort_by(|a, b| (&a.key, &a.version_id).cmp(&(&b.key, &b.version_id)));
     for m in markers {
-        if loc.match_mode == MatchMode::All || sel.keys.contains(&m.key) {
-            sel.items.push(Item::S3DeleteMarker(S3Marker {
+        if loc.match_mode == MatchMode::All || keys.contains(&m.key) {
+            emit(Item::S3DeleteMarker(S3Marker {
                 bucket: bucket.to_string(),
                 key: m.key,
                 version_id: m.version_id,
                 is_latest: m.is_latest,
                 last_modified: m.last_modified,
-            }));
+            }))?;
         }
     }
-    Ok(sel)
+    sel.keys += keys.len() as u64;
+    if loc.match_mode != MatchMode::All {
+        sel.planned_keys.extend(keys);
+    }
+    Ok(())
 }
 
 /// A version under legal hold or retention will be reported retained.

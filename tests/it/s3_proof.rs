@@ -524,6 +524,36 @@ fn keys_straddling_listing_pages_are_decided_whole() {
     s.trace().ok();
     let planned = s.env.plan_json()["artifacts"].as_array().unwrap().len();
     assert_eq!(planned, 996 + 8 + 1);
+    // Trace streams the plan page by page: the file is byte for byte the
+    // serialized plan, and the straddling key's versions stay together,
+    // newest first.
+    let bytes = std::fs::read(s.env.plan()).unwrap();
+    let plan = decom::plan::Plan::parse(&bytes, "plan.json").unwrap();
+    assert!(
+        plan.to_bytes() == bytes,
+        "streamed plan differs from its serialization"
+    );
+    let straddling: Vec<&decom::plan::S3Version> = plan
+        .artifacts
+        .iter()
+        .filter_map(|a| match &a.item {
+            decom::plan::Item::S3Version(v) if v.key == "data/b-straddles" => Some(v),
+            _ => None,
+        })
+        .collect();
+    let at = plan
+        .artifacts
+        .iter()
+        .position(|a| a.item.s3_key().is_some_and(|k| k.1 == "data/b-straddles"))
+        .unwrap();
+    assert!(
+        plan.artifacts[at..at + 8]
+            .iter()
+            .all(|a| a.item.s3_key().is_some_and(|k| k.1 == "data/b-straddles")),
+        "one key's versions are planned together"
+    );
+    assert_eq!(straddling.len(), 8);
+    assert!(straddling[0].is_latest && !straddling[7].is_latest);
     s.approve().ok();
     s.execute().ok();
     let c = s.env.cert_json();
