@@ -170,8 +170,7 @@ pub fn recheck(
                     loc,
                     (bucket, prefix),
                     &criteria,
-                    c,
-                    &settings,
+                    (c, &settings),
                     progress,
                     &mut |i| {
                         items.push(i);

@@ -157,8 +157,7 @@ pub fn trace(
                     loc,
                     (bucket, prefix),
                     &criteria,
-                    c,
-                    &settings,
+                    (c, &settings),
                     progress,
                     &mut |item| {
                         if shared && !seen.insert(item.path().into_owned()) {

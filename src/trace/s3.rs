@@ -306,8 +306,7 @@ pub fn trace_location(
     loc: &Location,
     (bucket, prefix): (&str, &str),
     criteria: &Criteria<'_>,
-    s3: &S3,
-    settings: &crate::s3::Settings,
+    (s3, settings): (&S3, &crate::s3::Settings),
     progress: &dyn Progress,
     emit: &mut dyn FnMut(Item) -> Result<()>,
 ) -> Result<(PlanLocation, Vec<Risk>)> {
