@@ -255,6 +255,50 @@ fn sampled_head_catches_a_version_a_stale_listing_hides() {
     assert_eq!(c["totals"]["by_outcome"]["disposed"]["artifacts"], 3);
 }
 
+/// A sampled HEAD that gets no answer through all of the SDK's attempts
+/// (here: HTTP 500 six times) says nothing about the listing yet: it is
+/// asked once more, answers 404, and the purge completes with no
+/// contradiction. Without that second ask the whole location would fail.
+#[test]
+fn a_sampled_head_without_an_answer_is_asked_once_more() {
+    use std::sync::atomic::AtomicU32;
+    let s = S3Env::new();
+    s.create_bucket(true, false);
+    for i in 0..3 {
+        s.put(&format!("m/{i}.bin"), &random_bytes(50));
+    }
+    s.manifest("m/", "");
+    s.trace().ok();
+    s.approve().ok();
+    let heads = Arc::new(AtomicU32::new(0));
+    let h = heads.clone();
+    let proxy = FaultProxy::start_with_hook(
+        &endpoint(),
+        0,
+        Arc::new(move |line: &str, resp: Vec<u8>| {
+            if line.starts_with("HEAD ")
+                && line.contains("/m/1.bin")
+                && h.fetch_add(1, Ordering::SeqCst) < decom::s3::MAX_ATTEMPTS
+            {
+                crate::faults::error_answer(500, "Internal Server Error", "InternalError", "down")
+            } else {
+                resp
+            }
+        }),
+    );
+    through(&s, &proxy);
+    s.execute().ok();
+    assert_eq!(
+        heads.load(Ordering::SeqCst),
+        decom::s3::MAX_ATTEMPTS + 1,
+        "every SDK attempt, then decom's second ask"
+    );
+    let c = s.env.cert_json();
+    assert_eq!(c["status"], "complete");
+    assert_eq!(c["locations"][0]["absence_proof"]["contradicted"], 0);
+    assert!(s.versions("m/").is_empty());
+}
+
 #[test]
 fn bad_verify_settings_are_input_errors_and_touch_nothing() {
     let s = S3Env::new();
