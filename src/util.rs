@@ -47,9 +47,15 @@ pub fn parse_rfc3339(s: &str) -> Result<OffsetDateTime> {
 /// (BTreeMap), two-space indentation, trailing newline. The same value always
 /// gives the same bytes; signed files are never re-serialized after writing.
 pub fn to_json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = serde_json::to_vec_pretty(value).expect("plan and certificate types serialize");
-    out.push(b'\n');
+    let mut out = Vec::new();
+    write_json(&mut out, value).expect("plan and certificate types serialize");
     out
+}
+
+/// [`to_json_bytes`], written to `w` as it is serialized.
+pub fn write_json<T: Serialize>(mut w: &mut dyn Write, value: &T) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut w, value).map_err(std::io::Error::other)?;
+    w.write_all(b"\n")
 }
 
 /// Write bytes to `path` atomically: a temporary file beside it, fsync,

@@ -815,6 +815,11 @@ impl Certificate {
         crate::util::to_json_bytes(self)
     }
 
+    /// [`Certificate::to_bytes`], written to `w` as it is serialized.
+    pub fn write_json(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        crate::util::write_json(w, self)
+    }
+
     /// Internal consistency: totals add up, status follows the outcomes, no
     /// artifact is disposed without verification. Returns the problems found.
     pub fn check(&self) -> Vec<String> {

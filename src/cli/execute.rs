@@ -249,11 +249,30 @@ pub(super) fn write_certificate(
     cert: &Certificate,
     key: &SigningKey,
 ) -> Result<PathBuf> {
-    let cert_bytes = cert.to_bytes();
-    crate::util::write_atomic(files.certificate(), &cert_bytes)?;
+    // Serialized straight into the file and hashed on the way: a
+    // certificate of a million artifacts is never held as bytes.
+    let sha512 = crate::util::write_atomic_with(files.certificate(), |w| {
+        use ssh_key::sha2::{Digest, Sha512};
+        use std::io::Write;
+        struct Hashed<W>(W, Sha512);
+        impl<W: Write> Write for Hashed<W> {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                let n = self.0.write(buf)?;
+                self.1.update(&buf[..n]);
+                Ok(n)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                self.0.flush()
+            }
+        }
+        let mut h = Hashed(std::io::BufWriter::with_capacity(1 << 20, w), Sha512::new());
+        cert.write_json(&mut h)?;
+        h.flush()?;
+        Ok(h.1.finalize())
+    })?;
     let stale = files.signature(Role::Custodian);
     if stale.symlink_metadata().is_ok() {
         std::fs::remove_file(&stale).map_err(|e| Error::io(&stale, e))?;
     }
-    sign::sign_file(files.certificate(), &cert_bytes, key, Role::Operator)
+    sign::sign_file_digest(files.certificate(), &sha512, key, Role::Operator)
 }

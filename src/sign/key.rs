@@ -87,18 +87,27 @@ impl SigningKey {
 
     /// An SSHSIG over `msg` in `namespace` (SHA-512, as ssh-keygen does).
     pub fn sign(&self, namespace: &str, msg: &[u8]) -> Result<String> {
-        let sig = match self {
-            SigningKey::Local(k) => k
-                .sign(namespace, HashAlg::Sha512, msg)
-                .map_err(|e| Error::refused(format!("signing failed: {e}")))?,
-            SigningKey::Agent { socket, public } => {
-                let data = SshSig::signed_data(namespace, HashAlg::Sha512, msg)
+        use ssh_key::sha2::{Digest, Sha512};
+        self.sign_digest(namespace, &Sha512::digest(msg))
+    }
+
+    /// [`SigningKey::sign`] for a message given by its SHA-512 (SSHSIG signs
+    /// a hash of the message, so a file can be signed as it is written,
+    /// never held whole).
+    pub fn sign_digest(&self, namespace: &str, sha512: &[u8]) -> Result<String> {
+        let data = super::signed_data(namespace, b"", HashAlg::Sha512, sha512);
+        let (public, raw) = match self {
+            SigningKey::Local(k) => {
+                let raw = signature::Signer::try_sign(k.as_ref(), &data)
                     .map_err(|e| Error::refused(format!("signing failed: {e}")))?;
-                let raw = super::agent::sign(socket, public, &data)?;
-                SshSig::new(public.key_data().clone(), namespace, HashAlg::Sha512, raw)
-                    .map_err(|e| Error::refused(format!("agent signature unusable: {e}")))?
+                (k.public_key(), raw)
+            }
+            SigningKey::Agent { socket, public } => {
+                (public, super::agent::sign(socket, public, &data)?)
             }
         };
+        let sig = SshSig::new(public.key_data().clone(), namespace, HashAlg::Sha512, raw)
+            .map_err(|e| Error::refused(format!("signature unusable: {e}")))?;
         sig.to_pem(LineEnding::LF)
             .map_err(|e| Error::refused(format!("cannot encode signature: {e}")))
     }

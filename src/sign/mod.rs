@@ -56,7 +56,19 @@ pub fn sig_path(file: &Path, role: Role) -> PathBuf {
 
 /// Sign the exact bytes of `file` and write the detached signature beside it.
 pub fn sign_file(file: &Path, bytes: &[u8], key: &SigningKey, role: Role) -> Result<PathBuf> {
-    let armored = key.sign(role.namespace(), bytes)?;
+    use ssh_key::sha2::{Digest, Sha512};
+    sign_file_digest(file, &Sha512::digest(bytes), key, role)
+}
+
+/// [`sign_file`] for a file given by the SHA-512 of its bytes (computed as
+/// it was written).
+pub fn sign_file_digest(
+    file: &Path,
+    sha512: &[u8],
+    key: &SigningKey,
+    role: Role,
+) -> Result<PathBuf> {
+    let armored = key.sign_digest(role.namespace(), sha512)?;
     let out = sig_path(file, role);
     crate::util::write_atomic(&out, armored.as_bytes())?;
     Ok(out)
@@ -136,16 +148,7 @@ pub fn check_file_signature(
         HashAlg::Sha512 => sha512.finalize().to_vec(),
         other => return Err(format!("unsupported signature hash {other:?}")),
     };
-    let mut signed = b"SSHSIG".to_vec();
-    for field in [
-        role.namespace().as_bytes(),
-        sig.reserved(),
-        sig.hash_alg().as_str().as_bytes(),
-        &hash,
-    ] {
-        signed.extend_from_slice(&(field.len() as u32).to_be_bytes());
-        signed.extend_from_slice(field);
-    }
+    let signed = signed_data(role.namespace(), sig.reserved(), sig.hash_alg(), &hash);
     sig.public_key()
         .verify(&signed, sig.signature())
         .map_err(|_| {
@@ -155,6 +158,23 @@ pub fn check_file_signature(
         ssh_key::PublicKey::from(sig.public_key().clone()),
         hex::encode(file_sha256),
     ))
+}
+
+/// What an SSHSIG signature covers, assembled as `ssh-keygen` does
+/// (PROTOCOL.sshsig: "SSHSIG", namespace, reserved, hash algorithm, and the
+/// hash of the message): the one copy, for signing and for checking.
+pub(crate) fn signed_data(namespace: &str, reserved: &[u8], alg: HashAlg, hash: &[u8]) -> Vec<u8> {
+    let mut signed = b"SSHSIG".to_vec();
+    for field in [
+        namespace.as_bytes(),
+        reserved,
+        alg.as_str().as_bytes(),
+        hash,
+    ] {
+        signed.extend_from_slice(&(field.len() as u32).to_be_bytes());
+        signed.extend_from_slice(field);
+    }
+    signed
 }
 
 /// An armored SSHSIG in its canonical encoding, for `role`'s namespace.
