@@ -598,6 +598,11 @@ fn keys_straddling_listing_pages_are_decided_whole() {
     );
     assert_eq!(straddling.len(), 8);
     assert!(straddling[0].is_latest && !straddling[7].is_latest);
+    // `show` summarises a plan by location, never a line per version.
+    let show = s.env.run(&["show", "plan.json"]);
+    show.ok();
+    assert!(show.stdout.contains("1005 artifact(s)"), "{}", show.stdout);
+    assert!(show.stdout.lines().count() < 40, "{}", show.stdout);
     s.approve().ok();
     s.execute().ok();
     let c = s.env.cert_json();
@@ -611,6 +616,9 @@ fn keys_straddling_listing_pages_are_decided_whole() {
         "nothing decided before all of its key was listed"
     );
     assert!(s.versions("data/").is_empty());
+    let show = s.env.run(&["show", "certificate.json"]);
+    show.ok();
+    assert!(show.stdout.lines().count() < 40, "{}", show.stdout);
 }
 
 /// A store whose second listing page brings a key that sorts before the
