@@ -183,38 +183,50 @@ pub fn hash_files(paths: &[std::path::PathBuf]) -> Vec<io::Result<String>> {
         .collect()
 }
 
-/// A reader or writer that hashes what passes through it ([`Running`]).
-pub struct Hashing<T> {
+/// A reader or writer that hashes what passes through it: SHA-256 unless
+/// another digest is named (`Hashing::<_, Sha512>::with_digest`).
+pub struct Hashing<T, D = Sha256> {
     inner: T,
-    sha: Running,
+    digest: D,
 }
 
 impl<T> Hashing<T> {
     pub fn new(inner: T) -> Self {
-        Hashing {
-            inner,
-            sha: Running::default(),
-        }
+        Self::with_digest(inner)
     }
 
     /// The SHA-256 of everything that went through, as lowercase hex.
     pub fn hex(&self) -> String {
-        self.sha.clone().finish()
+        hex::encode(self.digest.clone().finalize())
     }
 }
 
-impl<R: std::io::Read> std::io::Read for Hashing<R> {
+impl<T, D: Digest> Hashing<T, D> {
+    pub fn with_digest(inner: T) -> Self {
+        Hashing {
+            inner,
+            digest: D::new(),
+        }
+    }
+
+    /// The inner reader or writer, and the digest of what went through.
+    pub fn finish(self) -> (T, Vec<u8>) {
+        (self.inner, self.digest.finalize().to_vec())
+    }
+}
+
+impl<R: std::io::Read, D: Digest> std::io::Read for Hashing<R, D> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.sha.update(&buf[..n]);
+        self.digest.update(&buf[..n]);
         Ok(n)
     }
 }
 
-impl<W: std::io::Write> std::io::Write for Hashing<W> {
+impl<W: std::io::Write, D: Digest> std::io::Write for Hashing<W, D> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.sha.update(&buf[..n]);
+        self.digest.update(&buf[..n]);
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {

@@ -184,6 +184,18 @@ pub fn hostname() -> String {
 /// exhaust memory. Errors name the file.
 pub fn read_input(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>> {
     use std::io::Read;
+    let f = open_input(path, what, limit)?;
+    let mut buf = Vec::new();
+    f.take(limit + 1).read_to_end(&mut buf).at(path)?;
+    if buf.len() as u64 > limit {
+        return Err(too_large(path, what, limit));
+    }
+    Ok(buf)
+}
+
+/// [`read_input`]'s checks, for a file read as a stream: it opens, is a
+/// regular file, and is not larger than `limit` bytes.
+pub fn open_input(path: &Path, what: &str, limit: u64) -> Result<std::fs::File> {
     let f = std::fs::File::open(path)
         .map_err(|e| Error::input(format!("cannot read {what} {}: {e}", path.display())))?;
     let meta = f.metadata().at(path)?;
@@ -193,16 +205,17 @@ pub fn read_input(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>> {
             path.display()
         )));
     }
-    let mut buf = Vec::new();
-    f.take(limit + 1).read_to_end(&mut buf).at(path)?;
-    if buf.len() as u64 > limit {
-        return Err(Error::input(format!(
-            "{what} {} is larger than {} bytes; refusing to read it",
-            path.display(),
-            limit
-        )));
+    if meta.len() > limit {
+        return Err(too_large(path, what, limit));
     }
-    Ok(buf)
+    Ok(f)
+}
+
+fn too_large(path: &Path, what: &str, limit: u64) -> Error {
+    Error::input(format!(
+        "{what} {} is larger than {limit} bytes; refusing to read it",
+        path.display()
+    ))
 }
 
 /// Check that `dir` is a folder or missing (then [`ensure_dir`] can create

@@ -252,23 +252,13 @@ pub(super) fn write_certificate(
     // Serialized straight into the file and hashed on the way: a
     // certificate of a million artifacts is never held as bytes.
     let sha512 = crate::util::write_atomic_with(files.certificate(), |w| {
-        use ssh_key::sha2::{Digest, Sha512};
-        use std::io::Write;
-        struct Hashed<W>(W, Sha512);
-        impl<W: Write> Write for Hashed<W> {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                let n = self.0.write(buf)?;
-                self.1.update(&buf[..n]);
-                Ok(n)
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                self.0.flush()
-            }
-        }
-        let mut h = Hashed(std::io::BufWriter::with_capacity(1 << 20, w), Sha512::new());
+        let mut h = crate::hash::Hashing::<_, sha2::Sha512>::with_digest(
+            std::io::BufWriter::with_capacity(1 << 20, w),
+        );
         cert.write_json(&mut h)?;
-        h.flush()?;
-        Ok(h.1.finalize())
+        let (mut w, sha512) = h.finish();
+        std::io::Write::flush(&mut w)?;
+        Ok(sha512)
     })?;
     let stale = files.signature(Role::Custodian);
     if stale.symlink_metadata().is_ok() {

@@ -147,11 +147,8 @@ impl SignedPlan {
         operator_principal: &str,
         at: i64,
     ) -> Result<SignedPlan> {
-        let bytes = crate::util::read_input(plan_path, "plan", super::MAX_PLAN)?;
-        let approval = sign::verify_file(plan_path, &bytes, signers, Role::Custodian, None, at)
-            .map_err(|m| Error::refused(format!("the plan is not approved: {m}")))?;
-        let plan = Plan::parse(&bytes, &plan_path.display().to_string())?;
-        let sha256 = crate::hash::sha256_hex(&bytes);
+        let (plan, sha256, approval) = read_approved(plan_path, signers, at)?;
+        plan.validate(&plan_path.display().to_string())?;
         SignedPlan::with_operator(
             plan_path,
             plan,
@@ -166,12 +163,9 @@ impl SignedPlan {
 }
 
 impl SignedPlan<super::ArtifactIds> {
-    /// [`SignedPlan::verify`] for a plan that may be too large to hold (a
-    /// fleet of a thousand hosts): the approval is checked as the file
-    /// streams by, then the plan is read again keeping only its artifacts'
-    /// ids and locations; a file whose bytes differ between the two reads
-    /// is refused. The structural checks of [`Plan::validate`] are not
-    /// repeated: execute ran them on every host.
+    /// [`SignedPlan::verify`] keeping only the artifacts' ids and locations
+    /// (a fleet of a thousand hosts). The structural checks of
+    /// [`Plan::validate`] are not repeated: execute ran them on every host.
     pub fn verify_ids(
         plan_path: &Path,
         signers: &AllowedSigners,
@@ -179,28 +173,11 @@ impl SignedPlan<super::ArtifactIds> {
         operator_principal: &str,
         at: i64,
     ) -> Result<Self> {
-        let (approval, sha256) = sign::verify_file_streamed(
-            plan_path,
-            super::MAX_PLAN,
-            signers,
-            Role::Custodian,
-            None,
-            at,
-        )
-        .map_err(|m| Error::refused(format!("the plan is not approved: {m}")))?;
-        let origin = plan_path.display();
-        let file = std::fs::File::open(plan_path).map_err(|e| Error::io(plan_path, e))?;
-        let mut reader = crate::hash::Hashing::new(std::io::BufReader::new(file));
-        let plan: Plan<super::ArtifactIds> = serde_json::from_reader(&mut reader)
-            .map_err(|e| Error::input(format!("plan {origin}: not a valid decom plan: {e}")))?;
-        if reader.hex() != sha256 {
-            return Err(Error::refused(format!(
-                "plan {origin} changed while it was read"
-            )));
-        }
+        let (plan, sha256, approval) = read_approved::<super::ArtifactIds>(plan_path, signers, at)?;
         if plan.schema != super::PLAN_SCHEMA {
             return Err(Error::input(format!(
-                "plan {origin}: schema {:?} is not {:?}",
+                "plan {}: schema {:?} is not {:?}",
+                plan_path.display(),
                 plan.schema,
                 super::PLAN_SCHEMA
             )));
@@ -216,6 +193,38 @@ impl SignedPlan<super::ArtifactIds> {
             at,
         )
     }
+}
+
+/// Step 1 and 2 for every reader of an approved plan, never holding its
+/// bytes: the custodian's approval is checked as the file streams by, then
+/// the plan is parsed from the same open file while it is hashed again; a
+/// file whose bytes differ between the two reads is refused. Returns the
+/// plan (not yet validated), the SHA-256 of its bytes and the approval.
+fn read_approved<A: serde::de::DeserializeOwned>(
+    plan_path: &Path,
+    signers: &AllowedSigners,
+    at: i64,
+) -> Result<(Plan<A>, String, Signer)> {
+    let file = crate::util::open_input(plan_path, "plan", super::MAX_PLAN)?;
+    let (approval, sha256) = sign::verify_file_streamed(
+        plan_path,
+        super::MAX_PLAN,
+        signers,
+        Role::Custodian,
+        None,
+        at,
+    )
+    .map_err(|m| Error::refused(format!("the plan is not approved: {m}")))?;
+    let origin = plan_path.display();
+    let mut reader = crate::hash::Hashing::new(std::io::BufReader::new(file));
+    let plan: Plan<A> = serde_json::from_reader(&mut reader)
+        .map_err(|e| Error::input(format!("plan {origin}: not a valid decom plan: {e}")))?;
+    if reader.hex() != sha256 {
+        return Err(Error::refused(format!(
+            "plan {origin} changed while it was read"
+        )));
+    }
+    Ok((plan, sha256, approval))
 }
 
 impl<A> SignedPlan<A> {
