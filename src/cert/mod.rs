@@ -8,7 +8,7 @@
 //! times) and signed as written; it is never re-serialized before verifying.
 
 use crate::error::{Error, Result};
-use crate::journal::{self, Outcome, Record};
+use crate::journal::{self, Outcome};
 use crate::manifest::{Component, Model, Person};
 use crate::plan::{ArtifactKind, Category, Item, Plan, Risk, Sanitization, Tool};
 use crate::profile::Profile;
@@ -222,12 +222,9 @@ pub struct ProofSummary {
 }
 
 impl ProofSummary {
-    fn of(location: u32, records: &[Record]) -> Option<ProofSummary> {
+    fn of(location: u32, proofs: &[journal::AbsenceProof]) -> Option<ProofSummary> {
         let mut sum: Option<ProofSummary> = None;
-        for r in records {
-            let journal::Event::AbsenceProof(p) = &r.event else {
-                continue;
-            };
+        for p in proofs {
             if p.location != location {
                 continue;
             }
@@ -327,21 +324,25 @@ pub struct Verification {
 }
 
 pub struct Inputs<'a> {
+    /// The plan, holding every artifact but its S3 versions and markers.
     pub plan: &'a Plan,
+    /// The plan's S3 versions and delete markers.
+    pub spool: &'a crate::plan::spool::Spool,
     pub plan_sha256: &'a str,
     pub plan_file: &'a str,
     pub approvals: Vec<Party>,
     pub operator: Party,
-    pub records: &'a [Record],
+    /// The journal, replayed.
+    pub journal: &'a journal::Replay<'a>,
     pub started: String,
     /// The part of a fleet plan the run did (`plan` is already cut to it).
     pub part: Option<&'a crate::plan::Part>,
 }
 
 /// Build the certificate from the plan and the journal.
-pub fn build(inp: Inputs<'_>) -> Certificate {
+pub fn build(inp: Inputs<'_>) -> crate::error::Result<Certificate> {
     let plan = inp.plan;
-    let state = journal::replay(inp.records);
+    let journal = inp.journal;
     let now = crate::util::now_rfc3339();
     let profile = &plan.profile;
     // The absence proof the custodian approved (the plan's `[s3] verify`).
@@ -357,9 +358,8 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
     let mut erased: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
     for a in &plan.artifacts {
         if let Item::KmsKey(k) = &a.item
-            && state
-                .get(&a.id)
-                .and_then(|s| s.outcome.as_ref())
+            && journal
+                .outcome(a.id)
                 .is_some_and(|o| o.0 == Outcome::Disposed)
             && let Some(loc) = plan.location(a.location).s3()
         {
@@ -372,8 +372,9 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
         }
     }
     let mut artifacts = Vec::new();
-    for a in &plan.artifacts {
-        let st = state.get(&a.id).cloned().unwrap_or_default();
+    for a in crate::plan::spool::in_id_order(&plan.artifacts, inp.spool.all()) {
+        let a = a?;
+        let st = journal.state_of(a.id);
         let (mut outcome, mut reason, finished) = match st.outcome.clone() {
             Some((o, r, t)) => (o, r, Some(t)),
             None => (
@@ -606,7 +607,9 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
             uri: l.uri.clone(),
             medium: l.medium(),
             totals: totals_of(artifacts.iter().filter(|a| a.location == l.index)),
-            absence_proof: l.s3().and_then(|_| ProofSummary::of(l.index, inp.records)),
+            absence_proof: l
+                .s3()
+                .and_then(|_| ProofSummary::of(l.index, &journal.proofs)),
         })
         .collect();
     let status = status_of(&artifacts);
@@ -617,7 +620,7 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
         operator.details = plan.manifest.operator.clone().unwrap_or_default();
     }
     let nist = nist_fields(plan, &artifacts, &operator, &custodian);
-    Certificate {
+    Ok(Certificate {
         schema: CERT_SCHEMA.into(),
         id: format!("decom-{}", crate::util::random_hex(16)),
         status,
@@ -650,7 +653,7 @@ pub fn build(inp: Inputs<'_>) -> Certificate {
         totals,
         locations,
         artifacts,
-    }
+    })
 }
 
 impl journal::ArtifactState {

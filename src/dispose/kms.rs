@@ -15,31 +15,33 @@
 use super::Ctx;
 use super::lifecycle::outcome;
 use crate::error::Result;
-use crate::journal::{ArtifactState, Event, Outcome};
-use crate::plan::{Artifact, Item, KmsKey, Plan, S3Location};
+use crate::journal::{ArtifactState, Event, Outcome, Replay};
+use crate::plan::spool::Spool;
+use crate::plan::{Artifact, Item, KmsKey, S3Location};
 use crate::s3::{S3, kms};
 use std::collections::HashMap;
 
 /// What execute asks again, right before scheduling a key's deletion; the
 /// bucket is listed and HEADed once for all the location's keys.
 pub struct Recheck<'p> {
-    plan: &'p Plan,
+    /// The plan's versions (of every location).
+    spool: &'p Spool,
     loc: &'p S3Location,
     index: u32,
     /// Outcomes after this run's purge.
-    outcomes: std::collections::BTreeMap<u32, ArtifactState>,
+    outcomes: Replay<'static>,
     names: kms::Names,
     used: Option<(HashMap<String, u64>, Option<String>)>,
 }
 
 impl<'p> Recheck<'p> {
     pub fn new(
-        plan: &'p Plan,
+        spool: &'p Spool,
         (index, loc): (u32, &'p S3Location),
-        outcomes: std::collections::BTreeMap<u32, ArtifactState>,
+        outcomes: Replay<'static>,
     ) -> Self {
         Recheck {
-            plan,
+            spool,
             loc,
             index,
             outcomes,
@@ -69,24 +71,15 @@ impl<'p> Recheck<'p> {
             })
             .collect();
         let (mut held, mut left) = (0u64, 0u64);
-        for a in self
-            .plan
-            .artifacts
-            .iter()
-            .filter(|a| a.location == self.index)
-        {
+        for a in self.spool.location(self.index) {
+            let a = a.map_err(|e| e.to_string())?;
             let Item::S3Version(v) = &a.item else {
                 continue;
             };
             if !v.kms_key_id.as_deref().is_some_and(|n| named.contains(&n)) {
                 continue;
             }
-            match self
-                .outcomes
-                .get(&a.id)
-                .and_then(|s| s.outcome.as_ref())
-                .map(|o| o.0)
-            {
+            match self.outcomes.outcome(a.id).map(|o| o.0) {
                 Some(Outcome::Disposed) => {}
                 Some(Outcome::Retained) => held += 1,
                 _ => left += 1,

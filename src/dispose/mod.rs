@@ -116,33 +116,40 @@ pub fn s3_run(plan: &Plan, flag: Option<usize>) -> Result<S3Run> {
 pub fn execute(req: Request<'_>) -> Result<Certificate> {
     lifecycle::preflight(req.approved.plan(), req.s3.concurrency)?;
     // A LUKS volume already erased (on resume) needs no check.
-    let erased: std::collections::HashSet<u32> = journal::read(req.files.journal())
-        .map(|records| {
-            records
-                .iter()
-                .filter_map(|r| match &r.event {
-                    Event::LuksErased { id, .. } => Some(*id),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut erased = std::collections::HashSet::new();
+    if req.resume {
+        let _ = journal::scan(req.files.journal(), |r| {
+            if let Event::LuksErased { id, .. } = r.event {
+                erased.insert(id);
+            }
+        });
+    }
     luks::preflight(req.approved.plan(), |id| erased.contains(&id))?;
-    let (journal, records) = Journal::open(
+    // Every artifact's state is replayed compactly; local ones in full.
+    let spool = req.approved.spool();
+    let mut replay = journal::Replay::new(|id| !spool.contains(id));
+    let journal = Journal::open(
         req.files.journal(),
         req.approved.sha256(),
         req.resume,
         req.faults,
+        |r| replay.add(r),
     )?;
-    run(&req, journal, records).map_err(Error::after_destruction)
+    run(&req, journal, replay).map_err(Error::after_destruction)
 }
 
-fn run(req: &Request<'_>, journal: Journal, records: Vec<journal::Record>) -> Result<Certificate> {
+fn run(
+    req: &Request<'_>,
+    journal: Journal,
+    mut replay: journal::Replay<'_>,
+) -> Result<Certificate> {
     let plan = req.approved.plan();
+    let spool = req.approved.spool();
     let s3_run = req.s3;
-    let started = records
-        .first()
-        .map(|r| r.time.clone())
+    let resume = replay.first_time().is_some();
+    let started = replay
+        .first_time()
+        .map(str::to_string)
         .unwrap_or_else(crate::util::now_rfc3339);
     let ctx = Ctx {
         journal: Mutex::new(journal),
@@ -155,20 +162,13 @@ fn run(req: &Request<'_>, journal: Journal, records: Vec<journal::Record>) -> Re
         plan_sha256: req.approved.sha256().to_string(),
         operator: operator.principal.clone(),
         operator_fingerprint: operator.key_fingerprint.clone(),
-        resume: !records.is_empty(),
+        resume,
     })?;
     // A failed artifact is tried again on resume (a flaky endpoint, a
     // read-back error), and a pending one (S3 Lifecycle) checked again;
     // skipped and retained ones stay decided.
-    let mut state = journal::replay(&records);
-    for s in state.values_mut() {
-        if s.outcome
-            .as_ref()
-            .is_some_and(|o| matches!(o.0, Outcome::Failed | Outcome::Pending))
-        {
-            s.outcome = None;
-        }
-    }
+    replay.retry_failed_and_pending();
+    let state = &replay.state;
 
     // Local artifacts: re-identify each location root (same device and
     // inode, no symlink on the way), then files, links, directories deepest first.
@@ -217,7 +217,7 @@ fn run(req: &Request<'_>, journal: Journal, records: Vec<journal::Record>) -> Re
         ctx: &ctx,
         plan,
         anchors: &anchors,
-        state: &state,
+        state,
     };
     local.files_by_device(files)?;
     for a in rest {
@@ -250,16 +250,17 @@ fn run(req: &Request<'_>, journal: Journal, records: Vec<journal::Record>) -> Re
             .iter()
             .filter(|a| a.location == loc.index)
             .collect();
-        if arts
-            .iter()
-            .all(|a| state.get(&a.id).is_some_and(|s| s.outcome.is_some()))
+        if spool.count(loc.index) == 0
+            && arts
+                .iter()
+                .all(|a| state.get(&a.id).is_some_and(|s| s.outcome.is_some()))
         {
             continue;
         }
         let (keys, arts): (Vec<&Artifact>, Vec<&Artifact>) = arts
             .into_iter()
             .partition(|a| matches!(a.item, Item::KmsKey(_)));
-        let (delegated, arts): (Vec<&Artifact>, Vec<&Artifact>) = arts
+        let (delegated, uploads): (Vec<&Artifact>, Vec<&Artifact>) = arts
             .into_iter()
             .partition(|a| matches!(a.item, Item::S3Lifecycle(_)));
         match crate::s3::S3::connect_exact(&s3loc.endpoint, Some(s3_run.concurrency)) {
@@ -268,8 +269,8 @@ fn run(req: &Request<'_>, journal: Journal, records: Vec<journal::Record>) -> Re
                     &ctx,
                     &client,
                     (loc.index, s3loc),
-                    &arts,
-                    &state,
+                    (spool, &uploads),
+                    &replay,
                     s3_run.proof,
                 )?;
                 for a in delegated {
@@ -289,48 +290,58 @@ fn run(req: &Request<'_>, journal: Journal, records: Vec<journal::Record>) -> Re
                     }
                 }
                 // Cryptographic erase, once the versions are purged.
-                let mut recheck = kms::Recheck::new(
-                    plan,
-                    (loc.index, s3loc),
-                    if keys.is_empty() {
-                        Default::default()
-                    } else {
-                        journal::replay(&journal::read(&ctx.journal_path())?)
-                    },
-                );
-                for a in &keys {
-                    let Item::KmsKey(k) = &a.item else {
-                        unreachable!("partitioned above")
-                    };
-                    let st = state.get(&a.id).cloned().unwrap_or_default();
-                    if st.outcome.is_none() {
-                        let scheduled = records.iter().any(|r| {
-                            matches!(&r.event, Event::KmsDeletionScheduled { id, .. } if *id == a.id)
-                        });
-                        kms::key(&ctx, &client, (a, k), &st, scheduled, &mut recheck)?;
+                if !keys.is_empty() {
+                    let mut recheck = kms::Recheck::new(
+                        spool,
+                        (loc.index, s3loc),
+                        journal::Replay::of_file(&ctx.journal_path(), |_| false)?,
+                    );
+                    for a in &keys {
+                        let Item::KmsKey(k) = &a.item else {
+                            unreachable!("partitioned above")
+                        };
+                        let st = state.get(&a.id).cloned().unwrap_or_default();
+                        if st.outcome.is_none() {
+                            let scheduled = replay.kms_scheduled.contains(&a.id);
+                            kms::key(&ctx, &client, (a, k), &st, scheduled, &mut recheck)?;
+                        }
                     }
                 }
             }
             Err(e) => {
-                let items = arts
+                let why = format!("cannot reach S3: {e}");
+                let failed = |id: u32| journal::OutcomeItem {
+                    id,
+                    outcome: Outcome::Failed,
+                    reason: Some(why.clone()),
+                };
+                let mut items: Vec<journal::OutcomeItem> = uploads
                     .iter()
                     .chain(&delegated)
                     .chain(&keys)
                     .filter(|a| state.get(&a.id).is_none_or(|s| s.outcome.is_none()))
-                    .map(|a| journal::OutcomeItem {
-                        id: a.id,
-                        outcome: Outcome::Failed,
-                        reason: Some(format!("cannot reach S3: {e}")),
-                    })
+                    .map(|a| failed(a.id))
                     .collect();
+                for a in spool.location(loc.index) {
+                    let a = a?;
+                    if replay.outcome(a.id).is_none() {
+                        items.push(failed(a.id));
+                        if items.len() >= 10_000 {
+                            ctx.append(Event::Outcomes {
+                                items: std::mem::take(&mut items),
+                            })?;
+                        }
+                    }
+                }
                 ctx.append(Event::Outcomes { items })?;
             }
         }
     }
 
-    let records = journal::read(&ctx.journal_path())?;
+    let finished = journal::Replay::of_file(&ctx.journal_path(), |id| !spool.contains(id))?;
     let cert = cert::build(cert::Inputs {
         plan,
+        spool,
         plan_sha256: req.approved.sha256(),
         plan_file: req.approved.file_name(),
         approvals: req
@@ -340,10 +351,10 @@ fn run(req: &Request<'_>, journal: Journal, records: Vec<journal::Record>) -> Re
             .map(|s| Party::new(s, Person::default()))
             .collect(),
         operator: Party::new(operator, req.operator_details.clone()),
-        records: &records,
+        journal: &finished,
         started,
         part: req.approved.part(),
-    });
+    })?;
     ctx.append(Event::RunFinished {
         complete: cert.status == cert::Status::Complete,
     })?;

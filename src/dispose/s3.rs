@@ -8,21 +8,31 @@
 //! the certificate. Only then is an artifact "disposed". Versions under
 //! legal hold or retention are "retained" and never attempted; a key that
 //! gained versions since approval is "changed" and left alone.
+//!
+//! A location can hold millions of versions, so none of this holds them:
+//! the plan's versions and markers are read from the approved plan's
+//! [`Spool`] in key order and walked beside each listing of the location
+//! ([`Beside`]), a page at a time; outcomes are journaled in chunks as they
+//! are settled; what is left to prove is one bit per artifact ([`Marks`]).
 
 use super::Ctx;
-use crate::error::Result;
-use crate::journal::{AbsenceProof, ArtifactState, Event, Outcome, OutcomeItem};
+use crate::error::{Error, Result};
+use crate::journal::{AbsenceProof, Event, Outcome, OutcomeItem, Replay};
+use crate::plan::spool::Spool;
 use crate::plan::{Artifact, Item, S3Location, S3Version};
 use crate::progress::Phase;
-use crate::s3::{DELETE_BATCH, S3, Scope, VerifyMode, describe, is_not_found, not_implemented};
+use crate::s3::{
+    DELETE_BATCH, Listed, S3, Scope, VerifyMode, describe, is_not_found, not_implemented,
+};
 use crate::util::joined;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
-use std::collections::{BTreeMap, HashMap, HashSet};
-
-type Decided = Vec<OutcomeItem>;
+use std::collections::{HashMap, HashSet};
 
 /// How absence is proven: the mode and, in sample mode, the sample size.
 pub type Proof = (VerifyMode, usize);
+
+/// Outcomes journaled at once, at most (one flush each).
+const OUTCOME_CHUNK: usize = 10_000;
 
 fn item(id: u32, outcome: Outcome, reason: impl Into<Option<String>>) -> OutcomeItem {
     OutcomeItem {
@@ -32,19 +42,12 @@ fn item(id: u32, outcome: Outcome, reason: impl Into<Option<String>>) -> Outcome
     }
 }
 
-/// What a version listing shows for the planned keys: key → version id → ETag.
-fn current(
-    s3: &S3,
-    loc: &S3Location,
-    keys: &HashSet<&str>,
-) -> Result<HashMap<String, HashMap<String, String>>> {
-    let mut m: HashMap<String, HashMap<String, String>> = HashMap::new();
-    s3.list_versions(&loc.bucket, &Scope::new(&loc.prefix), |l| {
-        if keys.contains(l.key.as_str()) {
-            m.entry(l.key).or_default().insert(l.version_id, l.etag);
-        }
-    })?;
-    Ok(m)
+fn version_of(item: &Item) -> Option<(&str, &str)> {
+    match item {
+        Item::S3Version(v) => Some((&v.key, &v.version_id)),
+        Item::S3DeleteMarker(m) => Some((&m.key, &m.version_id)),
+        _ => None,
+    }
 }
 
 fn current_uploads(
@@ -61,72 +64,53 @@ fn current_uploads(
     Ok(set)
 }
 
-fn version_of(item: &Item) -> Option<(&str, &str)> {
-    match item {
-        Item::S3Version(v) => Some((&v.key, &v.version_id)),
-        Item::S3DeleteMarker(m) => Some((&m.key, &m.version_id)),
-        _ => None,
-    }
-}
-
-/// Dispose of the planned artifacts of one S3 location: re-identify and
-/// decide, purge, prove absence. Each step journals its outcomes before the
-/// next begins.
+/// Dispose of the planned artifacts of one S3 location: its versions and
+/// delete markers (in `spool`) and its uploads. Re-identify and decide,
+/// purge, prove absence; each step journals its outcomes before the next
+/// begins.
 pub fn location(
     ctx: &Ctx,
     s3: &S3,
     (index, loc): (u32, &S3Location),
-    all: &[&Artifact],
-    state: &BTreeMap<u32, ArtifactState>,
+    (spool, uploads): (&Spool, &[&Artifact]),
+    replay: &Replay<'_>,
     proof: Proof,
 ) -> Result<()> {
-    let todo: Vec<&Artifact> = all
+    let purge = Purge {
+        ctx,
+        s3,
+        index,
+        loc,
+        spool,
+        replay,
+        proof,
+    };
+    let uploads: Vec<&Artifact> = uploads
         .iter()
         .copied()
-        .filter(|a| state.get(&a.id).is_none_or(|s| s.outcome.is_none()))
+        .filter(|a| !purge.settled(a.id))
         .collect();
-    if todo.is_empty() {
+    let (mut todo, mut bytes) = (0u64, 0u64);
+    for a in spool.location(index) {
+        let a = a?;
+        if !purge.settled(a.id) {
+            todo += 1;
+            bytes += a.item.size();
+        }
+    }
+    if todo == 0 && uploads.is_empty() {
         return Ok(());
     }
-    let purge = Purge::new(ctx, s3, (index, loc), all, state, proof);
-    if Scope::new(&loc.prefix).is_folder() {
-        let (decided, abort, mut check) = purge.decide_and_delete(&todo)?;
-        purge.journal(decided)?;
-        check.extend(purge.purge(Vec::new(), abort)?);
-        if ctx.cancel.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(crate::error::Error::Interrupted);
-        }
-        return purge.prove_absence(&check);
-    }
-    let plan = match purge.decide(&todo) {
-        Ok(p) => p,
-        Err(e) => return purge.fail_all(&todo, &format!("cannot re-identify: {e}")),
-    };
-    purge.journal(plan.decided)?;
-    let mut check = plan.check;
-    check.extend(purge.purge(plan.delete, plan.abort)?);
+    let uri = format!("s3://{}/{}", loc.bucket, loc.prefix);
+    ctx.progress.start(Phase::Purge(&uri), todo, bytes);
+    let mut marks = Marks::default();
+    let abort = purge.decide_and_delete(&uploads, &mut marks)?;
+    let aborted = purge.abort(abort)?;
+    ctx.progress.finish();
     if ctx.cancel.load(std::sync::atomic::Ordering::Relaxed) {
-        return Err(crate::error::Error::Interrupted);
+        return Err(Error::Interrupted);
     }
-    purge.prove_absence(&check)
-}
-
-/// What [`Purge::decide`] found for each planned artifact.
-struct Decision<'p> {
-    /// Outcomes settled without touching anything (changed, retained).
-    decided: Decided,
-    /// Versions and delete markers to delete.
-    delete: Vec<&'p Artifact>,
-    /// Uploads to abort.
-    abort: Vec<&'p Artifact>,
-    /// Started by an earlier run and gone now: only their absence is proven.
-    check: Vec<&'p Artifact>,
-}
-
-/// What the listing half of [`Purge::decide_and_delete`] settled itself.
-struct Listed<'p> {
-    decided: Decided,
-    check: Vec<&'p Artifact>,
+    purge.prove_absence(&marks, &aborted)
 }
 
 /// What [`Purge::decide_one`] found for one artifact.
@@ -137,115 +121,255 @@ enum One {
     Check,
 }
 
-/// One S3 location's purge: the plan's artifacts of it, looked up by id and
-/// by key (buckets hold millions of versions: look up, never scan).
+/// A version or delete marker on its way to DeleteObjects: what the
+/// request and the reading of its answer need.
+struct Doomed {
+    id: u32,
+    key: String,
+    version_id: String,
+    size: u64,
+}
+
+/// Artifact ids, one bit each: the versions and markers whose absence is
+/// to be proven.
+#[derive(Default)]
+struct Marks(Vec<u64>);
+
+impl Marks {
+    fn insert(&mut self, id: u32) {
+        let w = id as usize / 64;
+        if self.0.len() <= w {
+            self.0.resize(w + 1, 0);
+        }
+        self.0[w] |= 1 << (id % 64);
+    }
+
+    fn contains(&self, id: u32) -> bool {
+        self.0
+            .get(id as usize / 64)
+            .is_some_and(|w| w & (1 << (id % 64)) != 0)
+    }
+
+    fn union(&mut self, other: Marks) {
+        if self.0.len() < other.0.len() {
+            self.0.resize(other.0.len(), 0);
+        }
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a |= b;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.iter().all(|w| *w == 0)
+    }
+}
+
+/// Outcomes on their way to the journal, a chunk at a time, each warned
+/// about (or reported) first.
+struct Outbox<'a, 'c> {
+    ctx: &'a Ctx<'c>,
+    items: Vec<OutcomeItem>,
+    paths: Vec<String>,
+}
+
+impl<'a, 'c> Outbox<'a, 'c> {
+    fn new(ctx: &'a Ctx<'c>) -> Self {
+        Outbox {
+            ctx,
+            items: Vec::new(),
+            paths: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, i: OutcomeItem, path: String) -> Result<()> {
+        self.items.push(i);
+        self.paths.push(path);
+        if self.items.len() >= OUTCOME_CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.items.is_empty() {
+            return Ok(());
+        }
+        for (d, path) in self.items.iter().zip(&self.paths) {
+            match (&d.outcome, &d.reason) {
+                (Outcome::Disposed, None) => self.ctx.progress.item(&format!("disposed: {path}")),
+                (o, r) => self
+                    .ctx
+                    .progress
+                    .warn(&format!("{o}: {path} ({})", r.clone().unwrap_or_default())),
+            }
+        }
+        self.paths.clear();
+        self.ctx.append(Event::Outcomes {
+            items: std::mem::take(&mut self.items),
+        })
+    }
+}
+
+/// A location's planned items walked key by key beside a listing of the
+/// location, both in key order (S3 lists keys in binary UTF-8 order, page
+/// after page; trace writes the plan in the same order). At the end of each
+/// page every planned key the listing has moved past is handed over, all
+/// its planned items together, with what the listing showed of the key
+/// (version id → ETag). Memory holds one page and one key's items.
+struct Beside<I: Iterator<Item = Result<Artifact>>> {
+    plan: std::iter::Peekable<I>,
+    page: HashMap<String, HashMap<String, String>>,
+    page_max: Option<String>,
+    done_upto: Option<(String, bool)>,
+    out_of_order: Option<String>,
+}
+
+type Group<'g> = &'g mut dyn FnMut(Vec<Artifact>, &HashMap<String, String>) -> Result<()>;
+
+impl<I: Iterator<Item = Result<Artifact>>> Beside<I> {
+    fn new(plan: I) -> Self {
+        Beside {
+            plan: plan.peekable(),
+            page: HashMap::new(),
+            page_max: None,
+            done_upto: None,
+            out_of_order: None,
+        }
+    }
+
+    /// One entry of the listing.
+    fn entry(&mut self, l: Listed) {
+        if self.out_of_order.is_some() {
+            return;
+        }
+        if self
+            .done_upto
+            .as_ref()
+            .is_some_and(|(d, through)| l.key < *d || (*through && l.key == *d))
+        {
+            self.out_of_order = Some(l.key);
+            return;
+        }
+        if self.page_max.as_ref().is_none_or(|m| *m < l.key) {
+            self.page_max = Some(l.key.clone());
+        }
+        self.page
+            .entry(l.key)
+            .or_default()
+            .insert(l.version_id, l.etag);
+    }
+
+    /// The page ended: hand over every planned key before the page's last
+    /// key, and that key too when `through` (a store without versions
+    /// lists each key once; elsewhere a key's versions may go on in the
+    /// next page, and its markers follow them).
+    fn page_end(&mut self, through: bool, each: Group<'_>) -> Result<()> {
+        if self.out_of_order.is_some() {
+            return Ok(());
+        }
+        let Some(m) = self.page_max.take() else {
+            return Ok(());
+        };
+        self.upto(Some(&m), through, each)?;
+        // Keys the plan does not name go with their page.
+        self.page.retain(|k, _| *k == m && !through);
+        self.done_upto = Some((m, through));
+        Ok(())
+    }
+
+    /// The listing is complete: hand over every planned key left. A
+    /// listing out of key order is an error: nothing more is decided from it.
+    fn finish(&mut self, each: Group<'_>) -> Result<()> {
+        if let Some(k) = &self.out_of_order {
+            return Err(Error::input(format!(
+                "the listing is not in key order ({k:?} came after a later key); nothing more is decided from it"
+            )));
+        }
+        self.upto(None, true, each)
+    }
+
+    fn upto(&mut self, upto: Option<&str>, through: bool, each: Group<'_>) -> Result<()> {
+        loop {
+            let key = match self.plan.peek() {
+                None => return Ok(()),
+                Some(Err(_)) => {
+                    return Err(self.plan.next().expect("peeked").expect_err("peeked"));
+                }
+                Some(Ok(a)) => key_of(a).to_string(),
+            };
+            if upto.is_some_and(|u| key.as_str() > u || (key == u && !through)) {
+                return Ok(());
+            }
+            let mut group = Vec::new();
+            while let Some(Ok(a)) = self.plan.peek() {
+                if key_of(a) != key {
+                    break;
+                }
+                group.push(self.plan.next().expect("peeked")?);
+            }
+            let listed = self.page.remove(&key).unwrap_or_default();
+            each(group, &listed)?;
+        }
+    }
+
+    /// What the walk has not handed over (after a failed listing).
+    fn rest(self) -> impl Iterator<Item = Result<Artifact>> {
+        self.plan
+    }
+}
+
+fn key_of(a: &Artifact) -> &str {
+    a.item.s3_key().map(|k| k.1).unwrap_or_default()
+}
+
+/// One S3 location's purge.
 struct Purge<'p, 'c> {
     ctx: &'p Ctx<'c>,
     s3: &'p S3,
     /// The location's index in the plan.
     index: u32,
     loc: &'p S3Location,
-    state: &'p BTreeMap<u32, ArtifactState>,
+    spool: &'p Spool,
+    replay: &'p Replay<'p>,
     proof: Proof,
-    by_id: HashMap<u32, &'p Artifact>,
-    /// Every version id the plan lists per key (done or not).
-    planned: HashMap<&'p str, HashSet<&'p str>>,
 }
 
+type Items<'p> = Box<dyn Iterator<Item = Result<Artifact>> + Send + 'p>;
+
 impl<'p, 'c> Purge<'p, 'c> {
-    fn new(
-        ctx: &'p Ctx<'c>,
-        s3: &'p S3,
-        (index, loc): (u32, &'p S3Location),
-        all: &'p [&'p Artifact],
-        state: &'p BTreeMap<u32, ArtifactState>,
-        proof: Proof,
-    ) -> Self {
-        let mut planned: HashMap<&str, HashSet<&str>> = HashMap::new();
-        for a in all {
-            if let Some((k, v)) = version_of(&a.item) {
-                planned.entry(k).or_default().insert(v);
-            }
-        }
-        Purge {
-            ctx,
-            s3,
-            index,
-            loc,
-            state,
-            proof,
-            by_id: all.iter().map(|a| (a.id, *a)).collect(),
-            planned,
-        }
-    }
-
     fn started(&self, id: u32) -> bool {
-        self.state.get(&id).is_some_and(|s| s.started.is_some())
+        self.replay.started_at(id).is_some()
     }
 
-    fn path_of(&self, id: u32) -> std::borrow::Cow<'p, str> {
-        self.by_id
-            .get(&id)
-            .map(|a| a.item.path())
-            .unwrap_or_default()
+    fn settled(&self, id: u32) -> bool {
+        self.replay.outcome(id).is_some()
     }
 
-    /// Journal outcomes (one flush for all) after warning about each.
-    fn journal(&self, items: Decided) -> Result<()> {
-        if items.is_empty() {
-            return Ok(());
+    /// The location's planned versions and markers, in key order (a plan
+    /// from before trace kept them so is sorted here, in memory).
+    fn items(&self) -> Result<Items<'p>> {
+        if self.spool.key_ordered(self.index) {
+            return Ok(Box::new(self.spool.location(self.index)));
         }
-        for d in &items {
-            self.ctx.progress.warn(&format!(
-                "{}: {} ({})",
-                d.outcome,
-                self.path_of(d.id),
-                d.reason.clone().unwrap_or_default()
-            ));
-        }
-        self.ctx.append(Event::Outcomes { items })
-    }
-
-    /// Re-identify every artifact still to do against a fresh listing and
-    /// decide what happens to it. Touches nothing.
-    fn decide(&self, todo: &[&'p Artifact]) -> Result<Decision<'p>> {
-        let keys: HashSet<&str> = todo
-            .iter()
-            .filter_map(|a| a.item.s3_key().map(|k| k.1))
-            .collect();
-        let now = current(self.s3, self.loc, &keys)?;
-        let uploads_now = current_uploads(self.s3, self.loc, &keys)?;
-        let empty = HashMap::new();
-        let now_secs = crate::sign::now_unix();
-        let mut d = Decision {
-            decided: Vec::new(),
-            delete: Vec::new(),
-            abort: Vec::new(),
-            check: Vec::new(),
-        };
-        for a in todo {
-            let (_, key) = a.item.s3_key().expect("S3 items");
-            let versions = now.get(key).unwrap_or(&empty);
-            match self.decide_one(a, versions, &uploads_now, now_secs) {
-                One::Settled(i) => d.decided.push(i),
-                One::Delete => d.delete.push(a),
-                One::Abort => d.abort.push(a),
-                One::Check => d.check.push(a),
-            }
-        }
-        Ok(d)
+        let mut all = self
+            .spool
+            .location(self.index)
+            .collect::<Result<Vec<Artifact>>>()?;
+        all.sort_by(|a, b| key_of(a).cmp(key_of(b)));
+        Ok(Box::new(all.into_iter().map(Ok)))
     }
 
     /// What happens to one artifact, given every version the listing shows
-    /// for its key (version id → ETag) and the uploads in progress.
+    /// for its key (version id → ETag), the version ids the plan lists for
+    /// the key (done or not) and the uploads in progress.
     fn decide_one(
         &self,
-        a: &'p Artifact,
+        a: &Artifact,
         versions: &HashMap<String, String>,
+        planned: &HashSet<&str>,
         uploads_now: &HashSet<(String, String)>,
         now_secs: i64,
     ) -> One {
-        let (_, key) = a.item.s3_key().expect("S3 items");
         let gone = |what: &str| {
             if self.started(a.id) {
                 One::Check
@@ -255,12 +379,7 @@ impl<'p, 'c> Purge<'p, 'c> {
         };
         let unplanned: Vec<&String> = versions
             .keys()
-            .filter(|v| {
-                !self
-                    .planned
-                    .get(key)
-                    .is_some_and(|p| p.contains(v.as_str()))
-            })
+            .filter(|v| !planned.contains(v.as_str()))
             .collect();
         match &a.item {
             Item::S3Version(_) | Item::S3DeleteMarker(_) if !unplanned.is_empty() => {
@@ -301,47 +420,270 @@ impl<'p, 'c> Purge<'p, 'c> {
         }
     }
 
-    /// Journal intent, then delete versions and markers in DeleteObjects
-    /// batches and abort uploads, with bounded concurrency. Every entry of
-    /// every answer is checked; failures are journaled. Returns what must
-    /// now be proven absent.
-    fn purge(
+    /// Re-identify and delete, overlapped as `s5cmd rm` overlaps its
+    /// listing and deletes: the listing of the location walks beside the
+    /// plan's items, a key is decided once the listing has moved past it,
+    /// and its versions go out in DeleteObjects batches (bounded
+    /// concurrency) while the listing goes on. Each batch's started record
+    /// is journaled before the batch is sent. The upload listing runs
+    /// beside (versions never consult it). Marks what must now be proven
+    /// absent; returns the uploads to abort.
+    fn decide_and_delete(
         &self,
-        delete: Vec<&'p Artifact>,
-        abort: Vec<&'p Artifact>,
+        uploads: &[&'p Artifact],
+        marks: &mut Marks,
     ) -> Result<Vec<&'p Artifact>> {
         let (s3, loc, ctx) = (self.s3, self.loc, self.ctx);
-        let ids: Vec<u32> = delete
+        let now_secs = crate::sign::now_unix();
+        let upload_keys: HashSet<&str> = uploads
             .iter()
-            .chain(&abort)
+            .filter_map(|a| a.item.s3_key().map(|k| k.1))
+            .collect();
+        let unversioned = loc.facts.unsupported.iter().any(|u| u == "versioning");
+        // Batches in flight or waiting, at most: the listing waits for the
+        // deletes rather than filling memory.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Doomed>>(s3.concurrency().max(1) * 2);
+        let items = self.items()?;
+        let mut deleted = Marks::default();
+        let mut failed = Outbox::new(ctx);
+        let mut settle_error = None;
+        let (listed, uploads_now) = std::thread::scope(|scope| {
+            let uploads_now = (!uploads.is_empty())
+                .then(|| scope.spawn(|| current_uploads(s3, loc, &upload_keys)));
+            let lister = scope.spawn(|| self.list_and_decide(items, now_secs, tx));
+            s3.bounded_channel_each(
+                rx,
+                |batch| async move {
+                    let r = delete_versions(s3, &loc.bucket, &batch, unversioned).await;
+                    (batch, r)
+                },
+                |(batch, r)| {
+                    if settle_error.is_none()
+                        && let Err(e) = self.settle(batch, r, &mut failed, &mut deleted)
+                    {
+                        settle_error = Some(e);
+                    }
+                },
+            );
+            (
+                joined(lister),
+                uploads_now.map_or_else(|| Ok(HashSet::new()), joined),
+            )
+        });
+        if let Some(e) = settle_error {
+            return Err(e);
+        }
+        failed.flush()?;
+        marks.union(listed?);
+        marks.union(deleted);
+        let mut abort = Vec::new();
+        let mut out = Outbox::new(ctx);
+        match uploads_now {
+            Ok(now) => {
+                for a in uploads {
+                    match self.decide_one(a, &HashMap::new(), &HashSet::new(), &now, now_secs) {
+                        One::Settled(i) => out.push(i, a.item.path().into_owned())?,
+                        One::Abort => abort.push(*a),
+                        One::Check => abort.push(*a), // aborting a gone upload is answered NoSuchUpload
+                        One::Delete => unreachable!("uploads are aborted, not deleted"),
+                    }
+                }
+            }
+            Err(e) => {
+                let why = format!("cannot re-identify: {e}");
+                for a in uploads {
+                    out.push(
+                        item(a.id, Outcome::Failed, why.clone()),
+                        a.item.path().into_owned(),
+                    )?;
+                }
+            }
+        }
+        out.flush()?;
+        Ok(abort)
+    }
+
+    /// The listing half of [`Purge::decide_and_delete`]: decide each key
+    /// the listing is past and send full batches to `tx`. A listing that
+    /// fails part-way fails the items not yet decided. Returns the items
+    /// an earlier run deleted (only their absence is proven now).
+    fn list_and_decide(
+        &self,
+        items: Items<'p>,
+        now_secs: i64,
+        tx: tokio::sync::mpsc::Sender<Vec<Doomed>>,
+    ) -> Result<Marks> {
+        let mut check = Marks::default();
+        let mut out = Outbox::new(self.ctx);
+        let mut batch: Vec<Doomed> = Vec::new();
+        let no_uploads = HashSet::new();
+        let mut decide_group =
+            |group: Vec<Artifact>, listed: &HashMap<String, String>| -> Result<()> {
+                let planned: HashSet<&str> = group
+                    .iter()
+                    .filter_map(|a| version_of(&a.item).map(|kv| kv.1))
+                    .collect();
+                for a in &group {
+                    if self.settled(a.id) {
+                        continue;
+                    }
+                    match self.decide_one(a, listed, &planned, &no_uploads, now_secs) {
+                        One::Settled(i) => out.push(i, a.item.path().into_owned())?,
+                        One::Check => check.insert(a.id),
+                        One::Delete => {
+                            let (k, v) = version_of(&a.item).expect("versions and markers");
+                            batch.push(Doomed {
+                                id: a.id,
+                                key: k.to_string(),
+                                version_id: v.to_string(),
+                                size: a.item.size(),
+                            });
+                            if batch.len() == DELETE_BATCH {
+                                self.send(std::mem::take(&mut batch), &tx)?;
+                            }
+                        }
+                        One::Abort => unreachable!("versions are deleted, not aborted"),
+                    }
+                }
+                Ok(())
+            };
+        // The journal (or the plan's spool) failed: nothing more is decided.
+        let mut fatal = false;
+        let mut decide = |group: Vec<Artifact>, listed: &HashMap<String, String>| -> Result<()> {
+            let r = decide_group(group, listed);
+            fatal |= r.is_err();
+            r
+        };
+        let mut walk = Beside::new(items);
+        let mut error: Option<Error> = None;
+        let scope = Scope::new(&self.loc.prefix);
+        let listing = self
+            .s3
+            .list_versions_by_page(&self.loc.bucket, &scope, |l| {
+                if error.is_some() {
+                    return;
+                }
+                match l {
+                    Some(l) => walk.entry(l),
+                    None => {
+                        if let Err(e) = walk.page_end(self.s3.without_versions(), &mut decide) {
+                            error = Some(e);
+                        }
+                    }
+                }
+            })
+            .and_then(|_| match error.take() {
+                Some(e) => Err(e),
+                None => walk.finish(&mut decide),
+            });
+        if let Err(e) = listing {
+            if fatal {
+                return Err(e);
+            }
+            // Sent batches stand (their answers are read); the rest
+            // cannot be re-identified.
+            let why = format!("cannot re-identify: {e}");
+            for a in walk.rest() {
+                let a = a?;
+                if !self.settled(a.id) {
+                    out.push(
+                        item(a.id, Outcome::Failed, why.clone()),
+                        a.item.path().into_owned(),
+                    )?;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.send(batch, &tx)?;
+        }
+        out.flush()?;
+        Ok(check)
+    }
+
+    /// Journal a batch as started (before anything of it is deleted), then
+    /// hand it to the deleter.
+    fn send(&self, batch: Vec<Doomed>, tx: &tokio::sync::mpsc::Sender<Vec<Doomed>>) -> Result<()> {
+        let ids: Vec<u32> = batch
+            .iter()
+            .filter(|d| !self.started(d.id))
+            .map(|d| d.id)
+            .collect();
+        if !ids.is_empty() {
+            self.ctx.append(Event::Started { ids })?;
+        }
+        // The deleter only stops once every sender is gone.
+        let _ = tx.blocking_send(batch);
+        Ok(())
+    }
+
+    /// Read one DeleteObjects answer entry by entry: each planned version
+    /// it reports deleted is to be proven absent; an `<Error>` entry, a
+    /// missing entry or a failed request fails the version.
+    fn settle(
+        &self,
+        batch: Vec<Doomed>,
+        r: std::result::Result<DeleteAnswer, String>,
+        failed: &mut Outbox,
+        deleted: &mut Marks,
+    ) -> Result<()> {
+        let path = |d: &Doomed| {
+            format!(
+                "s3://{}/{}?versionId={}",
+                self.loc.bucket, d.key, d.version_id
+            )
+        };
+        let answer = match r {
+            Err(why) => {
+                for d in &batch {
+                    failed.push(item(d.id, Outcome::Failed, why.clone()), path(d))?;
+                }
+                return Ok(());
+            }
+            Ok(answer) => answer,
+        };
+        for d in batch {
+            let kv = (d.key.clone(), d.version_id.clone());
+            match answer.errors.get(&kv) {
+                Some(why) => failed.push(
+                    item(
+                        d.id,
+                        Outcome::Failed,
+                        format!("DeleteObjects refused it: {why}"),
+                    ),
+                    path(&d),
+                )?,
+                None if !answer.deleted.contains(&kv) => failed.push(
+                    item(
+                        d.id,
+                        Outcome::Failed,
+                        "DeleteObjects answered neither Deleted nor Error for it".to_string(),
+                    ),
+                    path(&d),
+                )?,
+                None => {
+                    self.ctx.progress.bytes(d.size);
+                    deleted.insert(d.id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Abort the uploads (journaled as started first), with bounded
+    /// concurrency. Returns the ones now to be proven absent; failures are
+    /// journaled.
+    fn abort(&self, abort: Vec<&'p Artifact>) -> Result<Vec<&'p Artifact>> {
+        let (s3, loc, ctx) = (self.s3, self.loc, self.ctx);
+        let ids: Vec<u32> = abort
+            .iter()
             .filter(|a| !self.started(a.id))
             .map(|a| a.id)
             .collect();
         if !ids.is_empty() {
             ctx.append(Event::Started { ids })?;
         }
-        let bytes: u64 = delete.iter().map(|a| a.item.size()).sum();
-        let uri = format!("s3://{}/{}", loc.bucket, loc.prefix);
-        ctx.progress.start(
-            Phase::Purge(&uri),
-            (delete.len() + abort.len()) as u64,
-            bytes,
-        );
         let mut check = Vec::new();
-        let mut failed: Decided = Vec::new();
-        let batches: Vec<Vec<&Artifact>> =
-            delete.chunks(DELETE_BATCH).map(|c| c.to_vec()).collect();
-        for (batch, r) in s3.bounded(batches, |batch| async move {
-            // Only a store that knows no versions at all is asked by key
-            // alone; anywhere else the null version is named by its id, so
-            // a bucket that gained versioning since approval gets no delete
-            // marker from decom.
-            let unversioned = loc.facts.unsupported.iter().any(|u| u == "versioning");
-            let r = delete_versions(s3, &loc.bucket, &batch, unversioned).await;
-            (batch, r)
-        }) {
-            self.settle(batch, r, &mut failed, &mut check);
-        }
+        let mut failed = Outbox::new(ctx);
         for (a, r) in s3.bounded(abort, |a| async move {
             let Item::S3Upload(u) = &a.item else {
                 unreachable!("only uploads are aborted")
@@ -363,361 +705,101 @@ impl<'p, 'c> Purge<'p, 'c> {
         }) {
             match r {
                 Ok(()) => check.push(a),
-                Err(why) => failed.push(item(
-                    a.id,
-                    Outcome::Failed,
-                    format!("AbortMultipartUpload failed: {why}"),
-                )),
+                Err(why) => failed.push(
+                    item(
+                        a.id,
+                        Outcome::Failed,
+                        format!("AbortMultipartUpload failed: {why}"),
+                    ),
+                    a.item.path().into_owned(),
+                )?,
             }
         }
-        if !failed.is_empty() {
-            for f in &failed {
-                ctx.progress
-                    .warn(&format!("failed: {}", f.reason.clone().unwrap_or_default()));
-            }
-            ctx.append(Event::Outcomes { items: failed })?;
-        }
-        ctx.progress.finish();
+        failed.flush()?;
         Ok(check)
     }
 
-    /// Read one DeleteObjects answer entry by entry: each planned version
-    /// it reports deleted is to be proven absent; an `<Error>` entry, a
-    /// missing entry or a failed request fails the version.
-    fn settle(
-        &self,
-        batch: Vec<&'p Artifact>,
-        r: Result<DeleteAnswer, String>,
-        failed: &mut Decided,
-        check: &mut Vec<&'p Artifact>,
-    ) {
-        let answer = match r {
-            Err(why) => {
-                failed.extend(
-                    batch
-                        .iter()
-                        .map(|a| item(a.id, Outcome::Failed, why.clone())),
-                );
-                return;
-            }
-            Ok(answer) => answer,
-        };
-        for a in batch {
-            let (k, v) = version_of(&a.item).expect("versions and markers only");
-            let kv = (k.to_string(), v.to_string());
-            match answer.errors.get(&kv) {
-                Some(why) => failed.push(item(
-                    a.id,
-                    Outcome::Failed,
-                    format!("DeleteObjects refused it: {why}"),
-                )),
-                None if !answer.deleted.contains(&kv) => failed.push(item(
-                    a.id,
-                    Outcome::Failed,
-                    "DeleteObjects answered neither Deleted nor Error for it".to_string(),
-                )),
-                None => {
-                    self.ctx.progress.bytes(a.item.size());
-                    check.push(a);
-                }
-            }
-        }
-    }
-
-    /// [`Purge::decide`] and the deletes of [`Purge::purge`] overlapped, for
-    /// a folder (one listing, in key order), as `s5cmd rm` overlaps its
-    /// listing and deletes: a key is decided once the listing has moved
-    /// past it, and its versions go out in DeleteObjects batches (bounded
-    /// concurrency) while the listing goes on. Each batch's started record
-    /// is journaled before the batch is sent. Returns the outcomes settled,
-    /// the uploads to abort and what must now be proven absent.
-    #[allow(clippy::type_complexity)]
-    fn decide_and_delete(
-        &self,
-        todo: &[&'p Artifact],
-    ) -> Result<(Decided, Vec<&'p Artifact>, Vec<&'p Artifact>)> {
-        let (s3, loc, ctx) = (self.s3, self.loc, self.ctx);
-        let keys: HashSet<&str> = todo
-            .iter()
-            .filter_map(|a| a.item.s3_key().map(|k| k.1))
-            .collect();
-        let now_secs = crate::sign::now_unix();
-        let mut decided: Decided = Vec::new();
-        let mut abort = Vec::new();
-        let mut check = Vec::new();
-        let (mut versions, uploads): (Vec<&'p Artifact>, Vec<&'p Artifact>) = todo
-            .iter()
-            .copied()
-            .partition(|a| version_of(&a.item).is_some());
-        // Stable: the plan's order within a key.
-        versions.sort_by(|a, b| {
-            version_of(&a.item)
-                .unwrap()
-                .0
-                .cmp(version_of(&b.item).unwrap().0)
-        });
-        let bytes: u64 = versions.iter().map(|a| a.item.size()).sum();
-        let uri = format!("s3://{}/{}", loc.bucket, loc.prefix);
-        ctx.progress
-            .start(Phase::Purge(&uri), versions.len() as u64, bytes);
-        let unversioned = loc.facts.unsupported.iter().any(|u| u == "versioning");
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<&'p Artifact>>();
-        // Three at once: the version listing (deciding as it goes), the
-        // deletes it feeds, and the upload listing (versions never consult
-        // it), so no round trip waits on another before the first delete.
-        let no_uploads = HashSet::new();
-        let (listed, answers, uploads_now) = std::thread::scope(|scope| {
-            let uploads_now =
-                (!uploads.is_empty()).then(|| scope.spawn(|| current_uploads(s3, loc, &keys)));
-            let lister =
-                scope.spawn(|| self.list_and_decide(&versions, &keys, &no_uploads, now_secs, tx));
-            let answers = s3.bounded_channel(rx, |batch| async move {
-                let r = delete_versions(s3, &loc.bucket, &batch, unversioned).await;
-                (batch, r)
-            });
-            (
-                joined(lister),
-                answers,
-                uploads_now.map_or_else(|| Ok(HashSet::new()), joined),
-            )
-        });
-        match uploads_now {
-            Ok(now) => {
-                for a in uploads {
-                    match self.decide_one(a, &HashMap::new(), &now, now_secs) {
-                        One::Settled(i) => decided.push(i),
-                        One::Abort => abort.push(a),
-                        One::Check => check.push(a),
-                        One::Delete => unreachable!("uploads are aborted, not deleted"),
-                    }
-                }
-            }
-            Err(e) => {
-                let why = format!("cannot re-identify: {e}");
-                decided.extend(
-                    uploads
-                        .iter()
-                        .map(|a| item(a.id, Outcome::Failed, why.clone())),
-                );
-            }
-        }
-        let mut failed: Decided = Vec::new();
-        for (batch, r) in answers {
-            self.settle(batch, r, &mut failed, &mut check);
-        }
-        ctx.progress.finish();
-        let listed = listed?;
-        decided.extend(listed.decided);
-        check.extend(listed.check);
-        decided.extend(failed);
-        Ok((decided, abort, check))
-    }
-
-    /// The listing half of [`Purge::decide_and_delete`]: decide each version
-    /// once the listing is past its key and send full batches to `tx`. A
-    /// listing that fails part-way fails the versions not yet decided.
-    fn list_and_decide(
-        &self,
-        versions: &[&'p Artifact],
-        keys: &HashSet<&str>,
-        uploads_now: &HashSet<(String, String)>,
-        now_secs: i64,
-        tx: tokio::sync::mpsc::UnboundedSender<Vec<&'p Artifact>>,
-    ) -> Result<Listed<'p>> {
-        let mut out = Listed {
-            decided: Vec::new(),
-            check: Vec::new(),
-        };
-        let mut batch: Vec<&'p Artifact> = Vec::new();
-        let mut seen: HashMap<String, HashMap<String, String>> = HashMap::new();
-        let mut pos = 0usize;
-        let empty = HashMap::new();
-        let mut journal_error: Option<crate::error::Error> = None;
-        // Decide every version whose key sorts before `upto`, or up to and
-        // including it when `through` (all: None).
-        let mut decide_upto = |upto: Option<&str>,
-                               through: bool,
-                               seen: &mut HashMap<String, HashMap<String, String>>,
-                               out: &mut Listed<'p>,
-                               batch: &mut Vec<&'p Artifact>|
-         -> Result<()> {
-            while let Some(a) = versions.get(pos) {
-                let key = version_of(&a.item).expect("versions only").0;
-                if upto.is_some_and(|u| key > u || (key == u && !through)) {
-                    break;
-                }
-                let v = seen.get(key).unwrap_or(&empty);
-                match self.decide_one(a, v, uploads_now, now_secs) {
-                    One::Settled(i) => out.decided.push(i),
-                    One::Check => out.check.push(a),
-                    One::Delete => batch.push(a),
-                    One::Abort => unreachable!("versions are deleted, not aborted"),
-                }
-                pos += 1;
-                if versions
-                    .get(pos)
-                    .is_none_or(|b| version_of(&b.item).expect("versions only").0 != key)
-                {
-                    seen.remove(key);
-                }
-                if batch.len() == DELETE_BATCH {
-                    self.send(std::mem::take(batch), &tx)?;
-                }
-            }
-            Ok(())
-        };
-        // A key is complete once a page ends after it (one key's versions
-        // may continue on the next page, and markers follow versions). A
-        // store without versions lists each key once, so a page's last key
-        // is complete when the page ends, and its batch goes out then.
-        let mut page_max: Option<String> = None;
-        // Deciding as the listing goes relies on S3's key order (binary
-        // UTF-8, page after page). A store that breaks it stops the
-        // decisions: what is undecided then fails, never guessed.
-        let mut decided_upto: Option<(String, bool)> = None;
-        let mut out_of_order: Option<String> = None;
-        let scope = Scope::new(&self.loc.prefix);
-        let listing = self
-            .s3
-            .list_versions_by_page(&self.loc.bucket, &scope, |l| {
-                if journal_error.is_some() || out_of_order.is_some() {
-                    return;
-                }
-                match l {
-                    Some(l) => {
-                        if decided_upto
-                            .as_ref()
-                            .is_some_and(|(d, through)| l.key < *d || (*through && l.key == *d))
-                        {
-                            out_of_order = Some(l.key);
-                            return;
-                        }
-                        if page_max.as_ref().is_none_or(|m| *m < l.key) {
-                            page_max = Some(l.key.clone());
-                        }
-                        if keys.contains(l.key.as_str()) {
-                            seen.entry(l.key).or_default().insert(l.version_id, l.etag);
-                        }
-                    }
-                    None => {
-                        if let Some(m) = page_max.take() {
-                            let through = self.s3.without_versions();
-                            if let Err(e) =
-                                decide_upto(Some(&m), through, &mut seen, &mut out, &mut batch)
-                            {
-                                journal_error = Some(e);
-                            }
-                            decided_upto = Some((m, through));
-                        }
-                    }
-                }
-            });
-        if let Some(e) = journal_error {
-            return Err(e);
-        }
-        let listing = match out_of_order {
-            Some(k) => Err(crate::error::Error::input(format!(
-                "the listing is not in key order ({k:?} came after a later key); nothing more is decided from it"
-            ))),
-            None => listing,
-        };
-        match listing {
-            Ok(_) => decide_upto(None, true, &mut seen, &mut out, &mut batch)?,
-            Err(e) => {
-                // Sent batches stand (their answers are read); the rest
-                // cannot be re-identified.
-                let why = format!("cannot re-identify: {e}");
-                out.decided.extend(
-                    versions[pos..]
-                        .iter()
-                        .map(|a| item(a.id, Outcome::Failed, why.clone())),
-                );
-            }
-        }
-        if !batch.is_empty() {
-            self.send(batch, &tx)?;
-        }
-        Ok(out)
-    }
-
-    /// Journal a batch as started (before anything of it is deleted), then
-    /// hand it to the deleter.
-    fn send(
-        &self,
-        batch: Vec<&'p Artifact>,
-        tx: &tokio::sync::mpsc::UnboundedSender<Vec<&'p Artifact>>,
-    ) -> Result<()> {
-        let ids: Vec<u32> = batch
-            .iter()
-            .filter(|a| !self.started(a.id))
-            .map(|a| a.id)
-            .collect();
-        if !ids.is_empty() {
-            self.ctx.append(Event::Started { ids })?;
-        }
-        // The deleter only stops once every sender is gone.
-        let _ = tx.send(batch);
-        Ok(())
-    }
-
-    /// Prove that every artifact in `check` is gone, and journal how: a
-    /// complete listing of the location must hold none of the planned
-    /// version ids, delete markers or uploads (S3 lists strongly
-    /// consistently after a delete); and HEAD *with the version id* on a
-    /// random sample of the purged versions (every one in `each` mode) must
-    /// answer 404. A HEAD that finds a version the listing calls gone means
-    /// the listing cannot be trusted: every artifact of the location that
-    /// only the listing vouched for is then not proven. Each aborted upload
-    /// must answer ListParts with NoSuchUpload.
-    fn prove_absence(&self, check: &[&'p Artifact]) -> Result<()> {
-        if check.is_empty() {
+    /// Prove that every marked version and marker and every aborted upload
+    /// is gone, and journal how: a complete listing of the location must
+    /// hold none of them (S3 lists strongly consistently after a delete);
+    /// HEAD *with the version id* on a random sample of the purged versions
+    /// (every one in `each` mode) must answer 404; each aborted upload must
+    /// answer ListParts with NoSuchUpload. A HEAD that finds a version the
+    /// listing calls gone means the listing cannot be trusted: every
+    /// artifact of the location that only the listing vouched for is then
+    /// not proven.
+    fn prove_absence(&self, marks: &Marks, aborted: &[&'p Artifact]) -> Result<()> {
+        if marks.is_empty() && aborted.is_empty() {
             return Ok(());
         }
-        let (s3, loc, ctx) = (self.s3, self.loc, self.ctx);
-        let scope = Scope::new(&loc.prefix);
-        // Only what concerns the artifacts to prove is kept: a location can
-        // hold far more versions than the plan disposes of.
-        let keys: HashSet<&str> = check
-            .iter()
-            .filter_map(|a| a.item.s3_key().map(|k| k.1))
-            .collect();
-        // The sample is drawn from every purged object version, before the
+        // The sample is drawn from every purged object version (a
+        // reservoir: one pass, memory for the sample only) before the
         // listing, so that its HEADs can run beside the listing: every
         // request starts after every delete and abort was answered, and
         // none depends on another. (A sampled version the listing still
         // shows fails as listed; its HEAD then contradicts nothing.)
-        let purged: Vec<&S3Version> = check
-            .iter()
-            .filter_map(|a| match &a.item {
-                Item::S3Version(v) => Some(v),
-                _ => None,
-            })
-            .collect();
-        let sample: Vec<&S3Version> = match self.proof.0 {
-            VerifyMode::Each => purged,
-            VerifyMode::Sample => {
-                use rand::seq::SliceRandom;
-                purged
-                    .choose_multiple(&mut rand::thread_rng(), self.proof.1)
-                    .copied()
-                    .collect()
+        let mut sample: Vec<S3Version> = Vec::new();
+        let (mut versions, mut seen_versions) = (0u64, 0usize);
+        {
+            use rand::Rng;
+            let mut rng = rand::thread_rng();
+            for a in self.spool.location(self.index) {
+                let a = a?;
+                if !marks.contains(a.id) {
+                    continue;
+                }
+                versions += 1;
+                let Item::S3Version(v) = a.item else { continue };
+                seen_versions += 1;
+                match self.proof.0 {
+                    VerifyMode::Each => sample.push(v),
+                    VerifyMode::Sample if sample.len() < self.proof.1 => sample.push(v),
+                    VerifyMode::Sample => {
+                        let j = rng.gen_range(0..seen_versions);
+                        if j < self.proof.1 {
+                            sample[j] = v;
+                        }
+                    }
+                }
             }
-        };
-        let head_one = |v: &'p S3Version| async move {
+        }
+        self.prove_with(marks, aborted, versions, &sample)
+    }
+
+    /// [`Purge::prove_absence`] once the sample is drawn: `versions` is the
+    /// number of marked versions and markers.
+    fn prove_with<'s>(
+        &self,
+        marks: &Marks,
+        aborted: &[&'p Artifact],
+        versions: u64,
+        sample: &'s [S3Version],
+    ) -> Result<()> {
+        let (s3, loc, ctx) = (self.s3, self.loc, self.ctx);
+        let scope = Scope::new(&loc.prefix);
+        let head_one = |v: &'s S3Version| async move {
             (
                 (v.key.as_str(), v.version_id.as_str()),
                 head_version(s3, &loc.bucket, v).await,
             )
         };
-        let mut listed: HashSet<(String, String)> = HashSet::new();
+        let sample_refs: Vec<&S3Version> = sample.iter().collect();
+        // Marked items the listing still shows, by id and by (key, version).
+        let mut still: HashSet<u32> = HashSet::new();
+        let mut still_kv: HashSet<(String, String)> = HashSet::new();
         let mut uploads_listed: HashSet<(String, String)> = HashSet::new();
-        let any_upload = check.iter().any(|a| matches!(a.item, Item::S3Upload(_)));
+        let upload_keys: HashSet<&str> = aborted
+            .iter()
+            .filter_map(|a| a.item.s3_key().map(|k| k.1))
+            .collect();
+        let any_upload = !aborted.is_empty();
+        let items = self.items()?;
         let listings = 1 + usize::from(any_upload);
         let (versions_listing, uploads_listing, heads_beside) = std::thread::scope(|threads| {
             let uploads = any_upload.then(|| {
                 threads.spawn(|| {
                     s3.list_uploads(&loc.bucket, &scope, |u| {
-                        if keys.contains(u.key.as_str()) {
+                        if upload_keys.contains(u.key.as_str()) {
                             uploads_listed.insert((u.key, u.upload_id));
                         }
                     })
@@ -725,27 +807,57 @@ impl<'p, 'c> Purge<'p, 'c> {
             });
             // The HEADs take what the concurrency bound leaves the listings.
             let heads = s3.room_beside(listings).map(|n| {
-                let sample = sample.clone();
+                let sample = sample_refs.clone();
                 threads.spawn(move || s3.bounded_at(n, sample, head_one))
             });
-            let versions = s3.list_versions(&loc.bucket, &scope, |l| {
-                if keys.contains(l.key.as_str()) {
-                    listed.insert((l.key, l.version_id));
-                }
-            });
+            let mut walk = Beside::new(items);
+            let mut error: Option<Error> = None;
+            let mut found =
+                |group: Vec<Artifact>, listed: &HashMap<String, String>| -> Result<()> {
+                    for a in group {
+                        if !marks.contains(a.id) {
+                            continue;
+                        }
+                        let (k, v) = version_of(&a.item).expect("versions and markers");
+                        if listed.contains_key(v) {
+                            still.insert(a.id);
+                            still_kv.insert((k.to_string(), v.to_string()));
+                        }
+                    }
+                    Ok(())
+                };
+            let versions = s3
+                .list_versions_by_page(&loc.bucket, &scope, |l| {
+                    if error.is_some() {
+                        return;
+                    }
+                    match l {
+                        Some(l) => walk.entry(l),
+                        None => {
+                            if let Err(e) = walk.page_end(s3.without_versions(), &mut found) {
+                                error = Some(e);
+                            }
+                        }
+                    }
+                })
+                .and_then(|pages| match error.take() {
+                    Some(e) => Err(e),
+                    None => walk.finish(&mut found).map(|()| pages),
+                });
             let uploads = uploads.map_or(Ok(0), joined);
             (versions, uploads, heads.map(joined))
         });
-        let mut head: HashMap<(&str, &str), Result<(), HeadError>> = heads_beside
-            .unwrap_or_else(|| s3.bounded(sample.clone(), head_one))
+        let mut head: HashMap<(&str, &str), std::result::Result<(), HeadError>> = heads_beside
+            .unwrap_or_else(|| s3.bounded(sample_refs.clone(), head_one))
             .into_iter()
             .collect();
         // A HEAD that got no answer (a transport error or a 5xx after every
         // retry) is asked once more, after the others: it says nothing yet
         // about the listing, and a proof should not fail on one bad
         // connection when the next would answer.
-        let unanswered: Vec<&S3Version> = sample
-            .into_iter()
+        let unanswered: Vec<&S3Version> = sample_refs
+            .iter()
+            .copied()
             .filter(|v| {
                 matches!(
                     head.get(&(v.key.as_str(), v.version_id.as_str())),
@@ -756,95 +868,100 @@ impl<'p, 'c> Purge<'p, 'c> {
         if !unanswered.is_empty() {
             head.extend(s3.bounded(unanswered, head_one));
         }
-        let head: HashMap<(&str, &str), Result<(), String>> = head
+        let head: HashMap<(&str, &str), std::result::Result<(), String>> = head
             .into_iter()
             .map(|(k, r)| (k, r.map_err(|e| e.to_string())))
             .collect();
         let listing = versions_listing.and_then(|pages| Ok(pages + uploads_listing?));
         let pages = match listing {
             Ok(p) => p,
-            Err(e) => return self.fail_all(check, &format!("absence not proven: {e}")),
-        };
-        let is_listed = |a: &Artifact| match &a.item {
-            Item::S3Upload(u) => uploads_listed.contains(&(u.key.clone(), u.upload_id.clone())),
-            item => {
-                let (k, v) = version_of(item).expect("versions and markers");
-                listed.contains(&(k.to_string(), v.to_string()))
+            Err(e) => {
+                let why = format!("absence not proven: {e}");
+                let mut out = Outbox::new(ctx);
+                for a in aborted {
+                    out.push(
+                        item(a.id, Outcome::Failed, why.clone()),
+                        a.item.path().into_owned(),
+                    )?;
+                }
+                for a in self.spool.location(self.index) {
+                    let a = a?;
+                    if marks.contains(a.id) {
+                        out.push(
+                            item(a.id, Outcome::Failed, why.clone()),
+                            a.item.path().into_owned(),
+                        )?;
+                    }
+                }
+                return out.flush();
             }
         };
         // A HEAD contradicts the listing only where the listing calls the
         // version gone.
         let contradicting: Vec<String> = head
             .iter()
-            .filter(|((k, v), r)| r.is_err() && !listed.contains(&(k.to_string(), v.to_string())))
+            .filter(|((k, v), r)| r.is_err() && !still_kv.contains(&(k.to_string(), v.to_string())))
             .map(|((k, v), r)| format!("{k}?versionId={v}: {}", r.as_ref().unwrap_err()))
             .collect();
         let contradicted = contradicting.len() as u64;
         let contradiction = contradicting.into_iter().next();
-        let mut proven: Decided = Vec::new();
-        let mut uploads = 0u64;
-        for a in check {
-            let verdict = if is_listed(a) {
-                Err(match &a.item {
-                    Item::S3Upload(_) => "the upload is still listed".to_string(),
-                    _ => "the version is still listed".to_string(),
-                })
-            } else {
-                match &a.item {
-                    Item::S3Upload(u) => {
-                        uploads += 1;
-                        upload_gone(s3, &loc.bucket, &u.key, &u.upload_id)
-                    }
-                    item => {
-                        let (k, v) = version_of(item).expect("versions and markers");
-                        match (head.get(&(k, v)), &contradiction) {
-                            (Some(r), _) => r.clone(),
-                            (None, Some(c)) => Err(format!(
-                                "the listing of the location cannot be trusted: a sampled HEAD did not answer 404 ({c})"
-                            )),
-                            (None, None) => Ok(()),
-                        }
-                    }
-                }
+        let mut uploads_proven = Vec::new();
+        for a in aborted {
+            let Item::S3Upload(u) = &a.item else {
+                unreachable!("only uploads are aborted")
             };
-            proven.push(match verdict {
-                Ok(()) => item(a.id, Outcome::Disposed, None),
-                Err(why) => item(a.id, Outcome::Failed, format!("absence not proven: {why}")),
-            });
+            let verdict = if uploads_listed.contains(&(u.key.clone(), u.upload_id.clone())) {
+                Err("the upload is still listed".to_string())
+            } else {
+                upload_gone(s3, &loc.bucket, &u.key, &u.upload_id)
+            };
+            uploads_proven.push((*a, verdict));
         }
         ctx.append(Event::AbsenceProof(AbsenceProof {
             location: self.index,
             mode: self.proof.0,
-            versions: (check.len() as u64).saturating_sub(uploads),
+            versions,
             listing_pages: pages,
             heads: head.len() as u64,
             contradicted,
-            uploads,
+            uploads: aborted.len() as u64,
         }))?;
-        for p in &proven {
-            let path = self.path_of(p.id);
-            match &p.reason {
-                None => ctx.progress.item(&format!("disposed: {path}")),
-                Some(r) => ctx.progress.warn(&format!("failed: {path} ({r})")),
+        let verdict = |id: u32, item: &Item| -> std::result::Result<(), String> {
+            if still.contains(&id) {
+                return Err("the version is still listed".to_string());
+            }
+            let (k, v) = version_of(item).expect("versions and markers");
+            match (head.get(&(k, v)), &contradiction) {
+                (Some(r), _) => r.clone(),
+                (None, Some(c)) => Err(format!(
+                    "the listing of the location cannot be trusted: a sampled HEAD did not answer 404 ({c})"
+                )),
+                (None, None) => Ok(()),
+            }
+        };
+        let mut out = Outbox::new(ctx);
+        let outcome = |id: u32, v: std::result::Result<(), String>| match v {
+            Ok(()) => item(id, Outcome::Disposed, None),
+            Err(why) => item(id, Outcome::Failed, format!("absence not proven: {why}")),
+        };
+        for a in self.spool.location(self.index) {
+            let a = a?;
+            if marks.contains(a.id) {
+                let v = verdict(a.id, &a.item);
+                out.push(outcome(a.id, v), a.item.path().into_owned())?;
             }
         }
-        ctx.append(Event::Outcomes { items: proven })
-    }
-
-    /// Journal every artifact in `arts` as failed for `why`.
-    fn fail_all(&self, arts: &[&'p Artifact], why: &str) -> Result<()> {
-        let items = arts
-            .iter()
-            .map(|a| item(a.id, Outcome::Failed, why.to_string()))
-            .collect();
-        self.ctx.append(Event::Outcomes { items })
+        for (a, v) in uploads_proven {
+            out.push(outcome(a.id, v), a.item.path().into_owned())?;
+        }
+        out.flush()
     }
 }
 
 /// HEAD one purged version by its id: only "not found" proves it gone.
 /// The null version is HEADed without a version id (moto rejects
 /// `versionId=null`; for a purged key S3 answers both the same).
-async fn head_version(s3: &S3, bucket: &str, v: &S3Version) -> Result<(), HeadError> {
+async fn head_version(s3: &S3, bucket: &str, v: &S3Version) -> std::result::Result<(), HeadError> {
     let version = (v.version_id != "null").then(|| v.version_id.clone());
     let r = s3
         .client()
@@ -905,12 +1022,12 @@ struct DeleteAnswer {
 async fn delete_versions(
     s3: &S3,
     bucket: &str,
-    batch: &[&Artifact],
+    batch: &[Doomed],
     unversioned: bool,
-) -> Result<DeleteAnswer, String> {
+) -> std::result::Result<DeleteAnswer, String> {
     let objects: Vec<ObjectIdentifier> = batch
         .iter()
-        .filter_map(|a| version_of(&a.item))
+        .map(|d| (d.key.as_str(), d.version_id.as_str()))
         .map(|(k, v)| {
             let id = (!(unversioned && v == "null")).then(|| v.to_string());
             ObjectIdentifier::builder()
@@ -974,29 +1091,33 @@ async fn delete_versions(
 async fn delete_one_by_one(
     s3: &S3,
     bucket: &str,
-    batch: &[&Artifact],
+    batch: &[Doomed],
     unversioned: bool,
 ) -> DeleteAnswer {
     use futures_util::StreamExt;
-    let results: Vec<((String, String), Result<(), String>)> =
-        futures_util::stream::iter(batch.iter().filter_map(|a| version_of(&a.item)))
-            .map(|(k, v)| async move {
-                let id = (!(unversioned && v == "null")).then(|| v.to_string());
-                let r = s3
-                    .client()
-                    .delete_object()
-                    .bucket(bucket)
-                    .key(k)
-                    .set_version_id(id)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| format!("DeleteObject: {}", describe(&e)));
-                ((k.to_string(), v.to_string()), r)
-            })
-            .buffer_unordered(8)
-            .collect()
-            .await;
+    let results: Vec<((String, String), std::result::Result<(), String>)> =
+        futures_util::stream::iter(
+            batch
+                .iter()
+                .map(|d| (d.key.as_str(), d.version_id.as_str())),
+        )
+        .map(|(k, v)| async move {
+            let id = (!(unversioned && v == "null")).then(|| v.to_string());
+            let r = s3
+                .client()
+                .delete_object()
+                .bucket(bucket)
+                .key(k)
+                .set_version_id(id)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("DeleteObject: {}", describe(&e)));
+            ((k.to_string(), v.to_string()), r)
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
     let mut answer = DeleteAnswer {
         deleted: HashSet::new(),
         errors: HashMap::new(),
@@ -1015,7 +1136,12 @@ async fn delete_one_by_one(
 }
 
 /// ListParts of an aborted upload must answer NoSuchUpload.
-fn upload_gone(s3: &S3, bucket: &str, key: &str, upload_id: &str) -> Result<(), String> {
+fn upload_gone(
+    s3: &S3,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+) -> std::result::Result<(), String> {
     match s3.block_on(
         s3.client()
             .list_parts()

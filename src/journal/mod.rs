@@ -10,7 +10,7 @@
 
 use crate::error::{Error, IoContext, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -235,7 +235,8 @@ impl Journal {
         plan_sha256: &str,
         resume: bool,
         faults: Faults,
-    ) -> Result<(Journal, Vec<Record>)> {
+        mut each: impl FnMut(Record),
+    ) -> Result<Journal> {
         let exists = path.symlink_metadata().is_ok();
         if exists && !resume {
             return Err(Error::refused(format!(
@@ -260,38 +261,37 @@ impl Journal {
             }
             Err(e) => return Err(Error::io(path, e.into())),
         }
-        let mut text = Vec::new();
         file.seek(SeekFrom::Start(0)).at(path)?;
-        file.read_to_end(&mut text).at(path)?;
-        let (records, good_len) = parse(&text, path)?;
-        if (good_len as usize) < text.len() {
+        let mut seq = 0;
+        let mut foreign = false;
+        let (good_len, len) = scan_from(&mut file, path, |r| {
+            seq = r.seq;
+            if r.seq == 1 {
+                foreign = !matches!(&r.event, Event::RunStarted { plan_sha256: p, .. } if p == plan_sha256);
+            }
+            if !foreign {
+                each(r);
+            }
+        })?;
+        if foreign {
+            return Err(Error::refused(format!(
+                "{}: this journal belongs to another plan",
+                path.display()
+            )));
+        }
+        if good_len < len {
             // A torn last line from a crash: cut it off before appending.
             file.set_len(good_len).at(path)?;
             file.sync_all().at(path)?;
         }
-        if let Some(first) = records.first() {
-            match &first.event {
-                Event::RunStarted { plan_sha256: p, .. } if p == plan_sha256 => {}
-                _ => {
-                    return Err(Error::refused(format!(
-                        "{}: this journal belongs to another plan",
-                        path.display()
-                    )));
-                }
-            }
-        }
-        let seq = records.last().map_or(0, |r| r.seq);
-        Ok((
-            Journal {
-                file,
-                path: path.to_path_buf(),
-                seq,
-                good_len,
-                broken: false,
-                faults,
-            },
-            records,
-        ))
+        Ok(Journal {
+            file,
+            path: path.to_path_buf(),
+            seq,
+            good_len,
+            broken: false,
+            faults,
+        })
     }
 
     /// Append one record and flush it to disk before returning.
@@ -395,41 +395,66 @@ impl NoFollow for std::fs::OpenOptions {
 /// prefix (a torn last line is not part of it).
 pub fn parse(text: &[u8], path: &Path) -> Result<(Vec<Record>, u64)> {
     let mut records = Vec::new();
-    let mut offset = 0usize;
-    let mut lines = text.split_inclusive(|b| *b == b'\n').peekable();
-    let mut n = 0;
-    while let Some(line) = lines.next() {
+    let (good, _) = scan_from(text, path, |r| records.push(r))?;
+    Ok((records, good))
+}
+
+/// Read a journal read-only, one record at a time (a run over a million
+/// versions journals a million outcomes: they are never held together).
+pub fn scan(path: &Path, each: impl FnMut(Record)) -> Result<()> {
+    let file = File::open(path).at(path)?;
+    scan_from(file, path, each).map(|_| ())
+}
+
+/// Load a journal read-only (for verify and show).
+pub fn read(path: &Path) -> Result<Vec<Record>> {
+    let mut records = Vec::new();
+    scan(path, |r| records.push(r))?;
+    Ok(records)
+}
+
+/// The one journal reader: hands each whole record to `each`, in order.
+/// Returns the length of the valid prefix (a torn last line, from a
+/// crash, is not part of it) and the length read.
+fn scan_from(r: impl Read, path: &Path, mut each: impl FnMut(Record)) -> Result<(u64, u64)> {
+    use std::io::BufRead;
+    let mut r = std::io::BufReader::with_capacity(1 << 16, r);
+    let (mut good, mut len) = (0u64, 0u64);
+    let mut line = Vec::new();
+    let mut pending: Option<(u64, String)> = None;
+    let mut n = 0u64;
+    loop {
+        line.clear();
+        let got = r.read_until(b'\n', &mut line).at(path)?;
+        if got == 0 {
+            break;
+        }
+        // Only the last line may be torn: a line that failed to parse
+        // fails the journal once another line follows it.
+        if let Some((n, e)) = pending.take() {
+            return Err(Error::input(format!(
+                "{}:{n}: corrupt journal line: {e}",
+                path.display()
+            )));
+        }
         n += 1;
-        let last = lines.peek().is_none();
-        let complete = line.ends_with(b"\n");
-        match serde_json::from_slice::<Record>(line) {
-            Ok(r) if complete => {
-                if r.seq != records.len() as u64 + 1 {
+        len += got as u64;
+        match serde_json::from_slice::<Record>(&line) {
+            Ok(rec) if line.ends_with(b"\n") => {
+                if rec.seq != n {
                     return Err(Error::input(format!(
                         "{}:{n}: journal sequence broken",
                         path.display()
                     )));
                 }
-                records.push(r);
-                offset += line.len();
+                good += got as u64;
+                each(rec);
             }
-            _ if last => break, // torn final line
-            Err(e) => {
-                return Err(Error::input(format!(
-                    "{}:{n}: corrupt journal line: {e}",
-                    path.display()
-                )));
-            }
-            Ok(_) => unreachable!("only the last line can lack a newline"),
+            Ok(_) => {} // complete JSON without its newline: torn
+            Err(e) => pending = Some((n, e.to_string())),
         }
     }
-    Ok((records, offset as u64))
-}
-
-/// Load a journal read-only (for verify and show).
-pub fn read(path: &Path) -> Result<Vec<Record>> {
-    let text = std::fs::read(path).at(path)?;
-    Ok(parse(&text, path)?.0)
+    Ok((good, len))
 }
 
 /// What the journal says about one artifact.
@@ -490,12 +515,127 @@ impl ArtifactState {
 /// Replay records into per-artifact state. A resumed run that redoes a pass
 /// appends new records; later records win.
 pub fn replay(records: &[Record]) -> BTreeMap<u32, ArtifactState> {
-    let mut m: BTreeMap<u32, ArtifactState> = BTreeMap::new();
-    for r in records {
-        match &r.event {
-            Event::ArtifactStarted { id } => {
-                let s = m.entry(*id).or_default();
-                s.started.get_or_insert_with(|| r.time.clone());
+    let mut r = Replay::new(|_| true);
+    for rec in records {
+        r.add(rec.clone());
+    }
+    r.state
+}
+
+/// What the journal says, read record by record: the full
+/// [`ArtifactState`] of the artifacts it is asked to hold in full (local
+/// files: their passes and read-backs), and for every artifact a compact
+/// slot (its outcome and the records that started and settled it: a few
+/// bytes each, for plans with millions of S3 versions).
+pub struct Replay<'a> {
+    full: Box<dyn Fn(u32) -> bool + Send + Sync + 'a>,
+    /// The full state of the artifacts held in full.
+    pub state: BTreeMap<u32, ArtifactState>,
+    /// By id: outcome code (0: none), the seq of the record that started
+    /// it and of the one that settled it (0: none).
+    slots: Vec<(u8, u32, u32)>,
+    reasons: HashMap<u32, String>,
+    /// Each record's time, by seq - 1.
+    times: Vec<String>,
+    /// Every absence proof, in order.
+    pub proofs: Vec<AbsenceProof>,
+    /// KMS keys whose deletion was scheduled, LUKS volumes erased.
+    pub kms_scheduled: HashSet<u32>,
+    pub luks_erased: HashSet<u32>,
+}
+
+const OUTCOMES: [Outcome; 5] = [
+    Outcome::Disposed,
+    Outcome::Failed,
+    Outcome::SkippedChanged,
+    Outcome::Retained,
+    Outcome::Pending,
+];
+
+impl<'a> Replay<'a> {
+    /// `full`: the artifacts whose whole state is kept.
+    pub fn new(full: impl Fn(u32) -> bool + Send + Sync + 'a) -> Self {
+        Replay {
+            full: Box::new(full),
+            state: BTreeMap::new(),
+            slots: Vec::new(),
+            reasons: HashMap::new(),
+            times: Vec::new(),
+            proofs: Vec::new(),
+            kms_scheduled: HashSet::new(),
+            luks_erased: HashSet::new(),
+        }
+    }
+
+    /// Replay a whole journal file.
+    pub fn of_file(path: &Path, full: impl Fn(u32) -> bool + Send + Sync + 'a) -> Result<Self> {
+        let mut r = Replay::new(full);
+        scan(path, |rec| r.add(rec))?;
+        Ok(r)
+    }
+
+    /// When the first record was written (the run's start).
+    pub fn first_time(&self) -> Option<&str> {
+        self.times.first().map(String::as_str)
+    }
+
+    fn slot(&mut self, id: u32) -> &mut (u8, u32, u32) {
+        let i = id as usize;
+        if self.slots.len() <= i {
+            self.slots.resize(i + 1, (0, 0, 0));
+        }
+        &mut self.slots[i]
+    }
+
+    fn started(&mut self, id: u32, seq: u32, time: &str) {
+        let s = self.slot(id);
+        if s.1 == 0 {
+            s.1 = seq;
+        }
+        if (self.full)(id) {
+            self.state
+                .entry(id)
+                .or_default()
+                .started
+                .get_or_insert_with(|| time.to_string());
+        }
+    }
+
+    fn settled(&mut self, id: u32, outcome: Outcome, reason: Option<String>, seq: u32, time: &str) {
+        let code = OUTCOMES.iter().position(|o| *o == outcome).expect("listed") as u8 + 1;
+        let slot = self.slot(id);
+        slot.0 = code;
+        slot.2 = seq;
+        if (self.full)(id) {
+            self.state.entry(id).or_default().outcome =
+                Some((outcome, reason.clone(), time.to_string()));
+        }
+        match reason {
+            Some(r) => self.reasons.insert(id, r),
+            None => self.reasons.remove(&id),
+        };
+    }
+
+    /// Add the next record.
+    pub fn add(&mut self, r: Record) {
+        let seq = r.seq as u32;
+        let time = r.time;
+        match r.event {
+            Event::ArtifactStarted { id } => self.started(id, seq, &time),
+            Event::Started { ids } => {
+                for id in ids {
+                    self.started(id, seq, &time);
+                }
+            }
+            Event::Outcome {
+                id,
+                outcome,
+                reason,
+            } => self.settled(id, outcome, reason, seq, &time),
+            Event::Outcomes { items } => {
+                for i in items {
+                    self.settled(i.id, i.outcome, i.reason, seq, &time);
+                }
             }
             Event::Pass {
                 id,
@@ -505,17 +645,17 @@ pub fn replay(records: &[Record]) -> BTreeMap<u32, ArtifactState> {
                 generator,
                 seed,
                 ..
-            } => {
-                let s = m.entry(*id).or_default();
+            } if (self.full)(id) => {
+                let s = self.state.entry(id).or_default();
                 // A pass redone after a crash invalidates what followed it.
-                s.passes.retain(|p| p.pass < *pass);
-                s.readbacks.retain(|p| p.pass < *pass);
+                s.passes.retain(|p| p.pass < pass);
+                s.readbacks.retain(|p| p.pass < pass);
                 s.passes.push(PassDone {
-                    pass: *pass,
-                    pattern: pattern.clone(),
-                    written_sha256: written_sha256.clone(),
-                    generator: generator.clone(),
-                    seed: seed.clone(),
+                    pass,
+                    pattern,
+                    written_sha256,
+                    generator,
+                    seed,
                 });
             }
             Event::ReadBack {
@@ -526,54 +666,110 @@ pub fn replay(records: &[Record]) -> BTreeMap<u32, ArtifactState> {
                 ok,
                 via,
                 ..
-            } => {
-                m.entry(*id).or_default().readbacks.push(ReadBackDone {
-                    pass: *pass,
-                    written_sha256: written_sha256.clone(),
-                    readback_sha256: readback_sha256.clone(),
-                    ok: *ok,
-                    via: *via,
-                });
+            } if (self.full)(id) => {
+                self.state
+                    .entry(id)
+                    .or_default()
+                    .readbacks
+                    .push(ReadBackDone {
+                        pass,
+                        written_sha256,
+                        readback_sha256,
+                        ok,
+                        via,
+                    });
             }
-            Event::Renaming { id, from, to } => m
-                .entry(*id)
-                .or_default()
-                .renames
-                .push((from.clone(), to.clone())),
-            Event::Removed { id } => m.entry(*id).or_default().removed = true,
-            Event::Outcome {
-                id,
-                outcome,
-                reason,
-            } => {
-                m.entry(*id).or_default().outcome =
-                    Some((*outcome, reason.clone(), r.time.clone()));
+            Event::Renaming { id, from, to } if (self.full)(id) => {
+                self.state.entry(id).or_default().renames.push((from, to))
             }
-            Event::Started { ids } => {
-                for id in ids {
-                    m.entry(*id)
-                        .or_default()
-                        .started
-                        .get_or_insert_with(|| r.time.clone());
-                }
+            Event::Removed { id } if (self.full)(id) => {
+                self.state.entry(id).or_default().removed = true
             }
-            Event::Outcomes { items } => {
-                for i in items {
-                    m.entry(i.id).or_default().outcome =
-                        Some((i.outcome, i.reason.clone(), r.time.clone()));
-                }
+            Event::AbsenceProof(p) => self.proofs.push(p),
+            Event::KmsDeletionScheduled { id, .. } => {
+                self.kms_scheduled.insert(id);
             }
-            Event::RunStarted { .. }
+            Event::LuksErased { id, .. } => {
+                self.luks_erased.insert(id);
+            }
+            Event::Pass { .. }
+            | Event::ReadBack { .. }
+            | Event::Renaming { .. }
+            | Event::Removed { .. }
+            | Event::RunStarted { .. }
             | Event::RunFinished { .. }
-            | Event::AbsenceProof(_)
             | Event::LifecycleInstalled { .. }
             | Event::LifecycleRemoved { .. }
-            | Event::KmsDeletionScheduled { .. }
-            | Event::KmsKeyGone { .. }
-            | Event::LuksErased { .. } => {}
+            | Event::KmsKeyGone { .. } => {}
+        }
+        self.times.push(time);
+    }
+
+    /// An artifact's outcome: what, why, and when it was journaled.
+    pub fn outcome(&self, id: u32) -> Option<(Outcome, Option<&str>, &str)> {
+        let &(code, _, seq) = self.slots.get(id as usize)?;
+        (code > 0).then(|| {
+            (
+                OUTCOMES[code as usize - 1],
+                self.reasons.get(&id).map(String::as_str),
+                self.time(seq),
+            )
+        })
+    }
+
+    /// When an artifact was first started, if it was.
+    pub fn started_at(&self, id: u32) -> Option<&str> {
+        let &(_, seq, _) = self.slots.get(id as usize)?;
+        (seq > 0).then(|| self.time(seq))
+    }
+
+    fn time(&self, seq: u32) -> &str {
+        self.times
+            .get(seq as usize - 1)
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    /// The whole state of one artifact: held in full, or made from its slot.
+    pub fn state_of(&self, id: u32) -> std::borrow::Cow<'_, ArtifactState> {
+        match self.state.get(&id) {
+            Some(s) => std::borrow::Cow::Borrowed(s),
+            None => std::borrow::Cow::Owned(ArtifactState {
+                started: self.started_at(id).map(str::to_string),
+                outcome: self
+                    .outcome(id)
+                    .map(|(o, r, t)| (o, r.map(str::to_string), t.to_string())),
+                ..Default::default()
+            }),
         }
     }
-    m
+
+    /// Forget the outcomes that a resumed run tries again: failed (a flaky
+    /// endpoint, a read-back error) and pending (S3 Lifecycle, a KMS key
+    /// deletion, checked again). Skipped and retained ones stay decided.
+    pub fn retry_failed_and_pending(&mut self) {
+        let again = |code: u8| code == 2 || code == 5;
+        for (id, slot) in self.slots.iter_mut().enumerate() {
+            if again(slot.0) {
+                slot.0 = 0;
+                slot.2 = 0;
+                self.reasons.remove(&(id as u32));
+            }
+        }
+        for s in self.state.values_mut() {
+            if s.outcome
+                .as_ref()
+                .is_some_and(|o| matches!(o.0, Outcome::Failed | Outcome::Pending))
+            {
+                s.outcome = None;
+            }
+        }
+    }
+
+    /// Whether an artifact is settled (has an outcome).
+    pub fn settled_already(&self, id: u32) -> bool {
+        self.outcome(id).is_some()
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@
 
 use super::Plan;
 use super::fleet::{HostChoice, Part};
+use super::spool::{Spool, Spooled};
 use crate::error::{Error, Result};
 use crate::manifest::{Target, resolve_uri};
 use crate::sign::{self, AllowedSigners, Role, Signer, SigningKey};
@@ -40,13 +41,14 @@ use std::path::Path;
 /// ```compile_fail,E0451
 /// // Outside this module an `Approved` cannot be assembled by hand:
 /// fn forge(plan: decom::plan::Plan, operator: decom::sign::Signer) -> decom::plan::Approved {
-///     decom::plan::Approved { plan, sha256: String::new(), file_name: String::new(),
+///     decom::plan::Approved { plan, spool: todo!(), sha256: String::new(), file_name: String::new(),
 ///         approvals: vec![], operator, part: None }
 /// }
 /// ```
 #[derive(Debug)]
 pub struct Approved {
     plan: Plan,
+    spool: Spool,
     sha256: String,
     file_name: String,
     approvals: Vec<Signer>,
@@ -67,28 +69,57 @@ impl Approved {
         at: i64,
         choice: &HostChoice,
     ) -> Result<Approved> {
+        let (plan, sha256, approval) = read_approved::<Spooled>(plan_path, signers, at)?;
+        let origin = plan_path.display().to_string();
+        plan.validate_with(
+            &origin,
+            super::spool::in_id_order(&plan.artifacts.held, plan.artifacts.spool.all()),
+        )?;
+        let (plan, Spooled { held, spool }) = plan.with_artifacts(());
+        let (plan, ()) = plan.with_artifacts(held);
+        plan.check_hosts(&origin)?;
         let SignedPlan {
             plan,
             sha256,
             file_name,
             approvals,
             operator,
-        } = SignedPlan::verify(plan_path, signers, operator_key, operator_principal, at)?;
+        } = SignedPlan::with_operator(
+            plan_path,
+            plan,
+            sha256,
+            approval,
+            operator_key,
+            operator_principal,
+            signers,
+            at,
+        )?;
         if plan.local_only {
             return Err(Error::refused(
                 "the plan was traced with --local-only (its S3 locations are left out); execute the merged fleet plan",
             ));
         }
         let part = choice.part_of(&plan)?;
-        let plan = match &part {
-            Some(p) => plan.part(p)?,
-            None => plan,
+        let (plan, spool) = match &part {
+            Some(p) => {
+                let mut plan = plan.part(p)?;
+                let spool = spool.keep(plan.locations.iter().map(|l| l.index).collect());
+                // The part's totals count its spooled items too.
+                let mut totals = super::Totals::default();
+                for a in super::spool::in_id_order(&plan.artifacts, spool.all()) {
+                    totals.add(&a?.item);
+                }
+                plan.totals = totals;
+                (plan, spool)
+            }
+            None => (plan, spool),
         };
         check_locations(&plan)?;
         Ok(Approved {
             sha256,
             file_name,
             plan,
+            spool,
             approvals,
             operator,
             part,
@@ -100,8 +131,15 @@ impl Approved {
         self.part.as_ref()
     }
 
+    /// The plan, holding every artifact but its S3 versions and delete
+    /// markers: [`Approved::spool`] reads those from disk.
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// The plan's S3 versions and delete markers (of this run's part).
+    pub fn spool(&self) -> &Spool {
+        &self.spool
     }
 
     /// SHA-256 of the exact approved bytes.
@@ -139,31 +177,8 @@ pub struct SignedPlan<A = Vec<super::Artifact>> {
     pub operator: Signer,
 }
 
-impl SignedPlan {
-    pub fn verify(
-        plan_path: &Path,
-        signers: &AllowedSigners,
-        operator_key: &SigningKey,
-        operator_principal: &str,
-        at: i64,
-    ) -> Result<SignedPlan> {
-        let (plan, sha256, approval) = read_approved(plan_path, signers, at)?;
-        plan.validate(&plan_path.display().to_string())?;
-        SignedPlan::with_operator(
-            plan_path,
-            plan,
-            sha256,
-            approval,
-            operator_key,
-            operator_principal,
-            signers,
-            at,
-        )
-    }
-}
-
 impl SignedPlan<super::ArtifactIds> {
-    /// [`SignedPlan::verify`] keeping only the artifacts' ids and locations
+    /// Steps 1 to 4 keeping only the artifacts' ids and locations
     /// (a fleet of a thousand hosts). The structural checks of
     /// [`Plan::validate`] are not repeated: execute ran them on every host.
     pub fn verify_ids(

@@ -69,7 +69,7 @@ pub fn check_host_name(name: &str) -> Result<(), String> {
 
 /// Every location is one of the manifest's, of its kind, once per host
 /// (local) or once (S3), and every host has every local location.
-pub(super) fn check_locations(plan: &Plan) -> Result<(), String> {
+pub(super) fn check_locations<A>(plan: &Plan<A>) -> Result<(), String> {
     let mut seen: HashSet<(Option<&str>, &str)> = HashSet::new();
     let mut hosts: BTreeSet<Option<&str>> = BTreeSet::new();
     for (i, loc) in plan.locations.iter().enumerate() {

@@ -11,6 +11,7 @@
 
 pub mod approved;
 pub mod fleet;
+pub mod spool;
 pub mod storage;
 
 pub use approved::{Approved, SignedPlan};
@@ -780,6 +781,73 @@ impl Plan {
 
     /// The structural checks of safety invariant 3, done at load time.
     pub fn validate(&self, origin: &str) -> Result<()> {
+        self.validate_with(
+            origin,
+            self.artifacts
+                .iter()
+                .map(|a| Ok(std::borrow::Cow::Borrowed(a))),
+        )?;
+        self.check_hosts(origin)
+    }
+
+    /// A fleet plan's host list and per-host totals (counted from the
+    /// artifacts held: S3 items belong to no host).
+    pub fn check_hosts(&self, origin: &str) -> Result<()> {
+        fleet::check_hosts(self).map_err(|m| Error::input(format!("plan {origin}: {m}")))
+    }
+}
+
+impl<A> Plan<A> {
+    /// The same plan holding `artifacts` instead; returns the ones it held.
+    pub fn with_artifacts<B>(self, artifacts: B) -> (Plan<B>, A) {
+        let Plan {
+            schema,
+            tool,
+            created,
+            host,
+            model,
+            manifest_sha256,
+            manifest,
+            profile,
+            components,
+            components_not_searched,
+            locations,
+            residual_risks,
+            hosts,
+            local_only,
+            totals,
+            artifacts: old,
+        } = self;
+        (
+            Plan {
+                schema,
+                tool,
+                created,
+                host,
+                model,
+                manifest_sha256,
+                manifest,
+                profile,
+                components,
+                components_not_searched,
+                locations,
+                residual_risks,
+                hosts,
+                local_only,
+                totals,
+                artifacts,
+            },
+            old,
+        )
+    }
+
+    /// [`Plan::validate`] of a plan whose artifacts arrive one at a time
+    /// (in id order), never held together.
+    pub fn validate_with<'a>(
+        &self,
+        origin: &str,
+        artifacts: impl Iterator<Item = Result<std::borrow::Cow<'a, Artifact>>>,
+    ) -> Result<()> {
         let bad = |m: String| Err(Error::input(format!("plan {origin}: {m}")));
         if self.schema != PLAN_SCHEMA {
             return bad(format!("schema {:?} is not {PLAN_SCHEMA:?}", self.schema));
@@ -821,7 +889,10 @@ impl Plan {
                 }
             }
         }
-        for (i, a) in self.artifacts.iter().enumerate() {
+        let mut totals = Totals::default();
+        for (i, a) in artifacts.enumerate() {
+            let a = a?;
+            totals.add(&a.item);
             if a.id as usize != i + 1 {
                 return bad(format!(
                     "artifact ids must be 1, 2, 3, … in order (found {} at position {})",
@@ -895,11 +966,8 @@ impl Plan {
                 _ => return bad(format!("artifact {} is not of its location's kind", a.id)),
             }
         }
-        if Totals::of(&self.artifacts) != self.totals {
+        if totals != self.totals {
             return bad("its totals do not add up".into());
-        }
-        if let Err(m) = fleet::check_hosts(self) {
-            return bad(m);
         }
         Ok(())
     }
@@ -913,7 +981,9 @@ impl Plan {
             .find(|m| m.uri == loc.uri)
             .expect("validated: every location is one of its manifest's")
     }
+}
 
+impl Plan {
     pub fn to_bytes(&self) -> Vec<u8> {
         crate::util::to_json_bytes(self)
     }

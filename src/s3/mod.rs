@@ -484,13 +484,14 @@ impl S3 {
     }
 
     /// [`S3::bounded`] over items that another thread is still sending
-    /// (its sender dropped ends the run).
-    pub fn bounded_channel<T, O, Fut>(
+    /// (its sender dropped ends the run), each answer handed to `each` as
+    /// it arrives: nothing is collected.
+    pub fn bounded_channel_each<T, O, Fut>(
         &self,
-        rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+        rx: tokio::sync::mpsc::Receiver<T>,
         f: impl Fn(T) -> Fut,
-    ) -> Vec<O>
-    where
+        mut each: impl FnMut(O),
+    ) where
         Fut: Future<Output = O>,
     {
         let items =
@@ -498,7 +499,20 @@ impl S3 {
                 rx,
                 |mut rx| async move { rx.recv().await.map(|t| (t, rx)) },
             );
-        self.bounded_stream(self.concurrency, items, f)
+        self.rt.block_on(
+            items
+                .map(f)
+                .buffer_unordered(self.concurrency.max(1))
+                .for_each(|o| {
+                    each(o);
+                    std::future::ready(())
+                }),
+        )
+    }
+
+    /// Requests in flight, at most.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
     }
 
     /// How many of [`S3::bounded`]'s requests may run beside `others`

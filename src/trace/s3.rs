@@ -771,6 +771,10 @@ fn select(
     let known = criteria.known();
     // The page's planned keys (a page holds whole keys).
     let mut keys: HashSet<String> = HashSet::new();
+    // The page's items, emitted in key order (each key's versions newest
+    // first, then its delete markers): execute walks a location's items
+    // beside its listing, key by key.
+    let mut page: Vec<Item> = Vec::new();
     for (v, r) in inspected {
         let (d, sha) = r.map_err(|e| {
             Error::input(format!(
@@ -800,7 +804,7 @@ fn select(
         if !keys.contains(&v.key) {
             keys.insert(v.key.clone());
         }
-        emit(Item::S3Version(S3Version {
+        page.push(Item::S3Version(S3Version {
             bucket: bucket.to_string(),
             key: v.key,
             version_id: v.version_id,
@@ -821,19 +825,24 @@ fn select(
                 pattern: None,
                 component,
             },
-        }))?;
+        }));
     }
     markers.sort_by(|a, b| (&a.key, &a.version_id).cmp(&(&b.key, &b.version_id)));
     for m in markers {
         if loc.match_mode == MatchMode::All || keys.contains(&m.key) {
-            emit(Item::S3DeleteMarker(S3Marker {
+            page.push(Item::S3DeleteMarker(S3Marker {
                 bucket: bucket.to_string(),
                 key: m.key,
                 version_id: m.version_id,
                 is_latest: m.is_latest,
                 last_modified: m.last_modified,
-            }))?;
+            }));
         }
+    }
+    // Stable: versions keep the listing's order within their key.
+    page.sort_by(|a, b| a.s3_key().map(|k| k.1).cmp(&b.s3_key().map(|k| k.1)));
+    for item in page {
+        emit(item)?;
     }
     sel.keys += keys.len() as u64;
     if loc.match_mode != MatchMode::All {

@@ -1,0 +1,295 @@
+//! The S3 versions and delete markers of an approved plan, kept on disk.
+//!
+//! A prefix can hold millions of versions; execute must not hold them (SPEC:
+//! memory flat in version count). While the approved plan is parsed (from
+//! the one open file whose bytes were verified), every S3 version and delete
+//! marker goes to an unnamed temporary file, one JSON line each; the rest of
+//! the plan stays in memory. Execute reads a location's items back as often
+//! as it needs them, in plan order, with positional reads (two readers never
+//! share a file offset). The file is the process's own: it has no name, so
+//! nobody can swap its bytes after the approval was checked.
+
+use super::{Artifact, Item};
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+/// Whether an item is kept on disk rather than in memory.
+pub fn spooled(item: &Item) -> bool {
+    matches!(item, Item::S3Version(_) | Item::S3DeleteMarker(_))
+}
+
+/// One location's consecutive run of items in the spool.
+#[derive(Debug, Clone)]
+struct Run {
+    location: u32,
+    start: u64,
+    end: u64,
+    items: u64,
+    /// Every key is at or after the key before it (byte order): what
+    /// execute's listing merge needs. Plans traced before keys were kept
+    /// in order within a page are sorted on reading instead.
+    key_ordered: bool,
+    last_key: String,
+}
+
+/// The spooled items of a plan (or of one host's part of it).
+#[derive(Debug, Clone)]
+pub struct Spool {
+    file: Arc<File>,
+    runs: Vec<Run>,
+    /// Ids of the items spooled: one bit each.
+    ids: Vec<u64>,
+    /// The locations a fleet part keeps (`None`: all).
+    kept: Option<HashSet<u32>>,
+}
+
+/// Writes a [`Spool`].
+pub struct SpoolWriter {
+    w: std::io::BufWriter<File>,
+    at: u64,
+    runs: Vec<Run>,
+    ids: Vec<u64>,
+}
+
+impl SpoolWriter {
+    pub fn new() -> std::io::Result<Self> {
+        Ok(SpoolWriter {
+            w: std::io::BufWriter::with_capacity(1 << 16, tempfile::tempfile()?),
+            at: 0,
+            runs: Vec::new(),
+            ids: Vec::new(),
+        })
+    }
+
+    pub fn push(&mut self, a: &Artifact) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(a).expect("artifacts serialize");
+        line.push(b'\n');
+        self.w.write_all(&line)?;
+        let key = a.item.s3_key().map(|k| k.1).unwrap_or_default();
+        match self.runs.last_mut() {
+            Some(r) if r.location == a.location => {
+                r.key_ordered &= r.last_key.as_str() <= key;
+                r.last_key.clear();
+                r.last_key.push_str(key);
+                r.end += line.len() as u64;
+                r.items += 1;
+            }
+            _ => self.runs.push(Run {
+                location: a.location,
+                start: self.at,
+                end: self.at + line.len() as u64,
+                items: 1,
+                key_ordered: true,
+                last_key: key.to_string(),
+            }),
+        }
+        self.at += line.len() as u64;
+        let (word, bit) = (a.id as usize / 64, a.id % 64);
+        if self.ids.len() <= word {
+            self.ids.resize(word + 1, 0);
+        }
+        self.ids[word] |= 1 << bit;
+        Ok(())
+    }
+
+    pub fn finish(self) -> std::io::Result<Spool> {
+        let file = self.w.into_inner().map_err(|e| e.into_error())?;
+        Ok(Spool {
+            file: Arc::new(file),
+            runs: self.runs,
+            ids: self.ids,
+            kept: None,
+        })
+    }
+}
+
+impl Spool {
+    /// Whether the item with this id is spooled (not in the plan's list).
+    pub fn contains(&self, id: u32) -> bool {
+        self.ids
+            .get(id as usize / 64)
+            .is_some_and(|w| w & (1 << (id % 64)) != 0)
+    }
+
+    fn keeps(&self, location: u32) -> bool {
+        self.kept.as_ref().is_none_or(|k| k.contains(&location))
+    }
+
+    /// Only the items of these locations (one host's part of a fleet plan).
+    pub fn keep(&self, locations: HashSet<u32>) -> Spool {
+        Spool {
+            kept: Some(locations),
+            ..self.clone()
+        }
+    }
+
+    /// How many items a location has spooled.
+    pub fn count(&self, location: u32) -> u64 {
+        self.runs
+            .iter()
+            .filter(|r| r.location == location && self.keeps(location))
+            .map(|r| r.items)
+            .sum()
+    }
+
+    /// Whether one location's items come in key order (one run, ordered).
+    pub fn key_ordered(&self, location: u32) -> bool {
+        let mut runs = self.runs.iter().filter(|r| r.location == location);
+        runs.next().is_none_or(|r| r.key_ordered) && runs.next().is_none()
+    }
+
+    /// Every spooled item the spool keeps, in plan order.
+    pub fn all(&self) -> Items<'_> {
+        self.items(|_| true)
+    }
+
+    /// One location's items, in plan order.
+    pub fn location(&self, location: u32) -> Items<'_> {
+        self.items(move |r| r.location == location)
+    }
+
+    fn items(&self, which: impl Fn(&Run) -> bool) -> Items<'_> {
+        let runs: Vec<(u64, u64)> = self
+            .runs
+            .iter()
+            .filter(|r| which(r) && self.keeps(r.location))
+            .map(|r| (r.start, r.end))
+            .collect();
+        Items {
+            file: &self.file,
+            runs: runs.into_iter(),
+            reader: None,
+            line: Vec::new(),
+        }
+    }
+}
+
+/// Reads spooled items back, one at a time.
+pub struct Items<'s> {
+    file: &'s File,
+    runs: std::vec::IntoIter<(u64, u64)>,
+    reader: Option<BufReader<At<'s>>>,
+    line: Vec<u8>,
+}
+
+impl Iterator for Items<'_> {
+    type Item = Result<Artifact>;
+
+    fn next(&mut self) -> Option<Result<Artifact>> {
+        loop {
+            if let Some(r) = &mut self.reader {
+                self.line.clear();
+                match r.read_until(b'\n', &mut self.line) {
+                    Ok(0) => self.reader = None,
+                    Ok(_) => {
+                        return Some(serde_json::from_slice(&self.line).map_err(|e| {
+                            Error::input(format!("the plan's spooled artifacts: {e}"))
+                        }));
+                    }
+                    Err(e) => {
+                        return Some(Err(Error::input(format!(
+                            "cannot read the plan's spooled artifacts back: {e}"
+                        ))));
+                    }
+                }
+            }
+            let (start, end) = self.runs.next()?;
+            self.reader = Some(BufReader::with_capacity(
+                1 << 16,
+                At {
+                    file: self.file,
+                    pos: start,
+                    end,
+                },
+            ));
+        }
+    }
+}
+
+/// A byte range of a file, read with `pread` (no shared offset).
+struct At<'f> {
+    file: &'f File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = buf.len().min((self.end - self.pos) as usize);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// A plan's artifacts as parsed for execute: the S3 versions and delete
+/// markers in a [`Spool`], everything else in memory.
+#[derive(Debug)]
+pub struct Spooled {
+    pub held: Vec<Artifact>,
+    pub spool: Spool,
+}
+
+impl<'de> Deserialize<'de> for Spooled {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Spooled;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of artifacts")
+            }
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: S,
+            ) -> std::result::Result<Spooled, S::Error> {
+                use serde::de::Error as _;
+                let io = |e: std::io::Error| S::Error::custom(format!("cannot spool: {e}"));
+                let mut held = Vec::new();
+                let mut w = SpoolWriter::new().map_err(io)?;
+                while let Some(a) = seq.next_element::<Artifact>()? {
+                    if spooled(&a.item) {
+                        w.push(&a).map_err(io)?;
+                    } else {
+                        held.push(a);
+                    }
+                }
+                Ok(Spooled {
+                    held,
+                    spool: w.finish().map_err(io)?,
+                })
+            }
+        }
+        d.deserialize_seq(Visit)
+    }
+}
+
+/// Merge the held artifacts and the spooled ones back into plan (id) order.
+pub fn in_id_order<'a>(
+    held: &'a [Artifact],
+    spool: Items<'a>,
+) -> impl Iterator<Item = Result<std::borrow::Cow<'a, Artifact>>> + 'a {
+    let mut held = held.iter().peekable();
+    let mut spool = spool.peekable();
+    std::iter::from_fn(move || {
+        let take_held = match (held.peek(), spool.peek()) {
+            (None, None) => return None,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(h), Some(Ok(s))) => h.id < s.id,
+            (Some(_), Some(Err(_))) => false,
+        };
+        Some(if take_held {
+            Ok(std::borrow::Cow::Borrowed(held.next().expect("peeked")))
+        } else {
+            spool.next().expect("peeked").map(std::borrow::Cow::Owned)
+        })
+    })
+}
