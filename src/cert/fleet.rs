@@ -449,7 +449,9 @@ pub fn collect(inp: CollectInputs<'_>) -> Result<Certificate> {
     };
     let now = crate::util::now_rfc3339();
     let custodian = Party::custodians(&inp.plan.approvals, plan.manifest.custodian.as_ref());
-    let mut nist = nist.unwrap_or_else(|| super::nist_fields(plan, &[], &inp.operator, &custodian));
+    let mut nist = nist.unwrap_or_else(|| {
+        super::nist_fields(plan, &super::Tally::default(), &inp.operator, &custodian)
+    });
     if !methods.is_empty() {
         nist.method_type = methods.join("; ");
         nist.performer = performers.join("; ");

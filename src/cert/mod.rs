@@ -20,9 +20,12 @@ use std::path::Path;
 pub const CERT_SCHEMA: &str = "decom.certificate/1";
 const MAX_CERT: u64 = 4 << 30;
 
+/// A certificate. `A` is how its artifacts are held: in memory (the
+/// default: verify, render, collect), or in a [`CertSpool`] on disk as
+/// execute writes them (a million versions are never held together).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Certificate {
+pub struct Certificate<A = Vec<CertArtifact>> {
     pub schema: String,
     pub id: String,
     pub status: Status,
@@ -52,7 +55,75 @@ pub struct Certificate {
     pub fleet: Option<fleet::Fleet>,
     pub totals: Totals,
     pub locations: Vec<LocationSummary>,
-    pub artifacts: Vec<CertArtifact>,
+    pub artifacts: A,
+}
+
+/// A certificate's artifacts, as execute writes them: one JSON line each in
+/// an unnamed temporary file, read back (positionally) when the
+/// certificate is serialized.
+#[derive(Debug)]
+pub struct CertSpool {
+    file: std::fs::File,
+    len: u64,
+}
+
+impl CertSpool {
+    fn new() -> std::io::Result<(Self, std::io::BufWriter<std::fs::File>)> {
+        let file = tempfile::tempfile()?;
+        let w = std::io::BufWriter::with_capacity(1 << 16, file.try_clone()?);
+        Ok((CertSpool { file, len: 0 }, w))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = std::io::Result<CertArtifact>> + '_ {
+        use std::io::BufRead;
+        let mut r = std::io::BufReader::with_capacity(
+            1 << 16,
+            crate::plan::spool::At::new(&self.file, 0, self.len),
+        );
+        let mut line = Vec::new();
+        std::iter::from_fn(move || {
+            line.clear();
+            match r.read_until(b'\n', &mut line) {
+                Ok(0) => None,
+                Ok(_) => Some(serde_json::from_slice(&line).map_err(std::io::Error::other)),
+                Err(e) => Some(Err(e)),
+            }
+        })
+    }
+}
+
+impl Serialize for CertSpool {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeSeq};
+        let mut seq = s.serialize_seq(None)?;
+        for a in self.iter() {
+            seq.serialize_element(&a.map_err(S::Error::custom)?)?;
+        }
+        seq.end()
+    }
+}
+
+/// What can be said of a certificate's artifacts one at a time, however
+/// they are held.
+pub trait Artifacts {
+    /// Each artifact, in order.
+    fn each(&self, f: &mut dyn FnMut(&CertArtifact)) -> Result<()>;
+}
+
+impl Artifacts for Vec<CertArtifact> {
+    fn each(&self, f: &mut dyn FnMut(&CertArtifact)) -> Result<()> {
+        self.iter().for_each(f);
+        Ok(())
+    }
+}
+
+impl Artifacts for CertSpool {
+    fn each(&self, f: &mut dyn FnMut(&CertArtifact)) -> Result<()> {
+        for a in self.iter() {
+            f(&a.map_err(|e| Error::input(format!("the certificate's spooled artifacts: {e}")))?);
+        }
+        Ok(())
+    }
 }
 
 /// The part of a fleet plan one run covered.
@@ -340,7 +411,7 @@ pub struct Inputs<'a> {
 }
 
 /// Build the certificate from the plan and the journal.
-pub fn build(inp: Inputs<'_>) -> crate::error::Result<Certificate> {
+pub fn build(inp: Inputs<'_>) -> crate::error::Result<Certificate<CertSpool>> {
     let plan = inp.plan;
     let journal = inp.journal;
     let now = crate::util::now_rfc3339();
@@ -371,7 +442,11 @@ pub fn build(inp: Inputs<'_>) -> crate::error::Result<Certificate> {
             }
         }
     }
-    let mut artifacts = Vec::new();
+    let (mut artifacts, mut spooled) =
+        CertSpool::new().map_err(|e| Error::input(format!("cannot spool the certificate: {e}")))?;
+    let mut totals = Totals::default();
+    let mut per_location: std::collections::HashMap<u32, Totals> = Default::default();
+    let mut tally = Tally::default();
     for a in crate::plan::spool::in_id_order(&plan.artifacts, inp.spool.all()) {
         let a = a?;
         let st = journal.state_of(a.id);
@@ -577,7 +652,7 @@ pub fn build(inp: Inputs<'_>) -> crate::error::Result<Certificate> {
             }
             _ => "absence proof",
         };
-        artifacts.push(CertArtifact {
+        let ca = CertArtifact {
             id: a.id,
             location: a.location,
             kind: a.item.kind(),
@@ -596,9 +671,19 @@ pub fn build(inp: Inputs<'_>) -> crate::error::Result<Certificate> {
             reason,
             started: st.started.clone(),
             finished,
-        });
+        };
+        totals.add(&ca);
+        per_location.entry(ca.location).or_default().add(&ca);
+        tally.add(&ca);
+        let mut line = serde_json::to_vec(&ca).expect("certificate artifacts serialize");
+        line.push(b'\n');
+        std::io::Write::write_all(&mut spooled, &line)
+            .map_err(|e| Error::input(format!("cannot spool the certificate: {e}")))?;
+        artifacts.len += line.len() as u64;
     }
-    let totals = totals_of(artifacts.iter());
+    std::io::Write::flush(&mut spooled)
+        .map_err(|e| Error::input(format!("cannot spool the certificate: {e}")))?;
+    drop(spooled);
     let locations = plan
         .locations
         .iter()
@@ -606,20 +691,20 @@ pub fn build(inp: Inputs<'_>) -> crate::error::Result<Certificate> {
             index: l.index,
             uri: l.uri.clone(),
             medium: l.medium(),
-            totals: totals_of(artifacts.iter().filter(|a| a.location == l.index)),
+            totals: per_location.remove(&l.index).unwrap_or_default(),
             absence_proof: l
                 .s3()
                 .and_then(|_| ProofSummary::of(l.index, &journal.proofs)),
         })
         .collect();
-    let status = status_of(&artifacts);
+    let status = tally.status();
     let approvers: Vec<crate::sign::Signer> = inp.approvals.iter().map(Party::signer).collect();
     let custodian = Party::custodians(&approvers, plan.manifest.custodian.as_ref());
     let mut operator = inp.operator;
     if is_empty_person(&operator.details) {
         operator.details = plan.manifest.operator.clone().unwrap_or_default();
     }
-    let nist = nist_fields(plan, &artifacts, &operator, &custodian);
+    let nist = nist_fields(plan, &tally, &operator, &custodian);
     Ok(Certificate {
         schema: CERT_SCHEMA.into(),
         id: format!("decom-{}", crate::util::random_hex(16)),
@@ -682,16 +767,61 @@ fn metadata_only() -> Sanitization {
 fn totals_of<'a>(arts: impl Iterator<Item = &'a CertArtifact>) -> Totals {
     let mut t = Totals::default();
     for a in arts {
-        t.artifacts += 1;
-        t.bytes += a.size;
-        let c = t
+        t.add(a);
+    }
+    t
+}
+
+impl Totals {
+    fn add(&mut self, a: &CertArtifact) {
+        self.artifacts += 1;
+        self.bytes += a.size;
+        let c = self
             .by_outcome
             .entry(outcome_key(a.outcome).into())
             .or_default();
         c.artifacts += 1;
         c.bytes += a.size;
     }
-    t
+}
+
+/// What the status and the NIST method type are decided from, counted an
+/// artifact at a time.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    artifacts: u64,
+    pending: u64,
+    /// Disposed and verified.
+    done: u64,
+    /// Artifacts holding data, and of those by category.
+    data: u64,
+    crypto: u64,
+    clear: u64,
+}
+
+impl Tally {
+    fn add(&mut self, a: &CertArtifact) {
+        self.artifacts += 1;
+        self.pending += u64::from(a.outcome == Outcome::Pending);
+        self.done += u64::from(a.outcome == Outcome::Disposed && a.verification.verified);
+        if a.kind.holds_data() {
+            self.data += 1;
+            self.crypto += u64::from(a.sanitization.category == Category::CryptoErase);
+            self.clear += u64::from(a.sanitization.category == Category::Clear);
+        }
+    }
+
+    fn status(&self) -> Status {
+        if self.artifacts == 0 {
+            Status::NothingFound
+        } else if self.pending > 0 && self.pending + self.done == self.artifacts {
+            Status::Pending
+        } else if self.done == self.artifacts {
+            Status::Complete
+        } else {
+            Status::Incomplete
+        }
+    }
 }
 
 fn outcome_key(o: Outcome) -> &'static str {
@@ -705,44 +835,24 @@ fn outcome_key(o: Outcome) -> &'static str {
 }
 
 fn status_of(arts: &[CertArtifact]) -> Status {
-    let done = |a: &CertArtifact| a.outcome == Outcome::Disposed && a.verification.verified;
-    if arts.is_empty() {
-        Status::NothingFound
-    } else if arts.iter().any(|a| a.outcome == Outcome::Pending)
-        && arts
-            .iter()
-            .all(|a| a.outcome == Outcome::Pending || done(a))
-    {
-        Status::Pending
-    } else if arts
-        .iter()
-        .all(|a| a.outcome == Outcome::Disposed && a.verification.verified)
-    {
-        Status::Complete
-    } else {
-        Status::Incomplete
-    }
+    let mut t = Tally::default();
+    arts.iter().for_each(|a| t.add(a));
+    t.status()
 }
 
-fn nist_fields<A>(plan: &Plan<A>, arts: &[CertArtifact], op: &Party, cust: &Party) -> Nist {
-    let cats: Vec<Category> = arts
-        .iter()
-        .filter(|a| a.kind.holds_data())
-        .map(|a| a.sanitization.category)
-        .collect();
-    let crypto = cats.iter().filter(|c| **c == Category::CryptoErase).count();
-    let method_type = if cats.is_empty() {
+fn nist_fields<A>(plan: &Plan<A>, t: &Tally, op: &Party, cust: &Party) -> Nist {
+    let method_type = if t.data == 0 {
         "none (no file data)".to_string()
-    } else if crypto == cats.len() {
+    } else if t.crypto == t.data {
         "Purge (cryptographic erase)".to_string()
-    } else if crypto > 0 {
+    } else if t.crypto > 0 {
         format!(
-            "Purge (cryptographic erase) for {crypto} of {} artifact(s) holding data; the others clear or logical sanitization (see each artifact)",
-            cats.len()
+            "Purge (cryptographic erase) for {} of {} artifact(s) holding data; the others clear or logical sanitization (see each artifact)",
+            t.crypto, t.data
         )
-    } else if cats.iter().all(|c| *c == Category::Clear) {
+    } else if t.clear == t.data {
         "Clear".to_string()
-    } else if cats.contains(&Category::Clear) {
+    } else if t.clear > 0 {
         "Clear for some artifacts, logical sanitization for the others (see each artifact)"
             .to_string()
     } else {
@@ -793,6 +903,13 @@ fn references() -> Vec<Reference> {
     ]
 }
 
+impl<A: Serialize> Certificate<A> {
+    /// [`Certificate::to_bytes`], written to `w` as it is serialized.
+    pub fn write_json(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        crate::util::write_json(w, self)
+    }
+}
+
 impl Certificate {
     pub fn load(path: &Path) -> Result<(Certificate, Vec<u8>)> {
         let bytes = crate::util::read_input(path, "certificate", MAX_CERT)?;
@@ -817,11 +934,6 @@ impl Certificate {
 
     pub fn to_bytes(&self) -> Vec<u8> {
         crate::util::to_json_bytes(self)
-    }
-
-    /// [`Certificate::to_bytes`], written to `w` as it is serialized.
-    pub fn write_json(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
-        crate::util::write_json(w, self)
     }
 
     /// Internal consistency: totals add up, status follows the outcomes, no

@@ -244,9 +244,9 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
 
 /// Write the certificate, drop a co-signature of an earlier version, and
 /// sign it as operator. Returns the signature's path.
-pub(super) fn write_certificate(
+pub(super) fn write_certificate<A: serde::Serialize>(
     files: &RunFiles,
-    cert: &Certificate,
+    cert: &Certificate<A>,
     key: &SigningKey,
 ) -> Result<PathBuf> {
     // Serialized straight into the file and hashed on the way: a

@@ -260,7 +260,7 @@ fn show_plan(plan: &Plan, path: &Path, p: &Printer) {
     }
 }
 
-pub fn cert_lines(c: &Certificate) -> Vec<String> {
+pub fn cert_lines<A: crate::cert::Artifacts>(c: &Certificate<A>) -> Vec<String> {
     let mut out = Vec::new();
     out.push(format!(
         "Certificate {} — status: {}",
@@ -336,17 +336,18 @@ pub fn cert_lines(c: &Certificate) -> Vec<String> {
             human_bytes(n.bytes)
         ));
     }
-    for a in c
-        .artifacts
-        .iter()
-        .filter(|a| a.outcome != crate::journal::Outcome::Disposed)
-    {
-        out.push(format!(
-            "  {}: {} ({})",
-            a.outcome,
-            a.path,
-            a.reason.clone().unwrap_or_default()
-        ));
+    let listed = c.artifacts.each(&mut |a| {
+        if a.outcome != crate::journal::Outcome::Disposed {
+            out.push(format!(
+                "  {}: {} ({})",
+                a.outcome,
+                a.path,
+                a.reason.clone().unwrap_or_default()
+            ));
+        }
+    });
+    if let Err(e) = listed {
+        out.push(format!("  ! {e}"));
     }
     out
 }

@@ -113,7 +113,7 @@ pub fn s3_run(plan: &Plan, flag: Option<usize>) -> Result<S3Run> {
 /// Run the disposal. Returns the certificate built from the journal; the
 /// caller writes and signs it. `Err(Interrupted)` leaves a consistent journal;
 /// any other error once the journal is open is [`Error::AfterDestruction`].
-pub fn execute(req: Request<'_>) -> Result<Certificate> {
+pub fn execute(req: Request<'_>) -> Result<Certificate<cert::CertSpool>> {
     lifecycle::preflight(req.approved.plan(), req.s3.concurrency)?;
     // A LUKS volume already erased (on resume) needs no check.
     let mut erased = std::collections::HashSet::new();
@@ -142,7 +142,7 @@ fn run(
     req: &Request<'_>,
     journal: Journal,
     mut replay: journal::Replay<'_>,
-) -> Result<Certificate> {
+) -> Result<Certificate<cert::CertSpool>> {
     let plan = req.approved.plan();
     let spool = req.approved.spool();
     let s3_run = req.s3;

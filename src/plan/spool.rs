@@ -212,10 +212,16 @@ impl Iterator for Items<'_> {
 }
 
 /// A byte range of a file, read with `pread` (no shared offset).
-struct At<'f> {
+pub struct At<'f> {
     file: &'f File,
     pos: u64,
     end: u64,
+}
+
+impl<'f> At<'f> {
+    pub fn new(file: &'f File, pos: u64, end: u64) -> Self {
+        At { file, pos, end }
+    }
 }
 
 impl Read for At<'_> {
