@@ -104,8 +104,9 @@ pub fn location(
     let uri = format!("s3://{}/{}", loc.bucket, loc.prefix);
     ctx.progress.start(Phase::Purge(&uri), todo, bytes);
     let mut marks = Marks::default();
-    let abort = purge.decide_and_delete(&uploads, &mut marks)?;
-    let aborted = purge.abort(abort)?;
+    let (abort, gone) = purge.decide_and_delete(&uploads, &mut marks)?;
+    let mut aborted = purge.abort(abort)?;
+    aborted.extend(gone);
     ctx.progress.finish();
     if ctx.cancel.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(Error::Interrupted);
@@ -427,12 +428,14 @@ impl<'p, 'c> Purge<'p, 'c> {
     /// concurrency) while the listing goes on. Each batch's started record
     /// is journaled before the batch is sent. The upload listing runs
     /// beside (versions never consult it). Marks what must now be proven
-    /// absent; returns the uploads to abort.
+    /// absent; returns the uploads to abort, and those an earlier run
+    /// aborted (only their absence is proven now).
+    #[allow(clippy::type_complexity)]
     fn decide_and_delete(
         &self,
         uploads: &[&'p Artifact],
         marks: &mut Marks,
-    ) -> Result<Vec<&'p Artifact>> {
+    ) -> Result<(Vec<&'p Artifact>, Vec<&'p Artifact>)> {
         let (s3, loc, ctx) = (self.s3, self.loc, self.ctx);
         let now_secs = crate::sign::now_unix();
         let upload_keys: HashSet<&str> = uploads
@@ -476,7 +479,7 @@ impl<'p, 'c> Purge<'p, 'c> {
         failed.flush()?;
         marks.union(listed?);
         marks.union(deleted);
-        let mut abort = Vec::new();
+        let (mut abort, mut gone) = (Vec::new(), Vec::new());
         let mut out = Outbox::new(ctx);
         match uploads_now {
             Ok(now) => {
@@ -484,7 +487,7 @@ impl<'p, 'c> Purge<'p, 'c> {
                     match self.decide_one(a, &HashMap::new(), &HashSet::new(), &now, now_secs) {
                         One::Settled(i) => out.push(i, a.item.path().into_owned())?,
                         One::Abort => abort.push(*a),
-                        One::Check => abort.push(*a), // aborting a gone upload is answered NoSuchUpload
+                        One::Check => gone.push(*a),
                         One::Delete => unreachable!("uploads are aborted, not deleted"),
                     }
                 }
@@ -500,7 +503,7 @@ impl<'p, 'c> Purge<'p, 'c> {
             }
         }
         out.flush()?;
-        Ok(abort)
+        Ok((abort, gone))
     }
 
     /// The listing half of [`Purge::decide_and_delete`]: decide each key
@@ -1153,5 +1156,124 @@ fn upload_gone(
         Err(e) if is_not_found(&e) => Ok(()),
         Err(e) => Err(format!("ListParts gave {}", describe(&e))),
         Ok(_) => Err("ListParts still finds the upload".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::S3Marker;
+
+    fn planned(id: u32, key: &str, version: &str) -> Result<Artifact> {
+        Ok(Artifact {
+            id,
+            location: 1,
+            item: Item::S3DeleteMarker(S3Marker {
+                bucket: "b".into(),
+                key: key.into(),
+                version_id: version.into(),
+                is_latest: false,
+                last_modified: String::new(),
+            }),
+        })
+    }
+
+    fn listed(key: &str, version: &str) -> Listed {
+        Listed {
+            key: key.into(),
+            version_id: version.into(),
+            is_latest: false,
+            is_marker: false,
+            size: 0,
+            etag: format!("e-{version}"),
+            last_modified: String::new(),
+            storage_class: None,
+        }
+    }
+
+    /// What each hand-over gave: the key, its planned ids, its listed versions.
+    type Seen = Vec<(String, Vec<u32>, Vec<String>)>;
+
+    fn record(
+        seen: &mut Seen,
+    ) -> impl FnMut(Vec<Artifact>, &HashMap<String, String>) -> Result<()> + '_ {
+        |group, listed| {
+            let mut versions: Vec<String> = listed.keys().cloned().collect();
+            versions.sort();
+            seen.push((
+                key_of(&group[0]).to_string(),
+                group.iter().map(|a| a.id).collect(),
+                versions,
+            ));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn each_planned_key_is_handed_over_whole_once_the_listing_is_past_it() {
+        let plan = vec![
+            planned(1, "a", "1"),
+            planned(2, "a", "2"),
+            planned(3, "b", "1"),
+            planned(4, "c", "1"),
+            planned(5, "e", "1"),
+        ];
+        let mut walk = Beside::new(plan.into_iter());
+        let mut seen = Seen::new();
+        for l in [listed("a", "1"), listed("a", "2"), listed("b", "1")] {
+            walk.entry(l);
+        }
+        walk.page_end(false, &mut record(&mut seen)).unwrap();
+        // "b" ends the page: more of its versions may follow.
+        assert_eq!(seen.len(), 1);
+        assert_eq!(
+            seen[0],
+            ("a".into(), vec![1, 2], vec!["1".into(), "2".into()])
+        );
+        for l in [listed("b", "new"), listed("c", "1"), listed("d", "1")] {
+            walk.entry(l);
+        }
+        walk.page_end(false, &mut record(&mut seen)).unwrap();
+        assert_eq!(
+            seen[1],
+            ("b".into(), vec![3], vec!["1".into(), "new".into()]),
+            "a key's versions from two pages come together"
+        );
+        assert_eq!(seen[2], ("c".into(), vec![4], vec!["1".into()]));
+        // An unplanned key is forgotten with its page (but the page's last
+        // key waits for the next page).
+        assert!(walk.page.keys().all(|k| k == "d"));
+        walk.finish(&mut record(&mut seen)).unwrap();
+        assert_eq!(
+            seen[3],
+            ("e".into(), vec![5], vec![]),
+            "planned, not listed"
+        );
+        assert_eq!(seen.len(), 4);
+    }
+
+    #[test]
+    fn a_store_without_versions_settles_a_pages_last_key_at_its_end() {
+        let mut walk = Beside::new(vec![planned(1, "a", "null")].into_iter());
+        let mut seen = Seen::new();
+        walk.entry(listed("a", "null"));
+        walk.page_end(true, &mut record(&mut seen)).unwrap();
+        assert_eq!(seen.len(), 1);
+        assert!(walk.page.is_empty());
+    }
+
+    #[test]
+    fn a_key_listed_after_its_turn_stops_the_walk() {
+        let mut walk = Beside::new(vec![planned(1, "a", "1"), planned(2, "c", "1")].into_iter());
+        let mut seen = Seen::new();
+        walk.entry(listed("b", "1"));
+        walk.page_end(false, &mut record(&mut seen)).unwrap();
+        walk.entry(listed("a", "1"));
+        walk.page_end(false, &mut record(&mut seen)).unwrap();
+        let e = walk.finish(&mut record(&mut seen)).unwrap_err();
+        assert!(e.to_string().contains("not in key order"), "{e}");
+        // Only "a" (before "b") was handed over; "c" is left undecided.
+        assert_eq!(seen.len(), 1);
+        assert_eq!(walk.rest().count(), 1);
     }
 }

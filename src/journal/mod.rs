@@ -848,4 +848,60 @@ mod tests {
         let s = &replay(&recs)[&1];
         assert_eq!(s.passes_done(), 1);
     }
+
+    #[test]
+    fn compact_replay_says_what_the_full_one_says() {
+        let recs: Vec<Record> = [
+            Event::Started { ids: vec![1, 2, 3] },
+            Event::Outcomes {
+                items: vec![
+                    OutcomeItem {
+                        id: 1,
+                        outcome: Outcome::Disposed,
+                        reason: None,
+                    },
+                    OutcomeItem {
+                        id: 2,
+                        outcome: Outcome::Failed,
+                        reason: Some("flaky".into()),
+                    },
+                    OutcomeItem {
+                        id: 3,
+                        outcome: Outcome::Retained,
+                        reason: Some("legal hold".into()),
+                    },
+                ],
+            },
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| Record {
+            seq: i as u64 + 1,
+            time: format!("t{}", i + 1),
+            event: e,
+        })
+        .collect();
+        let full = replay(&recs);
+        let mut compact = Replay::new(|id| id == 1);
+        for r in &recs {
+            compact.add(r.clone());
+        }
+        assert!(compact.state.contains_key(&1) && !compact.state.contains_key(&2));
+        for id in 1..=3 {
+            let (f, c) = (&full[&id], compact.state_of(id));
+            assert_eq!(f.started, c.started, "{id}");
+            assert_eq!(f.outcome, c.outcome, "{id}");
+        }
+        assert_eq!(compact.started_at(2), Some("t1"));
+        assert_eq!(
+            compact.outcome(2),
+            Some((Outcome::Failed, Some("flaky"), "t2"))
+        );
+        assert_eq!(compact.outcome(4), None);
+        // A resume tries failed ones again; retained stay decided.
+        compact.retry_failed_and_pending();
+        assert_eq!(compact.outcome(2), None);
+        assert_eq!(compact.started_at(2), Some("t1"));
+        assert_eq!(compact.outcome(3).map(|o| o.0), Some(Outcome::Retained));
+    }
 }

@@ -257,7 +257,11 @@ impl<'de> Deserialize<'de> for Spooled {
                 mut seq: S,
             ) -> std::result::Result<Spooled, S::Error> {
                 use serde::de::Error as _;
-                let io = |e: std::io::Error| S::Error::custom(format!("cannot spool: {e}"));
+                let io = |e: std::io::Error| {
+                    S::Error::custom(format!(
+                        "cannot keep its S3 versions in a temporary file (TMPDIR): {e}"
+                    ))
+                };
                 let mut held = Vec::new();
                 let mut w = SpoolWriter::new().map_err(io)?;
                 while let Some(a) = seq.next_element::<Artifact>()? {
@@ -298,4 +302,61 @@ pub fn in_id_order<'a>(
             spool.next().expect("peeked").map(std::borrow::Cow::Owned)
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::S3Marker;
+
+    fn marker(id: u32, location: u32, key: &str) -> Artifact {
+        Artifact {
+            id,
+            location,
+            item: Item::S3DeleteMarker(S3Marker {
+                bucket: "b".into(),
+                key: key.into(),
+                version_id: format!("v{id}"),
+                is_latest: true,
+                last_modified: String::new(),
+            }),
+        }
+    }
+
+    fn ids<'a>(items: impl Iterator<Item = Result<std::borrow::Cow<'a, Artifact>>>) -> Vec<u32> {
+        items.map(|a| a.unwrap().id).collect()
+    }
+
+    #[test]
+    fn a_spool_reads_back_each_location_in_plan_order_and_knows_its_order() {
+        let mut w = SpoolWriter::new().unwrap();
+        for a in [
+            marker(1, 1, "k/b"),
+            marker(3, 1, "k/a"),
+            marker(4, 2, "k/a"),
+            marker(5, 2, "k/a"),
+            marker(6, 2, "k/c"),
+        ] {
+            w.push(&a).unwrap();
+        }
+        let spool = w.finish().unwrap();
+        assert!(!spool.key_ordered(1), "k/a after k/b");
+        assert!(spool.key_ordered(2));
+        assert!(spool.contains(3) && !spool.contains(2) && !spool.contains(7));
+        assert_eq!(spool.count(2), 3);
+        let two: Vec<u32> = spool.location(2).map(|a| a.unwrap().id).collect();
+        assert_eq!(two, [4, 5, 6]);
+        // Two readers never share an offset.
+        let mut a = spool.location(1);
+        let mut b = spool.location(1);
+        assert_eq!(a.next().unwrap().unwrap().id, 1);
+        assert_eq!(b.next().unwrap().unwrap().id, 1);
+        assert_eq!(a.next().unwrap().unwrap().id, 3);
+        // The held artifacts merge back in id order; a part keeps its locations.
+        let held = [marker(2, 1, "x")];
+        assert_eq!(ids(in_id_order(&held, spool.all())), [1, 2, 3, 4, 5, 6]);
+        let part = spool.keep([1].into_iter().collect());
+        assert_eq!(ids(in_id_order(&held, part.all())), [1, 2, 3]);
+        assert_eq!(part.count(2), 0);
+    }
 }

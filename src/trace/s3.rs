@@ -631,12 +631,15 @@ fn stream_listing(
                 Some(l) if !stopped && selected(&l.key) => held.push(l),
                 Some(_) => {}
                 None => {
-                    let Some(last) = held.last().map(|l| l.key.clone()) else {
+                    // The page's last key in key order (a page lists its
+                    // delete markers after its versions) waits for the next.
+                    let Some(last) = held.iter().map(|l| &l.key).max().cloned() else {
                         return;
                     };
-                    let cut = held.iter().position(|l| l.key == last).unwrap_or(0);
-                    let rest = held.split_off(cut);
-                    let whole = std::mem::replace(&mut held, rest);
+                    let (rest, whole): (Vec<Listed>, Vec<Listed>) = std::mem::take(&mut held)
+                        .into_iter()
+                        .partition(|l| l.key == last);
+                    held = rest;
                     if !whole.is_empty() && tx.send(whole).is_err() {
                         stopped = true;
                         held.clear();
