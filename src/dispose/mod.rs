@@ -250,7 +250,7 @@ fn run(
             .iter()
             .filter(|a| a.location == loc.index)
             .collect();
-        if spool.count(loc.index) == 0
+        if spool.count(loc.index).0 == 0
             && arts
                 .iter()
                 .all(|a| state.get(&a.id).is_some_and(|s| s.outcome.is_some()))

@@ -90,19 +90,18 @@ pub fn location(
         .copied()
         .filter(|a| !purge.settled(a.id))
         .collect();
-    let (mut todo, mut bytes) = (0u64, 0u64);
-    for a in spool.location(index) {
-        let a = a?;
-        if !purge.settled(a.id) {
-            todo += 1;
-            bytes += a.item.size();
-        }
-    }
-    if todo == 0 && uploads.is_empty() {
+    let mut unsettled = spool.location(index).filter(|a| match a {
+        Ok(a) => !purge.settled(a.id),
+        Err(_) => true,
+    });
+    if unsettled.next().transpose()?.is_none() && uploads.is_empty() {
         return Ok(());
     }
+    // The progress counts the location's planned versions and markers (on
+    // a resume, the ones settled before are not counted again).
+    let (items, bytes) = spool.count(index);
     let uri = format!("s3://{}/{}", loc.bucket, loc.prefix);
-    ctx.progress.start(Phase::Purge(&uri), todo, bytes);
+    ctx.progress.start(Phase::Purge(&uri), items, bytes);
     let mut marks = Marks::default();
     let (abort, gone) = purge.decide_and_delete(&uploads, &mut marks)?;
     let mut aborted = purge.abort(abort)?;

@@ -23,6 +23,30 @@ pub fn spooled(item: &Item) -> bool {
     matches!(item, Item::S3Version(_) | Item::S3DeleteMarker(_))
 }
 
+/// One spooled item as written: externally tagged and without `flatten`,
+/// so that reading it back (several times per run) takes serde's direct
+/// path instead of buffering every field the way the plan's own
+/// `kind`-tagged, flattened form needs.
+#[derive(serde::Serialize, Deserialize)]
+struct Line<T> {
+    id: u32,
+    location: u32,
+    item: T,
+}
+
+#[derive(serde::Serialize, Deserialize)]
+#[allow(clippy::large_enum_variant)] // read one at a time, moved into an Item at once
+enum Kept {
+    V(super::S3Version),
+    M(super::S3Marker),
+}
+
+#[derive(serde::Serialize)]
+enum SpooledRef<'a> {
+    V(&'a super::S3Version),
+    M(&'a super::S3Marker),
+}
+
 /// One location's consecutive run of items in the spool.
 #[derive(Debug, Clone)]
 struct Run {
@@ -30,6 +54,8 @@ struct Run {
     start: u64,
     end: u64,
     items: u64,
+    /// Bytes of the versions.
+    bytes: u64,
     /// Every key is at or after the key before it (byte order): what
     /// execute's listing merge needs. Plans traced before keys were kept
     /// in order within a page are sorted on reading instead.
@@ -67,7 +93,21 @@ impl SpoolWriter {
     }
 
     pub fn push(&mut self, a: &Artifact) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(a).expect("artifacts serialize");
+        let item = match &a.item {
+            Item::S3Version(v) => SpooledRef::V(v),
+            Item::S3DeleteMarker(m) => SpooledRef::M(m),
+            _ => {
+                return Err(std::io::Error::other(
+                    "only S3 versions and markers are spooled",
+                ));
+            }
+        };
+        let mut line = serde_json::to_vec(&Line {
+            id: a.id,
+            location: a.location,
+            item,
+        })
+        .expect("artifacts serialize");
         line.push(b'\n');
         self.w.write_all(&line)?;
         let key = a.item.s3_key().map(|k| k.1).unwrap_or_default();
@@ -78,12 +118,14 @@ impl SpoolWriter {
                 r.last_key.push_str(key);
                 r.end += line.len() as u64;
                 r.items += 1;
+                r.bytes += a.item.size();
             }
             _ => self.runs.push(Run {
                 location: a.location,
                 start: self.at,
                 end: self.at + line.len() as u64,
                 items: 1,
+                bytes: a.item.size(),
                 key_ordered: true,
                 last_key: key.to_string(),
             }),
@@ -128,13 +170,12 @@ impl Spool {
         }
     }
 
-    /// How many items a location has spooled.
-    pub fn count(&self, location: u32) -> u64 {
+    /// How many items a location has spooled, and their bytes.
+    pub fn count(&self, location: u32) -> (u64, u64) {
         self.runs
             .iter()
             .filter(|r| r.location == location && self.keeps(location))
-            .map(|r| r.items)
-            .sum()
+            .fold((0, 0), |(n, b), r| (n + r.items, b + r.bytes))
     }
 
     /// Whether one location's items come in key order (one run, ordered).
@@ -187,9 +228,20 @@ impl Iterator for Items<'_> {
                 match r.read_until(b'\n', &mut self.line) {
                     Ok(0) => self.reader = None,
                     Ok(_) => {
-                        return Some(serde_json::from_slice(&self.line).map_err(|e| {
-                            Error::input(format!("the plan's spooled artifacts: {e}"))
-                        }));
+                        return Some(
+                            serde_json::from_slice::<Line<Kept>>(&self.line)
+                                .map(|l| Artifact {
+                                    id: l.id,
+                                    location: l.location,
+                                    item: match l.item {
+                                        Kept::V(v) => Item::S3Version(v),
+                                        Kept::M(m) => Item::S3DeleteMarker(m),
+                                    },
+                                })
+                                .map_err(|e| {
+                                    Error::input(format!("the plan's spooled artifacts: {e}"))
+                                }),
+                        );
                     }
                     Err(e) => {
                         return Some(Err(Error::input(format!(
@@ -343,7 +395,7 @@ mod tests {
         assert!(!spool.key_ordered(1), "k/a after k/b");
         assert!(spool.key_ordered(2));
         assert!(spool.contains(3) && !spool.contains(2) && !spool.contains(7));
-        assert_eq!(spool.count(2), 3);
+        assert_eq!(spool.count(2), (3, 0));
         let two: Vec<u32> = spool.location(2).map(|a| a.unwrap().id).collect();
         assert_eq!(two, [4, 5, 6]);
         // Two readers never share an offset.
@@ -357,6 +409,6 @@ mod tests {
         assert_eq!(ids(in_id_order(&held, spool.all())), [1, 2, 3, 4, 5, 6]);
         let part = spool.keep([1].into_iter().collect());
         assert_eq!(ids(in_id_order(&held, part.all())), [1, 2, 3]);
-        assert_eq!(part.count(2), 0);
+        assert_eq!(part.count(2), (0, 0));
     }
 }
