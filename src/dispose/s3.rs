@@ -19,7 +19,7 @@ use super::Ctx;
 use crate::error::{Error, Result};
 use crate::journal::{AbsenceProof, Event, Outcome, OutcomeItem, Replay};
 use crate::plan::spool::Spool;
-use crate::plan::{Artifact, Item, S3Location, S3Version};
+use crate::plan::{Artifact, Item, S3Location};
 use crate::progress::Phase;
 use crate::s3::{
     DELETE_BATCH, Listed, S3, Scope, VerifyMode, describe, is_not_found, not_implemented,
@@ -103,14 +103,14 @@ pub fn location(
     let uri = format!("s3://{}/{}", loc.bucket, loc.prefix);
     ctx.progress.start(Phase::Purge(&uri), items, bytes);
     let mut marks = Marks::default();
-    let (abort, gone) = purge.decide_and_delete(&uploads, &mut marks)?;
+    let (abort, gone, heads) = purge.decide_and_delete(&uploads, &mut marks)?;
     let mut aborted = purge.abort(abort)?;
     aborted.extend(gone);
     ctx.progress.finish();
     if ctx.cancel.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(Error::Interrupted);
     }
-    purge.prove_absence(&marks, &aborted)
+    purge.prove_absence(&marks, &aborted, heads)
 }
 
 /// What [`Purge::decide_one`] found for one artifact.
@@ -128,7 +128,35 @@ struct Doomed {
     key: String,
     version_id: String,
     size: u64,
+    /// In the proof's sample: HEADed by version id once deleted.
+    sampled: bool,
 }
+
+/// Which of a location's versions the proof HEADs: every one (`each`),
+/// or those at these positions among the versions this run is to purge,
+/// in the order the walk meets them (drawn before the walk begins, so a
+/// version is HEADed as soon as its DeleteObjects answer arrives).
+enum Sample {
+    Each,
+    At(HashSet<u64>),
+}
+
+/// What the request runner of a purge is given, and what it hands back.
+enum Work {
+    Delete(Vec<Doomed>),
+    Head(Doomed),
+    /// The lister sent its last batch.
+    DeletesEnd,
+}
+
+enum Answer {
+    Deleted(Vec<Doomed>, std::result::Result<DeleteAnswer, String>),
+    Headed(Doomed, std::result::Result<(), HeadError>),
+    DeletesEnd,
+}
+
+/// The sampled HEADs: each version's key, id, and what its HEAD said.
+type Heads = Vec<(Doomed, std::result::Result<(), HeadError>)>;
 
 /// Artifact ids, one bit each: the versions and markers whose absence is
 /// to be proven.
@@ -425,16 +453,19 @@ impl<'p, 'c> Purge<'p, 'c> {
     /// plan's items, a key is decided once the listing has moved past it,
     /// and its versions go out in DeleteObjects batches (bounded
     /// concurrency) while the listing goes on. Each batch's started record
-    /// is journaled before the batch is sent. The upload listing runs
-    /// beside (versions never consult it). Marks what must now be proven
-    /// absent; returns the uploads to abort, and those an earlier run
-    /// aborted (only their absence is proven now).
+    /// is journaled before the batch is sent. A sampled version is HEADed
+    /// by its id as soon as its batch is answered deleted, in the same
+    /// bounded run of requests. The upload listing runs beside (versions
+    /// never consult it). Marks what must now be proven absent; returns the
+    /// uploads to abort, those an earlier run aborted (only their absence
+    /// is proven now), and the sample's HEADs.
     #[allow(clippy::type_complexity)]
     fn decide_and_delete(
         &self,
         uploads: &[&'p Artifact],
         marks: &mut Marks,
-    ) -> Result<(Vec<&'p Artifact>, Vec<&'p Artifact>)> {
+    ) -> Result<(Vec<&'p Artifact>, Vec<&'p Artifact>, Heads)> {
+        use futures_util::StreamExt;
         let (s3, loc, ctx) = (self.s3, self.loc, self.ctx);
         let now_secs = crate::sign::now_unix();
         let upload_keys: HashSet<&str> = uploads
@@ -442,28 +473,77 @@ impl<'p, 'c> Purge<'p, 'c> {
             .filter_map(|a| a.item.s3_key().map(|k| k.1))
             .collect();
         let unversioned = loc.facts.unsupported.iter().any(|u| u == "versioning");
+        let sample = self.draw_sample()?;
         // Batches in flight or waiting, at most: the listing waits for the
         // deletes rather than filling memory.
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Doomed>>(s3.concurrency().max(1) * 2);
+        // The sample's HEADs: from the answers, and from the lister (a
+        // version an earlier run deleted).
+        let (head_tx, head_rx) = tokio::sync::mpsc::unbounded_channel::<Doomed>();
+        let lister_heads = head_tx.clone();
+        let mut head_tx = Some(head_tx);
         let items = self.items()?;
         let mut deleted = Marks::default();
         let mut failed = Outbox::new(ctx);
         let mut settle_error = None;
+        let mut heads: Heads = Vec::new();
+        let sent = std::cell::Cell::new(0usize);
+        let (mut answered, mut ended) = (0usize, false);
         let (listed, uploads_now) = std::thread::scope(|scope| {
             let uploads_now = (!uploads.is_empty())
                 .then(|| scope.spawn(|| current_uploads(s3, loc, &upload_keys)));
-            let lister = scope.spawn(|| self.list_and_decide(items, now_secs, tx));
-            s3.bounded_channel_each(
-                rx,
-                |batch| async move {
-                    let r = delete_versions(s3, &loc.bucket, &batch, unversioned).await;
-                    (batch, r)
+            let lister =
+                scope.spawn(|| self.list_and_decide(items, (now_secs, &sample), tx, lister_heads));
+            let deletes = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|t| (Work::Delete(t), rx))
+            })
+            .chain(futures_util::stream::once(async { Work::DeletesEnd }));
+            let samples = futures_util::stream::unfold(head_rx, |mut rx| async move {
+                rx.recv().await.map(|t| (Work::Head(t), rx))
+            });
+            s3.bounded_stream_each(
+                futures_util::stream::select(deletes, samples),
+                |work| {
+                    if matches!(work, Work::Delete(_)) {
+                        sent.set(sent.get() + 1);
+                    }
+                    async move {
+                        match work {
+                            Work::Delete(batch) => {
+                                let r = delete_versions(s3, &loc.bucket, &batch, unversioned).await;
+                                Answer::Deleted(batch, r)
+                            }
+                            Work::Head(d) => {
+                                let r = head_version(s3, &loc.bucket, &d.key, &d.version_id).await;
+                                Answer::Headed(d, r)
+                            }
+                            Work::DeletesEnd => Answer::DeletesEnd,
+                        }
+                    }
                 },
-                |(batch, r)| {
-                    if settle_error.is_none()
-                        && let Err(e) = self.settle(batch, r, &mut failed, &mut deleted)
-                    {
-                        settle_error = Some(e);
+                |answer| {
+                    match answer {
+                        Answer::Deleted(batch, r) => {
+                            answered += 1;
+                            match self.settle(batch, r, &mut failed, &mut deleted) {
+                                Ok(sampled) => {
+                                    for d in sampled {
+                                        if let Some(tx) = &head_tx {
+                                            let _ = tx.send(d);
+                                        }
+                                    }
+                                }
+                                Err(e) => {
+                                    settle_error.get_or_insert(e);
+                                }
+                            }
+                        }
+                        Answer::Headed(d, r) => heads.push((d, r)),
+                        Answer::DeletesEnd => ended = true,
+                    }
+                    // Every batch answered: no HEAD is to come from here.
+                    if ended && answered == sent.get() {
+                        head_tx = None;
                     }
                 },
             );
@@ -502,7 +582,29 @@ impl<'p, 'c> Purge<'p, 'c> {
             }
         }
         out.flush()?;
-        Ok((abort, gone))
+        Ok((abort, gone, heads))
+    }
+
+    /// Draw the proof's sample before the walk: `sample size` positions
+    /// among the object versions this run is to purge (on a fresh run,
+    /// every planned one; on a resume, those not settled yet, counted).
+    fn draw_sample(&self) -> Result<Sample> {
+        if self.proof.0 == VerifyMode::Each {
+            return Ok(Sample::Each);
+        }
+        let todo = if self.replay.first_time().is_none() {
+            self.spool.versions(self.index)
+        } else {
+            let mut n = 0u64;
+            for a in self.spool.location(self.index) {
+                let a = a?;
+                n += u64::from(matches!(a.item, Item::S3Version(_)) && !self.settled(a.id));
+            }
+            n
+        };
+        let k = self.proof.1.min(todo as usize);
+        let at = rand::seq::index::sample(&mut rand::thread_rng(), todo as usize, k);
+        Ok(Sample::At(at.into_iter().map(|i| i as u64).collect()))
     }
 
     /// The listing half of [`Purge::decide_and_delete`]: decide each key
@@ -512,13 +614,16 @@ impl<'p, 'c> Purge<'p, 'c> {
     fn list_and_decide(
         &self,
         items: Items<'p>,
-        now_secs: i64,
+        (now_secs, sample): (i64, &Sample),
         tx: tokio::sync::mpsc::Sender<Vec<Doomed>>,
+        heads: tokio::sync::mpsc::UnboundedSender<Doomed>,
     ) -> Result<Marks> {
         let mut check = Marks::default();
         let mut out = Outbox::new(self.ctx);
         let mut batch: Vec<Doomed> = Vec::new();
         let no_uploads = HashSet::new();
+        // Object versions met so far that this run is to purge.
+        let mut nth = 0u64;
         let mut decide_group =
             |group: Vec<Artifact>, listed: &HashMap<String, String>| -> Result<()> {
                 let planned: HashSet<&str> = group
@@ -529,17 +634,31 @@ impl<'p, 'c> Purge<'p, 'c> {
                     if self.settled(a.id) {
                         continue;
                     }
+                    let sampled = matches!(a.item, Item::S3Version(_)) && {
+                        nth += 1;
+                        match sample {
+                            Sample::Each => true,
+                            Sample::At(at) => at.contains(&(nth - 1)),
+                        }
+                    };
+                    let (k, v) = version_of(&a.item).expect("versions and markers");
+                    let doomed = Doomed {
+                        id: a.id,
+                        key: k.to_string(),
+                        version_id: v.to_string(),
+                        size: a.item.size(),
+                        sampled,
+                    };
                     match self.decide_one(a, listed, &planned, &no_uploads, now_secs) {
                         One::Settled(i) => out.push(i, a.item.path().into_owned())?,
-                        One::Check => check.insert(a.id),
+                        One::Check => {
+                            check.insert(a.id);
+                            if sampled {
+                                let _ = heads.send(doomed);
+                            }
+                        }
                         One::Delete => {
-                            let (k, v) = version_of(&a.item).expect("versions and markers");
-                            batch.push(Doomed {
-                                id: a.id,
-                                key: k.to_string(),
-                                version_id: v.to_string(),
-                                size: a.item.size(),
-                            });
+                            batch.push(doomed);
                             if batch.len() == DELETE_BATCH {
                                 self.send(std::mem::take(&mut batch), &tx)?;
                             }
@@ -620,14 +739,15 @@ impl<'p, 'c> Purge<'p, 'c> {
 
     /// Read one DeleteObjects answer entry by entry: each planned version
     /// it reports deleted is to be proven absent; an `<Error>` entry, a
-    /// missing entry or a failed request fails the version.
+    /// missing entry or a failed request fails the version. Returns the
+    /// sampled versions it deleted (to be HEADed now).
     fn settle(
         &self,
         batch: Vec<Doomed>,
         r: std::result::Result<DeleteAnswer, String>,
         failed: &mut Outbox,
         deleted: &mut Marks,
-    ) -> Result<()> {
+    ) -> Result<Vec<Doomed>> {
         let path = |d: &Doomed| {
             format!(
                 "s3://{}/{}?versionId={}",
@@ -639,10 +759,11 @@ impl<'p, 'c> Purge<'p, 'c> {
                 for d in &batch {
                     failed.push(item(d.id, Outcome::Failed, why.clone()), path(d))?;
                 }
-                return Ok(());
+                return Ok(Vec::new());
             }
             Ok(answer) => answer,
         };
+        let mut sampled = Vec::new();
         for d in batch {
             let kv = (d.key.clone(), d.version_id.clone());
             match answer.errors.get(&kv) {
@@ -665,10 +786,13 @@ impl<'p, 'c> Purge<'p, 'c> {
                 None => {
                     self.ctx.progress.bytes(d.size);
                     deleted.insert(d.id);
+                    if d.sampled {
+                        sampled.push(d);
+                    }
                 }
             }
         }
-        Ok(())
+        Ok(sampled)
     }
 
     /// Abort the uploads (journaled as started first), with bounded
@@ -725,79 +849,29 @@ impl<'p, 'c> Purge<'p, 'c> {
     /// is gone, and journal how: a complete listing of the location must
     /// hold none of them (S3 lists strongly consistently after a delete);
     /// HEAD *with the version id* on a random sample of the purged versions
-    /// (every one in `each` mode) must answer 404; each aborted upload must
-    /// answer ListParts with NoSuchUpload. A HEAD that finds a version the
-    /// listing calls gone means the listing cannot be trusted: every
-    /// artifact of the location that only the listing vouched for is then
-    /// not proven.
-    fn prove_absence(&self, marks: &Marks, aborted: &[&'p Artifact]) -> Result<()> {
+    /// (every one in `each` mode), each sent once its delete was answered,
+    /// must answer 404; each aborted upload must answer ListParts with
+    /// NoSuchUpload. A HEAD that finds a version the listing calls gone
+    /// means the listing cannot be trusted: every artifact of the location
+    /// that only the listing vouched for is then not proven.
+    fn prove_absence(&self, marks: &Marks, aborted: &[&'p Artifact], heads: Heads) -> Result<()> {
         if marks.is_empty() && aborted.is_empty() {
             return Ok(());
         }
-        // The sample is drawn from every purged object version (a
-        // reservoir: one pass, memory for the sample only) before the
-        // listing, so that its HEADs can run beside the listing: every
-        // request starts after every delete and abort was answered, and
-        // none depends on another. (A sampled version the listing still
-        // shows fails as listed; its HEAD then contradicts nothing.)
-        let mut sample: Vec<S3Version> = Vec::new();
-        let (mut versions, mut seen_versions) = (0u64, 0usize);
-        {
-            use rand::Rng;
-            let mut rng = rand::thread_rng();
-            for a in self.spool.location(self.index) {
-                let a = a?;
-                if !marks.contains(a.id) {
-                    continue;
-                }
-                versions += 1;
-                let Item::S3Version(v) = a.item else { continue };
-                seen_versions += 1;
-                match self.proof.0 {
-                    VerifyMode::Each => sample.push(v),
-                    VerifyMode::Sample if sample.len() < self.proof.1 => sample.push(v),
-                    VerifyMode::Sample => {
-                        let j = rng.gen_range(0..seen_versions);
-                        if j < self.proof.1 {
-                            sample[j] = v;
-                        }
-                    }
-                }
-            }
-        }
-        self.prove_with(marks, aborted, versions, &sample)
-    }
-
-    /// [`Purge::prove_absence`] once the sample is drawn: `versions` is the
-    /// number of marked versions and markers.
-    fn prove_with<'s>(
-        &self,
-        marks: &Marks,
-        aborted: &[&'p Artifact],
-        versions: u64,
-        sample: &'s [S3Version],
-    ) -> Result<()> {
         let (s3, loc, ctx) = (self.s3, self.loc, self.ctx);
         let scope = Scope::new(&loc.prefix);
-        let head_one = |v: &'s S3Version| async move {
-            (
-                (v.key.as_str(), v.version_id.as_str()),
-                head_version(s3, &loc.bucket, v).await,
-            )
-        };
-        let sample_refs: Vec<&S3Version> = sample.iter().collect();
         // Marked items the listing still shows, by id and by (key, version).
         let mut still: HashSet<u32> = HashSet::new();
         let mut still_kv: HashSet<(String, String)> = HashSet::new();
         let mut uploads_listed: HashSet<(String, String)> = HashSet::new();
+        let mut versions = 0u64;
         let upload_keys: HashSet<&str> = aborted
             .iter()
             .filter_map(|a| a.item.s3_key().map(|k| k.1))
             .collect();
         let any_upload = !aborted.is_empty();
         let items = self.items()?;
-        let listings = 1 + usize::from(any_upload);
-        let (versions_listing, uploads_listing, heads_beside) = std::thread::scope(|threads| {
+        let (versions_listing, uploads_listing) = std::thread::scope(|threads| {
             let uploads = any_upload.then(|| {
                 threads.spawn(|| {
                     s3.list_uploads(&loc.bucket, &scope, |u| {
@@ -807,11 +881,6 @@ impl<'p, 'c> Purge<'p, 'c> {
                     })
                 })
             });
-            // The HEADs take what the concurrency bound leaves the listings.
-            let heads = s3.room_beside(listings).map(|n| {
-                let sample = sample_refs.clone();
-                threads.spawn(move || s3.bounded_at(n, sample, head_one))
-            });
             let mut walk = Beside::new(items);
             let mut error: Option<Error> = None;
             let mut found =
@@ -820,6 +889,7 @@ impl<'p, 'c> Purge<'p, 'c> {
                         if !marks.contains(a.id) {
                             continue;
                         }
+                        versions += 1;
                         let (k, v) = version_of(&a.item).expect("versions and markers");
                         if listed.contains_key(v) {
                             still.insert(a.id);
@@ -847,32 +917,28 @@ impl<'p, 'c> Purge<'p, 'c> {
                     None => walk.finish(&mut found).map(|()| pages),
                 });
             let uploads = uploads.map_or(Ok(0), joined);
-            (versions, uploads, heads.map(joined))
+            (versions, uploads)
         });
-        let mut head: HashMap<(&str, &str), std::result::Result<(), HeadError>> = heads_beside
-            .unwrap_or_else(|| s3.bounded(sample_refs.clone(), head_one))
-            .into_iter()
-            .collect();
         // A HEAD that got no answer (a transport error or a 5xx after every
         // retry) is asked once more, after the others: it says nothing yet
         // about the listing, and a proof should not fail on one bad
         // connection when the next would answer.
-        let unanswered: Vec<&S3Version> = sample_refs
+        let (mut head, unanswered): (Heads, Heads) = heads
+            .into_iter()
+            .partition(|(_, r)| !matches!(r, Err(HeadError::Unanswered(_))));
+        let again: Vec<Doomed> = unanswered.into_iter().map(|(d, _)| d).collect();
+        head.extend(s3.bounded(again, |d| async move {
+            let r = head_version(s3, &loc.bucket, &d.key, &d.version_id).await;
+            (d, r)
+        }));
+        let head: HashMap<(&str, &str), std::result::Result<(), String>> = head
             .iter()
-            .copied()
-            .filter(|v| {
-                matches!(
-                    head.get(&(v.key.as_str(), v.version_id.as_str())),
-                    Some(Err(HeadError::Unanswered(_)))
+            .map(|(d, r)| {
+                (
+                    (d.key.as_str(), d.version_id.as_str()),
+                    r.clone().map_err(|e| e.to_string()),
                 )
             })
-            .collect();
-        if !unanswered.is_empty() {
-            head.extend(s3.bounded(unanswered, head_one));
-        }
-        let head: HashMap<(&str, &str), std::result::Result<(), String>> = head
-            .into_iter()
-            .map(|(k, r)| (k, r.map_err(|e| e.to_string())))
             .collect();
         let listing = versions_listing.and_then(|pages| Ok(pages + uploads_listing?));
         let pages = match listing {
@@ -963,13 +1029,18 @@ impl<'p, 'c> Purge<'p, 'c> {
 /// HEAD one purged version by its id: only "not found" proves it gone.
 /// The null version is HEADed without a version id (moto rejects
 /// `versionId=null`; for a purged key S3 answers both the same).
-async fn head_version(s3: &S3, bucket: &str, v: &S3Version) -> std::result::Result<(), HeadError> {
-    let version = (v.version_id != "null").then(|| v.version_id.clone());
+async fn head_version(
+    s3: &S3,
+    bucket: &str,
+    key: &str,
+    version_id: &str,
+) -> std::result::Result<(), HeadError> {
+    let version = (version_id != "null").then(|| version_id.to_string());
     let r = s3
         .client()
         .head_object()
         .bucket(bucket)
-        .key(&v.key)
+        .key(key)
         .set_version_id(version)
         .send()
         .await;

@@ -56,6 +56,8 @@ struct Run {
     items: u64,
     /// Bytes of the versions.
     bytes: u64,
+    /// Object versions (not delete markers).
+    versions: u64,
     /// Every key is at or after the key before it (byte order): what
     /// execute's listing merge needs. Plans traced before keys were kept
     /// in order within a page are sorted on reading instead.
@@ -119,6 +121,7 @@ impl SpoolWriter {
                 r.end += line.len() as u64;
                 r.items += 1;
                 r.bytes += a.item.size();
+                r.versions += u64::from(matches!(a.item, Item::S3Version(_)));
             }
             _ => self.runs.push(Run {
                 location: a.location,
@@ -126,6 +129,7 @@ impl SpoolWriter {
                 end: self.at + line.len() as u64,
                 items: 1,
                 bytes: a.item.size(),
+                versions: u64::from(matches!(a.item, Item::S3Version(_))),
                 key_ordered: true,
                 last_key: key.to_string(),
             }),
@@ -176,6 +180,15 @@ impl Spool {
             .iter()
             .filter(|r| r.location == location && self.keeps(location))
             .fold((0, 0), |(n, b), r| (n + r.items, b + r.bytes))
+    }
+
+    /// How many object versions (not delete markers) a location has spooled.
+    pub fn versions(&self, location: u32) -> u64 {
+        self.runs
+            .iter()
+            .filter(|r| r.location == location && self.keeps(location))
+            .map(|r| r.versions)
+            .sum()
     }
 
     /// Whether one location's items come in key order (one run, ordered).

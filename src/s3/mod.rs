@@ -483,22 +483,18 @@ impl S3 {
         self.bounded_stream(self.concurrency, futures_util::stream::iter(items), f)
     }
 
-    /// [`S3::bounded`] over items that another thread is still sending
-    /// (its sender dropped ends the run), each answer handed to `each` as
-    /// it arrives: nothing is collected.
-    pub fn bounded_channel_each<T, O, Fut>(
+    /// [`S3::bounded`] over a stream of work that other threads, or the
+    /// answers themselves, are still feeding (it ends when the stream
+    /// does), each answer handed to `each` as it arrives: nothing is
+    /// collected.
+    pub fn bounded_stream_each<T, O, Fut>(
         &self,
-        rx: tokio::sync::mpsc::Receiver<T>,
+        items: impl futures_util::Stream<Item = T>,
         f: impl Fn(T) -> Fut,
         mut each: impl FnMut(O),
     ) where
         Fut: Future<Output = O>,
     {
-        let items =
-            futures_util::stream::unfold(
-                rx,
-                |mut rx| async move { rx.recv().await.map(|t| (t, rx)) },
-            );
         self.rt.block_on(
             items
                 .map(f)
@@ -513,22 +509,6 @@ impl S3 {
     /// Requests in flight, at most.
     pub fn concurrency(&self) -> usize {
         self.concurrency
-    }
-
-    /// How many of [`S3::bounded`]'s requests may run beside `others`
-    /// requests already in flight (a listing on another thread) without
-    /// passing the concurrency bound; `None` when there is no room, and the
-    /// work must wait for those to end.
-    pub fn room_beside(&self, others: usize) -> Option<usize> {
-        self.concurrency.checked_sub(others).filter(|n| *n > 0)
-    }
-
-    /// [`S3::bounded`] with at most `n` in flight.
-    pub fn bounded_at<T, O, Fut>(&self, n: usize, items: Vec<T>, f: impl Fn(T) -> Fut) -> Vec<O>
-    where
-        Fut: Future<Output = O>,
-    {
-        self.bounded_stream(n, futures_util::stream::iter(items), f)
     }
 
     fn bounded_stream<T, O, Fut>(
