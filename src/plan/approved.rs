@@ -69,31 +69,28 @@ impl Approved {
         at: i64,
         choice: &HostChoice,
     ) -> Result<Approved> {
-        let (plan, sha256, approval) = read_approved::<Spooled>(plan_path, signers, at)?;
         let origin = plan_path.display().to_string();
-        plan.validate_with(
-            &origin,
-            super::spool::in_id_order(&plan.artifacts.held, plan.artifacts.spool.all()),
-        )?;
-        let (plan, Spooled { held, spool }) = plan.with_artifacts(());
-        let (plan, ()) = plan.with_artifacts(held);
-        plan.check_hosts(&origin)?;
         let SignedPlan {
             plan,
             sha256,
             file_name,
             approvals,
             operator,
-        } = SignedPlan::with_operator(
+        } = SignedPlan::<Spooled>::read(
             plan_path,
-            plan,
-            sha256,
-            approval,
-            operator_key,
-            operator_principal,
             signers,
+            (operator_key, operator_principal),
             at,
+            |plan| {
+                plan.validate_with(
+                    &origin,
+                    super::spool::in_id_order(&plan.artifacts.held, plan.artifacts.spool.all()),
+                )
+            },
         )?;
+        let (plan, Spooled { held, spool }) = plan.with_artifacts(());
+        let (plan, ()) = plan.with_artifacts(held);
+        plan.check_hosts(&origin)?;
         if plan.local_only {
             return Err(Error::refused(
                 "the plan was traced with --local-only (its S3 locations are left out); execute the merged fleet plan",
@@ -188,24 +185,22 @@ impl SignedPlan<super::ArtifactIds> {
         operator_principal: &str,
         at: i64,
     ) -> Result<Self> {
-        let (plan, sha256, approval) = read_approved::<super::ArtifactIds>(plan_path, signers, at)?;
-        if plan.schema != super::PLAN_SCHEMA {
-            return Err(Error::input(format!(
-                "plan {}: schema {:?} is not {:?}",
-                plan_path.display(),
-                plan.schema,
-                super::PLAN_SCHEMA
-            )));
-        }
-        SignedPlan::with_operator(
+        SignedPlan::read(
             plan_path,
-            plan,
-            sha256,
-            approval,
-            operator_key,
-            operator_principal,
             signers,
+            (operator_key, operator_principal),
             at,
+            |plan| {
+                if plan.schema != super::PLAN_SCHEMA {
+                    return Err(Error::input(format!(
+                        "plan {}: schema {:?} is not {:?}",
+                        plan_path.display(),
+                        plan.schema,
+                        super::PLAN_SCHEMA
+                    )));
+                }
+                Ok(())
+            },
         )
     }
 }
@@ -242,19 +237,19 @@ fn read_approved<A: serde::de::DeserializeOwned>(
     Ok((plan, sha256, approval))
 }
 
-impl<A> SignedPlan<A> {
-    /// Steps 3 and 4: the operator's key and role, and the two-person rule.
-    #[allow(clippy::too_many_arguments)]
-    fn with_operator(
+impl<A: serde::de::DeserializeOwned> SignedPlan<A> {
+    /// Steps 1 to 4: the custodian's approval ([`read_approved`]), the
+    /// structural `check` of the plan read, the operator's key and role,
+    /// and the two-person rule.
+    fn read(
         plan_path: &Path,
-        plan: Plan<A>,
-        sha256: String,
-        approval: Signer,
-        operator_key: &SigningKey,
-        operator_principal: &str,
         signers: &AllowedSigners,
+        (operator_key, operator_principal): (&SigningKey, &str),
         at: i64,
+        check: impl FnOnce(&Plan<A>) -> Result<()>,
     ) -> Result<Self> {
+        let (plan, sha256, approval) = read_approved::<A>(plan_path, signers, at)?;
+        check(&plan)?;
         let operator = sign::check_allowed(
             signers,
             operator_key,
