@@ -155,8 +155,23 @@ enum Answer {
     DeletesEnd,
 }
 
-/// The sampled HEADs: each version's key, id, and what its HEAD said.
-type Heads = Vec<(Doomed, std::result::Result<(), HeadError>)>;
+/// What the sampled HEADs said: which versions answered 404 (one bit
+/// each: in `each` mode every version is HEADed), and the few that did not.
+#[derive(Default)]
+struct Heads {
+    gone: Marks,
+    sent: u64,
+    not_gone: Vec<(Doomed, HeadError)>,
+}
+
+impl Heads {
+    fn add(&mut self, d: Doomed, r: std::result::Result<(), HeadError>) {
+        match r {
+            Ok(()) => self.gone.insert(d.id),
+            Err(e) => self.not_gone.push((d, e)),
+        }
+    }
+}
 
 /// Artifact ids, one bit each: the versions and markers whose absence is
 /// to be proven.
@@ -486,7 +501,7 @@ impl<'p, 'c> Purge<'p, 'c> {
         let mut deleted = Marks::default();
         let mut failed = Outbox::new(ctx);
         let mut settle_error = None;
-        let mut heads: Heads = Vec::new();
+        let mut heads = Heads::default();
         let sent = std::cell::Cell::new(0usize);
         let (mut answered, mut ended) = (0usize, false);
         let (listed, uploads_now) = std::thread::scope(|scope| {
@@ -538,7 +553,10 @@ impl<'p, 'c> Purge<'p, 'c> {
                                 }
                             }
                         }
-                        Answer::Headed(d, r) => heads.push((d, r)),
+                        Answer::Headed(d, r) => {
+                            heads.sent += 1;
+                            heads.add(d, r);
+                        }
                         Answer::DeletesEnd => ended = true,
                     }
                     // Every batch answered: no HEAD is to come from here.
@@ -923,22 +941,23 @@ impl<'p, 'c> Purge<'p, 'c> {
         // retry) is asked once more, after the others: it says nothing yet
         // about the listing, and a proof should not fail on one bad
         // connection when the next would answer.
-        let (mut head, unanswered): (Heads, Heads) = heads
+        let mut heads = heads;
+        let (unanswered, found): (Vec<_>, Vec<_>) = std::mem::take(&mut heads.not_gone)
             .into_iter()
-            .partition(|(_, r)| !matches!(r, Err(HeadError::Unanswered(_))));
+            .partition(|(_, e)| matches!(e, HeadError::Unanswered(_)));
+        heads.not_gone = found;
         let again: Vec<Doomed> = unanswered.into_iter().map(|(d, _)| d).collect();
-        head.extend(s3.bounded(again, |d| async move {
+        for (d, r) in s3.bounded(again, |d| async move {
             let r = head_version(s3, &loc.bucket, &d.key, &d.version_id).await;
             (d, r)
-        }));
-        let head: HashMap<(&str, &str), std::result::Result<(), String>> = head
+        }) {
+            heads.add(d, r);
+        }
+        // The versions a HEAD did not find gone, and why.
+        let head: HashMap<(&str, &str), String> = heads
+            .not_gone
             .iter()
-            .map(|(d, r)| {
-                (
-                    (d.key.as_str(), d.version_id.as_str()),
-                    r.clone().map_err(|e| e.to_string()),
-                )
-            })
+            .map(|(d, e)| ((d.key.as_str(), d.version_id.as_str()), e.to_string()))
             .collect();
         let listing = versions_listing.and_then(|pages| Ok(pages + uploads_listing?));
         let pages = match listing {
@@ -968,8 +987,8 @@ impl<'p, 'c> Purge<'p, 'c> {
         // version gone.
         let contradicting: Vec<String> = head
             .iter()
-            .filter(|((k, v), r)| r.is_err() && !still_kv.contains(&(k.to_string(), v.to_string())))
-            .map(|((k, v), r)| format!("{k}?versionId={v}: {}", r.as_ref().unwrap_err()))
+            .filter(|((k, v), _)| !still_kv.contains(&(k.to_string(), v.to_string())))
+            .map(|((k, v), e)| format!("{k}?versionId={v}: {e}"))
             .collect();
         let contradicted = contradicting.len() as u64;
         let contradiction = contradicting.into_iter().next();
@@ -990,7 +1009,7 @@ impl<'p, 'c> Purge<'p, 'c> {
             mode: self.proof.0,
             versions,
             listing_pages: pages,
-            heads: head.len() as u64,
+            heads: heads.sent,
             contradicted,
             uploads: aborted.len() as u64,
         }))?;
@@ -998,9 +1017,12 @@ impl<'p, 'c> Purge<'p, 'c> {
             if still.contains(&id) {
                 return Err("the version is still listed".to_string());
             }
+            if heads.gone.contains(id) {
+                return Ok(());
+            }
             let (k, v) = version_of(item).expect("versions and markers");
             match (head.get(&(k, v)), &contradiction) {
-                (Some(r), _) => r.clone(),
+                (Some(e), _) => Err(e.clone()),
                 (None, Some(c)) => Err(format!(
                     "the listing of the location cannot be trusted: a sampled HEAD did not answer 404 ({c})"
                 )),
