@@ -252,11 +252,14 @@ pub(super) fn write_certificate<A: serde::Serialize>(
     // Serialized straight into the file and hashed on the way: a
     // certificate of a million artifacts is never held as bytes.
     let sha512 = crate::util::write_atomic_with(files.certificate(), |w| {
-        let mut h = crate::hash::Hashing::<_, sha2::Sha512>::with_digest(
-            std::io::BufWriter::with_capacity(1 << 20, w),
+        // The buffer sits outside the hash: the serializer writes small
+        // pieces, the hash sees whole blocks.
+        let mut h = std::io::BufWriter::with_capacity(
+            1 << 20,
+            crate::hash::Hashing::<_, sha2::Sha512>::with_digest(w),
         );
         cert.write_json(&mut h)?;
-        let (mut w, sha512) = h.finish();
+        let (mut w, sha512) = h.into_inner().map_err(|e| e.into_error())?.finish();
         std::io::Write::flush(&mut w)?;
         Ok(sha512)
     })?;

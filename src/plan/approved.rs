@@ -226,10 +226,14 @@ fn read_approved<A: serde::de::DeserializeOwned>(
     )
     .map_err(|m| Error::refused(format!("the plan is not approved: {m}")))?;
     let origin = plan_path.display();
-    let mut reader = crate::hash::Hashing::new(std::io::BufReader::new(file));
+    // The buffer sits outside the hash: the parser reads a byte at a time,
+    // the hash sees whole blocks.
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, crate::hash::Hashing::new(file));
     let plan: Plan<A> = serde_json::from_reader(&mut reader)
         .map_err(|e| Error::input(format!("plan {origin}: not a valid decom plan: {e}")))?;
-    if reader.hex() != sha256 {
+    // Whatever follows the JSON (whitespace) is hashed too.
+    std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| Error::io(plan_path, e))?;
+    if reader.into_inner().hex() != sha256 {
         return Err(Error::refused(format!(
             "plan {origin} changed while it was read"
         )));
