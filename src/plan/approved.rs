@@ -40,8 +40,12 @@ use std::path::Path;
 ///
 /// ```compile_fail,E0451
 /// // Outside this module an `Approved` cannot be assembled by hand:
-/// fn forge(plan: decom::plan::Plan, operator: decom::sign::Signer) -> decom::plan::Approved {
-///     decom::plan::Approved { plan, spool: todo!(), sha256: String::new(), file_name: String::new(),
+/// fn forge(
+///     plan: decom::plan::Plan,
+///     spool: decom::plan::spool::Spool,
+///     operator: decom::sign::Signer,
+/// ) -> decom::plan::Approved {
+///     decom::plan::Approved { plan, spool, sha256: String::new(), file_name: String::new(),
 ///         approvals: vec![], operator, part: None }
 /// }
 /// ```
