@@ -251,21 +251,21 @@ pub(super) fn write_certificate<A: serde::Serialize>(
 ) -> Result<PathBuf> {
     // Serialized straight into the file and hashed on the way: a
     // certificate of a million artifacts is never held as bytes.
-    let sha512 = crate::util::write_atomic_with(files.certificate(), |w| {
+    let sha256 = crate::util::write_atomic_with(files.certificate(), |w| {
         // The buffer sits outside the hash: the serializer writes small
         // pieces, the hash sees whole blocks.
         let mut h = std::io::BufWriter::with_capacity(
             1 << 20,
-            crate::hash::Hashing::<_, sha2::Sha512>::with_digest(w),
+            crate::hash::Hashing::<_, sha2::Sha256>::with_digest(w),
         );
         cert.write_json(&mut h)?;
-        let (mut w, sha512) = h.into_inner().map_err(|e| e.into_error())?.finish();
+        let (mut w, sha256) = h.into_inner().map_err(|e| e.into_error())?.finish();
         std::io::Write::flush(&mut w)?;
-        Ok(sha512)
+        Ok(sha256)
     })?;
     let stale = files.signature(Role::Custodian);
     if stale.symlink_metadata().is_ok() {
         std::fs::remove_file(&stale).map_err(|e| Error::io(&stale, e))?;
     }
-    sign::sign_file_digest(files.certificate(), &sha512, key, Role::Operator)
+    sign::sign_file_digest(files.certificate(), &sha256, key, Role::Operator)
 }

@@ -85,17 +85,21 @@ impl SigningKey {
         self.public().fingerprint(HashAlg::Sha256).to_string()
     }
 
-    /// An SSHSIG over `msg` in `namespace` (SHA-512, as ssh-keygen does).
+    /// An SSHSIG over `msg` in `namespace`, hashed with SHA-256: one of
+    /// the two hashes SSHSIG allows (`ssh-keygen -Y sign` picks SHA-512,
+    /// `ssh-keygen -Y verify` checks both), and the one with hardware
+    /// support on x86 and ARM: a plan or certificate of a million versions
+    /// hashes about three times faster.
     pub fn sign(&self, namespace: &str, msg: &[u8]) -> Result<String> {
-        use ssh_key::sha2::{Digest, Sha512};
-        self.sign_digest(namespace, &Sha512::digest(msg))
+        use ssh_key::sha2::{Digest, Sha256};
+        self.sign_digest(namespace, &Sha256::digest(msg))
     }
 
-    /// [`SigningKey::sign`] for a message given by its SHA-512 (SSHSIG signs
+    /// [`SigningKey::sign`] for a message given by its SHA-256 (SSHSIG signs
     /// a hash of the message, so a file can be signed as it is written,
     /// never held whole).
-    pub fn sign_digest(&self, namespace: &str, sha512: &[u8]) -> Result<String> {
-        let data = super::signed_data(namespace, b"", HashAlg::Sha512, sha512);
+    pub fn sign_digest(&self, namespace: &str, sha256: &[u8]) -> Result<String> {
+        let data = super::signed_data(namespace, b"", HashAlg::Sha256, sha256);
         let (public, raw) = match self {
             SigningKey::Local(k) => {
                 let raw = signature::Signer::try_sign(k.as_ref(), &data)
@@ -106,7 +110,7 @@ impl SigningKey {
                 (public, super::agent::sign(socket, public, &data)?)
             }
         };
-        let sig = SshSig::new(public.key_data().clone(), namespace, HashAlg::Sha512, raw)
+        let sig = SshSig::new(public.key_data().clone(), namespace, HashAlg::Sha256, raw)
             .map_err(|e| Error::refused(format!("signature unusable: {e}")))?;
         sig.to_pem(LineEnding::LF)
             .map_err(|e| Error::refused(format!("cannot encode signature: {e}")))

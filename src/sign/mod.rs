@@ -56,19 +56,19 @@ pub fn sig_path(file: &Path, role: Role) -> PathBuf {
 
 /// Sign the exact bytes of `file` and write the detached signature beside it.
 pub fn sign_file(file: &Path, bytes: &[u8], key: &SigningKey, role: Role) -> Result<PathBuf> {
-    use ssh_key::sha2::{Digest, Sha512};
-    sign_file_digest(file, &Sha512::digest(bytes), key, role)
+    use ssh_key::sha2::{Digest, Sha256};
+    sign_file_digest(file, &Sha256::digest(bytes), key, role)
 }
 
-/// [`sign_file`] for a file given by the SHA-512 of its bytes (computed as
+/// [`sign_file`] for a file given by the SHA-256 of its bytes (computed as
 /// it was written).
 pub fn sign_file_digest(
     file: &Path,
-    sha512: &[u8],
+    sha256: &[u8],
     key: &SigningKey,
     role: Role,
 ) -> Result<PathBuf> {
-    let armored = key.sign_digest(role.namespace(), sha512)?;
+    let armored = key.sign_digest(role.namespace(), sha256)?;
     let out = sig_path(file, role);
     crate::util::write_atomic(&out, armored.as_bytes())?;
     Ok(out)
@@ -125,7 +125,10 @@ pub fn check_file_signature(
     use std::io::Read;
     let sig = parse_signature(armored, role)?;
     let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let (mut sha256, mut sha512) = (Sha256::new(), Sha512::new());
+    // SHA-512 only for a signature made with it (ssh-keygen's choice;
+    // decom signs with SHA-256): the file's SHA-256 is needed either way.
+    let mut sha256 = Sha256::new();
+    let mut sha512 = (sig.hash_alg() == HashAlg::Sha512).then(Sha512::new);
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
     loop {
@@ -140,12 +143,14 @@ pub fn check_file_signature(
             return Err(format!("{}: larger than {limit} bytes", path.display()));
         }
         sha256.update(&buf[..n]);
-        sha512.update(&buf[..n]);
+        if let Some(h) = &mut sha512 {
+            h.update(&buf[..n]);
+        }
     }
     let file_sha256 = sha256.finalize();
     let hash: Vec<u8> = match sig.hash_alg() {
         HashAlg::Sha256 => file_sha256.to_vec(),
-        HashAlg::Sha512 => sha512.finalize().to_vec(),
+        HashAlg::Sha512 => sha512.map(|h| h.finalize().to_vec()).unwrap_or_default(),
         other => return Err(format!("unsupported signature hash {other:?}")),
     };
     let signed = signed_data(role.namespace(), sig.reserved(), sig.hash_alg(), &hash);
