@@ -58,46 +58,88 @@ pub struct Certificate<A = Vec<CertArtifact>> {
     pub artifacts: A,
 }
 
-/// A certificate's artifacts, as execute writes them: one JSON line each in
-/// an unnamed temporary file, read back (positionally) when the
+/// A certificate's artifacts, as execute writes them: one JSON record each
+/// in an unnamed temporary file, read back (positionally) when the
 /// certificate is serialized.
 #[derive(Debug)]
 pub struct CertSpool {
     file: std::fs::File,
     len: u64,
+    /// How many spooled artifacts are not disposed.
+    undisposed: u64,
 }
 
 impl CertSpool {
     fn new() -> std::io::Result<(Self, std::io::BufWriter<std::fs::File>)> {
         let file = tempfile::tempfile()?;
         let w = std::io::BufWriter::with_capacity(1 << 16, file.try_clone()?);
-        Ok((CertSpool { file, len: 0 }, w))
+        Ok((
+            CertSpool {
+                file,
+                len: 0,
+                undisposed: 0,
+            },
+            w,
+        ))
     }
 
-    fn iter(&self) -> impl Iterator<Item = std::io::Result<CertArtifact>> + '_ {
+    /// Spool one artifact: pretty-printed at the depth the certificate
+    /// puts it (the array's items are indented four spaces), so that
+    /// serializing the certificate copies it as it is. Records end with a
+    /// NUL, which JSON text never holds.
+    fn push(&mut self, w: &mut impl std::io::Write, a: &CertArtifact) -> std::io::Result<()> {
+        let pretty = serde_json::to_vec_pretty(a).map_err(std::io::Error::other)?;
+        let mut record = Vec::with_capacity(pretty.len() + pretty.len() / 8 + 1);
+        for (i, line) in pretty.split(|b| *b == b'\n').enumerate() {
+            if i > 0 {
+                record.extend_from_slice(b"\n    ");
+            }
+            record.extend_from_slice(line);
+        }
+        record.push(0);
+        w.write_all(&record)?;
+        self.len += record.len() as u64;
+        self.undisposed += u64::from(a.outcome != Outcome::Disposed);
+        Ok(())
+    }
+
+    /// Each record's bytes (without its NUL), in order.
+    fn records(&self) -> impl Iterator<Item = std::io::Result<Vec<u8>>> + '_ {
         use std::io::BufRead;
         let mut r = std::io::BufReader::with_capacity(
             1 << 16,
             crate::plan::spool::At::new(&self.file, 0, self.len),
         );
-        let mut line = Vec::new();
         std::iter::from_fn(move || {
-            line.clear();
-            match r.read_until(b'\n', &mut line) {
+            let mut record = Vec::new();
+            match r.read_until(0, &mut record) {
                 Ok(0) => None,
-                Ok(_) => Some(serde_json::from_slice(&line).map_err(std::io::Error::other)),
+                Ok(_) => {
+                    record.pop();
+                    Some(Ok(record))
+                }
                 Err(e) => Some(Err(e)),
             }
         })
     }
+
+    fn iter(&self) -> impl Iterator<Item = std::io::Result<CertArtifact>> + '_ {
+        self.records()
+            .map(|r| serde_json::from_slice(&r?).map_err(std::io::Error::other))
+    }
 }
 
 impl Serialize for CertSpool {
+    /// The spooled records as they are (checked to be JSON, not parsed into
+    /// artifacts and printed again): the same bytes the in-memory
+    /// certificate would serialize to, at a fraction of the work.
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::{Error as _, SerializeSeq};
         let mut seq = s.serialize_seq(None)?;
-        for a in self.iter() {
-            seq.serialize_element(&a.map_err(S::Error::custom)?)?;
+        for r in self.records() {
+            let r = String::from_utf8(r.map_err(S::Error::custom)?).map_err(S::Error::custom)?;
+            let raw = serde_json::value::RawValue::from_string(r).map_err(S::Error::custom)?;
+            seq.serialize_element(&raw)?;
         }
         seq.end()
     }
@@ -108,6 +150,15 @@ impl Serialize for CertSpool {
 pub trait Artifacts {
     /// Each artifact, in order.
     fn each(&self, f: &mut dyn FnMut(&CertArtifact)) -> Result<()>;
+
+    /// Each artifact not disposed, in order.
+    fn each_undisposed(&self, f: &mut dyn FnMut(&CertArtifact)) -> Result<()> {
+        self.each(&mut |a| {
+            if a.outcome != Outcome::Disposed {
+                f(a)
+            }
+        })
+    }
 }
 
 impl Artifacts for Vec<CertArtifact> {
@@ -123,6 +174,19 @@ impl Artifacts for CertSpool {
             f(&a.map_err(|e| Error::input(format!("the certificate's spooled artifacts: {e}")))?);
         }
         Ok(())
+    }
+
+    /// Read back only when the spool holds one: a complete purge of a
+    /// million versions is not parsed again to print nothing.
+    fn each_undisposed(&self, f: &mut dyn FnMut(&CertArtifact)) -> Result<()> {
+        if self.undisposed == 0 {
+            return Ok(());
+        }
+        self.each(&mut |a| {
+            if a.outcome != Outcome::Disposed {
+                f(a)
+            }
+        })
     }
 }
 
@@ -675,11 +739,9 @@ pub fn build(inp: Inputs<'_>) -> crate::error::Result<Certificate<CertSpool>> {
         totals.add(&ca);
         per_location.entry(ca.location).or_default().add(&ca);
         tally.add(&ca);
-        let mut line = serde_json::to_vec(&ca).expect("certificate artifacts serialize");
-        line.push(b'\n');
-        std::io::Write::write_all(&mut spooled, &line)
+        artifacts
+            .push(&mut spooled, &ca)
             .map_err(|e| Error::input(format!("cannot spool the certificate: {e}")))?;
-        artifacts.len += line.len() as u64;
     }
     std::io::Write::flush(&mut spooled)
         .map_err(|e| Error::input(format!("cannot spool the certificate: {e}")))?;
@@ -980,3 +1042,67 @@ pub mod verify;
 
 pub use evidence::{Attachment, CoSignature, Evidence, Naming};
 pub use files::RunFiles;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn artifact(id: u32, path: &str, passes: serde_json::Value) -> CertArtifact {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "location": 1, "kind": "file", "path": path, "size": 5,
+            "sha256": "ab", "method": "overwrite",
+            "sanitization": {"category": "logical", "reason": "copy-on-write"},
+            "passes": passes,
+            "verification": {"method": "read-back", "verified": id % 2 == 0},
+            "outcome": if id % 2 == 0 { "disposed" } else { "failed" },
+            "reason": "a \"quoted\"\nreason\t—",
+        }))
+        .unwrap()
+    }
+
+    /// Spooled artifacts serialize to exactly the bytes the same artifacts
+    /// held in memory do, at the certificate's depth, and read back equal.
+    #[test]
+    fn a_spooled_certificate_serializes_as_one_held_in_memory() {
+        #[derive(Serialize)]
+        struct Top<A> {
+            before: Vec<u8>,
+            artifacts: A,
+            after: u8,
+        }
+        let held = vec![
+            artifact(1, "/m/ü \"x\".bin", serde_json::json!([])),
+            artifact(
+                2,
+                "/m/b",
+                serde_json::json!([{"pass": 1, "pattern": "random", "written_sha256": "cd"}]),
+            ),
+        ];
+        for held in [held.clone(), Vec::new()] {
+            let (mut spool, mut w) = CertSpool::new().unwrap();
+            for a in &held {
+                spool.push(&mut w, a).unwrap();
+            }
+            std::io::Write::flush(&mut w).unwrap();
+            fn bytes(artifacts: impl Serialize) -> String {
+                let top = Top {
+                    before: vec![1, 2],
+                    artifacts,
+                    after: 3,
+                };
+                String::from_utf8(crate::util::to_json_bytes(&top)).unwrap()
+            }
+            assert_eq!(bytes(&spool), bytes(&held));
+            let mut undisposed = Vec::new();
+            spool
+                .each_undisposed(&mut |a| undisposed.push(a.id))
+                .unwrap();
+            assert_eq!(undisposed, if held.is_empty() { vec![] } else { vec![1] });
+            let back: Vec<CertArtifact> = spool.iter().map(Result::unwrap).collect();
+            assert_eq!(
+                serde_json::to_value(&back).unwrap(),
+                serde_json::to_value(&held).unwrap()
+            );
+        }
+    }
+}

@@ -336,15 +336,13 @@ pub fn cert_lines<A: crate::cert::Artifacts>(c: &Certificate<A>) -> Vec<String> 
             human_bytes(n.bytes)
         ));
     }
-    let listed = c.artifacts.each(&mut |a| {
-        if a.outcome != crate::journal::Outcome::Disposed {
-            out.push(format!(
-                "  {}: {} ({})",
-                a.outcome,
-                a.path,
-                a.reason.clone().unwrap_or_default()
-            ));
-        }
+    let listed = c.artifacts.each_undisposed(&mut |a| {
+        out.push(format!(
+            "  {}: {} ({})",
+            a.outcome,
+            a.path,
+            a.reason.clone().unwrap_or_default()
+        ));
     });
     if let Err(e) = listed {
         out.push(format!("  ! {e}"));
