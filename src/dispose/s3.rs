@@ -103,15 +103,19 @@ pub fn location(
     let uri = format!("s3://{}/{}", loc.bucket, loc.prefix);
     ctx.progress.start(Phase::Purge(&uri), items, bytes);
     let mut marks = Marks::default();
-    let (abort, gone, heads) = purge.decide_and_delete(&uploads, &mut marks)?;
+    let (abort, gone, heads, early) = purge.decide_and_delete(&uploads, &mut marks)?;
     let mut aborted = purge.abort(abort)?;
     aborted.extend(gone);
     ctx.progress.finish();
     if ctx.cancel.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(Error::Interrupted);
     }
-    purge.prove_absence(&marks, &aborted, heads)
+    purge.prove_absence(&marks, &aborted, heads, early)
 }
+
+/// The proof listing made as soon as every delete had answered: which
+/// planned items it still showed, and its pages.
+type Early = Option<(Marks, Result<u64>)>;
 
 /// What [`Purge::decide_one`] found for one artifact.
 enum One {
@@ -147,12 +151,21 @@ enum Work {
     Head(Doomed),
     /// The lister sent its last batch.
     DeletesEnd,
+    /// Every delete answered: start the proof listing (on its own thread,
+    /// which the sender wakes) and hold a place among the requests in
+    /// flight until it is done, so that the listing counts against the
+    /// concurrency bound like any request.
+    Prove(
+        std::sync::mpsc::Sender<()>,
+        tokio::sync::oneshot::Receiver<(Marks, Result<u64>)>,
+    ),
 }
 
 enum Answer {
     Deleted(Vec<Doomed>, std::result::Result<DeleteAnswer, String>),
     Headed(Doomed, std::result::Result<(), HeadError>),
     DeletesEnd,
+    Proved(Early),
 }
 
 /// What the sampled HEADs said: which versions answered 404 (one bit
@@ -204,6 +217,10 @@ impl Marks {
 
     fn is_empty(&self) -> bool {
         self.0.iter().all(|w| *w == 0)
+    }
+
+    fn count(&self) -> u64 {
+        self.0.iter().map(|w| u64::from(w.count_ones())).sum()
     }
 }
 
@@ -479,7 +496,7 @@ impl<'p, 'c> Purge<'p, 'c> {
         &self,
         uploads: &[&'p Artifact],
         marks: &mut Marks,
-    ) -> Result<(Vec<&'p Artifact>, Vec<&'p Artifact>, Heads)> {
+    ) -> Result<(Vec<&'p Artifact>, Vec<&'p Artifact>, Heads, Early)> {
         use futures_util::StreamExt;
         let (s3, loc, ctx) = (self.s3, self.loc, self.ctx);
         let now_secs = crate::sign::now_unix();
@@ -504,9 +521,22 @@ impl<'p, 'c> Purge<'p, 'c> {
         let mut heads = Heads::default();
         let sent = std::cell::Cell::new(0usize);
         let (mut answered, mut ended) = (0usize, false);
+        let mut early: Early = None;
         let (listed, uploads_now) = std::thread::scope(|scope| {
             let uploads_now = (!uploads.is_empty())
                 .then(|| scope.spawn(|| current_uploads(s3, loc, &upload_keys)));
+            // The proof listing starts the moment every delete has answered,
+            // beside the last sampled HEADs.
+            let (go, ready) = std::sync::mpsc::channel::<()>();
+            let (proved, proof) = tokio::sync::oneshot::channel();
+            let mut prove = Some(Work::Prove(go, proof));
+            let (prove_tx, prove_rx) = tokio::sync::mpsc::unbounded_channel::<Work>();
+            let mut prove_tx = Some(prove_tx);
+            scope.spawn(move || {
+                if ready.recv().is_ok() {
+                    let _ = proved.send(self.proof_listing());
+                }
+            });
             let lister =
                 scope.spawn(|| self.list_and_decide(items, (now_secs, &sample), tx, lister_heads));
             let deletes = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -516,8 +546,14 @@ impl<'p, 'c> Purge<'p, 'c> {
             let samples = futures_util::stream::unfold(head_rx, |mut rx| async move {
                 rx.recv().await.map(|t| (Work::Head(t), rx))
             });
+            let proving = futures_util::stream::unfold(prove_rx, |mut rx| async move {
+                rx.recv().await.map(|t| (t, rx))
+            });
             s3.bounded_stream_each(
-                futures_util::stream::select(deletes, samples),
+                futures_util::stream::select(
+                    deletes,
+                    futures_util::stream::select(samples, proving),
+                ),
                 |work| {
                     if matches!(work, Work::Delete(_)) {
                         sent.set(sent.get() + 1);
@@ -533,6 +569,10 @@ impl<'p, 'c> Purge<'p, 'c> {
                                 Answer::Headed(d, r)
                             }
                             Work::DeletesEnd => Answer::DeletesEnd,
+                            Work::Prove(go, proof) => {
+                                let _ = go.send(());
+                                Answer::Proved(proof.await.ok())
+                            }
                         }
                     }
                 },
@@ -558,13 +598,23 @@ impl<'p, 'c> Purge<'p, 'c> {
                             heads.add(d, r);
                         }
                         Answer::DeletesEnd => ended = true,
+                        Answer::Proved(p) => early = p,
                     }
-                    // Every batch answered: no HEAD is to come from here.
+                    // Every batch answered: no HEAD is to come from here,
+                    // and the proof listing can begin.
                     if ended && answered == sent.get() {
                         head_tx = None;
+                        if let Some(tx) = prove_tx.take()
+                            && answered > 0
+                            && settle_error.is_none()
+                            && let Some(p) = prove.take()
+                        {
+                            let _ = tx.send(p);
+                        }
                     }
                 },
             );
+            drop(prove);
             (
                 joined(lister),
                 uploads_now.map_or_else(|| Ok(HashSet::new()), joined),
@@ -600,7 +650,7 @@ impl<'p, 'c> Purge<'p, 'c> {
             }
         }
         out.flush()?;
-        Ok((abort, gone, heads))
+        Ok((abort, gone, heads, early))
     }
 
     /// Draw the proof's sample before the walk: `sample size` positions
@@ -872,24 +922,73 @@ impl<'p, 'c> Purge<'p, 'c> {
     /// NoSuchUpload. A HEAD that finds a version the listing calls gone
     /// means the listing cannot be trusted: every artifact of the location
     /// that only the listing vouched for is then not proven.
-    fn prove_absence(&self, marks: &Marks, aborted: &[&'p Artifact], heads: Heads) -> Result<()> {
+    /// The listing half of the proof: list every version and marker of the
+    /// location once more and note which planned items it still shows (a
+    /// bit per id, whether or not this run purged them: the caller asks
+    /// only about those it did). Returns them and the pages listed.
+    fn proof_listing(&self) -> (Marks, Result<u64>) {
+        let (s3, loc) = (self.s3, self.loc);
+        let scope = Scope::new(&loc.prefix);
+        let mut still = Marks::default();
+        let items = match self.items() {
+            Ok(i) => i,
+            Err(e) => return (still, Err(e)),
+        };
+        let mut walk = Beside::new(items);
+        let mut error: Option<Error> = None;
+        let mut found = |group: Vec<Artifact>, listed: &HashMap<String, String>| -> Result<()> {
+            for a in group {
+                let (_, v) = version_of(&a.item).expect("versions and markers");
+                if listed.contains_key(v) {
+                    still.insert(a.id);
+                }
+            }
+            Ok(())
+        };
+        let pages = s3
+            .list_versions_by_page(&loc.bucket, &scope, |l| {
+                if error.is_some() {
+                    return;
+                }
+                match l {
+                    Some(l) => walk.entry(l),
+                    None => {
+                        if let Err(e) = walk.page_end(s3.without_versions(), &mut found) {
+                            error = Some(e);
+                        }
+                    }
+                }
+            })
+            .and_then(|pages| match error.take() {
+                Some(e) => Err(e),
+                None => walk.finish(&mut found).map(|()| pages),
+            });
+        (still, pages)
+    }
+
+    /// Prove the absence of what this run deleted (`marks`) and aborted:
+    /// the proof listing (`early`: already made, once every delete had
+    /// answered), the sampled HEADs' answers, and for uploads, their
+    /// listing and a check of each.
+    fn prove_absence(
+        &self,
+        marks: &Marks,
+        aborted: &[&'p Artifact],
+        heads: Heads,
+        early: Early,
+    ) -> Result<()> {
         if marks.is_empty() && aborted.is_empty() {
             return Ok(());
         }
         let (s3, loc, ctx) = (self.s3, self.loc, self.ctx);
         let scope = Scope::new(&loc.prefix);
-        // Marked items the listing still shows, by id and by (key, version).
-        let mut still: HashSet<u32> = HashSet::new();
-        let mut still_kv: HashSet<(String, String)> = HashSet::new();
         let mut uploads_listed: HashSet<(String, String)> = HashSet::new();
-        let mut versions = 0u64;
         let upload_keys: HashSet<&str> = aborted
             .iter()
             .filter_map(|a| a.item.s3_key().map(|k| k.1))
             .collect();
         let any_upload = !aborted.is_empty();
-        let items = self.items()?;
-        let (versions_listing, uploads_listing) = std::thread::scope(|threads| {
+        let ((still, versions_listing), uploads_listing) = std::thread::scope(|threads| {
             let uploads = any_upload.then(|| {
                 threads.spawn(|| {
                     s3.list_uploads(&loc.bucket, &scope, |u| {
@@ -899,41 +998,7 @@ impl<'p, 'c> Purge<'p, 'c> {
                     })
                 })
             });
-            let mut walk = Beside::new(items);
-            let mut error: Option<Error> = None;
-            let mut found =
-                |group: Vec<Artifact>, listed: &HashMap<String, String>| -> Result<()> {
-                    for a in group {
-                        if !marks.contains(a.id) {
-                            continue;
-                        }
-                        versions += 1;
-                        let (k, v) = version_of(&a.item).expect("versions and markers");
-                        if listed.contains_key(v) {
-                            still.insert(a.id);
-                            still_kv.insert((k.to_string(), v.to_string()));
-                        }
-                    }
-                    Ok(())
-                };
-            let versions = s3
-                .list_versions_by_page(&loc.bucket, &scope, |l| {
-                    if error.is_some() {
-                        return;
-                    }
-                    match l {
-                        Some(l) => walk.entry(l),
-                        None => {
-                            if let Err(e) = walk.page_end(s3.without_versions(), &mut found) {
-                                error = Some(e);
-                            }
-                        }
-                    }
-                })
-                .and_then(|pages| match error.take() {
-                    Some(e) => Err(e),
-                    None => walk.finish(&mut found).map(|()| pages),
-                });
+            let versions = early.unwrap_or_else(|| self.proof_listing());
             let uploads = uploads.map_or(Ok(0), joined);
             (versions, uploads)
         });
@@ -985,10 +1050,11 @@ impl<'p, 'c> Purge<'p, 'c> {
         };
         // A HEAD contradicts the listing only where the listing calls the
         // version gone.
-        let contradicting: Vec<String> = head
+        let contradicting: Vec<String> = heads
+            .not_gone
             .iter()
-            .filter(|((k, v), _)| !still_kv.contains(&(k.to_string(), v.to_string())))
-            .map(|((k, v), e)| format!("{k}?versionId={v}: {e}"))
+            .filter(|(d, _)| !still.contains(d.id))
+            .map(|(d, e)| format!("{}?versionId={}: {e}", d.key, d.version_id))
             .collect();
         let contradicted = contradicting.len() as u64;
         let contradiction = contradicting.into_iter().next();
@@ -1007,14 +1073,14 @@ impl<'p, 'c> Purge<'p, 'c> {
         ctx.append(Event::AbsenceProof(AbsenceProof {
             location: self.index,
             mode: self.proof.0,
-            versions,
+            versions: marks.count(),
             listing_pages: pages,
             heads: heads.sent,
             contradicted,
             uploads: aborted.len() as u64,
         }))?;
         let verdict = |id: u32, item: &Item| -> std::result::Result<(), String> {
-            if still.contains(&id) {
+            if still.contains(id) {
                 return Err("the version is still listed".to_string());
             }
             if heads.gone.contains(id) {
