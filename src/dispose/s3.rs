@@ -504,7 +504,9 @@ impl<'p, 'c> Purge<'p, 'c> {
             .iter()
             .filter_map(|a| a.item.s3_key().map(|k| k.1))
             .collect();
-        let unversioned = loc.facts.unsupported.iter().any(|u| u == "versioning");
+        if loc.facts.unsupported.iter().any(|u| u == "versioning") {
+            s3.expect_without_versions();
+        }
         let sample = self.draw_sample()?;
         // Batches in flight or waiting, at most: the listing waits for the
         // deletes rather than filling memory.
@@ -561,6 +563,10 @@ impl<'p, 'c> Purge<'p, 'c> {
                     async move {
                         match work {
                             Work::Delete(batch) => {
+                                // What the store answered the listing, not
+                                // what the plan found: a store can gain
+                                // versioning after trace.
+                                let unversioned = s3.without_versions();
                                 let r = delete_versions(s3, &loc.bucket, &batch, unversioned).await;
                                 Answer::Deleted(batch, r)
                             }

@@ -22,6 +22,15 @@ use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::time::Duration;
 
+/// One ListObjectsV2 answer.
+type ObjectsPage = std::result::Result<
+    aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output,
+    aws_sdk_s3::error::SdkError<
+        aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error,
+        aws_sdk_s3::config::http::HttpResponse,
+    >,
+>;
+
 /// Requests in flight at once (DeleteObjects batches, HEADs), unless the
 /// manifest's `[s3] concurrency` or `--s3-concurrency` says otherwise.
 /// (At 32 the proof's 64 sampled HEADs take two round trips instead of
@@ -153,6 +162,9 @@ pub struct S3 {
     pub concurrency: usize,
     /// Set once a listing found that the store implements no versions.
     without_versions: std::sync::atomic::AtomicBool,
+    /// A plan found this store without versions: the first version
+    /// listing asks for ListObjectsV2's first page beside it.
+    expect_without_versions: std::sync::atomic::AtomicBool,
 }
 
 /// What an `s3://bucket/prefix` location covers: **folder semantics**.
@@ -451,11 +463,24 @@ impl S3 {
             },
             concurrency,
             without_versions: Default::default(),
+            expect_without_versions: Default::default(),
         })
     }
 
     /// Whether a version listing had to fall back to ListObjectsV2 (the
     /// store does not implement ListObjectVersions).
+    /// The plan recorded "versioning not supported by this store": the
+    /// next version listing still asks (a store can gain versioning), but
+    /// sends ListObjectsV2's first page beside the question, saving a round
+    /// trip where the answer is still no. Only with more than one request
+    /// allowed in flight.
+    pub fn expect_without_versions(&self) {
+        if self.concurrency > 1 {
+            self.expect_without_versions
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     pub fn without_versions(&self) -> bool {
         self.without_versions
             .load(std::sync::atomic::Ordering::Relaxed)
@@ -552,28 +577,41 @@ impl S3 {
         mut each: impl FnMut(Option<Listed>),
     ) -> Result<u64> {
         if self.without_versions() {
-            return self.list_objects(bucket, scope, each);
+            return self.list_objects(bucket, scope, None, each);
         }
         let mut pages = 0;
         for (prefix, delimiter) in scope.listings() {
             let (mut key_marker, mut version_marker): (Option<String>, Option<String>) =
                 (None, None);
             loop {
-                let page = match self.block_on(
-                    self.client
-                        .list_object_versions()
-                        .bucket(bucket)
-                        .prefix(&prefix)
-                        .set_delimiter(delimiter.map(str::to_string))
-                        .set_key_marker(key_marker.clone())
-                        .set_version_id_marker(version_marker.clone())
-                        .send(),
-                ) {
+                let request = self
+                    .client
+                    .list_object_versions()
+                    .bucket(bucket)
+                    .prefix(&prefix)
+                    .set_delimiter(delimiter.map(str::to_string))
+                    .set_key_marker(key_marker.clone())
+                    .set_version_id_marker(version_marker.clone())
+                    .send();
+                let expected = pages == 0
+                    && self
+                        .expect_without_versions
+                        .swap(false, std::sync::atomic::Ordering::Relaxed);
+                let (answer, first) = if expected {
+                    let (answer, first) = self.block_on(futures_util::future::join(
+                        request,
+                        self.objects_page(bucket, &prefix, delimiter, None),
+                    ));
+                    (answer, Some(first))
+                } else {
+                    (self.block_on(request), None)
+                };
+                let page = match answer {
                     Ok(p) => p,
                     Err(e) if pages == 0 && not_implemented(&e) => {
                         self.without_versions
                             .store(true, std::sync::atomic::Ordering::Relaxed);
-                        return self.list_objects(bucket, scope, each);
+                        return self.list_objects(bucket, scope, first, each);
                     }
                     Err(e) => {
                         return Err(Error::input(format!(
@@ -634,23 +672,42 @@ impl S3 {
     /// The fallback of [`S3::list_versions`] for stores without versioning:
     /// ListObjectsV2 through the SDK's own paginator (continuation tokens),
     /// every object its own null version.
+    /// One ListObjectsV2 request.
+    fn objects_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        token: Option<String>,
+    ) -> impl Future<Output = ObjectsPage> + use<> {
+        self.client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_delimiter(delimiter.map(str::to_string))
+            .set_continuation_token(token)
+            .send()
+    }
+
+    /// The ListObjectsV2 pagination loop. `first`: the first listing's
+    /// first page, already asked for.
     fn list_objects(
         &self,
         bucket: &str,
         scope: &Scope<'_>,
+        mut first: Option<ObjectsPage>,
         mut each: impl FnMut(Option<Listed>),
     ) -> Result<u64> {
         let mut pages = 0;
         for (prefix, delimiter) in scope.listings() {
-            let mut stream = self
-                .client
-                .list_objects_v2()
-                .bucket(bucket)
-                .prefix(&prefix)
-                .set_delimiter(delimiter.map(str::to_string))
-                .into_paginator()
-                .send();
-            while let Some(page) = self.block_on(stream.next()) {
+            let mut token = None;
+            loop {
+                let page = match first.take() {
+                    Some(p) => p,
+                    None => {
+                        self.block_on(self.objects_page(bucket, &prefix, delimiter, token.clone()))
+                    }
+                };
                 let page = page.map_err(|e| {
                     Error::input(format!(
                         "s3://{bucket}/{prefix}: ListObjectsV2: {}",
@@ -675,6 +732,16 @@ impl S3 {
                     }));
                 }
                 each(None);
+                let next = page.next_continuation_token().map(str::to_string);
+                if !page.is_truncated().unwrap_or(false) || next.is_none() {
+                    break;
+                }
+                if next == token {
+                    return Err(Error::input(format!(
+                        "s3://{bucket}/{prefix}: ListObjectsV2: the store answered the same continuation token twice; the listing cannot be completed"
+                    )));
+                }
+                token = next;
             }
         }
         Ok(pages)

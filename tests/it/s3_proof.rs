@@ -732,3 +732,33 @@ fn with_key(block: &str, key: &str) -> String {
     let (a, b) = (block.find("<Key>").unwrap(), block.find("</Key>").unwrap());
     format!("{}<Key>{key}{}", &block[..a], &block[b..])
 }
+
+/// A plan that found the store without versions makes execute ask for
+/// ListObjectsV2's first page beside ListObjectVersions; where the store
+/// answers the version listing after all (it gained versioning, or the plan
+/// says wrong), that page is dropped and every version is still purged and
+/// proven by version id.
+#[test]
+fn a_plan_expecting_no_versions_still_purges_every_version_the_store_lists() {
+    let s = S3Env::new();
+    s.create_bucket(true, false);
+    for i in 0..12 {
+        s.put(&format!("m/{i:02}.bin"), b"one");
+        s.put(&format!("m/{i:02}.bin"), b"two");
+    }
+    s.manifest("m/", "");
+    s.trace().ok();
+    let mut plan = s.env.plan_json();
+    let facts = &mut plan["locations"][0]["facts"];
+    assert!(
+        facts["unsupported"].as_array().is_none_or(Vec::is_empty),
+        "moto has versions: {facts}"
+    );
+    facts["unsupported"] = serde_json::json!(["versioning"]);
+    crate::attacks::custodian_signs(&s.env, &serde_json::to_vec_pretty(&plan).unwrap());
+    s.execute().ok();
+    let c = s.env.cert_json();
+    assert_eq!(c["status"], "complete", "{c}");
+    assert_eq!(c["artifacts"].as_array().unwrap().len(), 24);
+    assert!(s.versions("m/").is_empty());
+}
