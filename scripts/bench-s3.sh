@@ -5,7 +5,10 @@
 #   - moto, a versioned bucket of BENCH_S3_VERSIONS versions (two per key);
 #   - Garage, BENCH_S3_OBJECTS objects without versioning.
 # Writes its tables into BENCHMARKS.md between the s3-bench markers.
-#   BENCH_S3_VERSIONS=10000 BENCH_S3_OBJECTS=10000 BENCH_LATENCY_MS=20 BENCH_S3_ROUNDS=3 scripts/bench-s3.sh
+#   BENCH_S3_VERSIONS=10000 BENCH_S3_OBJECTS=10000 BENCH_LATENCY_MS=20 BENCH_S3_ROUNDS=4 BENCH_S3_SETTLE=3 scripts/bench-s3.sh
+# Rounds are best even: s5cmd and decom take turns at going first.
+# BENCH_S3_SETTLE: seconds of quiet before each timed run, so that neither
+# tool meets a store still busy with the fill or the other tool's deletes.
 # BENCH_S3_STORES="moto garage" picks the stores; a store left out keeps its
 # section from the last run that measured it (each section says its date).
 set -euo pipefail
@@ -14,7 +17,8 @@ cd "$ROOT"
 VERSIONS=${BENCH_S3_VERSIONS:-10000}
 OBJECTS=${BENCH_S3_OBJECTS:-10000}
 LAT=${BENCH_LATENCY_MS:-20}
-ROUNDS=${BENCH_S3_ROUNDS:-3}
+ROUNDS=${BENCH_S3_ROUNDS:-4}
+SETTLE=${BENCH_S3_SETTLE:-3}
 STORES=${BENCH_S3_STORES:-moto garage}
 TOOLS="${DECOM_BENCH_VENV:-$HOME/.cache/decom-awscli-venv}"
 [ -x "$TOOLS/bin/aws" ] || { python3 -m venv "$TOOLS" && "$TOOLS/bin/pip" install --quiet awscli==1.44.0; } >&2
@@ -36,7 +40,7 @@ secs() { echo "$(date +%s.%N) - $1" | bc; }
 # s5 STORE ROUND BUCKET: s5cmd's row.
 s5() {
   local store=$1 r=$2 b=$3 p t
-  p=$(proxy "$store-s5-$r" "$ep"); t=$(date +%s.%N)
+  p=$(proxy "$store-s5-$r" "$ep"); sleep "$SETTLE"; t=$(date +%s.%N)
   # shellcheck disable=SC2086
   "$TOOLS/bin/s5cmd" --endpoint-url "$p" rm $all "s3://$b/model/*" >/dev/null
   echo "$store s5cmd $r $(secs "$t") $(s3fill "$count" "$b") $(cat "$W/$store-s5-$r.counts")" >>"$W/rows"
@@ -48,12 +52,12 @@ dc() {
   p=$(proxy "$store-decom-$r" "$ep")
   mkdir -p "$d"
   printf 'profile = "nist-clear"\n[model]\nname = "bench"\n[s3]\nendpoint_url = "%s"\n[[locations]]\nuri = "s3://%s/model/"\n' "$p" "$b" >"$d/decom.toml"
-  t=$(date +%s.%N)
+  sleep "$SETTLE"; t=$(date +%s.%N)
   /usr/bin/time -f %M -o "$d/trace.rss" "$DECOM" -q trace "$d/decom.toml" -o "$d/plan.json"
   local trace_s; trace_s=$(secs "$t")
   cp "$W/$store-decom-$r.counts" "$d/trace.counts"
   "$DECOM" -q approve "$d/plan.json" --key "$W/cu" --principal cu --yes
-  t=$(date +%s.%N)
+  sleep "$SETTLE"; t=$(date +%s.%N)
   /usr/bin/time -f %M -o "$d/exec.rss" "$DECOM" -q execute "$d/plan.json" --key "$W/op" --principal op --allowed-signers "$W/signers" --yes
   local exec_s; exec_s=$(secs "$t")
   # What execute sent: the proxy's counts since trace.
@@ -108,7 +112,8 @@ out = [f"## S3 purge through {lat} ms of added latency per request (`scripts/ben
        "Requests are counted at the latency proxy (`scripts/latency_proxy.py`), by kind; decom's",
        "execute row counts only what execute sent. \"Left behind\" is what a listing of the prefix",
        "still shows afterwards. s5cmd and decom each ran the rounds its heading says on fresh buckets, taking",
-       "turns at going first; the seconds are the median round (every round in brackets), the",
+       "turns at going first, each after a few quiet seconds (BENCH_S3_SETTLE) so that neither meets a store",
+       "still busy with the fill or the other's deletes; the seconds are the median round (every round in brackets), the",
        "requests those of the last round. aws s3 rm ran once, last (the slowest and heaviest).",
        "The machine is shared: repeat runs differ by up to a third.", ""]
 for store, n, what in (("moto", versions, f"{versions} versions (two per key), versioned bucket"),
