@@ -919,15 +919,6 @@ impl<'p, 'c> Purge<'p, 'c> {
         Ok(check)
     }
 
-    /// Prove that every marked version and marker and every aborted upload
-    /// is gone, and journal how: a complete listing of the location must
-    /// hold none of them (S3 lists strongly consistently after a delete);
-    /// HEAD *with the version id* on a random sample of the purged versions
-    /// (every one in `each` mode), each sent once its delete was answered,
-    /// must answer 404; each aborted upload must answer ListParts with
-    /// NoSuchUpload. A HEAD that finds a version the listing calls gone
-    /// means the listing cannot be trusted: every artifact of the location
-    /// that only the listing vouched for is then not proven.
     /// The listing half of the proof: list every version and marker of the
     /// location once more and note which planned items it still shows (a
     /// bit per id, whether or not this run purged them: the caller asks
@@ -972,10 +963,18 @@ impl<'p, 'c> Purge<'p, 'c> {
         (still, pages)
     }
 
-    /// Prove the absence of what this run deleted (`marks`) and aborted:
-    /// the proof listing (`early`: already made, once every delete had
-    /// answered), the sampled HEADs' answers, and for uploads, their
-    /// listing and a check of each.
+    /// Prove that every marked version and marker and every aborted upload
+    /// is gone, and journal how: a complete listing of the location must
+    /// hold none of them (S3 lists strongly consistently after a delete);
+    /// HEAD *with the version id* on a random sample of the purged versions
+    /// (every one in `each` mode), each sent once its delete was answered,
+    /// must answer 404; each aborted upload must answer ListParts with
+    /// NoSuchUpload. A HEAD that finds a version the listing calls gone
+    /// means the listing cannot be trusted: every artifact of the location
+    /// that only the listing vouched for is then not proven.
+    /// The listing is `early` when it was made as soon as every delete had
+    /// answered; otherwise (nothing deleted now, an earlier run's deletes
+    /// to prove) it is made here.
     fn prove_absence(
         &self,
         marks: &Marks,
