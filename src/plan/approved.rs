@@ -210,48 +210,34 @@ impl SignedPlan<super::ArtifactIds> {
 }
 
 /// Step 1 and 2 for every reader of an approved plan, never holding its
-/// bytes: the custodian's approval is checked as the file streams by while
-/// (on a second core) the plan is parsed from the same open file and hashed
-/// again; a file whose bytes differ between the two reads is refused, and a
-/// refused approval wins over whatever the parse found. Returns the plan
-/// (not yet validated), the SHA-256 of its bytes and the approval.
-fn read_approved<A: serde::de::DeserializeOwned + Send>(
+/// bytes: the custodian's approval is checked as the file streams by, then
+/// the plan is parsed from the same open file while it is hashed again; a
+/// file whose bytes differ between the two reads is refused. Returns the
+/// plan (not yet validated), the SHA-256 of its bytes and the approval.
+fn read_approved<A: serde::de::DeserializeOwned>(
     plan_path: &Path,
     signers: &AllowedSigners,
     at: i64,
 ) -> Result<(Plan<A>, String, Signer)> {
     let file = crate::util::open_input(plan_path, "plan", super::MAX_PLAN)?;
+    let (approval, sha256) = sign::verify_file_streamed(
+        plan_path,
+        super::MAX_PLAN,
+        signers,
+        Role::Custodian,
+        None,
+        at,
+    )
+    .map_err(|m| Error::refused(format!("the plan is not approved: {m}")))?;
     let origin = plan_path.display();
-    let parse = || -> Result<(Plan<A>, String)> {
-        // The buffer sits outside the hash: the parser reads a byte at a
-        // time, the hash sees whole blocks.
-        let mut reader =
-            std::io::BufReader::with_capacity(1 << 16, crate::hash::Hashing::new(file));
-        let plan: Plan<A> = serde_json::from_reader(&mut reader)
-            .map_err(|e| Error::input(format!("plan {origin}: not a valid decom plan: {e}")))?;
-        // Whatever follows the JSON (whitespace) is hashed too.
-        std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| Error::io(plan_path, e))?;
-        Ok((plan, reader.into_inner().hex()))
-    };
-    let (approved, parsed) = std::thread::scope(|scope| {
-        let parsed = scope.spawn(parse);
-        let approved = sign::verify_file_streamed(
-            plan_path,
-            super::MAX_PLAN,
-            signers,
-            Role::Custodian,
-            None,
-            at,
-        );
-        (approved, parsed.join())
-    });
-    let (approval, sha256) =
-        approved.map_err(|m| Error::refused(format!("the plan is not approved: {m}")))?;
-    let (plan, parsed_sha256) = match parsed {
-        Ok(r) => r?,
-        Err(panic) => std::panic::resume_unwind(panic),
-    };
-    if parsed_sha256 != sha256 {
+    // The buffer sits outside the hash: the parser reads a byte at a time,
+    // the hash sees whole blocks.
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, crate::hash::Hashing::new(file));
+    let plan: Plan<A> = serde_json::from_reader(&mut reader)
+        .map_err(|e| Error::input(format!("plan {origin}: not a valid decom plan: {e}")))?;
+    // Whatever follows the JSON (whitespace) is hashed too.
+    std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| Error::io(plan_path, e))?;
+    if reader.into_inner().hex() != sha256 {
         return Err(Error::refused(format!(
             "plan {origin} changed while it was read"
         )));
@@ -259,7 +245,7 @@ fn read_approved<A: serde::de::DeserializeOwned + Send>(
     Ok((plan, sha256, approval))
 }
 
-impl<A: serde::de::DeserializeOwned + Send> SignedPlan<A> {
+impl<A: serde::de::DeserializeOwned> SignedPlan<A> {
     /// Steps 1 to 4: the custodian's approval ([`read_approved`]), the
     /// structural `check` of the plan read, the operator's key and role,
     /// and the two-person rule.
