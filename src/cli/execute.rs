@@ -30,8 +30,9 @@ pub struct ExecuteArgs {
     /// Continue an interrupted run from its journal.
     #[arg(long)]
     pub resume: bool,
-    /// S3 requests in flight at once: DeleteObjects batches of 1000 keys and
-    /// the HEADs of the absence proof (default: the plan's [s3] concurrency, else 8).
+    /// S3 requests in flight at once, of every kind: listings, DeleteObjects
+    /// batches of 1000 keys, the HEADs of the absence proof (default: the
+    /// plan's [s3] concurrency, else 8).
     #[arg(long, value_name = "N")]
     pub s3_concurrency: Option<usize>,
     /// Do not ask for confirmation.

@@ -9,6 +9,7 @@
 //! throttling, 5xx, timeouts and connection resets are the SDK's standard
 //! retry strategy, configured once in [`S3::connect`].
 
+mod bound;
 pub mod kms;
 pub mod lifecycle;
 
@@ -416,6 +417,9 @@ impl S3 {
         let path_style = settings
             .path_style
             .unwrap_or_else(|| endpoint_url.as_deref().is_some_and(host_is_local));
+        // Every request either client sends waits for one of these.
+        let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+        let http = bound::client(permits);
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if let Some(r) = &settings.region {
             loader = loader.region(aws_config::Region::new(r.clone()));
@@ -426,6 +430,7 @@ impl S3 {
             .map(|r| r.to_string())
             .unwrap_or_else(|| "us-east-1".to_string());
         let mut b = aws_sdk_s3::config::Builder::from(&sdk)
+            .http_client(http.clone())
             .region(aws_config::Region::new(region.clone()))
             .force_path_style(path_style)
             .retry_config(
@@ -444,6 +449,7 @@ impl S3 {
         b.set_endpoint_url(endpoint_url.clone());
         let client = Client::from_conf(b.build());
         let mut k = aws_sdk_kms::config::Builder::from(&sdk)
+            .http_client(http)
             .region(aws_config::Region::new(region.clone()))
             .retry_config(
                 RetryConfig::standard()

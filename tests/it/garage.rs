@@ -8,6 +8,7 @@ use crate::faults::FaultProxy;
 use crate::s3::{S3Env, Store};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
 
 fn garage() -> Store {
     static STORE: OnceLock<Store> = OnceLock::new();
@@ -144,6 +145,30 @@ fn a_store_without_versions_decides_each_listing_page_whole() {
     );
     let disposed = arts.iter().filter(|a| a["outcome"] == "disposed").count();
     assert_eq!(disposed, 2099);
+}
+
+/// `--s3-concurrency` bounds every request in flight, the listing pages
+/// that execute asks beside its deletes included: over three pages at a
+/// bound of one, the store never sees two requests at once.
+#[test]
+fn the_request_bound_counts_the_listing_beside_the_deletes() {
+    let proxy = FaultProxy::start(&garage().endpoint, 0);
+    let in_flight = || proxy.stats.max_in_flight.load(Ordering::SeqCst);
+    for n in [1, 3] {
+        let s = bucket_with(2100);
+        s.trace_via(&proxy.url).ok();
+        s.approve().ok();
+        proxy.set_fail_permille(0);
+        s.execute_with(&["--s3-concurrency", &n.to_string()]).ok();
+        let most = in_flight();
+        assert!(
+            (n.min(2)..=n).contains(&most),
+            "--s3-concurrency {n}: {most} in flight: {}",
+            proxy.stats.line()
+        );
+        assert!(objects(&s, "m/").is_empty());
+        assert_eq!(s.env.cert_json()["status"], "complete");
+    }
 }
 
 #[test]
