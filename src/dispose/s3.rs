@@ -752,9 +752,10 @@ impl<'p, 'c> Purge<'p, 'c> {
         let mut walk = Beside::new(items);
         let mut error: Option<Error> = None;
         let scope = Scope::new(&self.loc.prefix);
+        let splits = self.spool.splits(self.index);
         let listing = self
             .s3
-            .list_versions_by_page(&self.loc.bucket, &scope, |l| {
+            .list_versions_split(&self.loc.bucket, &scope, splits, |l| {
                 if error.is_some() {
                     return;
                 }

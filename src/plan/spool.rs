@@ -63,6 +63,9 @@ struct Run {
     /// in order within a page are sorted on reading instead.
     key_ordered: bool,
     last_key: String,
+    /// The key of every [`crate::s3::LIST_PAGE`]-th item: where execute
+    /// splits its listing of the location into pieces asked for at once.
+    splits: Vec<String>,
 }
 
 /// The spooled items of a plan (or of one host's part of it).
@@ -122,6 +125,9 @@ impl SpoolWriter {
                 r.items += 1;
                 r.bytes += a.item.size();
                 r.versions += u64::from(matches!(a.item, Item::S3Version(_)));
+                if r.items % crate::s3::LIST_PAGE as u64 == 0 {
+                    r.splits.push(key.to_string());
+                }
             }
             _ => self.runs.push(Run {
                 location: a.location,
@@ -132,6 +138,7 @@ impl SpoolWriter {
                 versions: u64::from(matches!(a.item, Item::S3Version(_))),
                 key_ordered: true,
                 last_key: key.to_string(),
+                splits: Vec::new(),
             }),
         }
         self.at += line.len() as u64;
@@ -195,6 +202,15 @@ impl Spool {
     pub fn key_ordered(&self, location: u32) -> bool {
         let mut runs = self.runs.iter().filter(|r| r.location == location);
         runs.next().is_none_or(|r| r.key_ordered) && runs.next().is_none()
+    }
+
+    /// Keys about a listing page apart, in order, from a location whose
+    /// items come in key order (none otherwise): see [`crate::s3::S3::list_versions_split`].
+    pub fn splits(&self, location: u32) -> &[String] {
+        match self.runs.iter().find(|r| r.location == location) {
+            Some(r) if self.key_ordered(location) => &r.splits,
+            _ => &[],
+        }
     }
 
     /// Every spooled item the spool keeps, in plan order.

@@ -42,6 +42,11 @@ pub const DEFAULT_CONCURRENCY: usize = 8;
 pub const MAX_CONCURRENCY: usize = 1024;
 /// Keys per DeleteObjects request (the S3 maximum).
 pub const DELETE_BATCH: usize = 1000;
+/// Keys per listing page (the S3 maximum, and what stores answer).
+pub const LIST_PAGE: usize = 1000;
+/// Pieces of a split listing asked for ahead of the one being read: the
+/// pages waiting in memory, at most (the request bound still holds).
+pub const LIST_AHEAD: usize = 16;
 /// Attempts per request (first try + retries).
 pub const MAX_ATTEMPTS: u32 = 6;
 /// Purged versions HEADed (with their version id) per location for the
@@ -580,10 +585,25 @@ impl S3 {
         &self,
         bucket: &str,
         scope: &Scope<'_>,
+        each: impl FnMut(Option<Listed>),
+    ) -> Result<u64> {
+        self.list_versions_split(bucket, scope, &[], each)
+    }
+
+    /// [`S3::list_versions_by_page`] where the keys are known in advance
+    /// (execute's plan): on a store without versions, the listing is split
+    /// at `splits` (keys in order, about a page apart) and the pieces are
+    /// asked for at once, up to [`LIST_AHEAD`] ahead, instead of one page
+    /// after another; `each` still sees one listing in key order.
+    pub fn list_versions_split(
+        &self,
+        bucket: &str,
+        scope: &Scope<'_>,
+        splits: &[String],
         mut each: impl FnMut(Option<Listed>),
     ) -> Result<u64> {
         if self.without_versions() {
-            return self.list_objects(bucket, scope, None, each);
+            return self.list_objects(bucket, scope, splits, None, each);
         }
         let mut pages = 0;
         for (prefix, delimiter) in scope.listings() {
@@ -603,21 +623,17 @@ impl S3 {
                     && self
                         .expect_without_versions
                         .swap(false, std::sync::atomic::Ordering::Relaxed);
-                let (answer, first) = if expected {
-                    let (answer, first) = self.block_on(futures_util::future::join(
-                        request,
-                        self.objects_page(bucket, &prefix, delimiter, None),
-                    ));
-                    (answer, Some(first))
-                } else {
-                    (self.block_on(request), None)
-                };
+                // Asked already, beside the question: dropped (and its
+                // requests called off) if the store lists versions.
+                let first =
+                    expected.then(|| Pieces::new(self, bucket, (&prefix, delimiter), splits));
+                let answer = self.block_on(request);
                 let page = match answer {
                     Ok(p) => p,
                     Err(e) if pages == 0 && not_implemented(&e) => {
                         self.without_versions
                             .store(true, std::sync::atomic::Ordering::Relaxed);
-                        return self.list_objects(bucket, scope, first, each);
+                        return self.list_objects(bucket, scope, splits, first, each);
                     }
                     Err(e) => {
                         return Err(Error::input(format!(
@@ -675,79 +691,97 @@ impl S3 {
         Ok(pages)
     }
 
-    /// The fallback of [`S3::list_versions`] for stores without versioning:
-    /// ListObjectsV2 through the SDK's own paginator (continuation tokens),
-    /// every object its own null version.
-    /// One ListObjectsV2 request.
+    /// One ListObjectsV2 request: from the start of `prefix`, after the
+    /// key `after`, or where a continuation token says.
     fn objects_page(
         &self,
         bucket: &str,
-        prefix: &str,
-        delimiter: Option<&str>,
+        (prefix, delimiter): (&str, Option<&str>),
+        after: Option<String>,
         token: Option<String>,
-    ) -> impl Future<Output = ObjectsPage> + use<> {
+    ) -> impl Future<Output = ObjectsPage> + Send + use<> {
         self.client
             .list_objects_v2()
             .bucket(bucket)
             .prefix(prefix)
             .set_delimiter(delimiter.map(str::to_string))
+            .set_start_after(after)
             .set_continuation_token(token)
             .send()
     }
 
-    /// The ListObjectsV2 pagination loop. `first`: the first listing's
-    /// first page, already asked for.
+    /// The fallback of [`S3::list_versions`] for stores without versioning:
+    /// the ListObjectsV2 pagination loop, every object its own null
+    /// version. Each listing goes piece by piece ([`Pieces`]; one piece
+    /// without `splits`), each piece page by page until it is complete.
+    /// `first`: the first listing's pieces, already asked for.
     fn list_objects(
         &self,
         bucket: &str,
         scope: &Scope<'_>,
-        mut first: Option<ObjectsPage>,
+        splits: &[String],
+        mut first: Option<Pieces>,
         mut each: impl FnMut(Option<Listed>),
     ) -> Result<u64> {
         let mut pages = 0;
         for (prefix, delimiter) in scope.listings() {
-            let mut token = None;
-            loop {
-                let page = match first.take() {
-                    Some(p) => p,
-                    None => {
-                        self.block_on(self.objects_page(bucket, &prefix, delimiter, token.clone()))
-                    }
+            let listing = (prefix.as_str(), delimiter);
+            let mut pieces = first
+                .take()
+                .unwrap_or_else(|| Pieces::new(self, bucket, listing, splits));
+            while let Some((after, upto, asked)) = pieces.next(self, bucket) {
+                // Never aborted while it is still to be read; a panic in
+                // the request goes on here.
+                let mut page = match self.block_on(asked) {
+                    Ok(p) => p,
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
                 };
-                let page = page.map_err(|e| {
-                    Error::input(format!(
-                        "s3://{bucket}/{prefix}: ListObjectsV2: {}",
-                        describe(&e)
-                    ))
-                })?;
-                pages += 1;
-                for o in page.contents() {
-                    let key = o.key().unwrap_or_default();
-                    if !scope.owns(key, (&prefix, delimiter)) {
-                        continue;
+                let mut token = None;
+                loop {
+                    let p = page.map_err(|e| {
+                        Error::input(format!(
+                            "s3://{bucket}/{prefix}: ListObjectsV2: {}",
+                            describe(&e)
+                        ))
+                    })?;
+                    pages += 1;
+                    // Past the piece's end: the next piece lists that.
+                    let mut reached = false;
+                    for o in p.contents() {
+                        let key = o.key().unwrap_or_default();
+                        if upto.as_deref().is_some_and(|u| key >= u) {
+                            reached = true;
+                        }
+                        if upto.as_deref().is_some_and(|u| key > u)
+                            || after.as_deref().is_some_and(|a| key <= a)
+                            || !scope.owns(key, listing)
+                        {
+                            continue;
+                        }
+                        each(Some(Listed {
+                            key: key.to_string(),
+                            version_id: "null".to_string(),
+                            is_latest: true,
+                            is_marker: false,
+                            size: o.size().unwrap_or(0).max(0) as u64,
+                            etag: o.e_tag().unwrap_or_default().to_string(),
+                            last_modified: time(o.last_modified()),
+                            storage_class: o.storage_class().map(|s| s.as_str().to_string()),
+                        }));
                     }
-                    each(Some(Listed {
-                        key: key.to_string(),
-                        version_id: "null".to_string(),
-                        is_latest: true,
-                        is_marker: false,
-                        size: o.size().unwrap_or(0).max(0) as u64,
-                        etag: o.e_tag().unwrap_or_default().to_string(),
-                        last_modified: time(o.last_modified()),
-                        storage_class: o.storage_class().map(|s| s.as_str().to_string()),
-                    }));
+                    each(None);
+                    let next = p.next_continuation_token().map(str::to_string);
+                    if reached || !p.is_truncated().unwrap_or(false) || next.is_none() {
+                        break;
+                    }
+                    if next == token {
+                        return Err(Error::input(format!(
+                            "s3://{bucket}/{prefix}: ListObjectsV2: the store answered the same continuation token twice; the listing cannot be completed"
+                        )));
+                    }
+                    token = next;
+                    page = self.block_on(self.objects_page(bucket, listing, None, token.clone()));
                 }
-                each(None);
-                let next = page.next_continuation_token().map(str::to_string);
-                if !page.is_truncated().unwrap_or(false) || next.is_none() {
-                    break;
-                }
-                if next == token {
-                    return Err(Error::input(format!(
-                        "s3://{bucket}/{prefix}: ListObjectsV2: the store answered the same continuation token twice; the listing cannot be completed"
-                    )));
-                }
-                token = next;
             }
         }
         Ok(pages)
@@ -808,6 +842,84 @@ impl S3 {
             }
         }
         Ok(pages)
+    }
+}
+
+/// One listing's pieces: between consecutive split keys that lie in the
+/// listing (`(after, upto]`; the first from the start, the last to the
+/// end), each asked for with StartAfter as soon as it is among the next
+/// [`LIST_AHEAD`] (a task on the runtime, so the answers arrive while the
+/// caller reads the piece before), and handed out in key order. A listing
+/// with a delimiter is one piece. Dropped, it calls off what it asked.
+struct Pieces {
+    listing: (String, Option<&'static str>),
+    /// Piece boundaries, in order; piece `i` ends at `bounds[i]`.
+    bounds: Vec<String>,
+    /// The next piece to ask for.
+    next: usize,
+    asked: std::collections::VecDeque<Piece>,
+}
+
+/// A piece's start (exclusive), end (inclusive) and first page, asked.
+type Piece = (
+    Option<String>,
+    Option<String>,
+    tokio::task::JoinHandle<ObjectsPage>,
+);
+
+impl Pieces {
+    fn new(
+        s3: &S3,
+        bucket: &str,
+        (prefix, delimiter): (&str, Option<&'static str>),
+        splits: &[String],
+    ) -> Pieces {
+        let mut bounds: Vec<String> = Vec::new();
+        if delimiter.is_none() {
+            for k in splits.iter().filter(|k| k.starts_with(prefix)) {
+                if bounds.last().is_none_or(|b| b < k) {
+                    bounds.push(k.clone());
+                }
+            }
+        }
+        let mut p = Pieces {
+            listing: (prefix.to_string(), delimiter),
+            bounds,
+            next: 0,
+            asked: Default::default(),
+        };
+        p.ask(s3, bucket);
+        p
+    }
+
+    fn ask(&mut self, s3: &S3, bucket: &str) {
+        let ahead = s3.concurrency.clamp(1, LIST_AHEAD);
+        while self.asked.len() < ahead && self.next <= self.bounds.len() {
+            let i = self.next;
+            let after = i.checked_sub(1).map(|j| self.bounds[j].clone());
+            let upto = self.bounds.get(i).cloned();
+            let listing = (self.listing.0.as_str(), self.listing.1);
+            let page = s3
+                .rt
+                .spawn(s3.objects_page(bucket, listing, after.clone(), None));
+            self.asked.push_back((after, upto, page));
+            self.next += 1;
+        }
+    }
+
+    /// The next piece in key order, asking for the one after the window.
+    fn next(&mut self, s3: &S3, bucket: &str) -> Option<Piece> {
+        let p = self.asked.pop_front()?;
+        self.ask(s3, bucket);
+        Some(p)
+    }
+}
+
+impl Drop for Pieces {
+    fn drop(&mut self) {
+        for (_, _, page) in &self.asked {
+            page.abort();
+        }
     }
 }
 

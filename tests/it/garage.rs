@@ -4,11 +4,12 @@
 //! tests never skip: no Garage means they fail.
 
 use crate::common::*;
-use crate::faults::FaultProxy;
+use crate::faults::{FaultProxy, Hook};
 use crate::s3::{S3Env, Store};
 use std::process::Command;
+use std::sync::Arc;
 use std::sync::OnceLock;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 fn garage() -> Store {
     static STORE: OnceLock<Store> = OnceLock::new();
@@ -171,9 +172,82 @@ fn the_request_bound_counts_the_listing_beside_the_deletes() {
     }
 }
 
+/// On a store without versions execute splits its listing at planned keys
+/// (every 1000th) and asks for the pieces at once (the proxy holds each
+/// ListObjectsV2 a moment and sees them waiting together). The pieces
+/// still make one whole listing: keys written after approval inside the
+/// first piece (so that its first page ends before the piece does) are
+/// listed on and left alone, the next piece starts after a planned key
+/// that is gone, and every planned key is decided once.
+#[test]
+fn a_listing_split_at_planned_keys_is_asked_at_once_and_stays_whole() {
+    let (now, most, after) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let (n, m, a) = (now.clone(), most.clone(), after.clone());
+    let hook: Hook = Arc::new(move |line: &str, resp: Vec<u8>| {
+        if line.starts_with("GET ") && line.contains("list-type=2") {
+            a.fetch_add(u64::from(line.contains("start-after=")), Ordering::SeqCst);
+            m.fetch_max(n.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            n.fetch_sub(1, Ordering::SeqCst);
+        }
+        resp
+    });
+    let proxy = FaultProxy::start_with_hook(&garage().endpoint, 0, hook);
+    let s = S3Env::on(garage());
+    s.create_bucket(false, false);
+    for i in 0..2100 {
+        s.put(&format!("m/{i:04}.bin"), b"x");
+    }
+    s.put("m-old/keep.bin", b"a sibling");
+    s.manifest("m", "");
+    s.trace_via(&proxy.url).ok();
+    s.approve().ok();
+    for i in 0..40 {
+        s.put(&format!("m/0500-{i:02}.bin"), b"written after approval");
+    }
+    // The 2000th key: the second piece ends at it, the third starts after it.
+    s.delete("m/1999.bin");
+    most.store(0, Ordering::SeqCst);
+    after.store(0, Ordering::SeqCst);
+    s.execute_with(&["--s3-concurrency", "4"]).code(1);
+    assert!(
+        most.load(Ordering::SeqCst) >= 2,
+        "the pieces were asked one after another"
+    );
+    assert_eq!(
+        after.load(Ordering::SeqCst),
+        2,
+        "pieces starting after m/0999.bin and m/1999.bin"
+    );
+    let left = objects(&s, "m/");
+    assert_eq!(left.len(), 40, "{left:?}");
+    assert!(left.iter().all(|k| k.starts_with("m/0500-")), "{left:?}");
+    assert_eq!(objects(&s, "m-old/"), ["m-old/keep.bin"]);
+    let c = s.env.cert_json();
+    let arts = c["artifacts"].as_array().unwrap();
+    let outcome = |o: &str| arts.iter().filter(|a| a["outcome"] == o).count();
+    assert_eq!(outcome("disposed"), 2099);
+    assert_eq!(outcome("skipped-changed"), 1);
+    let changed = arts
+        .iter()
+        .find(|a| a["outcome"] == "skipped-changed")
+        .unwrap();
+    assert!(
+        changed["path"].as_str().unwrap().contains("m/1999.bin"),
+        "{changed}"
+    );
+}
+
+/// One request in five faulted (503, 500, a reset before or after the
+/// store acted): the retries see the purge through, the listing's pieces
+/// (three, over 2100 objects) included.
 #[test]
 fn garage_purge_through_faults_completes() {
-    let s = bucket_with(30);
+    let s = bucket_with(2100);
     let proxy = FaultProxy::start(&s.store.endpoint, 0);
     s.trace_via(&proxy.url).ok();
     s.approve().ok();
