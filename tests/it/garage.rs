@@ -65,6 +65,19 @@ fn bucket_with(n: usize) -> S3Env {
     s
 }
 
+/// 2100 objects `m/0000.bin`…`m/2099.bin` (three listing pages, in
+/// numeric order) and a sibling `m-old/keep.bin`; the location is `m`.
+fn three_pages() -> S3Env {
+    let s = S3Env::on(garage());
+    s.create_bucket(false, false);
+    for i in 0..2100 {
+        s.put(&format!("m/{i:04}.bin"), b"x");
+    }
+    s.put("m-old/keep.bin", b"a sibling");
+    s.manifest("m", "");
+    s
+}
+
 fn objects(s: &S3Env, prefix: &str) -> Vec<String> {
     let out =
         s.rt.block_on(
@@ -116,13 +129,7 @@ fn garage_trace_execute_prove_and_recheck() {
 /// judged by its own ETag and stays; every other object goes.
 #[test]
 fn a_store_without_versions_decides_each_listing_page_whole() {
-    let s = S3Env::on(garage());
-    s.create_bucket(false, false);
-    for i in 0..2100 {
-        s.put(&format!("m/{i:04}.bin"), b"x");
-    }
-    s.put("m-old/keep.bin", b"a sibling");
-    s.manifest("m", "");
+    let s = three_pages();
     s.trace().ok();
     assert_eq!(s.env.plan_json()["totals"]["s3_versions"], 2100);
     s.approve().ok();
@@ -197,13 +204,7 @@ fn a_listing_split_at_planned_keys_is_asked_at_once_and_stays_whole() {
         resp
     });
     let proxy = FaultProxy::start_with_hook(&garage().endpoint, 0, hook);
-    let s = S3Env::on(garage());
-    s.create_bucket(false, false);
-    for i in 0..2100 {
-        s.put(&format!("m/{i:04}.bin"), b"x");
-    }
-    s.put("m-old/keep.bin", b"a sibling");
-    s.manifest("m", "");
+    let s = three_pages();
     s.trace_via(&proxy.url).ok();
     s.approve().ok();
     for i in 0..40 {
