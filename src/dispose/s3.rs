@@ -151,21 +151,12 @@ enum Work {
     Head(Doomed),
     /// The lister sent its last batch.
     DeletesEnd,
-    /// Every delete answered: start the proof listing (on its own thread,
-    /// which the sender wakes) and hold a place among the requests in
-    /// flight until it is done, so that the listing counts against the
-    /// concurrency bound like any request.
-    Prove(
-        std::sync::mpsc::Sender<()>,
-        tokio::sync::oneshot::Receiver<(Marks, Result<u64>)>,
-    ),
 }
 
 enum Answer {
     Deleted(Vec<Doomed>, std::result::Result<DeleteAnswer, String>),
     Headed(Doomed, std::result::Result<(), HeadError>),
     DeletesEnd,
-    Proved(Early),
 }
 
 /// What the sampled HEADs said: which versions answered 404 (one bit
@@ -528,17 +519,11 @@ impl<'p, 'c> Purge<'p, 'c> {
             let uploads_now = (!uploads.is_empty())
                 .then(|| scope.spawn(|| current_uploads(s3, loc, &upload_keys)));
             // The proof listing starts the moment every delete has answered,
-            // beside the last sampled HEADs.
+            // beside the last sampled HEADs (its requests, like theirs, wait
+            // for the store's request bound).
             let (go, ready) = std::sync::mpsc::channel::<()>();
-            let (proved, proof) = tokio::sync::oneshot::channel();
-            let mut prove = Some(Work::Prove(go, proof));
-            let (prove_tx, prove_rx) = tokio::sync::mpsc::unbounded_channel::<Work>();
-            let mut prove_tx = Some(prove_tx);
-            scope.spawn(move || {
-                if ready.recv().is_ok() {
-                    let _ = proved.send(self.proof_listing());
-                }
-            });
+            let mut go = Some(go);
+            let proof = scope.spawn(move || ready.recv().is_ok().then(|| self.proof_listing()));
             let lister =
                 scope.spawn(|| self.list_and_decide(items, (now_secs, &sample), tx, lister_heads));
             let deletes = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -548,14 +533,8 @@ impl<'p, 'c> Purge<'p, 'c> {
             let samples = futures_util::stream::unfold(head_rx, |mut rx| async move {
                 rx.recv().await.map(|t| (Work::Head(t), rx))
             });
-            let proving = futures_util::stream::unfold(prove_rx, |mut rx| async move {
-                rx.recv().await.map(|t| (t, rx))
-            });
             s3.bounded_stream_each(
-                futures_util::stream::select(
-                    deletes,
-                    futures_util::stream::select(samples, proving),
-                ),
+                futures_util::stream::select(deletes, samples),
                 |work| {
                     if matches!(work, Work::Delete(_)) {
                         sent.set(sent.get() + 1);
@@ -575,10 +554,6 @@ impl<'p, 'c> Purge<'p, 'c> {
                                 Answer::Headed(d, r)
                             }
                             Work::DeletesEnd => Answer::DeletesEnd,
-                            Work::Prove(go, proof) => {
-                                let _ = go.send(());
-                                Answer::Proved(proof.await.ok())
-                            }
                         }
                     }
                 },
@@ -604,23 +579,23 @@ impl<'p, 'c> Purge<'p, 'c> {
                             heads.add(d, r);
                         }
                         Answer::DeletesEnd => ended = true,
-                        Answer::Proved(p) => early = p,
                     }
                     // Every batch answered: no HEAD is to come from here,
                     // and the proof listing can begin.
                     if ended && answered == sent.get() {
                         head_tx = None;
-                        if let Some(tx) = prove_tx.take()
+                        if let Some(go) = go.take()
                             && answered > 0
                             && settle_error.is_none()
-                            && let Some(p) = prove.take()
                         {
-                            let _ = tx.send(p);
+                            let _ = go.send(());
                         }
                     }
                 },
             );
-            drop(prove);
+            // Not sent: the proof thread ends without listing.
+            drop(go.take());
+            early = joined(proof);
             (
                 joined(lister),
                 uploads_now.map_or_else(|| Ok(HashSet::new()), joined),
