@@ -231,13 +231,16 @@ fn read_approved<A: serde::de::DeserializeOwned>(
     .map_err(|m| Error::refused(format!("the plan is not approved: {m}")))?;
     let origin = plan_path.display();
     // The buffer sits outside the hash: the parser reads a byte at a time,
-    // the hash sees whole blocks.
-    let mut reader = std::io::BufReader::with_capacity(1 << 16, crate::hash::Hashing::new(file));
-    let plan: Plan<A> = serde_json::from_reader(&mut reader)
-        .map_err(|e| Error::input(format!("plan {origin}: not a valid decom plan: {e}")))?;
-    // Whatever follows the JSON (whitespace) is hashed too.
-    std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| Error::io(plan_path, e))?;
-    if reader.into_inner().hex() != sha256 {
+    // the hash sees whole blocks. The parser owns the buffer (std reads a
+    // byte from an owned `BufReader` without a call through `Read`: a
+    // quarter of the parse) and reads up to the end of the file: only
+    // whitespace may follow the plan.
+    let mut hashing = crate::hash::Hashing::new(file);
+    let plan: Plan<A> =
+        serde_json::from_reader(std::io::BufReader::with_capacity(1 << 16, &mut hashing))
+            .map_err(|e| Error::input(format!("plan {origin}: not a valid decom plan: {e}")))?;
+    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| Error::io(plan_path, e))?;
+    if hashing.hex() != sha256 {
         return Err(Error::refused(format!(
             "plan {origin} changed while it was read"
         )));
