@@ -128,22 +128,6 @@ struct AnyOrder {
     item: Item,
 }
 
-/// The `kind` tags of [`Item`], spelled as its derive spells them.
-#[derive(Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum Kind {
-    File,
-    Symlink,
-    Dir,
-    S3Version,
-    S3DeleteMarker,
-    S3Upload,
-    S3Lifecycle,
-    KmsKey,
-    #[serde(rename = "luks-volume")]
-    LuksKeyslots,
-}
-
 impl<'de> Deserialize<'de> for Artifact {
     /// decom writes `id`, `location` and `kind` first: the item's own
     /// fields are then read straight into it, where serde's `flatten` and
@@ -177,20 +161,22 @@ impl<'de> Deserialize<'de> for Artifact {
                 if key.as_deref() != Some("kind") {
                     return any_order(read, key, m);
                 }
-                let kind = m.next_value::<Kind>()?;
+                let kind = m.next_value::<ArtifactKind>()?;
                 let number = |k: &str| read[k].as_u64().expect("read as u32") as u32;
                 let (id, location) = (number("id"), number("location"));
                 let rest = MapAccessDeserializer::new(m);
                 let item = match kind {
-                    Kind::File => Item::File(Deserialize::deserialize(rest)?),
-                    Kind::Symlink => Item::Symlink(Deserialize::deserialize(rest)?),
-                    Kind::Dir => Item::Dir(Deserialize::deserialize(rest)?),
-                    Kind::S3Version => Item::S3Version(Deserialize::deserialize(rest)?),
-                    Kind::S3DeleteMarker => Item::S3DeleteMarker(Deserialize::deserialize(rest)?),
-                    Kind::S3Upload => Item::S3Upload(Deserialize::deserialize(rest)?),
-                    Kind::S3Lifecycle => Item::S3Lifecycle(Deserialize::deserialize(rest)?),
-                    Kind::KmsKey => Item::KmsKey(Deserialize::deserialize(rest)?),
-                    Kind::LuksKeyslots => Item::LuksKeyslots(Deserialize::deserialize(rest)?),
+                    ArtifactKind::File => Item::File(Deserialize::deserialize(rest)?),
+                    ArtifactKind::Symlink => Item::Symlink(Deserialize::deserialize(rest)?),
+                    ArtifactKind::Dir => Item::Dir(Deserialize::deserialize(rest)?),
+                    ArtifactKind::S3Version => Item::S3Version(Deserialize::deserialize(rest)?),
+                    ArtifactKind::S3DeleteMarker => {
+                        Item::S3DeleteMarker(Deserialize::deserialize(rest)?)
+                    }
+                    ArtifactKind::S3Upload => Item::S3Upload(Deserialize::deserialize(rest)?),
+                    ArtifactKind::S3Lifecycle => Item::S3Lifecycle(Deserialize::deserialize(rest)?),
+                    ArtifactKind::KmsKey => Item::KmsKey(Deserialize::deserialize(rest)?),
+                    ArtifactKind::LuksVolume => Item::LuksKeyslots(Deserialize::deserialize(rest)?),
                 };
                 Ok(Artifact { id, location, item })
             }
@@ -1231,8 +1217,8 @@ mod tests {
         assert!(e.to_string().contains("s3-bucket"), "{e}");
     }
 
-    /// Every kind [`Item`] knows is a [`Kind`] the direct read knows (the
-    /// derive's own error lists them).
+    /// Every kind [`Item`] knows is an [`ArtifactKind`], which the direct
+    /// read goes by (the derive's own error lists them).
     #[test]
     fn the_direct_read_knows_every_kind() {
         let e = serde_json::from_str::<Item>(r#"{"kind": "none"}"#).unwrap_err();
@@ -1245,7 +1231,7 @@ mod tests {
         assert!(kinds.len() >= 9, "{kinds:?}");
         for k in kinds {
             assert!(
-                serde_json::from_str::<Kind>(&format!("{k:?}")).is_ok(),
+                serde_json::from_str::<ArtifactKind>(&format!("{k:?}")).is_ok(),
                 "{k}"
             );
         }
