@@ -1208,6 +1208,12 @@ mod tests {
             serde_json::from_str(&serde_json::to_string(&shuffled).unwrap()).unwrap();
         let text = |a: &Vec<Artifact>| serde_json::to_string(a).unwrap();
         assert_eq!(text(&direct), text(&buffered));
+        // What decom writes is what the direct read expects.
+        assert!(
+            text(&direct).starts_with(r#"[{"id":1,"location":1,"kind":"s3-version","#),
+            "{}",
+            text(&direct)
+        );
         assert!(matches!(direct[0].item, Item::S3Version(ref v) if v.etag == "\"e\""));
         assert!(matches!(direct[1].item, Item::S3DeleteMarker(ref m) if m.key == "m/b"));
         assert_eq!((direct[1].id, direct[1].location), (2, 1));
