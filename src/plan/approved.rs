@@ -233,7 +233,7 @@ fn read_approved<A: serde::de::DeserializeOwned>(
     // The buffer sits outside the hash: the parser reads a byte at a time,
     // the hash sees whole blocks. The parser owns the buffer (std reads a
     // byte from an owned `BufReader` without a call through `Read`: a
-    // quarter of the parse) and reads up to the end of the file: only
+    // fifth of the parse) and reads up to the end of the file: only
     // whitespace may follow the plan.
     let mut hashing = crate::hash::Hashing::new(file);
     let plan: Plan<A> =
