@@ -153,8 +153,7 @@ impl<'de> Deserialize<'de> for Artifact {
                         Some(k) if k == name => {
                             read.insert(k, serde_json::Value::from(m.next_value::<u32>()?));
                         }
-                        Some(k) => return any_order(read, Some(k), m),
-                        None => return any_order(read, None, m),
+                        other => return any_order(read, other, m),
                     }
                 }
                 let key = m.next_key::<String>()?;
@@ -164,7 +163,7 @@ impl<'de> Deserialize<'de> for Artifact {
                 let kind = m.next_value::<ArtifactKind>()?;
                 let number = |k: &str| read[k].as_u64().expect("read as u32") as u32;
                 let (id, location) = (number("id"), number("location"));
-                let rest = MapAccessDeserializer::new(m);
+                let rest = MapAccessDeserializer::new(Rest(m));
                 let item = match kind {
                     ArtifactKind::File => Item::File(Deserialize::deserialize(rest)?),
                     ArtifactKind::Symlink => Item::Symlink(Deserialize::deserialize(rest)?),
@@ -181,8 +180,36 @@ impl<'de> Deserialize<'de> for Artifact {
                 Ok(Artifact { id, location, item })
             }
         }
+        /// The rest of an artifact after its `kind`, for the kind's struct:
+        /// `id`, `location` or `kind` again is refused, as the buffered
+        /// read refuses a field named twice (a plan that says two things
+        /// could be read one way by decom and another by a reviewer's tool).
+        struct Rest<M>(M);
+        impl<'de, M: MapAccess<'de>> MapAccess<'de> for Rest<M> {
+            type Error = M::Error;
+            fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(
+                &mut self,
+                seed: K,
+            ) -> std::result::Result<Option<K::Value>, M::Error> {
+                use serde::de::IntoDeserializer;
+                match self.0.next_key::<String>()? {
+                    Some(k) if ["id", "location", "kind"].contains(&k.as_str()) => {
+                        Err(M::Error::custom(format_args!("duplicate field `{k}`")))
+                    }
+                    Some(k) => seed.deserialize(k.into_deserializer()).map(Some),
+                    None => Ok(None),
+                }
+            }
+            fn next_value_seed<V: serde::de::DeserializeSeed<'de>>(
+                &mut self,
+                seed: V,
+            ) -> std::result::Result<V::Value, M::Error> {
+                self.0.next_value_seed(seed)
+            }
+        }
         /// The fields read so far, the key just read and the rest of the
-        /// map, buffered and read as [`AnyOrder`].
+        /// map, buffered and read as [`AnyOrder`]. A field named twice is
+        /// refused, as the derive refuses it.
         fn any_order<'de, M: MapAccess<'de>>(
             mut read: serde_json::Map<String, serde_json::Value>,
             mut key: Option<String>,
@@ -190,6 +217,9 @@ impl<'de> Deserialize<'de> for Artifact {
         ) -> std::result::Result<Artifact, M::Error> {
             while let Some(k) = key {
                 let v = m.next_value::<serde_json::Value>()?;
+                if read.contains_key(&k) {
+                    return Err(M::Error::custom(format_args!("duplicate field `{k}`")));
+                }
                 read.insert(k, v);
                 key = m.next_key()?;
             }
@@ -1217,6 +1247,24 @@ mod tests {
         assert!(matches!(direct[0].item, Item::S3Version(ref v) if v.etag == "\"e\""));
         assert!(matches!(direct[1].item, Item::S3DeleteMarker(ref m) if m.key == "m/b"));
         assert_eq!((direct[1].id, direct[1].location), (2, 1));
+
+        // A field named twice is refused by both reads, as the derive
+        // refuses it: after `kind` (direct), and in any order (buffered).
+        for twice in [
+            r#"{"id": 2, "location": 1, "kind": "s3-delete-marker", "bucket": "b", "key": "m/b",
+                "version_id": "v2", "is_latest": true, "last_modified": "x", "location": 2}"#,
+            r#"{"id": 2, "location": 1, "kind": "s3-delete-marker", "bucket": "b", "key": "m/b",
+                "version_id": "v2", "is_latest": true, "last_modified": "x", "kind": "file"}"#,
+            r#"{"id": 2, "location": 1, "kind": "s3-delete-marker", "bucket": "b", "key": "m/b",
+                "version_id": "v2", "is_latest": true, "last_modified": "x", "key": "m/c"}"#,
+            r#"{"kind": "s3-delete-marker", "id": 2, "location": 1, "bucket": "b", "key": "m/b",
+                "version_id": "v2", "is_latest": true, "last_modified": "x", "key": "m/c"}"#,
+            r#"{"location": 1, "id": 2, "kind": "s3-delete-marker", "bucket": "b", "key": "m/b",
+                "version_id": "v2", "is_latest": true, "last_modified": "x", "id": 3}"#,
+        ] {
+            let e = serde_json::from_str::<Artifact>(twice).unwrap_err();
+            assert!(e.to_string().contains("duplicate field"), "{e}");
+        }
 
         let unknown = r#"{"id": 1, "location": 1, "kind": "s3-bucket"}"#;
         let e = serde_json::from_str::<Artifact>(unknown).unwrap_err();
