@@ -12,7 +12,9 @@ DECOM="$DECOM_BIN"
 VENV="${DECOM_VENV:-$HOME/.cache/decom-venv}"
 eval "$(scripts/s3-server.sh start)"
 eval "$(scripts/garage.sh start)"
-W=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$W"' EXIT
+W=$(mktemp -d)
+# Background jobs, and the latency proxies bench-s3.sh lists in $W/proxies.
+trap 'kill $(jobs -p) $(cat "$W/proxies" 2>/dev/null) 2>/dev/null || true; rm -rf "$W"' EXIT
 RUN=$(date +%s)
 "$DECOM" keygen --no-passphrase --comment cu --out "$W/cu" >/dev/null 2>&1
 "$DECOM" keygen --no-passphrase --comment op --out "$W/op" >/dev/null 2>&1
