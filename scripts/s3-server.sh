@@ -3,7 +3,7 @@
 # project's virtualenv, on a loopback port.
 #
 #   scripts/s3-server.sh start   install if needed, start (or reuse) a server,
-#                                print `export DECOM_TEST_S3_ENDPOINT=…` lines
+#                                print `export DECOM_TEST_S3_…=…` lines (endpoint, pid)
 #   scripts/s3-server.sh stop    stop the server this script started
 #   scripts/s3-server.sh install only create the virtualenv (moto and the other
 #                                pinned test tools of scripts/requirements-test.txt)
