@@ -36,7 +36,9 @@ type ObjectsPage = std::result::Result<
 /// manifest's `[s3] concurrency` or `--s3-concurrency` says otherwise.
 /// (At 32 the proof's 64 sampled HEADs take two round trips instead of
 /// eight. The default stays 8: it sets how hard every user drives their
-/// store, and the one benchmark that would gain is bound by the server.)
+/// store, and the one benchmark that might gain is bound by the server:
+/// on Garage, 32 against 8 gave medians of 2.05 and 2.00 s over 10
+/// alternating rounds of 10,000 objects.)
 pub const DEFAULT_CONCURRENCY: usize = 8;
 /// The most requests in flight a setting may ask for.
 pub const MAX_CONCURRENCY: usize = 1024;
