@@ -147,11 +147,14 @@ impl<'de> Deserialize<'de> for Artifact {
                 self,
                 mut m: M,
             ) -> std::result::Result<Artifact, M::Error> {
+                // The fields read so far: kept for the buffered read too.
                 let mut read = serde_json::Map::new();
-                for name in ["id", "location"] {
+                let mut numbers = [0u32; 2];
+                for (n, name) in numbers.iter_mut().zip(["id", "location"]) {
                     match m.next_key::<String>()? {
                         Some(k) if k == name => {
-                            read.insert(k, serde_json::Value::from(m.next_value::<u32>()?));
+                            *n = m.next_value()?;
+                            read.insert(k, (*n).into());
                         }
                         other => return any_order(read, other, m),
                     }
@@ -161,8 +164,7 @@ impl<'de> Deserialize<'de> for Artifact {
                     return any_order(read, key, m);
                 }
                 let kind = m.next_value::<ArtifactKind>()?;
-                let number = |k: &str| read[k].as_u64().expect("read as u32") as u32;
-                let (id, location) = (number("id"), number("location"));
+                let [id, location] = numbers;
                 let rest = MapAccessDeserializer::new(Rest(m));
                 let item = match kind {
                     ArtifactKind::File => Item::File(Deserialize::deserialize(rest)?),
