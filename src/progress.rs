@@ -34,11 +34,6 @@ impl Phase<'_> {
             Phase::Purge(_) => "purge",
         }
     }
-
-    /// Whether each item done is worth a line without `-v` (what was destroyed).
-    pub fn reports_items(&self) -> bool {
-        matches!(self, Phase::Dispose)
-    }
 }
 
 impl fmt::Display for Phase<'_> {

@@ -70,6 +70,80 @@ impl RunFiles {
         sign::sig_path(&self.certificate, role)
     }
 
+    /// Whether `execute --resume` may continue this run: its journal must
+    /// exist (a resume never starts a fresh run), and a run that finished
+    /// complete with its certificate written is done (resuming it would
+    /// only replace evidence). Refusals touch nothing.
+    pub fn check_resume(&self) -> crate::error::Result<()> {
+        use crate::error::Error;
+        if self.journal.symlink_metadata().is_err() {
+            return Err(Error::refused(format!(
+                "--resume: there is no journal at {} to continue; start the run without --resume",
+                self.journal.display()
+            )));
+        }
+        let mut complete = false;
+        crate::journal::scan(&self.journal, |r| {
+            if let crate::journal::Event::RunFinished { complete: c } = r.event {
+                complete = c;
+            }
+        })?;
+        if complete && self.certificate.symlink_metadata().is_ok() {
+            return Err(Error::refused(format!(
+                "--resume: the run is complete; its certificate is {} (verify it, or co-sign it with decom cosign)",
+                self.certificate.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Before a run writes its certificate: a certificate written earlier
+    /// (an incomplete or pending run resumed) and its signatures are kept
+    /// under the next free name, `certificate.superseded-N.json` beside
+    /// the new one, never replaced or removed. Returns that name.
+    pub fn keep_earlier(&self) -> std::io::Result<Option<PathBuf>> {
+        if self.certificate.symlink_metadata().is_err() {
+            return Ok(None);
+        }
+        let name = self
+            .certificate
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let stem = name.strip_suffix(".json").unwrap_or(&name);
+        let folder = self.folder().to_path_buf();
+        for n in 1u32.. {
+            let to = folder.join(format!("{stem}.superseded-{n}.json"));
+            if to.symlink_metadata().is_ok() {
+                continue;
+            }
+            let moves = [
+                (self.certificate.clone(), to.clone()),
+                (
+                    self.signature(Role::Operator),
+                    sign::sig_path(&to, Role::Operator),
+                ),
+                (
+                    self.signature(Role::Custodian),
+                    sign::sig_path(&to, Role::Custodian),
+                ),
+            ];
+            for (from, to) in moves {
+                if from.symlink_metadata().is_ok() {
+                    rustix::fs::renameat_with(
+                        rustix::fs::CWD,
+                        &from,
+                        rustix::fs::CWD,
+                        &to,
+                        rustix::fs::RenameFlags::NOREPLACE,
+                    )?;
+                }
+            }
+            return Ok(Some(to));
+        }
+        unreachable!("some superseded-N name is free")
+    }
+
     /// The folder holding the certificate (`.` for a bare file name).
     pub fn folder(&self) -> &Path {
         folder_of(&self.certificate)

@@ -151,7 +151,12 @@ pub fn recheck(
                     continue;
                 }
                 let (_, found, _) = crate::trace::local::trace_location(
-                    n, loc, root, &criteria, &mut links, progress,
+                    n,
+                    loc,
+                    root,
+                    &criteria,
+                    (&mut links, &mut Default::default()),
+                    progress,
                 )?;
                 found
                     .into_iter()

@@ -41,6 +41,9 @@ pub fn run(a: &ApproveArgs, p: &Printer) -> Result<u8> {
     }
     p.can_ask(a.yes)?;
     let key = SigningKey::load(&a.key.key, &|path| p.ask_passphrase(path))?;
+    if a.allowed_signers.is_none() {
+        p.warn("the key was not checked against a trusted signers file: pass --allowed-signers FILE to check that it may approve as custodian (execute will refuse an approval it does not allow)");
+    }
     if let Some(f) = &a.allowed_signers {
         let signers = AllowedSigners::load(f)?;
         sign::check_allowed(

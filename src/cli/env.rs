@@ -14,6 +14,9 @@ pub const TEST_ABORT_AFTER_RECORDS: &str = "DECOM_TEST_ABORT_AFTER_RECORDS";
 /// Test hook: every journal write fails (ENOSPC) once the journal holds N records.
 pub const TEST_FAIL_AFTER_RECORDS: &str = "DECOM_TEST_FAIL_AFTER_RECORDS";
 
+/// Test hook: stop (SIGSTOP) right after the journal holds N records, until SIGCONT.
+pub const TEST_STOP_AFTER_RECORDS: &str = "DECOM_TEST_STOP_AFTER_RECORDS";
+
 pub fn key_passphrase() -> Option<String> {
     std::env::var(KEY_PASSPHRASE).ok()
 }
@@ -23,6 +26,7 @@ pub fn faults() -> Result<Faults> {
     Ok(Faults {
         abort_after_records: number(TEST_ABORT_AFTER_RECORDS)?,
         fail_after_records: number(TEST_FAIL_AFTER_RECORDS)?,
+        stop_after_records: number(TEST_STOP_AFTER_RECORDS)?,
     })
 }
 

@@ -163,6 +163,24 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
         None => RunFiles::in_dir(&out_dir),
     };
 
+    if a.resume {
+        files.check_resume()?;
+    }
+    // The certificate is built through a temporary file: a TMPDIR that
+    // cannot hold one must stop the run here, not after destruction.
+    tempfile::tempfile().map_err(|e| {
+        Error::refused(format!(
+            "cannot create a temporary file in {} ({e}); set TMPDIR to a writable folder",
+            std::env::temp_dir().display()
+        ))
+    })?;
+    let approval = sign::sig_path(&a.plan, Role::Custodian);
+    dispose::check_own_files(
+        plan,
+        &[&a.plan, &approval, &a.allowed_signers, &a.key.key],
+        &out_dir,
+    )?;
+
     // 2. Confirmation.
     if !p.json {
         for l in super::show::plan_lines(plan) {
@@ -243,13 +261,17 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
     })
 }
 
-/// Write the certificate, drop a co-signature of an earlier version, and
-/// sign it as operator. Returns the signature's path.
+/// Write the certificate and sign it as operator; a certificate written
+/// earlier, and its signatures, are kept under a superseded name first
+/// (evidence is never replaced or removed). Returns the signature's path.
 pub(super) fn write_certificate<A: serde::Serialize>(
     files: &RunFiles,
     cert: &Certificate<A>,
     key: &SigningKey,
 ) -> Result<PathBuf> {
+    files
+        .keep_earlier()
+        .map_err(|e| Error::io(files.certificate(), e))?;
     // Serialized straight into the file and hashed on the way: a
     // certificate of a million artifacts is never held as bytes.
     let sha256 = crate::util::write_atomic_with(files.certificate(), |w| {
@@ -264,9 +286,5 @@ pub(super) fn write_certificate<A: serde::Serialize>(
         std::io::Write::flush(&mut w)?;
         Ok(sha256)
     })?;
-    let stale = files.signature(Role::Custodian);
-    if stale.symlink_metadata().is_ok() {
-        std::fs::remove_file(&stale).map_err(|e| Error::io(&stale, e))?;
-    }
     sign::sign_file_digest(files.certificate(), &sha256, key, Role::Operator)
 }

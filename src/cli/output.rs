@@ -10,6 +10,14 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
+/// One line on stderr. A closed or failing stderr (`decom … 2>&1 | head`)
+/// is an ordinary condition, never a panic: the line is dropped and the
+/// work goes on to its safe point, its journal and its certificate.
+fn to_stderr(args: std::fmt::Arguments<'_>) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_fmt(args).and_then(|()| err.write_all(b"\n"));
+}
+
 pub struct Printer {
     pub json: bool,
     pub quiet: bool,
@@ -30,19 +38,19 @@ impl Printer {
     /// A line for people, on stderr.
     pub fn info(&self, msg: &str) {
         if !self.quiet {
-            eprintln!("{msg}");
+            to_stderr(format_args!("{msg}"));
         }
     }
 
     pub fn warn(&self, msg: &str) {
         if !self.quiet {
-            eprintln!("warning: {msg}");
+            to_stderr(format_args!("warning: {msg}"));
         }
     }
 
     pub fn error(&self, e: &Error) {
         let msg = e.to_string().replace('\n', " ");
-        eprintln!("error: {msg}");
+        to_stderr(format_args!("error: {msg}"));
     }
 
     /// Data for pipes, on stdout.
@@ -94,7 +102,7 @@ impl Printer {
                 "{question} — no terminal to ask; refusing without --yes"
             )));
         }
-        eprint!("{question} [y/N] ");
+        let _ = write!(std::io::stderr(), "{question} [y/N] ");
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         std::io::stdin()
@@ -139,7 +147,10 @@ pub struct CliProgress {
 
 impl Progress for CliProgress {
     fn start(&self, phase: Phase<'_>, items: u64, bytes: u64) {
-        let shown = self.verbose || phase.reports_items();
+        // Each item gets a line only with `-v`: a run over thousands of
+        // files says what it does, not every name (the journal and the
+        // certificate hold those).
+        let shown = self.verbose;
         self.items_shown.store(shown, Ordering::Relaxed);
         if self.tty {
             let bar = if bytes > 0 {
@@ -162,10 +173,15 @@ impl Progress for CliProgress {
             bar.set_message(format!("{items} item(s)"));
             *self.bar.lock().unwrap() = Some(bar);
         } else if !self.quiet && shown {
-            eprintln!(
-                "{phase}: {items} item(s), {}",
-                crate::util::human_bytes(bytes)
-            );
+            if items == 0 && bytes == 0 {
+                // Counts not known in advance (a walk): the phase alone.
+                to_stderr(format_args!("{phase}"));
+            } else {
+                to_stderr(format_args!(
+                    "{phase}: {items} item(s), {}",
+                    crate::util::human_bytes(bytes)
+                ));
+            }
         }
     }
 
@@ -187,7 +203,7 @@ impl Progress for CliProgress {
             return;
         }
         if !self.quiet && shown {
-            eprintln!("{line}");
+            to_stderr(format_args!("{line}"));
         }
     }
 
@@ -197,7 +213,7 @@ impl Progress for CliProgress {
         }
         match self.bar.lock().unwrap().as_ref() {
             Some(b) => b.println(format!("warning: {line}")),
-            None => eprintln!("warning: {line}"),
+            None => to_stderr(format_args!("warning: {line}")),
         }
     }
 

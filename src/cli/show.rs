@@ -111,10 +111,21 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
             .iter()
             .filter(|a| matches!(a.item, Item::File(_)))
             .count();
+        // A location reached through a link is shown with the real path
+        // the plan records, so the custodian approves what is destroyed.
+        let shown = match l.local() {
+            Some(r)
+                if Path::new(l.uri.strip_prefix("file://").unwrap_or(&l.uri))
+                    != Path::new(&r.root) =>
+            {
+                format!("{} → {}", l.uri, r.root)
+            }
+            _ => l.uri.clone(),
+        };
         out.push(format!(
             "  [{}] {} (match {}, {}): {} artifact(s), {} file(s), {} S3 version(s), {}",
             l.index,
-            l.uri,
+            shown,
             match l.match_mode {
                 crate::manifest::MatchMode::All => "all",
                 crate::manifest::MatchMode::Hash => "hash",
@@ -214,7 +225,7 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
         }
     }
     out.push(format!(
-        "Total: {} artifact(s), {}: {} file(s), {} symlink(s), {} directorie(s), {} S3 version(s), {} delete marker(s), {} unfinished upload(s)",
+        "Total: {} artifact(s), {}: {} file(s), {} symlink(s), {} dir(s), {} S3 version(s), {} delete marker(s), {} unfinished upload(s)",
         plan.totals.artifacts,
         human_bytes(plan.totals.bytes),
         plan.totals.files,

@@ -38,7 +38,8 @@ pub fn run(a: &TraceArgs, p: &Printer) -> Result<u8> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let resolved = m.resolve(sha, base)?;
+    let mut resolved = m.resolve(sha, base)?;
+    resolved.file = Some(a.manifest.clone());
     if a.output.symlink_metadata().is_ok() && !a.force {
         return Err(Error::refused(format!(
             "{}: already exists; pass --force to replace it",

@@ -138,8 +138,17 @@ fn open<'f>(
     };
     // Re-identify: all of it before we start; after a crash our own writes
     // changed mtime/ctime, so device, inode, size and link count.
+    // Only the ctime moved (chmod, chown, chattr, an xattr): the content
+    // is checked against the approved SHA-256 on the open handle below,
+    // and the file goes on if it is the same bytes.
+    let metadata_only = now.kind == Kind::File
+        && (now.device, now.inode, now.size, now.nlink) == (f.device, f.inode, f.size, f.nlink)
+        && now.mtime == f.mtime
+        && now.ctime != f.ctime;
     if !started {
-        if let Some(d) = describe_change(f, &now) {
+        if let Some(d) = describe_change(f, &now)
+            && !metadata_only
+        {
             return Ok(Err(changed(d)));
         }
     } else {
@@ -152,8 +161,16 @@ fn open<'f>(
     let file = match parent.open_file(&name, true) {
         Ok(h) => h,
         Err(e) => {
-            return Ok(Err(if started {
-                failed(e.to_string())
+            // Still the approved file under its name, yet it cannot be
+            // opened for writing (an immutable or append-only attribute,
+            // permissions): a failure that `--resume` tries again, not a
+            // change. Anything else at the name now is a change.
+            let same = matches!(parent.stat(&name), Ok(Some(again))
+                if again.kind == Kind::File && again.device == f.device && again.inode == f.inode);
+            return Ok(Err(if started || same {
+                failed(format!(
+                    "cannot open it for writing: {e}; nothing was written (an immutable or append-only attribute, `lsattr`, also causes this)"
+                ))
             } else {
                 changed(e.to_string())
             }));
@@ -170,7 +187,7 @@ fn open<'f>(
         )));
     }
     let display = parent.dir_path.join(&name);
-    if !started && ctx.profile.rehash {
+    if !started && (ctx.profile.rehash || metadata_only) {
         let (sha, _) = crate::hash::hash_reader(&file, Some(ctx.cancel), |_| {})
             .map_err(|e| Error::io(&display, e))?;
         if sha != f.sha256 {
@@ -380,8 +397,8 @@ pub fn files(
         let mut failed_at = Vec::new();
         for (k, to) in moves {
             let o = &mut open_files[k];
-            if let Err(e) = o.parent.rename(&o.name, &to) {
-                failed_at.push((k, format!("rename failed: {e}")));
+            if let Err(why) = rename_own(o, &to) {
+                failed_at.push((k, why));
                 continue;
             }
             o.names.push(to.clone());
@@ -406,8 +423,8 @@ pub fn files(
     }
     let mut failed_at = Vec::new();
     for (k, o) in open_files.iter().enumerate() {
-        if let Err(e) = o.parent.unlink(&o.name) {
-            failed_at.push((k, format!("unlink failed: {e}")));
+        if let Err(why) = unlink_own(o) {
+            failed_at.push((k, why));
         }
     }
     settle(&mut open_files, failed_at, &mut done);
@@ -424,9 +441,91 @@ pub fn files(
             .collect(),
     )?;
     for o in open_files {
-        done.push((o.id, confirm_gone(&o.parent, &o.names, o.f)?));
+        let gone = match confirm_gone(&o.parent, &o.names, o.f)? {
+            (Outcome::Disposed, _) => names_left(&o).map_or_else(
+                |why| failed(why),
+                |left| match left {
+                    Some(n) => failed(format!(
+                        "its inode still has {n} name(s) on the filesystem after the unlink (a name swapped or linked while disposing)"
+                    )),
+                    None => (Outcome::Disposed, None),
+                },
+            ),
+            other => other,
+        };
+        done.push((o.id, gone));
     }
     Ok(done)
+}
+
+/// Whether the open handle is the entry `name` holds now (same device and
+/// inode, still a regular file). The check before and after every rename
+/// and unlink: a name swapped for another entry is never acted on as ours.
+fn holds_own(o: &Opened<'_>, name: &OsStr) -> Result<(), String> {
+    match o.parent.stat(name) {
+        Ok(Some(now))
+            if now.kind == Kind::File && now.device == o.f.device && now.inode == o.f.inode =>
+        {
+            Ok(())
+        }
+        Ok(Some(_)) => Err(format!(
+            "{} is no longer the approved file (its name was swapped while disposing); the overwrite was verified on the file decom held open, but its removal is not claimed",
+            o.parent.dir_path.join(name).display()
+        )),
+        Ok(None) => Err(format!(
+            "{} vanished while disposing (renamed or removed by someone else); the overwrite was verified on the file decom held open, but its removal is not claimed",
+            o.parent.dir_path.join(name).display()
+        )),
+        Err(e) => Err(format!("cannot stat it: {e}")),
+    }
+}
+
+/// Rename the file to `to` only if its name still holds it, and check
+/// after the rename that `to` does. If what moved was not ours (swapped
+/// between the check and the rename), it is put back where it was.
+fn rename_own(o: &Opened<'_>, to: &OsStr) -> Result<(), String> {
+    holds_own(o, &o.name)?;
+    o.parent
+        .rename(&o.name, to)
+        .map_err(|e| format!("rename failed: {e}"))?;
+    holds_own(o, to).inspect_err(|_| {
+        let _ = o.parent.rename(to, &o.name);
+    })
+}
+
+/// The number of names the open file's inode has, from the handle itself.
+fn handle_links(o: &Opened<'_>) -> Result<u64, String> {
+    rustix::fs::fstat(&o.file)
+        .map(|st| crate::localfs::identity(&st).nlink)
+        .map_err(|e| format!("cannot stat it: {e}"))
+}
+
+/// Unlink the file's name only if it still holds the file, and check on
+/// the handle that the inode lost exactly that name: unlinking an entry
+/// swapped in between the check and the unlink leaves the handle's link
+/// count as it was, and fails.
+fn unlink_own(o: &Opened<'_>) -> Result<(), String> {
+    holds_own(o, &o.name)?;
+    let before = handle_links(o)?;
+    o.parent
+        .unlink(&o.name)
+        .map_err(|e| format!("unlink failed: {e}"))?;
+    let after = handle_links(o)?;
+    if after + 1 != before {
+        return Err(format!(
+            "the entry unlinked was not the approved file (swapped while disposing): its inode had {before} name(s) and has {after}"
+        ));
+    }
+    Ok(())
+}
+
+/// After the unlink, how many names the inode keeps beyond the other
+/// names the plan knows of (other hard links it records): `None` when it
+/// is gone from every directory.
+fn names_left(o: &Opened<'_>) -> Result<Option<u64>, String> {
+    let now = handle_links(o)?;
+    let expected = o.f.nlink.saturating_sub(1);
+    Ok((now > expected || (o.f.nlink <= 1 && now > 0)).then_some(now))
 }
 
 /// Take the files that failed a step out of the batch, with their reasons.

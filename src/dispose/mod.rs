@@ -198,7 +198,28 @@ fn run(
             })
             .collect()
     };
-    let files = undecided_of(|i| matches!(i, Item::File(_)));
+    let mut files = undecided_of(|i| matches!(i, Item::File(_)));
+    let kept = recheck_before_writing(plan, &files, state);
+    if !kept.is_empty() {
+        ctx.append(Event::Outcomes {
+            items: kept
+                .iter()
+                .map(|(id, why)| journal::OutcomeItem {
+                    id: *id,
+                    outcome: Outcome::SkippedChanged,
+                    reason: Some(why.clone()),
+                })
+                .collect(),
+        })?;
+        for (id, why) in &kept {
+            if let Some(a) = files.iter().find(|a| a.id == *id) {
+                req.progress
+                    .warn(&format!("{}: {}", Outcome::SkippedChanged, a.item.path()));
+                req.progress.warn(why);
+            }
+        }
+        files.retain(|a| !kept.iter().any(|(id, _)| *id == a.id));
+    }
     // Links, then directories deepest first, once every file is gone.
     let mut rest = undecided_of(|i| matches!(i, Item::Symlink(_)));
     let mut dirs = undecided_of(|i| matches!(i, Item::Dir(_)));
@@ -359,6 +380,107 @@ fn run(
         complete: cert.status == cert::Status::Complete,
     })?;
     Ok(cert)
+}
+
+/// Refuse, before anything is touched, a plan that would destroy
+/// execute's own inputs (the plan, its approval, the trusted signers file,
+/// the key) or remove the folder the journal and certificate go to: the
+/// evidence of a disposal must outlive it.
+pub fn check_own_files(plan: &Plan, inputs: &[&Path], out: &Path) -> Result<()> {
+    let inputs: Vec<PathBuf> = inputs.iter().map(|p| crate::trace::real_path(p)).collect();
+    let out = std::fs::canonicalize(out).unwrap_or_else(|_| crate::trace::real_path(out));
+    for a in &plan.artifacts {
+        let Some(p) = a.item.local_path() else {
+            continue;
+        };
+        let p = Path::new(p);
+        if let Some(i) = inputs.iter().find(|i| *i == p) {
+            return Err(Error::refused(format!(
+                "the plan lists {}, an input of this execute: decom never destroys its own inputs; approve a plan without it",
+                i.display()
+            )));
+        }
+        if matches!(a.item, Item::Dir(_)) && out.starts_with(p) {
+            return Err(Error::refused(format!(
+                "--out {} lies in {}, a folder the plan removes: put the journal and certificate elsewhere",
+                out.display(),
+                p.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What is read again before anything is written. Files another process
+/// holds open for writing are skipped (unless the location allows it). A
+/// planned store entry (an Ollama layer, a Hugging Face shared-store payload) that
+/// a manifest or repository link created since approval now needs is
+/// kept, skipped as changed since approval with the tag or repository
+/// named (`ollama cp` after approval must not lose its layers). Locations
+/// that say `shared = "dispose"` approved breaking what depends on them.
+fn recheck_before_writing(
+    plan: &Plan,
+    files: &[&Artifact],
+    state: &BTreeMap<u32, ArtifactState>,
+) -> Vec<(u32, String)> {
+    use crate::trace::stores::Stores;
+    let in_store = |p: &Path| {
+        let under_blobs =
+            |d: Option<&Path>| d.and_then(Path::file_name).is_some_and(|n| n == "blobs");
+        under_blobs(p.parent()) || under_blobs(p.parent().and_then(Path::parent))
+    };
+    let planned: std::collections::HashSet<PathBuf> = plan
+        .artifacts
+        .iter()
+        .filter_map(|a| a.item.local_path().map(PathBuf::from))
+        .collect();
+    let mut stores = Stores::default();
+    let mut out = Vec::new();
+    let writers = crate::localfs::open_for_writing();
+    for a in files {
+        let Item::File(f) = &a.item else { continue };
+        let path = Path::new(&f.path);
+        let started = state.get(&a.id).is_some_and(|s| s.started.is_some());
+        let loc = plan
+            .manifest
+            .locations
+            .iter()
+            .find(|l| l.uri == plan.location(a.location).uri);
+        if started {
+            continue;
+        }
+        if let Some(who) = writers.get(&(f.device, f.inode))
+            && !loc.is_some_and(|l| l.allow_open_files)
+        {
+            out.push((
+                a.id,
+                format!(
+                    "held open for writing by {}: not disposed (the location does not say allow_open_files = true)",
+                    who.join(", ")
+                ),
+            ));
+            continue;
+        }
+        let disposes_shared = loc.is_some_and(|l| l.shared == crate::manifest::Shared::Dispose);
+        if disposes_shared || !in_store(path) {
+            continue;
+        }
+        for dir in path.ancestors().skip(1).take(3) {
+            let _ = stores.enter_above(dir);
+        }
+        let deps = stores.new_dependents(path, &planned);
+        if !deps.is_empty() {
+            let named: Vec<String> = deps
+                .iter()
+                .map(|(m, p)| format!("{m} ({})", p.display()))
+                .collect();
+            out.push((
+                a.id,
+                format!("kept: needed since approval by {}", named.join(", ")),
+            ));
+        }
+    }
+    out
 }
 
 /// The local half of a run: what each local artifact's disposal needs.

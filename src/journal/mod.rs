@@ -225,6 +225,10 @@ pub struct Faults {
     /// Fail every append once the journal holds this many records, as a full
     /// disk would.
     pub fail_after_records: Option<u64>,
+    /// Stop the process (SIGSTOP) right after the journal holds this many
+    /// records, until a SIGCONT: a test changes the filesystem at exactly
+    /// that step, as a racing process would.
+    pub stop_after_records: Option<u64>,
 }
 
 impl Journal {
@@ -316,6 +320,15 @@ impl Journal {
         if events.is_empty() {
             return Ok(());
         }
+        if let Some(n) = self.faults.stop_after_records
+            && n > self.seq
+            && n < self.seq + events.len() as u64
+        {
+            let mut events = events;
+            let rest = events.split_off((n - self.seq) as usize);
+            self.append_all(events)?;
+            return self.append_all(rest);
+        }
         // The test hooks cut the group where a single append would have
         // stopped: the records before the point are written and flushed.
         let fail_at = self.faults.fail_after_records;
@@ -367,10 +380,20 @@ impl Journal {
             }
             return Err(Error::io(&self.path, e));
         }
+        let stop = self
+            .faults
+            .stop_after_records
+            .is_some_and(|n| n > self.seq && n <= self.seq + lines);
         self.seq += lines;
         self.good_len += text.len() as u64;
         if abort {
             std::process::abort();
+        }
+        if stop {
+            let _ = rustix::process::kill_process(
+                rustix::process::getpid(),
+                rustix::process::Signal::STOP,
+            );
         }
         Ok(())
     }

@@ -62,6 +62,76 @@ pub fn rotational(major: u32, minor: u32) -> Option<bool> {
     None
 }
 
+/// Why the block device `major:minor` is a virtual disk, whose backing
+/// store (an image file, a volume on a hypervisor's or a cloud's storage)
+/// decom cannot see: `None` when nothing says so. What a guest's kernel
+/// calls `rotational` says nothing of the real medium.
+pub fn virtual_disk(major: u32, minor: u32) -> Option<String> {
+    if major == 0 {
+        return None;
+    }
+    if major == 7 {
+        return Some("loop device: a file on another filesystem".into());
+    }
+    let base = format!("/sys/dev/block/{major}:{minor}");
+    let real = std::fs::canonicalize(&base).ok()?;
+    let path = real.to_string_lossy().to_lowercase();
+    for (needle, what) in [
+        ("/virtio", "virtio disk"),
+        ("vmbus", "Hyper-V disk"),
+        ("/xen", "Xen disk"),
+        ("/vbd-", "Xen disk"),
+    ] {
+        if path.contains(needle) {
+            return Some(what.into());
+        }
+    }
+    // A partition's disk is the folder above it.
+    for dev in [real.join("device"), real.join("../device")] {
+        let field = |f: &str| std::fs::read_to_string(dev.join(f)).unwrap_or_default();
+        let said = format!("{} {}", field("vendor"), field("model"));
+        for needle in [
+            "QEMU",
+            "VMware",
+            "VBOX",
+            "Msft",
+            "Virtual",
+            "Amazon Elastic Block Store",
+            "PersistentDisk",
+            "Google",
+        ] {
+            if said.contains(needle) {
+                return Some(format!(
+                    "virtual disk ({})",
+                    said.split_whitespace().collect::<Vec<_>>().join(" ")
+                ));
+            }
+        }
+    }
+    let dmi =
+        |f: &str| std::fs::read_to_string(format!("/sys/class/dmi/id/{f}")).unwrap_or_default();
+    let machine = format!(
+        "{} {}",
+        dmi("sys_vendor").trim(),
+        dmi("product_name").trim()
+    );
+    for needle in [
+        "QEMU",
+        "KVM",
+        "VMware",
+        "Xen",
+        "VirtualBox",
+        "Virtual Machine",
+        "Amazon EC2",
+        "Google Compute Engine",
+    ] {
+        if machine.contains(needle) {
+            return Some(format!("disk of a virtual machine ({})", machine.trim()));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -293,6 +293,55 @@ pub fn shared_bytes(f: &std::fs::File) -> Option<u64> {
     Some(n)
 }
 
+/// Other processes holding a file open for writing, as `/proc/*/fd` and
+/// `fdinfo` tell: (device, inode) → "pid N (command)" for each. Such a
+/// process can go on writing into the inode after its disposal. Processes
+/// decom may not look into are not seen (run as root to see them all).
+pub fn open_for_writing() -> std::collections::HashMap<(u64, u64), Vec<String>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out: std::collections::HashMap<(u64, u64), Vec<String>> = Default::default();
+    let me = std::process::id().to_string();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for p in procs.flatten() {
+        let pid = p.file_name().to_string_lossy().into_owned();
+        if pid == me || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+        for fd in fds.flatten() {
+            let info = std::fs::read_to_string(p.path().join("fdinfo").join(fd.file_name()))
+                .unwrap_or_default();
+            let flags = info
+                .lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+                .unwrap_or(0);
+            // O_WRONLY or O_RDWR.
+            if flags & 0o3 == 0 {
+                continue;
+            }
+            if let Ok(m) = std::fs::metadata(fd.path())
+                && m.is_file()
+            {
+                out.entry((m.dev(), m.ino()))
+                    .or_default()
+                    .push(format!("pid {pid} ({})", comm.trim()));
+            }
+        }
+    }
+    out
+}
+
+/// Why the block device behind `device` (st_dev) is a virtual disk.
+pub fn virtual_disk(device: u64) -> Option<String> {
+    media::virtual_disk(rustix::fs::major(device), rustix::fs::minor(device))
+}
+
 /// Whether the block device behind `device` (st_dev) is rotational.
 pub fn rotational(device: u64) -> Option<bool> {
     media::rotational(rustix::fs::major(device), rustix::fs::minor(device))

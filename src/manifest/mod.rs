@@ -88,8 +88,21 @@ impl Model {
 pub struct Keep {
     /// A local directory (absolute path or file:// URI).
     pub uri: String,
-    /// The model that needs it, as the plan names it.
+    /// The model that needs it, as the plan names it (optional: without
+    /// it the plan names the folder).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub model: String,
+}
+
+impl Keep {
+    /// What the plan calls the model that keeps this folder.
+    pub fn label(&self) -> String {
+        if self.model.trim().is_empty() {
+            format!("the [[keep]] folder {}", self.uri)
+        } else {
+            self.model.clone()
+        }
+    }
 }
 
 /// What to do with matched content that another model needs.
@@ -182,6 +195,15 @@ pub struct Location {
     /// The KMS deletion waiting period, 7 to 30 days (default 30).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crypto_erase_days: Option<i32>,
+    /// Allow a location that is, holds or lies in a system folder (`/etc`,
+    /// `/usr`, `/var`, a home folder as a whole, …), refused otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_system: bool,
+    /// Dispose of files another process holds open for writing (found at
+    /// trace and again at execute); skipped otherwise, as that process can
+    /// go on writing into them after the certificate is issued.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_open_files: bool,
 }
 
 /// KMS's own bounds on a key deletion's waiting period, in days.
@@ -252,6 +274,25 @@ pub struct Resolved {
     pub ignored_hashes: Vec<NotSearched>,
     /// The `[[keep]]` folders, canonical, in manifest order.
     pub keep: Vec<PathBuf>,
+    /// The manifest file itself, where it was read from one.
+    pub file: Option<PathBuf>,
+}
+
+impl Resolved {
+    /// The files the manifest names (`sha256sums`, `bom`, a profile given
+    /// by path), as the manifest's folder resolves them: decom's own
+    /// inputs, which no location ever plans.
+    pub fn referenced_files(&self) -> Vec<PathBuf> {
+        let m = &self.manifest;
+        let profile =
+            (m.profile.contains('/') || m.profile.ends_with(".toml")).then_some(&m.profile);
+        m.sha256sums
+            .iter()
+            .chain(&m.bom)
+            .chain(profile)
+            .map(|f| self.base.join(f))
+            .collect()
+    }
 }
 
 impl Manifest {
@@ -390,9 +431,6 @@ impl Manifest {
                     k.uri
                 ));
             }
-            if k.model.trim().is_empty() {
-                return bad(format!("[[keep]] {}: name the model that needs it", k.uri));
-            }
         }
         Ok(())
     }
@@ -412,7 +450,18 @@ impl Manifest {
         let profile = Profile::resolve(&self.profile, base)?;
         let mut targets = Vec::new();
         for loc in &self.locations {
-            targets.push(resolve_uri(&loc.uri, base)?);
+            let t = resolve_uri(&loc.uri, base)?;
+            if let Target::Local(root) = &t
+                && !loc.allow_system
+                && let Some(why) = system_folder(root)
+            {
+                return Err(Error::input(format!(
+                    "location {:?} ({}) {why}; refusing it unless the location says allow_system = true",
+                    loc.uri,
+                    root.display()
+                )));
+            }
+            targets.push(t);
             for g in loc.include.iter().chain(&loc.exclude) {
                 globset::Glob::new(g).map_err(|e| {
                     Error::input(format!("location {}: bad glob {g:?}: {e}", loc.uri))
@@ -476,8 +525,51 @@ impl Manifest {
             not_searched: merged.not_searched,
             ignored_hashes: merged.ignored_hashes,
             keep,
+            file: None,
         })
     }
+}
+
+/// Folders whose every file belongs to the system: no location lies in them.
+const SYSTEM_TREES: &[&str] = &[
+    "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/dev",
+    "/proc", "/sys",
+];
+/// Folders no location may be or hold as a whole (a location inside one,
+/// `/var/lib/models`, `/home/ana/models`, is fine).
+const SYSTEM_FOLDERS: &[&str] = &["/var", "/home", "/root", "/run", "/dev/shm"];
+
+/// Why a (canonical) location root is a system folder, holds one, or lies
+/// in one; `None` when it is none of these.
+pub fn system_folder(root: &Path) -> Option<String> {
+    // Shared memory is scratch space like /tmp (a tmpfs), not the system's.
+    let scratch = root.starts_with("/dev/shm") && root != Path::new("/dev/shm");
+    if let Some(t) = SYSTEM_TREES
+        .iter()
+        .find(|t| root.starts_with(t) && !scratch)
+    {
+        return Some(format!("lies in the system folder {t}"));
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let homes = std::fs::read_dir("/home")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path());
+    let whole: Vec<PathBuf> = SYSTEM_FOLDERS
+        .iter()
+        .map(PathBuf::from)
+        .chain(SYSTEM_TREES.iter().map(PathBuf::from))
+        .chain(home.into_iter().filter(|h| h != Path::new("/")))
+        .chain(homes)
+        .collect();
+    whole.iter().find(|f| f.starts_with(root)).map(|f| {
+        if f == root {
+            format!("is the system or home folder {}", f.display())
+        } else {
+            format!("holds the system or home folder {}", f.display())
+        }
+    })
 }
 
 /// Turn a location URI into a target. Local paths must exist, be directories,

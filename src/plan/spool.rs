@@ -71,7 +71,9 @@ struct Run {
 /// The spooled items of a plan (or of one host's part of it).
 #[derive(Debug, Clone)]
 pub struct Spool {
-    file: Arc<File>,
+    /// `None` until a first item needs it: a plan without S3 versions never
+    /// creates a temporary file (nor needs a TMPDIR).
+    file: Option<Arc<File>>,
     runs: Vec<Run>,
     /// Ids of the items spooled: one bit each.
     ids: Vec<u64>,
@@ -81,7 +83,7 @@ pub struct Spool {
 
 /// Writes a [`Spool`].
 pub struct SpoolWriter {
-    w: std::io::BufWriter<File>,
+    w: Option<std::io::BufWriter<File>>,
     at: u64,
     runs: Vec<Run>,
     ids: Vec<u64>,
@@ -90,7 +92,7 @@ pub struct SpoolWriter {
 impl SpoolWriter {
     pub fn new() -> std::io::Result<Self> {
         Ok(SpoolWriter {
-            w: std::io::BufWriter::with_capacity(1 << 16, tempfile::tempfile()?),
+            w: None,
             at: 0,
             runs: Vec::new(),
             ids: Vec::new(),
@@ -114,7 +116,14 @@ impl SpoolWriter {
         })
         .expect("artifacts serialize");
         line.push(b'\n');
-        self.w.write_all(&line)?;
+        let w = match &mut self.w {
+            Some(w) => w,
+            None => self.w.insert(std::io::BufWriter::with_capacity(
+                1 << 16,
+                tempfile::tempfile()?,
+            )),
+        };
+        w.write_all(&line)?;
         let key = a.item.s3_key().map(|k| k.1).unwrap_or_default();
         match self.runs.last_mut() {
             Some(r) if r.location == a.location => {
@@ -151,9 +160,12 @@ impl SpoolWriter {
     }
 
     pub fn finish(self) -> std::io::Result<Spool> {
-        let file = self.w.into_inner().map_err(|e| e.into_error())?;
+        let file = match self.w {
+            Some(w) => Some(Arc::new(w.into_inner().map_err(|e| e.into_error())?)),
+            None => None,
+        };
         Ok(Spool {
-            file: Arc::new(file),
+            file,
             runs: self.runs,
             ids: self.ids,
             kept: None,
@@ -231,7 +243,7 @@ impl Spool {
             .map(|r| (r.start, r.end))
             .collect();
         Items {
-            file: &self.file,
+            file: self.file.as_deref(),
             runs: runs.into_iter(),
             reader: None,
             line: Vec::new(),
@@ -241,7 +253,7 @@ impl Spool {
 
 /// Reads spooled items back, one at a time.
 pub struct Items<'s> {
-    file: &'s File,
+    file: Option<&'s File>,
     runs: std::vec::IntoIter<(u64, u64)>,
     reader: Option<BufReader<At<'s>>>,
     line: Vec<u8>,
@@ -280,10 +292,12 @@ impl Iterator for Items<'_> {
                 }
             }
             let (start, end) = self.runs.next()?;
+            // Runs are only ever written into the file.
+            let file = self.file?;
             self.reader = Some(BufReader::with_capacity(
                 1 << 16,
                 At {
-                    file: self.file,
+                    file,
                     pos: start,
                     end,
                 },

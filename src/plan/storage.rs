@@ -37,7 +37,12 @@ pub struct Sanitization {
 
 /// Classify a local file's storage. `overwrites` is false for profiles that
 /// only unlink: then nothing is overwritten and the category is logical.
-pub fn classify(fs_type: &str, rotational: Option<bool>, overwrites: bool) -> Sanitization {
+pub fn classify(
+    fs_type: &str,
+    rotational: Option<bool>,
+    virtual_disk: Option<&str>,
+    overwrites: bool,
+) -> Sanitization {
     let logical = |reason: &str| Sanitization {
         category: Category::Logical,
         reason: reason.into(),
@@ -63,6 +68,11 @@ pub fn classify(fs_type: &str, rotational: Option<bool>, overwrites: bool) -> Sa
     if let Some(r) = fs_reason {
         return logical(r);
     }
+    if let Some(v) = virtual_disk {
+        return logical(&format!(
+            "logical sanitization: virtual disk, backing store unknown ({v}); whether the overwrite reaches physical media is the hypervisor's or the cloud's to say"
+        ));
+    }
     match rotational {
         Some(true) => Sanitization {
             category: Category::Clear,
@@ -79,7 +89,10 @@ mod tests {
 
     #[test]
     fn only_rotational_non_cow_is_clear() {
-        assert_eq!(classify("ext4", Some(true), true).category, Category::Clear);
+        assert_eq!(
+            classify("ext4", Some(true), None, true).category,
+            Category::Clear
+        );
         for (fs, rot) in [
             ("ext4", Some(false)),
             ("ext4", None),
@@ -92,12 +105,19 @@ mod tests {
             ("nfs", Some(true)),
             ("unknown(0x1)", Some(true)),
         ] {
-            let s = classify(fs, rot, true);
+            let s = classify(fs, rot, None, true);
             assert_eq!(s.category, Category::Logical, "{fs} {rot:?}");
             assert!(!s.reason.is_empty());
         }
+        let v = classify("ext4", Some(true), Some("virtio disk"), true);
         assert_eq!(
-            classify("ext4", Some(true), false).category,
+            v.category,
+            Category::Logical,
+            "a virtual disk is never clear"
+        );
+        assert!(v.reason.contains("virtual disk, backing store unknown"));
+        assert_eq!(
+            classify("ext4", Some(true), None, false).category,
             Category::Logical
         );
     }

@@ -147,7 +147,7 @@ pub struct AttachmentView {
 
 /// Characters per line of a path in the PDF's monospaced cells; they match
 /// the column widths in `certificate.typ` (7 pt DejaVu Sans Mono).
-pub const PATH_COLUMN: usize = 76;
+pub const PATH_COLUMN: usize = 70;
 pub const LOCATION_COLUMN: usize = 48;
 pub const RISK_COLUMN: usize = 30;
 

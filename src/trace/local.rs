@@ -17,7 +17,7 @@
 //! a residual risk too.
 
 use super::Criteria;
-use super::stores::{Ours, Own, Stores};
+use super::stores::{Ours, Own, Seen, Stores};
 use crate::error::{Error, IoContext, Result};
 use crate::hash::{Digests, Extra};
 use crate::localfs::{self, Identity, Kind};
@@ -169,7 +169,7 @@ pub fn trace_location(
     loc: &Location,
     root: &Path,
     criteria: &Criteria<'_>,
-    links: &mut LinkIndex,
+    (links, seen): (&mut LinkIndex, &mut Seen),
     progress: &dyn Progress,
 ) -> Result<(PlanLocation, Vec<Found>, Vec<Risk>)> {
     let anchor = localfs::Anchor::open(root, loc.cross_filesystems)?;
@@ -178,11 +178,19 @@ pub fn trace_location(
     let root_fs = localfs::fs_type(&root_dir).unwrap_or_else(|| "unknown".into());
     let root_rot = localfs::rotational(anchor.device());
 
+    // A location that is a repository folder (or lies in one) is that
+    // repository's own, whatever `hf_repo` says or does not.
     let hf_dir = criteria
         .model
         .hf_repo
         .as_ref()
-        .map(|r| format!("models--{}", r.replace('/', "--")));
+        .map(|r| format!("models--{}", r.replace('/', "--")))
+        .or_else(|| {
+            root.iter()
+                .filter_map(|c| c.to_str())
+                .find(|c| super::stores::is_hf_repo_name(c))
+                .map(str::to_string)
+        });
     let ollama = criteria
         .model
         .ollama_model
@@ -213,6 +221,18 @@ pub fn trace_location(
         progress,
     );
     let mut found = select(hashed, loc, criteria, &ours, &known, &mut w)?;
+    w.stores.seen_models(seen);
+    for (model, (n, bytes)) in std::mem::take(&mut w.others) {
+        w.risks.push(Risk {
+            kind: "other-model".into(),
+            subject: model,
+            detail: format!(
+                "{n} file(s), {} in {} are this other model's own store entries: kept, not planned",
+                crate::util::human_bytes(bytes),
+                loc.uri
+            ),
+        });
+    }
     found.extend(w.links.drain(..).map(Found::Symlink));
     for (d, id) in std::mem::take(&mut w.dirs) {
         if !w.kept.contains(&d) {
@@ -253,6 +273,8 @@ struct Walked {
     risks: Vec<Risk>,
     /// The model stores met on the way.
     stores: Stores,
+    /// Other models' own store entries met and kept: files and bytes each.
+    others: std::collections::BTreeMap<String, (u64, u64)>,
 }
 
 impl Walked {
@@ -318,6 +340,7 @@ fn walk(
         kept: HashSet::new(),
         risks: Vec::new(),
         stores: Stores::default(),
+        others: Default::default(),
     };
     // A location inside a store (one repository, an Ollama `blobs/`)
     // still knows the store.
@@ -351,7 +374,30 @@ fn walk(
         let rel = path
             .strip_prefix(root)
             .expect("walkdir yields paths under its root");
+        if std::os::unix::ffi::OsStrExt::as_bytes(entry.file_name()).contains(&b'\n') {
+            // A plan shows one path a line: a newline in a name could
+            // make `show` and the confirmation lie. Reported, not planned.
+            w.risks.push(Risk {
+                kind: "unrecordable-name".into(),
+                subject: format!("{:?}", path.display().to_string()),
+                detail: "its name holds a newline, which a plan cannot show unambiguously: not planned, and it stays; rename it and trace again".into(),
+            });
+            w.keep(path);
+            if entry.file_type().is_dir() {
+                walker.skip_current_dir();
+            }
+            continue;
+        }
         if exclude.as_ref().is_some_and(|g| g.is_match(rel)) {
+            w.keep(path);
+            continue;
+        }
+        if criteria.own_files.iter().any(|f| f == path) {
+            w.risk(
+                "decom-own-file",
+                path,
+                "decom's own input or output (the manifest or a file it names, the plan, the decom binary): excluded, never planned".into(),
+            );
             w.keep(path);
             continue;
         }
@@ -372,6 +418,13 @@ fn walk(
             }
         };
         let id = localfs::identity_of(&meta);
+        if id.kind == Kind::File
+            && let Some(why) = w.stores.unvalidated(path)
+        {
+            w.risk("unvalidated-reference", path, why);
+            w.keep(path);
+            continue;
+        }
         let own = match id.kind {
             Kind::File | Kind::Symlink => w.stores.own(path, ours),
             _ => None,
@@ -391,7 +444,9 @@ fn walk(
                 links.add(&id, &p);
                 let how = if let Some(own) = own {
                     Some(match own {
-                        Own::HfRepo => (MatchedBy::HfRepo, ours.hf_dir.map(str::to_string)),
+                        Own::HfRepo | Own::HfShared => {
+                            (MatchedBy::HfRepo, ours.hf_dir.map(str::to_string))
+                        }
                         Own::Ollama | Own::OllamaShared(_) => {
                             (MatchedBy::Ollama, ours.ollama.map(|n| n.to_string()))
                         }
@@ -429,6 +484,15 @@ fn walk(
                         && included
                         && w.stores.needed_by(path, ours).is_empty());
                 if take {
+                    if let Some(payload) = w.stores.payload_behind(path)
+                        && !payload.starts_with(root)
+                    {
+                        let why = format!(
+                            "its bytes are in the hub's shared blob store at {}, outside this location: removing the link leaves them; add the hub folder as a location",
+                            payload.display()
+                        );
+                        w.risk("store-outside-location", path, why);
+                    }
                     let target = std::fs::read_link(path).at(path)?;
                     w.links.push(LocalLink {
                         path: path_str(path)?,
@@ -440,12 +504,36 @@ fn walk(
                     w.keep(path);
                 }
             }
-            Kind::Other => w.keep(path),
+            Kind::Other => {
+                // Accounted for, never silently left behind a COMPLETE.
+                use std::os::unix::fs::FileTypeExt;
+                let t = meta.file_type();
+                let what = if t.is_fifo() {
+                    "a FIFO (named pipe)"
+                } else if t.is_socket() {
+                    "a socket"
+                } else if t.is_block_device() {
+                    "a block device node"
+                } else if t.is_char_device() {
+                    "a character device node"
+                } else {
+                    "not a regular file, directory or link"
+                };
+                w.risk(
+                    "special-file",
+                    path,
+                    format!("{what}: decom does not dispose of it, and it stays"),
+                );
+                w.keep(path);
+            }
         }
     }
     progress.finish();
     Ok(w)
 }
+
+/// Sparse files from this size on get a note (a pass fills their holes).
+const SPARSE_NOTE_MIN: u64 = 1 << 20;
 
 /// Files this large are always LFS files on the Hugging Face Hub (named by
 /// SHA-256); only smaller ones get the git blob hash too.
@@ -457,6 +545,9 @@ struct Hashed {
     fs_type: String,
     /// Bytes whose blocks another file or snapshot shares (FIEMAP).
     shared_bytes: Option<u64>,
+    /// Bytes the filesystem has allocated to it (a sparse file has fewer
+    /// than its size).
+    allocated: u64,
 }
 
 /// Hash the candidates in parallel on all cores, each read once: SHA-256,
@@ -501,7 +592,8 @@ fn select(
     known: &Known,
     w: &mut Walked,
 ) -> Result<Vec<Found>> {
-    let mut rot_cache: HashMap<u64, Option<bool>> = HashMap::new();
+    let mut rot_cache: HashMap<u64, (Option<bool>, Option<String>)> = HashMap::new();
+    let writers = localfs::open_for_writing();
     let mut found = Vec::new();
     for (c, r) in hashed {
         let h = match r {
@@ -519,6 +611,17 @@ fn select(
             continue;
         }
         let needed_by = w.stores.needed_by(&c.path, ours);
+        if !needed_by.is_empty()
+            && component.is_none()
+            && matches!(matched.how, MatchedBy::All | MatchedBy::Include)
+        {
+            // Another model's own entry, which shares nothing with ours.
+            let e = w.others.entry(needed_by.join(", ")).or_default();
+            e.0 += 1;
+            e.1 += c.id.size;
+            w.keep(&c.path);
+            continue;
+        }
         if !needed_by.is_empty() {
             let users = needed_by.join(", ");
             let what = component
@@ -573,10 +676,38 @@ fn select(
                 ),
             );
         }
+        if c.id.size >= SPARSE_NOTE_MIN && h.allocated < c.id.size / 2 {
+            w.risk(
+                "sparse-file",
+                &c.path,
+                format!(
+                    "sparse: {} apparent size, {} allocated; each pass writes all {} (the holes are filled, so the disk needs the space and the time)",
+                    crate::util::human_bytes(c.id.size),
+                    crate::util::human_bytes(h.allocated),
+                    crate::util::human_bytes(c.id.size)
+                ),
+            );
+        }
+        if let Some(who) = writers.get(&(c.id.device, c.id.inode)) {
+            w.risk(
+                "open-for-writing",
+                &c.path,
+                format!(
+                    "held open for writing by {}: it can go on writing into the file after its disposal; execute skips it unless the location says allow_open_files = true",
+                    who.join(", ")
+                ),
+            );
+        }
         matched.component = component;
-        let rotational = *rot_cache
+        let (rotational, virt) = rot_cache
             .entry(c.id.device)
-            .or_insert_with(|| localfs::rotational(c.id.device));
+            .or_insert_with(|| {
+                (
+                    localfs::rotational(c.id.device),
+                    localfs::virtual_disk(c.id.device),
+                )
+            })
+            .clone();
         found.push(Found::File(LocalFile {
             path: path_str(&c.path)?,
             device: c.id.device,
@@ -586,7 +717,12 @@ fn select(
             mtime: c.id.mtime,
             ctime: c.id.ctime,
             sha256: h.digests.sha256,
-            sanitization: storage::classify(&h.fs_type, rotational, criteria.overwrites),
+            sanitization: storage::classify(
+                &h.fs_type,
+                rotational,
+                virt.as_deref(),
+                criteria.overwrites,
+            ),
             fs_type: h.fs_type,
             rotational,
             matched,
@@ -604,7 +740,9 @@ fn hash_candidate(c: &Candidate, extra: Extra, progress: &dyn Progress) -> Resul
         .custom_flags(libc_flags())
         .open(&c.path)
         .at(&c.path)?;
-    let now = localfs::identity_of(&f.metadata().at(&c.path)?);
+    let meta = f.metadata().at(&c.path)?;
+    let allocated = std::os::unix::fs::MetadataExt::blocks(&meta) * 512;
+    let now = localfs::identity_of(&meta);
     if now.kind != Kind::File
         || now.device != c.id.device
         || now.inode != c.id.inode
@@ -630,6 +768,7 @@ fn hash_candidate(c: &Candidate, extra: Extra, progress: &dyn Progress) -> Resul
         digests,
         fs_type,
         shared_bytes,
+        allocated,
     })
 }
 

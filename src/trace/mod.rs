@@ -28,6 +28,10 @@ pub struct Criteria<'a> {
     pub model: &'a Model,
     pub keep: Vec<std::path::PathBuf>,
     pub overwrites: bool,
+    /// decom's own inputs and outputs (the manifest and the files it
+    /// names, the plan and its approval, the running binary), by real
+    /// path: never planned, and named in the plan as excluded.
+    pub own_files: Vec<std::path::PathBuf>,
 }
 
 impl<'a> Criteria<'a> {
@@ -37,6 +41,7 @@ impl<'a> Criteria<'a> {
             model: &r.manifest.model,
             keep: r.keep.clone(),
             overwrites: !r.profile.passes.is_empty(),
+            own_files: Vec::new(),
         }
     }
 
@@ -58,6 +63,7 @@ impl<'a> Criteria<'a> {
                 )
                 .collect(),
             overwrites: !p.profile.passes.is_empty(),
+            own_files: Vec::new(),
         }
     }
 
@@ -74,6 +80,19 @@ impl<'a> Criteria<'a> {
 ///
 /// `local_only` (`trace --local-only`) leaves the S3 locations to another
 /// host's trace: in a fleet of many hosts, one of them lists the buckets.
+/// The real path of `p`: its folder resolved (the file itself may not
+/// exist yet, as a plan about to be written).
+pub fn real_path(p: &Path) -> std::path::PathBuf {
+    let dir = p
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match (std::fs::canonicalize(dir), p.file_name()) {
+        (Ok(d), Some(n)) => d.join(n),
+        _ => p.to_path_buf(),
+    }
+}
+
 pub fn trace(
     resolved: &Resolved,
     s3_override: &crate::s3::Settings,
@@ -96,8 +115,21 @@ pub fn trace(
     let mut s3_totals = Totals::default();
     let mut risks: Vec<Risk> = Vec::new();
     let mut index = local::LinkIndex::default();
+    let mut seen_models = stores::Seen::default();
+    let mut local_locations = 0usize;
     let mut client: Option<crate::s3::S3> = None;
-    let criteria = Criteria::of_manifest(resolved);
+    let mut criteria = Criteria::of_manifest(resolved);
+    criteria.own_files = resolved
+        .referenced_files()
+        .into_iter()
+        .chain(resolved.file.clone())
+        .chain([
+            out.to_path_buf(),
+            crate::sign::sig_path(out, crate::sign::Role::Custodian),
+        ])
+        .chain(std::env::current_exe().ok())
+        .map(|p| real_path(&p))
+        .collect();
     let settings = resolved
         .manifest
         .s3
@@ -133,8 +165,15 @@ pub fn trace(
         };
         let (pl, mut r) = match target {
             Target::Local(root) => {
-                let (mut pl, items, r) =
-                    local::trace_location(n, loc, root, &criteria, &mut index, progress)?;
+                local_locations += 1;
+                let (mut pl, items, r) = local::trace_location(
+                    n,
+                    loc,
+                    root,
+                    &criteria,
+                    (&mut index, &mut seen_models),
+                    progress,
+                )?;
                 pl.host = Some(host.to_string());
                 local_items(items.into_iter().map(local::Found::into_item).collect());
                 (pl, r)
@@ -184,13 +223,17 @@ pub fn trace(
         locations.push(pl);
         risks.append(&mut r);
     }
+    if local_locations > 0 {
+        stores::named_model_found(&resolved.manifest.model, &seen_models)?;
+    }
     let mut artifacts = local_found;
     risks.extend(index.resolve(&mut artifacts));
+    let labels: Vec<String> = resolved.manifest.keep.iter().map(|k| k.label()).collect();
     let keep: Vec<(std::path::PathBuf, &str)> = resolved
         .keep
         .iter()
         .cloned()
-        .zip(resolved.manifest.keep.iter().map(|k| k.model.as_str()))
+        .zip(labels.iter().map(String::as_str))
         .collect();
     risks.extend(keep::identical(&keep, &artifacts));
     // S3 versions are matched by SHA-256 only (checksum or streamed hash).

@@ -7,9 +7,22 @@
 //!   `.incomplete` while downloading), `snapshots/<commit>/…` symlinks into
 //!   `blobs/`, `refs/<branch>` and `.no_exist/`; lock files sit beside the
 //!   repositories in `.locks/models--org--name/`.
+//!   huggingface_hub 2.4 keeps Xet-backed files once per cache instead
+//!   (`utils/_shared_blobs.py`): `<hub>/blobs/<2 hex>/<xet hash>` payloads,
+//!   marked by `blobs/.huggingface-shared-blobs` (`1\n`), each with a
+//!   `<xet hash>.refs` manifest listing the repository blob paths
+//!   (`models--org--name/blobs/<etag>`) that are relative symlinks to it.
+//!   A payload's users are the repositories whose link resolves to it, and
+//!   those its `.refs` names with a link that does (validated as
+//!   huggingface_hub validates them); a payload whose `.refs` is missing
+//!   or unreadable is kept, never destroyed.
 //! - the **Ollama** store: `manifests/<registry>/<namespace>/<model>/<tag>`,
 //!   JSON whose `config` and `layers` digests name `blobs/sha256-<hex>`,
-//!   one layer shared by every tag that uses it.
+//!   one layer shared by every tag that uses it. Ollama before 0.1.30 named
+//!   blobs `sha256:<hex>` (renamed at its start-up by `server/fixblobs.go`),
+//!   and its blob path code (`manifest/paths.go` `BlobsPath`) accepts both
+//!   spellings in a manifest's digests; names match case-insensitively
+//!   (`server/routes.go` `getExistingName`).
 //! - the **PyTorch hub** cache: `hub/checkpoints/<file>`.
 //!
 //! The walk tells [`Stores::enter`] about every directory (and the location
@@ -20,16 +33,22 @@
 //! identical bytes stay ([`Stores::identical`]).
 
 use crate::hash::Digests;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 
 /// The largest Ollama manifest decom reads (they are a few KiB).
 const MAX_MANIFEST: u64 = 1 << 20;
+/// The largest shared-blob `.refs` manifest decom reads (a line per repository).
+const MAX_REFS: u64 = 4 << 20;
+/// huggingface_hub's marker of a cache-wide shared blob store, and its content.
+const SHARED_MARKER: &str = ".huggingface-shared-blobs";
+const SHARED_LAYOUT: &str = "1\n";
 
 /// What the retired model is called in each store (from `[model]`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ours<'a> {
-    /// `models--org--name`, from `hf_repo`.
+    /// `models--org--name`, from `hf_repo` (or the repository folder the
+    /// location is).
     pub hf_dir: Option<&'a str>,
     pub ollama: Option<&'a OllamaName>,
     pub torch_checkpoints: &'a [String],
@@ -45,6 +64,73 @@ pub struct HfRepo {
     blobs: HashSet<String>,
     /// Blob path → the snapshot links that resolve to it.
     links: HashMap<PathBuf, Vec<PathBuf>>,
+}
+
+/// One payload of huggingface_hub's shared blob store and who uses it.
+#[derive(Debug, Default)]
+struct Payload {
+    /// Repositories its `.refs` names with a link that resolves to it;
+    /// `None` when `.refs` is missing or unreadable (then nothing is known).
+    refs: Option<BTreeSet<String>>,
+    /// Repositories whose `blobs/<etag>` link resolves to it, and the links.
+    linked: BTreeSet<String>,
+    links: Vec<PathBuf>,
+}
+
+impl Payload {
+    fn users(&self) -> BTreeSet<&str> {
+        self.refs
+            .iter()
+            .flatten()
+            .chain(&self.linked)
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// A hub cache folder (`HF_HUB_CACHE`): its repositories and, with
+/// huggingface_hub 2.4, its shared blob store.
+#[derive(Debug)]
+struct Hub {
+    dir: PathBuf,
+    /// Every repository folder in it (`models--org--name`).
+    repos: BTreeSet<String>,
+    /// Payload path → its users; empty without a marked shared store.
+    payloads: HashMap<PathBuf, Payload>,
+}
+
+impl Hub {
+    fn store(&self) -> PathBuf {
+        self.dir.join("blobs")
+    }
+
+    /// The payload a path of the shared store belongs to: the payload
+    /// itself, its `.refs` or its `.lock`.
+    fn payload_of(&self, path: &Path) -> Option<(&PathBuf, &Payload)> {
+        if path.parent()?.parent()? != self.store() {
+            return None;
+        }
+        let name = path.file_name()?.to_str()?;
+        let hash = name
+            .strip_suffix(".refs")
+            .or_else(|| name.strip_suffix(".lock"))
+            .unwrap_or(name);
+        self.payloads.get_key_value(&path.with_file_name(hash))
+    }
+
+    /// The repository a path under the hub belongs to: its own folder, or
+    /// its entry in `.locks/`.
+    fn repo_of(&self, path: &Path) -> Option<&str> {
+        let rel = path.strip_prefix(&self.dir).ok()?;
+        let mut c = rel.iter();
+        let first = c.next()?.to_str()?;
+        let name = if first == ".locks" {
+            c.next()?.to_str()?
+        } else {
+            first
+        };
+        self.repos.get(name).map(String::as_str)
+    }
 }
 
 /// An Ollama model name: `registry/namespace/model:tag`.
@@ -89,6 +175,15 @@ impl OllamaName {
         })
     }
 
+    /// The same model as Ollama resolves names: each part compared without
+    /// regard to case (`server/routes.go` `getExistingName`, `strings.EqualFold`).
+    pub fn is(&self, other: &OllamaName) -> bool {
+        self.registry.eq_ignore_ascii_case(&other.registry)
+            && self.namespace.eq_ignore_ascii_case(&other.namespace)
+            && self.model.eq_ignore_ascii_case(&other.model)
+            && self.tag.eq_ignore_ascii_case(&other.tag)
+    }
+
     /// From a manifest's path below `manifests/`.
     fn from_rel(rel: &Path) -> Option<OllamaName> {
         let parts: Vec<&str> = rel.iter().map(|c| c.to_str()).collect::<Option<_>>()?;
@@ -123,7 +218,8 @@ impl std::fmt::Display for OllamaName {
 pub struct OllamaManifest {
     pub path: PathBuf,
     pub name: OllamaName,
-    /// Blob file names (`sha256-<hex>`).
+    /// The SHA-256 (lowercase hex) of each blob it names (`config` and
+    /// `layers`), whichever way the digest was spelled.
     pub blobs: Vec<String>,
 }
 
@@ -132,21 +228,38 @@ pub struct OllamaManifest {
 struct OllamaStore {
     root: PathBuf,
     manifests: Vec<OllamaManifest>,
+    /// SHA-256 → the blob files holding it (`sha256-<hex>`, and the
+    /// `sha256:<hex>` of Ollama before 0.1.30; both may be there).
+    files: HashMap<String, Vec<PathBuf>>,
 }
 
 impl OllamaStore {
-    fn blob_users<'a>(&'a self, blob: &'a str) -> impl Iterator<Item = &'a OllamaManifest> {
+    fn blob_users<'a>(&'a self, hex: &'a str) -> impl Iterator<Item = &'a OllamaManifest> {
         self.manifests
             .iter()
-            .filter(move |m| m.blobs.iter().any(|b| b == blob))
+            .filter(move |m| m.blobs.iter().any(|b| b == hex))
     }
+}
+
+/// The SHA-256 a blob file name or a manifest digest stands for, as
+/// Ollama's `BlobsPath` reads it: `sha256:` or `sha256-` and 64 hex digits
+/// (either case).
+pub fn ollama_digest(name: &str) -> Option<String> {
+    let hex = name
+        .strip_prefix("sha256:")
+        .or_else(|| name.strip_prefix("sha256-"))?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| hex.to_ascii_lowercase())
 }
 
 /// How the retired model's own store entries are to be treated.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Own {
-    /// In the model's Hugging Face repository folder.
+    /// In the model's Hugging Face repository folder, or a shared-store
+    /// payload only that repository uses.
     HfRepo,
+    /// A shared-store payload of the model that other repositories use too.
+    HfShared,
     /// The model's Ollama manifest, or a layer only it uses.
     Ollama,
     /// A layer of the model that other tags use too (named).
@@ -155,16 +268,25 @@ pub enum Own {
     TorchHub,
 }
 
+/// The models a location's stores hold, for "did you mean" when the
+/// manifest names one that is not there.
+#[derive(Debug, Default)]
+pub struct Seen {
+    pub hf: BTreeSet<String>,
+    pub ollama: Vec<OllamaName>,
+}
+
 /// The model stores seen so far in a location.
 #[derive(Debug, Default)]
 pub struct Stores {
     hf: Vec<HfRepo>,
+    hubs: Vec<Hub>,
     ollama: Vec<OllamaStore>,
     seen: HashSet<PathBuf>,
 }
 
-fn is_hf_repo_name(name: &str) -> bool {
-    ["models--", "datasets--", "spaces--"]
+pub fn is_hf_repo_name(name: &str) -> bool {
+    ["models--", "datasets--", "spaces--", "kernels--"]
         .iter()
         .any(|p| name.strip_prefix(p).is_some_and(|r| r.contains("--")))
 }
@@ -189,6 +311,16 @@ fn lexical_join(base: &Path, target: &Path) -> PathBuf {
     out
 }
 
+/// Where the link at `link` points, by name; `None` when it is no link.
+fn link_target(link: &Path) -> Option<PathBuf> {
+    let meta = std::fs::symlink_metadata(link).ok()?;
+    if !meta.file_type().is_symlink() {
+        return None;
+    }
+    let t = std::fs::read_link(link).ok()?;
+    Some(lexical_join(link.parent()?, &t))
+}
+
 impl Stores {
     /// Whether any Hugging Face repository was seen (then small files are
     /// also hashed the git way, the name the cache gives them).
@@ -196,34 +328,69 @@ impl Stores {
         !self.hf.is_empty()
     }
 
+    /// The models seen, for "not found" and "did you mean".
+    pub fn seen_models(&self, seen: &mut Seen) {
+        for h in &self.hubs {
+            seen.hf.extend(h.repos.iter().cloned());
+        }
+        seen.hf.extend(self.hf.iter().map(|r| r.name.clone()));
+        for s in &self.ollama {
+            seen.ollama
+                .extend(s.manifests.iter().map(|m| m.name.clone()));
+        }
+    }
+
     /// Look at a directory the walk meets: read the index of a store it
-    /// belongs to. An HF repository is known by its name; an Ollama store
-    /// by its `blobs/` folder (walked before `manifests/`, name order) with
-    /// a `manifests/` beside it, so ordinary folders cost no extra `lstat`.
-    /// Returns what could not be read, to be reported.
+    /// belongs to. An HF repository is known by its name, and its hub (the
+    /// folder above it) is read whole once: every repository and the
+    /// shared blob store; an Ollama store by its `blobs/` folder (walked
+    /// before `manifests/`, name order) with a `manifests/` beside it, so
+    /// ordinary folders cost no extra `lstat`. Returns what could not be
+    /// read, to be reported.
     pub fn enter(&mut self, dir: &Path) -> Vec<(PathBuf, String)> {
         let mut problems = Vec::new();
         let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if is_hf_repo_name(name)
-            && self.seen.insert(dir.to_path_buf())
-            && is_real_dir(&dir.join("blobs"))
+        if is_hf_repo_name(name) && is_real_dir(&dir.join("blobs")) {
+            if let Some(hub) = dir.parent() {
+                self.hub_at(hub, &mut problems);
+            }
+            if self.seen.insert(dir.to_path_buf()) {
+                self.hf.push(read_hf_repo(dir, name, &mut problems));
+            }
+        }
+        if name == ".locks"
+            && let Some(hub) = dir.parent()
         {
-            self.hf.push(read_hf_repo(dir, name, &mut problems));
+            // Walked before the repositories (name order): the hub is read
+            // now, so another repository's lock files are known as its own.
+            self.hub_at(hub, &mut problems);
         }
         if name == "blobs"
             && let Some(root) = dir.parent()
         {
+            if is_shared_store(dir) {
+                self.hub_at(root, &mut problems);
+            }
             self.ollama_at(root, &mut problems);
         }
         problems
     }
 
     /// [`Stores::enter`] for a folder above the location's root, which the
-    /// walk never meets: it may itself be an Ollama store's root.
+    /// walk never meets: it may itself be an Ollama store's root or a hub.
     pub fn enter_above(&mut self, dir: &Path) -> Vec<(PathBuf, String)> {
         let mut problems = self.enter(dir);
         self.ollama_at(dir, &mut problems);
+        if is_shared_store(&dir.join("blobs")) {
+            self.hub_at(dir, &mut problems);
+        }
         problems
+    }
+
+    fn hub_at(&mut self, dir: &Path, problems: &mut Vec<(PathBuf, String)>) {
+        if self.seen.insert(dir.join("blobs").join(SHARED_MARKER)) {
+            self.hubs.push(read_hub(dir, problems));
+        }
     }
 
     fn ollama_at(&mut self, root: &Path, problems: &mut Vec<(PathBuf, String)>) {
@@ -238,28 +405,77 @@ impl Stores {
         }
     }
 
+    /// The shared-store payload `path` belongs to (the payload, its `.refs`
+    /// or its `.lock`), with its users.
+    fn payload_of(&self, path: &Path) -> Option<(&PathBuf, &Payload)> {
+        self.hubs.iter().find_map(|h| h.payload_of(path))
+    }
+
+    /// The shared-store payload a repository blob link resolves to.
+    pub fn payload_behind(&self, link: &Path) -> Option<&Path> {
+        self.hubs.iter().find_map(|h| {
+            h.payloads
+                .iter()
+                .find(|(_, p)| p.links.iter().any(|l| l == link))
+                .map(|(k, _)| k.as_path())
+        })
+    }
+
+    /// A shared-store entry whose references cannot be validated (its
+    /// `.refs` is missing or unreadable): it is kept whatever the location
+    /// says, as huggingface_hub keeps it. Returns why.
+    pub fn unvalidated(&self, path: &Path) -> Option<String> {
+        let (payload, p) = self.payload_of(path)?;
+        p.refs.is_none().then(|| {
+            let users: Vec<&str> = p.users().into_iter().collect();
+            format!(
+                "a shared Hugging Face blob whose {}.refs manifest is missing or unreadable, so which repositories use it cannot be validated; kept{}",
+                payload.display(),
+                if users.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (linked from {})", users.join(", "))
+                }
+            )
+        })
+    }
+
     /// How the retired model owns `path`, if it does.
     pub fn own(&self, path: &Path, ours: &Ours<'_>) -> Option<Own> {
-        if let Some(h) = ours.hf_dir
-            && path.iter().any(|c| c == h)
-        {
-            return Some(Own::HfRepo);
+        if let Some(h) = ours.hf_dir {
+            if let Some((_, p)) = self.payload_of(path) {
+                if path.extension().is_some_and(|e| e == "lock") {
+                    // huggingface_hub keeps a payload's lock file.
+                    return None;
+                }
+                let users = p.users();
+                return match (users.contains(h), users.len(), &p.refs) {
+                    (false, _, _) | (_, _, None) => None,
+                    (true, 1, Some(_)) => Some(Own::HfRepo),
+                    (true, _, Some(_)) => Some(Own::HfShared),
+                };
+            }
+            if self.hubs.iter().any(|hub| hub.repo_of(path) == Some(h))
+                || path.iter().any(|c| c == h)
+            {
+                return Some(Own::HfRepo);
+            }
         }
         if let Some(name) = ours.ollama {
             for s in &self.ollama {
                 if let Some(m) = s.manifests.iter().find(|m| m.path == path) {
-                    return (m.name == *name).then_some(Own::Ollama);
+                    return m.name.is(name).then_some(Own::Ollama);
                 }
-                let Some(blob) = self.ollama_blob(s, path) else {
+                let Some(hex) = self.ollama_blob(s, path) else {
                     continue;
                 };
-                let users: Vec<&OllamaManifest> = s.blob_users(blob).collect();
-                if !users.iter().any(|m| m.name == *name) {
+                let users: Vec<&OllamaManifest> = s.blob_users(&hex).collect();
+                if !users.iter().any(|m| m.name.is(name)) {
                     return None;
                 }
                 let others: Vec<String> = users
                     .iter()
-                    .filter(|m| m.name != *name)
+                    .filter(|m| !m.name.is(name))
                     .map(|m| m.name.to_string())
                     .collect();
                 return Some(if others.is_empty() {
@@ -280,41 +496,65 @@ impl Stores {
         None
     }
 
-    fn ollama_blob<'a>(&self, s: &OllamaStore, path: &'a Path) -> Option<&'a str> {
+    /// The SHA-256 a file in an Ollama store's `blobs/` stands for.
+    fn ollama_blob(&self, s: &OllamaStore, path: &Path) -> Option<String> {
         (path.parent()? == s.root.join("blobs"))
-            .then(|| path.file_name()?.to_str())
+            .then(|| ollama_digest(path.file_name()?.to_str()?))
             .flatten()
     }
 
     /// The other models whose store holds `path` itself: another Hugging
-    /// Face repository's folder, an Ollama layer or manifest of another
-    /// model. Empty when no known store claims it.
+    /// Face repository's folder or `.locks/` entry, a shared-store payload
+    /// another repository uses, the hub's own files while other
+    /// repositories stay, an Ollama layer or manifest of another model.
+    /// Empty when no known store claims it.
     pub fn needed_by(&self, path: &Path, ours: &Ours<'_>) -> Vec<String> {
         let mut out = Vec::new();
+        let is_ours = |r: &str| Some(r) == ours.hf_dir;
+        for h in &self.hubs {
+            if let Some((_, p)) = h.payload_of(path) {
+                out.extend(
+                    p.users()
+                        .into_iter()
+                        .filter(|r| !is_ours(r))
+                        .map(str::to_string),
+                );
+            } else if let Some(r) = h.repo_of(path) {
+                if !is_ours(r) {
+                    out.push(r.to_string());
+                }
+            } else if path.parent() == Some(&h.dir) || path.parent() == Some(&h.store()) {
+                // CACHEDIR.TAG, the shared store's marker: the cache's own.
+                out.extend(h.repos.iter().filter(|r| !is_ours(r)).cloned());
+            }
+        }
         for r in &self.hf {
-            if Some(r.name.as_str()) != ours.hf_dir && path.starts_with(&r.dir) {
+            if !is_ours(&r.name) && path.starts_with(&r.dir) && !out.contains(&r.name) {
                 out.push(r.name.clone());
             }
         }
         for s in &self.ollama {
-            if let Some(blob) = self.ollama_blob(s, path) {
+            if let Some(hex) = self.ollama_blob(s, path) {
                 out.extend(
-                    s.blob_users(blob)
-                        .filter(|m| Some(&m.name) != ours.ollama)
+                    s.blob_users(&hex)
+                        .filter(|m| ours.ollama.is_none_or(|o| !m.name.is(o)))
                         .map(|m| m.name.to_string()),
                 );
             }
             if let Some(m) = s.manifests.iter().find(|m| m.path == path)
-                && Some(&m.name) != ours.ollama
+                && ours.ollama.is_none_or(|o| !m.name.is(o))
             {
                 out.push(m.name.to_string());
             }
         }
+        out.sort();
+        out.dedup();
         out
     }
 
     /// What breaks if `path` goes: the snapshot links that resolve to it,
-    /// the Ollama manifests that name it.
+    /// the repository links into a shared-store payload, the Ollama
+    /// manifests that name it.
     pub fn dependents(&self, path: &Path) -> Vec<PathBuf> {
         let mut out = Vec::new();
         for r in &self.hf {
@@ -322,9 +562,21 @@ impl Stores {
                 out.extend(l.iter().cloned());
             }
         }
+        for h in &self.hubs {
+            if let Some(p) = h.payloads.get(path) {
+                for l in &p.links {
+                    out.push(l.clone());
+                    for r in &self.hf {
+                        if let Some(s) = r.links.get(l) {
+                            out.extend(s.iter().cloned());
+                        }
+                    }
+                }
+            }
+        }
         for s in &self.ollama {
-            if let Some(blob) = self.ollama_blob(s, path) {
-                out.extend(s.blob_users(blob).map(|m| m.path.clone()));
+            if let Some(hex) = self.ollama_blob(s, path) {
+                out.extend(s.blob_users(&hex).map(|m| m.path.clone()));
             }
         }
         out.sort();
@@ -349,26 +601,231 @@ impl Stores {
             }
         }
         for s in &self.ollama {
-            let blob = format!("sha256-{}", d.sha256);
-            let p = s.root.join("blobs").join(&blob);
-            if p == except {
-                continue;
-            }
             let others: Vec<String> = s
-                .blob_users(&blob)
-                .filter(|m| Some(&m.name) != ours.ollama)
+                .blob_users(&d.sha256)
+                .filter(|m| ours.ollama.is_none_or(|o| !m.name.is(o)))
                 .map(|m| m.name.to_string())
                 .collect();
-            if !others.is_empty() {
-                out.push((others.join(", "), p));
+            if others.is_empty() {
+                continue;
+            }
+            for p in s.files.get(&d.sha256).into_iter().flatten() {
+                if p != except {
+                    out.push((others.join(", "), p.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The Ollama manifests and Hugging Face links that depend on `path`
+    /// now and are not among `planned`: read again at execute, so a tag
+    /// copied (`ollama cp`) or a repository downloaded since approval keeps
+    /// what it needs. `(model, dependent)` pairs.
+    pub fn new_dependents(
+        &self,
+        path: &Path,
+        planned: &HashSet<PathBuf>,
+    ) -> Vec<(String, PathBuf)> {
+        let mut out = Vec::new();
+        for s in &self.ollama {
+            if let Some(hex) = self.ollama_blob(s, path) {
+                out.extend(
+                    s.blob_users(&hex)
+                        .filter(|m| !planned.contains(&m.path))
+                        .map(|m| (m.name.to_string(), m.path.clone())),
+                );
+            }
+        }
+        for h in &self.hubs {
+            if let Some(p) = h.payloads.get(path) {
+                for l in p.links.iter().filter(|l| !planned.contains(*l)) {
+                    let repo = h.repo_of(l).unwrap_or("another repository");
+                    out.push((repo.to_string(), l.clone()));
+                }
             }
         }
         out
     }
 }
 
+/// A model the manifest names (`hf_repo`, `ollama_model`) that no local
+/// location holds is an input error, with the closest names found: a typo
+/// must not trace into a plan that disposes of nothing of the model.
+pub fn named_model_found(model: &crate::manifest::Model, seen: &Seen) -> crate::error::Result<()> {
+    let closest = |want: &str, have: &mut dyn Iterator<Item = String>| -> String {
+        let mut scored: Vec<(f64, String)> = have
+            .map(|h| {
+                (
+                    strsim::jaro_winkler(&want.to_lowercase(), &h.to_lowercase()),
+                    h,
+                )
+            })
+            .filter(|(s, _)| *s > 0.7)
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        scored.dedup_by(|a, b| a.1 == b.1);
+        match scored.as_slice() {
+            [] => String::new(),
+            s => format!(
+                "; did you mean {}?",
+                s.iter()
+                    .take(3)
+                    .map(|(_, n)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+        }
+    };
+    if let Some(repo) = &model.hf_repo {
+        let dir = format!("models--{}", repo.replace('/', "--"));
+        if !seen.hf.contains(&dir) {
+            let names = seen
+                .hf
+                .iter()
+                .filter_map(|d| d.strip_prefix("models--").map(|r| r.replacen("--", "/", 1)));
+            return Err(crate::error::Error::input(format!(
+                "hf_repo = {repo:?}: no Hugging Face cache in the locations holds {dir}{}",
+                closest(repo, &mut names.into_iter())
+            )));
+        }
+    }
+    if let Some(name) = &model.ollama_model
+        && let Some(want) = OllamaName::parse(name)
+        && !seen.ollama.iter().any(|n| n.is(&want))
+    {
+        let names = seen.ollama.iter().map(|n| n.to_string());
+        return Err(crate::error::Error::input(format!(
+            "ollama_model = {name:?}: no Ollama store in the locations has a manifest for {want}{}",
+            closest(&want.to_string(), &mut names.into_iter())
+        )));
+    }
+    Ok(())
+}
+
 fn is_real_dir(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir())
+}
+
+/// huggingface_hub's `is_shared_blobs_dir`: a real folder holding a
+/// regular marker file whose text is exactly the layout version.
+fn is_shared_store(dir: &Path) -> bool {
+    let marker = dir.join(SHARED_MARKER);
+    is_real_dir(dir)
+        && std::fs::symlink_metadata(&marker).is_ok_and(|m| m.is_file() && m.len() < 64)
+        && std::fs::read(&marker).is_ok_and(|b| b == SHARED_LAYOUT.as_bytes())
+}
+
+/// Read a hub folder: its repository folders and, when `blobs/` is a
+/// marked shared store, every payload with the users its `.refs` names
+/// (each line validated as huggingface_hub's
+/// `_read_valid_manifest_references` does: `<type>s--…/blobs/<name>`, and
+/// that path a link resolving to this payload) and the repositories whose
+/// blob links resolve to it.
+fn read_hub(dir: &Path, problems: &mut Vec<(PathBuf, String)>) -> Hub {
+    let mut hub = Hub {
+        dir: dir.to_path_buf(),
+        repos: BTreeSet::new(),
+        payloads: HashMap::new(),
+    };
+    match std::fs::read_dir(dir) {
+        Ok(rd) => {
+            for e in rd.flatten() {
+                if let Some(n) = e.file_name().to_str()
+                    && is_hf_repo_name(n)
+                    && e.file_type().is_ok_and(|t| t.is_dir())
+                {
+                    hub.repos.insert(n.to_string());
+                }
+            }
+        }
+        Err(e) => problems.push((dir.to_path_buf(), e.to_string())),
+    }
+    let store = hub.store();
+    if !is_shared_store(&store) {
+        return hub;
+    }
+    let is_hash = |s: &str| {
+        s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let prefixes = match std::fs::read_dir(&store) {
+        Ok(rd) => rd.flatten().collect::<Vec<_>>(),
+        Err(e) => {
+            problems.push((store.clone(), e.to_string()));
+            Vec::new()
+        }
+    };
+    for pre in prefixes {
+        let Some(hh) = pre.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if hh.len() != 2 || !pre.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let rd = match std::fs::read_dir(pre.path()) {
+            Ok(rd) => rd,
+            Err(e) => {
+                problems.push((pre.path(), e.to_string()));
+                continue;
+            }
+        };
+        for e in rd.flatten() {
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if is_hash(&name) && name.starts_with(&hh) && e.file_type().is_ok_and(|t| t.is_file()) {
+                hub.payloads.insert(e.path(), Payload::default());
+            }
+        }
+    }
+    for (payload, p) in hub.payloads.iter_mut() {
+        let refs = payload.with_file_name(format!(
+            "{}.refs",
+            payload.file_name().and_then(|n| n.to_str()).unwrap_or("")
+        ));
+        p.refs = match crate::util::read_text(&refs, "shared blob .refs", MAX_REFS) {
+            Ok(text) => Some(
+                text.lines()
+                    .filter_map(|line| {
+                        let parts: Vec<&str> = line.split('/').collect();
+                        match parts.as_slice() {
+                            [repo, "blobs", blob]
+                                if is_hf_repo_name(repo)
+                                    && !blob.is_empty()
+                                    && *blob != ".."
+                                    && *blob != "." =>
+                            {
+                                (link_target(&dir.join(line)).as_deref() == Some(payload.as_path()))
+                                    .then(|| repo.to_string())
+                            }
+                            _ => None,
+                        }
+                    })
+                    .collect(),
+            ),
+            Err(_) => None,
+        };
+    }
+    for repo in hub.repos.clone() {
+        let blobs = dir.join(&repo).join("blobs");
+        let Ok(rd) = std::fs::read_dir(&blobs) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_symlink()) {
+                continue;
+            }
+            if let Some(t) = link_target(&e.path())
+                && let Some(p) = hub.payloads.get_mut(&t)
+            {
+                p.linked.insert(repo.clone());
+                p.links.push(e.path());
+            }
+        }
+    }
+    hub
 }
 
 /// Read a repository's blob names and snapshot links (never following one).
@@ -420,7 +877,8 @@ fn read_hf_repo(dir: &Path, name: &str, problems: &mut Vec<(PathBuf, String)>) -
     }
 }
 
-/// Read every manifest of an Ollama store (never following a link).
+/// Read every manifest of an Ollama store (never following a link) and
+/// the names of its blobs.
 fn read_ollama(root: &Path, problems: &mut Vec<(PathBuf, String)>) -> OllamaStore {
     let dir = root.join("manifests");
     let mut manifests = Vec::new();
@@ -457,13 +915,23 @@ fn read_ollama(root: &Path, problems: &mut Vec<(PathBuf, String)>) -> OllamaStor
             )),
         }
     }
+    let mut files: HashMap<String, Vec<PathBuf>> = HashMap::new();
+    if let Ok(rd) = std::fs::read_dir(root.join("blobs")) {
+        for e in rd.flatten() {
+            if let Some(hex) = e.file_name().to_str().and_then(ollama_digest) {
+                files.entry(hex).or_default().push(e.path());
+            }
+        }
+    }
     OllamaStore {
         root: root.to_path_buf(),
         manifests,
+        files,
     }
 }
 
-/// The blob file names an Ollama manifest names (`config` and `layers`).
+/// The SHA-256 of each blob an Ollama manifest names (`config` and
+/// `layers`), from digests spelled `sha256:<hex>` or `sha256-<hex>`.
 fn manifest_blobs(text: &str) -> Result<Vec<String>, String> {
     let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
@@ -477,11 +945,9 @@ fn manifest_blobs(text: &str) -> Result<Vec<String>, String> {
             .get("digest")
             .and_then(|d| d.as_str())
             .ok_or("a layer without a digest")?;
-        let hex = digest
-            .strip_prefix("sha256:")
-            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        let hex = ollama_digest(digest)
             .ok_or_else(|| format!("digest {digest:?} is not sha256:<64 hex>"))?;
-        out.push(format!("sha256-{hex}"));
+        out.push(hex);
     }
     Ok(out)
 }

@@ -215,7 +215,8 @@ impl Env {
             .env_remove("DECOM_KEY_PASSPHRASE")
             .env_remove("SSH_AUTH_SOCK")
             .env_remove("DECOM_TEST_ABORT_AFTER_RECORDS")
-            .env_remove("DECOM_TEST_FAIL_AFTER_RECORDS");
+            .env_remove("DECOM_TEST_FAIL_AFTER_RECORDS")
+            .env_remove("DECOM_TEST_STOP_AFTER_RECORDS");
         c
     }
 

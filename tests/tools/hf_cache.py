@@ -5,6 +5,15 @@
                                          Hub, so the cache has exactly the
                                          layout huggingface_hub writes
     python hf_cache.py scan CACHE        print scan_cache_dir's verdict as JSON
+    python hf_cache.py delete CACHE REPO delete every revision of REPO with
+                                         huggingface_hub's own deletion
+                                         (scan_cache_dir().delete_revisions)
+
+A file spec may carry "xet": 64 hex: the file is then moved into
+huggingface_hub 2.4's cache-wide shared blob store, by the function its
+download calls after a Xet download (publish_blob_to_shared_store), and the
+repository's blob becomes a link into it; a second repository with the same
+Xet hash links to the one payload.
 
 SPEC: {"cache": DIR, "repos": [{"id": "org/name", "revisions": [{"ref":
 "main", "commit": 40 hex, "files": {"path": {"text": "..."} or {"size": N,
@@ -104,12 +113,25 @@ def build(spec_path):
     import huggingface_hub
     from huggingface_hub.errors import EntryNotFoundError
 
+    from huggingface_hub.utils import _shared_blobs
+
     for repo in spec["repos"]:
         for rev in repo["revisions"]:
-            for path in rev["files"]:
-                huggingface_hub.hf_hub_download(
+            for path, fspec in rev["files"].items():
+                pointer = huggingface_hub.hf_hub_download(
                     repo["id"], path, revision=rev["ref"], cache_dir=spec["cache"]
                 )
+                if "xet" in fspec:
+                    blob = os.path.realpath(pointer)
+                    if not os.path.islink(os.path.join(os.path.dirname(pointer), os.readlink(pointer))):
+                        ok = _shared_blobs.publish_blob_to_shared_store(
+                            blob_path=blob,
+                            xet_hash=fspec["xet"],
+                            cache_dir=spec["cache"],
+                            expected_size=os.path.getsize(blob),
+                        )
+                        if not ok:
+                            sys.exit(f"{path}: not published to the shared blob store")
             for path in rev.get("missing", []):
                 try:
                     huggingface_hub.hf_hub_download(
@@ -149,5 +171,15 @@ def scan(cache):
     )
 
 
+def delete(cache, repo_id):
+    import huggingface_hub
+
+    info = huggingface_hub.scan_cache_dir(cache)
+    revs = [rv.commit_hash for r in info.repos if r.repo_id == repo_id for rv in r.revisions]
+    if not revs:
+        sys.exit(f"{repo_id}: not in the cache")
+    info.delete_revisions(*revs).execute()
+
+
 if __name__ == "__main__":
-    {"build": build, "scan": scan}[sys.argv[1]](sys.argv[2])
+    {"build": build, "scan": scan, "delete": delete}[sys.argv[1]](*sys.argv[2:])
