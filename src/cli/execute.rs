@@ -175,9 +175,22 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
         ))
     })?;
     let approval = sign::sig_path(&a.plan, Role::Custodian);
+    let (op_sig, co_sig) = (
+        files.signature(Role::Operator),
+        files.signature(Role::Custodian),
+    );
     dispose::check_own_files(
         plan,
-        &[&a.plan, &approval, &a.allowed_signers, &a.key.key],
+        &[
+            &a.plan,
+            &approval,
+            &a.allowed_signers,
+            &a.key.key,
+            files.journal(),
+            files.certificate(),
+            &op_sig,
+            &co_sig,
+        ],
         &out_dir,
     )?;
 

@@ -50,7 +50,7 @@ pub fn run(a: &TraceArgs, p: &Printer) -> Result<u8> {
     let lists = [
         (
             &resolved.not_searched,
-            "known component(s) have no SHA-256, SHA-384 or SHA-512 hash and cannot be searched for",
+            "known component(s) cannot be searched for by content (no SHA-256, SHA-384 or SHA-512 hash, or a BOM type that is not a model artifact)",
         ),
         (
             &resolved.ignored_hashes,

@@ -213,15 +213,20 @@ pub(super) fn merge(m: &Manifest, base: &Path) -> Result<Merged> {
     for p in all {
         let label = p.component.label();
         if !p.component.searchable() {
-            let reason = if p.unusable.is_empty() {
-                "no hash".to_string()
-            } else {
-                format!("only {}", p.unusable.join(", "))
+            let reason = match p.unusable.as_slice() {
+                [] => "no hash: decom matches SHA-256, SHA-384 or SHA-512".to_string(),
+                [t] if t.starts_with("type ") => format!(
+                    "a component of {t}: decom takes machine-learning-model, data and file components as the model's"
+                ),
+                u => format!(
+                    "only {}: decom matches SHA-256, SHA-384 or SHA-512",
+                    u.join(", ")
+                ),
             };
             merged.not_searched.push(NotSearched {
                 component: label,
                 origin: p.origin,
-                reason: format!("{reason}: decom matches SHA-256, SHA-384 or SHA-512"),
+                reason,
             });
             continue;
         }
@@ -426,14 +431,29 @@ fn parse_cyclonedx(text: &str, origin: &str) -> Result<Vec<Parsed>> {
             stack.extend(children.iter().rev());
         }
         let kind = c.get("type").and_then(|t| t.as_str()).unwrap_or("");
-        if !matches!(kind, "machine-learning-model" | "data" | "file") {
-            continue;
-        }
         let hashes = c
             .get("hashes")
             .and_then(|h| h.as_array())
             .map(Vec::as_slice)
             .unwrap_or_default();
+        if !matches!(kind, "machine-learning-model" | "data" | "file") {
+            // Another type with hashes (a library, a framework) is said,
+            // never dropped without a word: the plan names it as not searched.
+            if !hashes.is_empty() {
+                let name = text_of(c, "name")
+                    .or_else(|| text_of(c, "bom-ref"))
+                    .unwrap_or_else(|| "(unnamed)".into());
+                out.push(Parsed {
+                    component: Component {
+                        version: text_of(c, "version"),
+                        ..Component::named(&name)
+                    },
+                    origin: origin.to_string(),
+                    unusable: vec![format!("type {kind:?}")],
+                });
+            }
+            continue;
+        }
         if hashes.is_empty() && children.is_some_and(|c| !c.is_empty()) {
             continue;
         }

@@ -222,6 +222,15 @@ pub fn trace_location(
     );
     let mut found = select(hashed, loc, criteria, &ours, &known, &mut w)?;
     w.stores.seen_models(seen);
+    if std::fs::read_dir(root).is_ok_and(|mut d| d.next().is_none()) {
+        w.risks.push(Risk {
+            kind: "empty-location".into(),
+            subject: loc.uri.clone(),
+            detail:
+                "the location holds nothing: nothing is disposed of there, and its folder stays"
+                    .into(),
+        });
+    }
     for (model, (n, bytes)) in std::mem::take(&mut w.others) {
         w.risks.push(Risk {
             kind: "other-model".into(),
@@ -429,6 +438,21 @@ fn walk(
             Kind::File | Kind::Symlink => w.stores.own(path, ours),
             _ => None,
         };
+        if own == Some(Own::HfShared) && path.extension().is_some_and(|e| e == "refs") {
+            // The manifest of a payload that stays: huggingface_hub's own
+            // deletion rewrites it without the retired repository's line;
+            // decom leaves the line, which its tools skip (the link is gone).
+            w.risk(
+                "store-reference-kept",
+                path,
+                format!(
+                    "kept with the payload other repositories use; it still lists {}'s link, which huggingface_hub ignores once the link is gone and drops at its next sweep (hf cache prune)",
+                    ours.hf_dir.unwrap_or("the retired repository")
+                ),
+            );
+            w.keep(path);
+            continue;
+        }
         let included = include.as_ref().is_none_or(|g| g.is_match(rel));
         match id.kind {
             Kind::Dir => {

@@ -271,7 +271,7 @@ pub fn trace(
             kind: "components-not-searched".into(),
             subject: format!("{} known component(s)", names.len()),
             detail: format!(
-                "no SHA-256, SHA-384 or SHA-512 hash, so no location could match them by content; copies of them outside the locations' other rules remain: {}",
+                "not searched for by content (no SHA-256, SHA-384 or SHA-512 hash, or a BOM type that is not a model artifact; components_not_searched gives each reason), so copies of them outside the locations' other rules remain: {}",
                 names.join(", ")
             ),
         });

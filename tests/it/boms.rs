@@ -45,7 +45,7 @@ fn a_bom_without_usable_hashes_is_reported_never_an_empty_complete_plan() {
         );
         env.trace()
             .code(2)
-            .one_line_error("none of the 4 known component(s) has a SHA-256, SHA-384 or SHA-512");
+            .one_line_error("none of the 5 known component(s) has a SHA-256, SHA-384 or SHA-512");
         assert!(!env.plan().exists(), "{v}: nothing written");
 
         env.manifest(
@@ -59,7 +59,7 @@ fn a_bom_without_usable_hashes_is_reported_never_an_empty_complete_plan() {
         t.ok();
         assert!(
             t.stderr
-                .contains("4 known component(s) have no SHA-256, SHA-384 or SHA-512 hash"),
+                .contains("5 known component(s) cannot be searched for by content"),
             "{v}: {}",
             t.stderr
         );
@@ -72,6 +72,9 @@ fn a_bom_without_usable_hashes_is_reported_never_an_empty_complete_plan() {
             "only MD5, SHA3-256",
             "fraud-detector@3.2",
             "no hash",
+            // A library's SHA-256 is said, not dropped without a word.
+            "torch",
+            "type \"library\"",
         ] {
             assert!(
                 verbose.stderr.contains(line),
@@ -80,7 +83,7 @@ fn a_bom_without_usable_hashes_is_reported_never_an_empty_complete_plan() {
             );
         }
         let plan = env.plan_json();
-        assert_eq!(plan["components_not_searched"].as_array().unwrap().len(), 4);
+        assert_eq!(plan["components_not_searched"].as_array().unwrap().len(), 5);
         assert_eq!(env.risks("components-not-searched").len(), 1);
     }
 }

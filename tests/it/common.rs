@@ -78,8 +78,12 @@ impl Run {
     }
 }
 
+/// The binary under test: this build's, or `DECOM_TEST_BIN` (to show that
+/// a regression test fails on an older build).
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_decom"))
+    std::env::var_os("DECOM_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_decom")))
 }
 
 pub fn sha256_file(p: &Path) -> String {

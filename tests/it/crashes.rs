@@ -77,7 +77,10 @@ fn kill_and_resume(env: &Env, files: &[PathBuf], roots: &[PathBuf], planned: usi
         point += 23;
     }
     assert!(crashes >= 20, "only {crashes} crash points were hit");
-    env.resume().ok();
+    // Done: a further resume would only replace the evidence.
+    let cert = std::fs::read(env.cert()).unwrap();
+    env.resume().code(2).one_line_error("the run is complete");
+    assert_eq!(std::fs::read(env.cert()).unwrap(), cert);
 
     let c = env.cert_json();
     assert_eq!(c["status"], "complete");

@@ -183,15 +183,7 @@ fn resume_refuses_a_complete_run_and_a_missing_journal_and_keeps_the_evidence() 
 /// its signatures are kept, never replaced.
 #[test]
 fn a_resumed_run_keeps_the_earlier_certificate() {
-    let env = Env::new();
-    let a = env.file("models/m/a.bin", &random_bytes(4096));
-    env.manifest_all("nist-clear", "models/m");
-    env.trace().ok();
-    env.approve().ok();
-    run_cmd("chattr", &["+i", a.to_str().unwrap()]);
-    let r = env.execute();
-    run_cmd("chattr", &["-i", a.to_str().unwrap()]);
-    r.code(1);
+    let (env, _) = executed_while_immutable();
     let first = std::fs::read(env.cert()).unwrap();
     env.resume().ok();
     let kept = env.path("certificate.superseded-1.json");
@@ -209,15 +201,9 @@ fn a_resumed_run_keeps_the_earlier_certificate() {
     .code(1); // it says incomplete, and verifies as what it is
 }
 
-fn run_cmd(cmd: &str, args: &[&str]) {
-    let s = Command::new(cmd).args(args).status().unwrap();
-    assert!(s.success(), "{cmd} {args:?}");
-}
-
-/// `chattr +i`: the file did not change, it cannot be written. The outcome
-/// is a failure (tried again on resume), not "changed since approval".
-#[test]
-fn an_immutable_file_fails_and_resume_retries_it_once_writable() {
+/// One planned file made immutable (`chattr +i`) for an execute, then
+/// writable again: the run ends incomplete (exit 1).
+fn executed_while_immutable() -> (Env, std::path::PathBuf) {
     let env = Env::new();
     let a = env.file("models/m/a.bin", &random_bytes(4096));
     env.manifest_all("nist-clear", "models/m");
@@ -227,6 +213,19 @@ fn an_immutable_file_fails_and_resume_retries_it_once_writable() {
     let r = env.execute();
     run_cmd("chattr", &["-i", a.to_str().unwrap()]);
     r.code(1);
+    (env, a)
+}
+
+fn run_cmd(cmd: &str, args: &[&str]) {
+    let s = Command::new(cmd).args(args).status().unwrap();
+    assert!(s.success(), "{cmd} {args:?}");
+}
+
+/// `chattr +i`: the file did not change, it cannot be written. The outcome
+/// is a failure (tried again on resume), not "changed since approval".
+#[test]
+fn an_immutable_file_fails_and_resume_retries_it_once_writable() {
+    let (env, a) = executed_while_immutable();
     assert_eq!(env.outcome(&a), "failed");
     let c = env.cert_json();
     let reason = c["artifacts"][0]["reason"].as_str().unwrap().to_string();
@@ -420,4 +419,93 @@ fn execute_prints_no_line_per_artifact_without_verbose() {
     r.ok();
     let named = r.stderr.lines().filter(|l| l.contains("/f0")).count();
     assert_eq!(named, 0, "{}", r.stderr);
+}
+
+#[test]
+fn an_empty_location_is_said() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("models/empty")).unwrap();
+    env.file("models/m/a.bin", &random_bytes(100));
+    env.manifest(
+        "nist-clear",
+        &format!(
+            "[[locations]]\nuri = \"{}\"\n[[locations]]\nuri = \"{}\"\n",
+            env.path("models/m").display(),
+            env.path("models/empty").display()
+        ),
+    );
+    env.trace().ok();
+    let r = env.risks("empty-location");
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].0.ends_with("models/empty"));
+}
+
+/// `[[keep]]` needs no model name: the risk then names the folder.
+#[test]
+fn keep_without_a_model_name_is_accepted() {
+    let env = Env::new();
+    let tokenizer = random_bytes(2000);
+    env.file("models/fraud/tokenizer.json", &tokenizer);
+    env.file("models/keeper/tokenizer.json", &tokenizer);
+    env.manifest(
+        "nist-clear",
+        &format!(
+            "[[locations]]\nuri = \"{}\"\n[[keep]]\nuri = \"{}\"\n",
+            env.path("models").display(),
+            env.path("models/keeper").display()
+        ),
+    );
+    env.trace().ok();
+    let shared = env.risks("shared-content");
+    assert!(
+        shared.iter().any(|(_, d)| d.contains("[[keep]] folder")),
+        "{shared:?}"
+    );
+}
+
+/// approve without --allowed-signers cannot check the key's role: it says so.
+#[test]
+fn approve_without_a_signers_file_warns_that_the_role_is_unchecked() {
+    let env = Env::new();
+    env.file("models/m/a.bin", &random_bytes(100));
+    env.manifest_all("nist-clear", "models/m");
+    env.trace().ok();
+    let r = env.approve();
+    r.ok();
+    assert!(r.stderr.contains("--allowed-signers"), "{}", r.stderr);
+}
+
+/// A sparse file is written in full: the plan says so.
+#[test]
+fn a_sparse_file_is_noted() {
+    let env = Env::new();
+    let f = env.path("models/m/sparse.bin");
+    std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+    let file = std::fs::File::create(&f).unwrap();
+    file.set_len(64 << 20).unwrap();
+    env.manifest_all("delete-only", "models/m");
+    env.trace().ok();
+    let r = env.risks("sparse-file");
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].1.contains("64.0 MiB"), "{r:?}");
+}
+
+/// A missing TMPDIR is named as such, before anything is touched.
+#[test]
+fn a_missing_tmpdir_is_a_clear_refusal() {
+    let env = Env::new();
+    let a = env.file("models/m/a.bin", &random_bytes(100));
+    env.manifest_all("nist-clear", "models/m");
+    env.trace().ok();
+    env.approve().ok();
+    let r = Run::from(
+        env.command()
+            .args(env.execute_args())
+            .env("TMPDIR", env.path("no-such-dir"))
+            .output()
+            .unwrap(),
+    );
+    r.code(2).one_line_error("TMPDIR");
+    assert!(!r.stderr.contains("not a valid decom plan"), "{}", r.stderr);
+    assert!(a.exists());
 }

@@ -191,6 +191,13 @@ fn retire_fraud_from_shared_store(how: &str) {
                 && d.contains("needed by models--acme--keeper")),
         "the shared tokenizer payload is kept and said to be: {shared:?}"
     );
+    let refs = env.risks("store-reference-kept");
+    assert!(
+        refs.iter()
+            .any(|(s, d)| s.ends_with(&format!("{}.refs", xet('c')))
+                && d.contains("models--acme--fraud")),
+        "the kept payload's manifest still names the retired repository, and the plan says so: {refs:?}"
+    );
     env.approve().ok();
     env.execute().ok();
     let after = scan(&hub);
