@@ -443,7 +443,7 @@ pub fn files(
     for o in open_files {
         let gone = match confirm_gone(&o.parent, &o.names, o.f)? {
             (Outcome::Disposed, _) => names_left(&o).map_or_else(
-                |why| failed(why),
+                failed,
                 |left| match left {
                     Some(n) => failed(format!(
                         "its inode still has {n} name(s) on the filesystem after the unlink (a name swapped or linked while disposing)"

@@ -335,6 +335,9 @@ pub struct LocalRoot {
     pub fs_type: String,
     pub rotational: Option<bool>,
     pub cross_filesystems: bool,
+    /// Why its disk is virtual (backing store unknown), where it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_disk: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -456,10 +459,11 @@ impl PlanLocation {
             Store::Local(l) => format!(
                 "{} on {}",
                 l.fs_type,
-                match l.rotational {
-                    Some(true) => "rotational disk",
-                    Some(false) => "non-rotational disk",
-                    None => "unknown medium",
+                match (&l.virtual_disk, l.rotational) {
+                    (Some(v), _) => format!("a virtual disk ({v})"),
+                    (None, Some(true)) => "rotational disk".into(),
+                    (None, Some(false)) => "non-rotational disk".into(),
+                    (None, None) => "unknown medium".into(),
                 }
             ),
             Store::S3(s) => format!("S3 bucket {} (versioning {})", s.bucket, s.facts.versioning),

@@ -264,6 +264,7 @@ pub fn trace_location(
             fs_type: root_fs,
             rotational: root_rot,
             cross_filesystems: loc.cross_filesystems,
+            virtual_disk: localfs::virtual_disk(anchor.device()),
         }),
     };
     Ok((plan_loc, found, w.risks))
