@@ -14,6 +14,7 @@ need_apt=()
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v ssh-agent >/dev/null || need_apt+=(openssh-client)
 for t in pdfinfo pdftotext pdfdetach pdftoppm; do command -v $t >/dev/null || need_apt+=(poppler-utils); done
+command -v qpdf >/dev/null || need_apt+=(qpdf)
 # Real copy-on-write filesystems for the shared-extents tests (loop-mounted).
 command -v mkfs.btrfs >/dev/null || need_apt+=(btrfs-progs)
 command -v mkfs.xfs >/dev/null || need_apt+=(xfsprogs)

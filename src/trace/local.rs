@@ -196,9 +196,18 @@ pub fn trace_location(
         .ollama_model
         .as_deref()
         .and_then(super::stores::OllamaName::parse);
+    // A location inside an Ollama store's manifests/ is that model's.
+    let ollama_under = root
+        .ancestors()
+        .find(|a| {
+            a.file_name().is_some_and(|n| n == "manifests")
+                && a.parent().is_some_and(|s| s.join("blobs").is_dir())
+        })
+        .map(|_| root);
     let ours = Ours {
         hf_dir: hf_dir.as_deref(),
         ollama: ollama.as_ref(),
+        ollama_under,
         torch_checkpoints: &criteria.model.torch_checkpoints,
     };
     let known = criteria.known();
@@ -473,6 +482,19 @@ fn walk(
                             (MatchedBy::HfRepo, ours.hf_dir.map(str::to_string))
                         }
                         Own::Ollama | Own::OllamaShared(_) => {
+                            let outside = w.stores.ollama_layers_outside(path, ours, root);
+                            if !outside.is_empty() {
+                                let list: Vec<String> =
+                                    outside.iter().map(|p| p.display().to_string()).collect();
+                                w.risk(
+                                    "store-outside-location",
+                                    path,
+                                    format!(
+                                        "the layers only this model uses lie outside this location and stay: {}; add the store folder as a location",
+                                        list.join(", ")
+                                    ),
+                                );
+                            }
                             (MatchedBy::Ollama, ours.ollama.map(|n| n.to_string()))
                         }
                         Own::TorchHub => (MatchedBy::TorchHub, None),
@@ -573,6 +595,36 @@ struct Hashed {
     /// Bytes the filesystem has allocated to it (a sparse file has fewer
     /// than its size).
     allocated: u64,
+    /// What decom file it is by its first bytes (a key, a signature, a
+    /// plan, a certificate, a journal, a trusted signers file), if any.
+    decom_file: Option<&'static str>,
+}
+
+/// What decom's own inputs and outputs look like from their first bytes:
+/// keys and trusted signers files are not named to trace, so they are
+/// known by content and never planned, wherever a location finds them.
+fn decom_file(head: &[u8]) -> Option<&'static str> {
+    let text = String::from_utf8_lossy(head);
+    let t = text.trim_start();
+    if t.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----") {
+        Some("an OpenSSH private key (a signing key)")
+    } else if t.starts_with("-----BEGIN SSH SIGNATURE-----") {
+        Some("an SSH signature (an approval or a certificate signature)")
+    } else if t.starts_with("ssh-ed25519 ") {
+        Some("an SSH public key")
+    } else if t.contains("\"schema\": \"decom.plan/") {
+        Some("a decom plan")
+    } else if t.contains("\"schema\": \"decom.certificate/") {
+        Some("a decom certificate")
+    } else if t.starts_with("{\"seq\":1,") && t.contains("\"type\":\"run-started\"") {
+        Some("a decom journal")
+    } else if t.contains("namespaces=\"decom-custodian\"")
+        || t.contains("namespaces=\"decom-operator\"")
+    {
+        Some("a decom trusted signers file")
+    } else {
+        None
+    }
 }
 
 /// Hash the candidates in parallel on all cores, each read once: SHA-256,
@@ -629,6 +681,15 @@ fn select(
                 continue;
             }
         };
+        if let Some(what) = h.decom_file {
+            w.risk(
+                "decom-own-file",
+                &c.path,
+                format!("{what}: decom's own inputs and evidence are never planned (excluded); dispose of it by other means if it is not decom's"),
+            );
+            w.keep(&c.path);
+            continue;
+        }
         let mut matched = c.matched;
         let component = known.find(&h.digests).map(str::to_string);
         if matched.how == MatchedBy::Hash && component.is_none() {
@@ -787,6 +848,8 @@ fn hash_candidate(c: &Candidate, extra: Extra, progress: &dyn Progress) -> Resul
             std::io::Error::other("size changed while tracing"),
         ));
     }
+    let mut head = [0u8; 4096];
+    let n = std::os::unix::fs::FileExt::read_at(&f, &mut head, 0).at(&c.path)?;
     let shared_bytes = localfs::shared_bytes(&f);
     progress.item(&c.path.display().to_string());
     Ok(Hashed {
@@ -794,6 +857,7 @@ fn hash_candidate(c: &Candidate, extra: Extra, progress: &dyn Progress) -> Resul
         fs_type,
         shared_bytes,
         allocated,
+        decom_file: decom_file(&head[..n]),
     })
 }
 

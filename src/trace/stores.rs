@@ -51,7 +51,19 @@ pub struct Ours<'a> {
     /// location is).
     pub hf_dir: Option<&'a str>,
     pub ollama: Option<&'a OllamaName>,
+    /// A location inside an Ollama store's `manifests/` (a model's folder
+    /// of tags): every manifest under it is the model's own.
+    pub ollama_under: Option<&'a Path>,
     pub torch_checkpoints: &'a [String],
+}
+
+impl Ours<'_> {
+    /// Whether an Ollama manifest is the retired model's: the tag the
+    /// manifest names (compared as Ollama does), or under the location.
+    fn has(&self, m: &OllamaManifest) -> bool {
+        self.ollama.is_some_and(|n| m.name.is(n))
+            || self.ollama_under.is_some_and(|u| m.path.starts_with(u))
+    }
 }
 
 /// A Hugging Face repository folder in a hub cache.
@@ -411,6 +423,33 @@ impl Stores {
         self.hubs.iter().find_map(|h| h.payload_of(path))
     }
 
+    /// The layers of the retired model's Ollama manifest at `path` that
+    /// only the model uses and that lie outside `root`: a location of
+    /// manifests alone leaves them.
+    pub fn ollama_layers_outside(&self, path: &Path, ours: &Ours<'_>, root: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for s in &self.ollama {
+            let Some(m) = s.manifests.iter().find(|m| m.path == path) else {
+                continue;
+            };
+            for hex in &m.blobs {
+                if s.blob_users(hex).all(|u| ours.has(u)) {
+                    out.extend(
+                        s.files
+                            .get(hex)
+                            .into_iter()
+                            .flatten()
+                            .filter(|f| !f.starts_with(root))
+                            .cloned(),
+                    );
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// The shared-store payload a repository blob link resolves to.
     pub fn payload_behind(&self, link: &Path) -> Option<&Path> {
         self.hubs.iter().find_map(|h| {
@@ -461,21 +500,21 @@ impl Stores {
                 return Some(Own::HfRepo);
             }
         }
-        if let Some(name) = ours.ollama {
+        if ours.ollama.is_some() || ours.ollama_under.is_some() {
             for s in &self.ollama {
                 if let Some(m) = s.manifests.iter().find(|m| m.path == path) {
-                    return m.name.is(name).then_some(Own::Ollama);
+                    return ours.has(m).then_some(Own::Ollama);
                 }
                 let Some(hex) = self.ollama_blob(s, path) else {
                     continue;
                 };
                 let users: Vec<&OllamaManifest> = s.blob_users(&hex).collect();
-                if !users.iter().any(|m| m.name.is(name)) {
+                if !users.iter().any(|m| ours.has(m)) {
                     return None;
                 }
                 let others: Vec<String> = users
                     .iter()
-                    .filter(|m| !m.name.is(name))
+                    .filter(|m| !ours.has(m))
                     .map(|m| m.name.to_string())
                     .collect();
                 return Some(if others.is_empty() {
@@ -537,12 +576,12 @@ impl Stores {
             if let Some(hex) = self.ollama_blob(s, path) {
                 out.extend(
                     s.blob_users(&hex)
-                        .filter(|m| ours.ollama.is_none_or(|o| !m.name.is(o)))
+                        .filter(|m| !ours.has(m))
                         .map(|m| m.name.to_string()),
                 );
             }
             if let Some(m) = s.manifests.iter().find(|m| m.path == path)
-                && ours.ollama.is_none_or(|o| !m.name.is(o))
+                && !ours.has(m)
             {
                 out.push(m.name.to_string());
             }
@@ -603,7 +642,7 @@ impl Stores {
         for s in &self.ollama {
             let others: Vec<String> = s
                 .blob_users(&d.sha256)
-                .filter(|m| ours.ollama.is_none_or(|o| !m.name.is(o)))
+                .filter(|m| !ours.has(m))
                 .map(|m| m.name.to_string())
                 .collect();
             if others.is_empty() {

@@ -1,5 +1,5 @@
 //! The certificate for people and for the archive: the PDF/A-3b rendering
-//! (checked with poppler's pdfinfo, pdftotext and pdfdetach, and the
+//! (checked with poppler's pdfinfo, pdftotext and pdfdetach, qpdf, and the
 //! extracted attachments with the real ssh-keygen), the HTML page, the
 //! write-once archive (a moto bucket with object lock; a local hash-chained
 //! index), and `verify --recheck`.
@@ -65,9 +65,29 @@ fn pdftotext(pdf: &Path) -> String {
     r.stdout
 }
 
+/// poppler up to 25.11 reports the valid `/MarkInfo << /Suspects false >>`
+/// that typst writes (its Catalog.cc accepts only `true`); nothing else
+/// may be said about the file.
+const POPPLER_SUSPECTS: &str = "Syntax Error: Suspects object is wrong type (boolean)";
+
 fn pages(pdf: &Path) -> u32 {
     let r = tool("pdfinfo", &[pdf.to_str().unwrap()]);
     r.ok();
+    let said: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| *l != POPPLER_SUSPECTS)
+        .collect();
+    assert!(said.is_empty(), "pdfinfo: {said:?}");
+    // qpdf judges the structure: xref, objects, streams.
+    let q = tool("qpdf", &["--check", pdf.to_str().unwrap()]);
+    q.ok();
+    assert!(
+        q.stdout
+            .contains("No syntax or stream encoding errors found"),
+        "{}",
+        q.stdout
+    );
     r.stdout
         .lines()
         .find_map(|l| l.strip_prefix("Pages:"))

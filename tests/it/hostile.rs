@@ -302,11 +302,32 @@ fn decoms_own_inputs_are_never_planned_and_execute_refuses_to_destroy_them() {
             "{own} named as excluded"
         );
     }
+    // The keys and the trusted signers file, which trace is not told of,
+    // are known by their content.
+    for own in ["keys/custodian", "keys/operator", "keys/allowed_signers"] {
+        let p = std::fs::canonicalize(env.path(own)).unwrap();
+        assert!(!paths.contains(&p.display().to_string()), "{own} planned");
+    }
+    // A trusted signers file trace could not know (a long comment first)
+    // is planned; execute, told it is its signers file, refuses the plan.
+    let signers = std::fs::read_to_string(env.signers()).unwrap();
+    let disguised = format!("{}{signers}", "# a long preamble\n".repeat(300));
+    env.file("data/signers", disguised.as_bytes());
+    env.trace().ok();
+    assert!(
+        env.planned_paths()
+            .iter()
+            .any(|p| p.ends_with("data/signers"))
+    );
     env.approve().ok();
-    let before = env.snapshot(&env.path("keys"));
-    env.execute().code(2).one_line_error("its own inputs");
-    assert_eq!(env.snapshot(&env.path("keys")), before);
-    assert!(env.path("data/a.bin").exists(), "nothing touched");
+    let before = env.snapshot(&env.root);
+    let mut args = env.execute_args();
+    let at = args.iter().position(|a| a == "--allowed-signers").unwrap();
+    args[at + 1] = "data/signers".into();
+    env.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .code(2)
+        .one_line_error("its own inputs");
+    assert_eq!(env.snapshot(&env.root), before, "nothing touched");
 }
 
 #[test]

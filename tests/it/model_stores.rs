@@ -550,3 +550,33 @@ fn a_tag_created_after_approval_keeps_the_layers_it_names() {
     );
     assert!(!dir.join("v1").exists(), "v1's own manifest is disposed of");
 }
+
+/// A location that is a model's folder of tags in `manifests/` is that
+/// model's own: its manifests are planned, and the layers only it uses,
+/// which lie outside the location, are named as staying.
+#[test]
+fn a_location_that_is_a_models_manifest_folder_disposes_of_its_tags() {
+    let env = Env::new();
+    let o = legacy_ollama(&env);
+    let ft = env.path(&format!(
+        "{}/manifests/registry.ollama.ai/library/fraud-ft",
+        o.root
+    ));
+    env.manifest(
+        "nist-clear",
+        &format!("[[locations]]\nuri = \"{}\"\n", ft.display()),
+    );
+    env.trace().ok();
+    let paths = env.planned_paths();
+    assert!(
+        paths.contains(&ft.join("latest").display().to_string()),
+        "{paths:?}"
+    );
+    let outside = env.risks("store-outside-location");
+    assert_eq!(outside.len(), 1, "{outside:?}");
+    assert!(
+        !outside[0].1.contains(&o.base.display().to_string()),
+        "the shared base layer is not the model's alone: {outside:?}"
+    );
+    assert!(outside[0].1.contains("/blobs/sha256-"), "{outside:?}");
+}
