@@ -603,23 +603,35 @@ struct Hashed {
 /// What decom's own inputs and outputs look like from their first bytes:
 /// keys and trusted signers files are not named to trace, so they are
 /// known by content and never planned, wherever a location finds them.
+/// Bytes are compared as bytes (a model file's head is not text): this runs
+/// for every file a location hashes.
 fn decom_file(head: &[u8]) -> Option<&'static str> {
-    let text = String::from_utf8_lossy(head);
-    let t = text.trim_start();
-    if t.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----") {
+    use memchr::memmem;
+    let start = head
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(head.len());
+    let t = &head[start..];
+    let near = &t[..t.len().min(256)];
+    if t.starts_with(b"-----BEGIN OPENSSH PRIVATE KEY-----") {
         Some("an OpenSSH private key (a signing key)")
-    } else if t.starts_with("-----BEGIN SSH SIGNATURE-----") {
+    } else if t.starts_with(b"-----BEGIN SSH SIGNATURE-----") {
         Some("an SSH signature (an approval or a certificate signature)")
-    } else if t.starts_with("ssh-ed25519 ") {
+    } else if t.starts_with(b"ssh-ed25519 ") {
         Some("an SSH public key")
-    } else if t.contains("\"schema\": \"decom.plan/") {
+    } else if t.starts_with(b"{") && memmem::find(near, b"\"schema\": \"decom.plan/").is_some() {
         Some("a decom plan")
-    } else if t.contains("\"schema\": \"decom.certificate/") {
+    } else if t.starts_with(b"{")
+        && memmem::find(near, b"\"schema\": \"decom.certificate/").is_some()
+    {
         Some("a decom certificate")
-    } else if t.starts_with("{\"seq\":1,") && t.contains("\"type\":\"run-started\"") {
+    } else if t.starts_with(b"{\"seq\":1,")
+        && memmem::find(near, b"\"type\":\"run-started\"").is_some()
+    {
         Some("a decom journal")
-    } else if t.contains("namespaces=\"decom-custodian\"")
-        || t.contains("namespaces=\"decom-operator\"")
+    } else if !t.contains(&0)
+        && (memmem::find(t, b"namespaces=\"decom-custodian\"").is_some()
+            || memmem::find(t, b"namespaces=\"decom-operator\"").is_some())
     {
         Some("a decom trusted signers file")
     } else {
