@@ -146,5 +146,21 @@ pub fn pdf(report: &Report, attachments: &[Attachment]) -> Result<Vec<u8>> {
             .map_err(|e| Error::input(format!("PDF/A-3b: {}", e.message())))?,
         ..PdfOptions::default()
     };
-    typst_pdf::pdf(&compiled, &options).map_err(|d| fail("write", &d))
+    let mut bytes = typst_pdf::pdf(&compiled, &options).map_err(|d| fail("write", &d))?;
+    quiet_suspects(&mut bytes);
+    Ok(bytes)
+}
+
+/// typst writes `/MarkInfo<</Marked true/Suspects false>>`: valid PDF, but
+/// poppler up to 25.11 (pdfinfo, what auditors run) answers every
+/// `/Suspects` that is not `true` with "Syntax Error: Suspects object is
+/// wrong type (boolean)" (its Catalog.cc). `false` is the default, so the
+/// entry is blanked to spaces of the same length: every byte offset, and
+/// so the cross-reference table, stays as it was.
+fn quiet_suspects(pdf: &mut [u8]) {
+    const ENTRY: &[u8] = b"/Suspects false";
+    if let Some(at) = memchr::memmem::find(pdf, b"/MarkInfo<</Marked true/Suspects false>>") {
+        let start = at + b"/MarkInfo<</Marked true".len();
+        pdf[start..start + ENTRY.len()].fill(b' ');
+    }
 }
