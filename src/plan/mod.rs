@@ -279,11 +279,185 @@ impl std::fmt::Display for MatchedBy {
     }
 }
 
+/// What a residual risk is about. The plan's and the certificate's words
+/// for it are these names in kebab-case; a kind this build does not know
+/// (from another version of decom) is kept exactly as written, so older
+/// plans and certificates still parse and verify.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RiskKind {
+    /// Known components no location could match by content.
+    ComponentsNotSearched,
+    /// A KMS key that cannot be destroyed as the model's alone.
+    CryptoEraseRefused,
+    /// decom's own input or evidence, excluded.
+    DecomOwnFile,
+    /// A location that holds nothing.
+    EmptyLocation,
+    /// Other names of a planned file under the locations stay.
+    HardLinkNotPlanned,
+    /// Names of a planned file outside every location.
+    HardLinkOutsideLocations,
+    /// A LUKS header backup or image still opens the volume.
+    LuksHeaderBackup,
+    /// A file another process holds open for writing.
+    OpenForWriting,
+    /// Another model's own store entries, kept.
+    OtherModel,
+    /// An S3 location larger than one run should take.
+    S3LargeLocation,
+    /// A folder emptied by S3 Lifecycle, later.
+    S3Lifecycle,
+    /// Object-store deletion is logical sanitization.
+    S3Logical,
+    /// Object Lock keeps versions.
+    S3ObjectLock,
+    /// Replication keeps copies in another bucket.
+    S3Replication,
+    /// Versions under retention or legal hold.
+    S3Retained,
+    /// Features the S3 store does not implement.
+    S3StoreCapabilities,
+    /// S3 versions without a SHA-256.
+    S3Unhashed,
+    /// A bucket that had versioning keeps old versions.
+    S3VersioningHistory,
+    /// A bucket with versioning suspended.
+    S3VersioningSuspended,
+    /// Identical bytes another model needs, kept.
+    SharedContent,
+    /// Content another model needs, disposed of as approved.
+    SharedContentDisposed,
+    /// Blocks shared with a reflinked copy or snapshot.
+    SharedExtents,
+    /// A sparse file written in full.
+    SparseFile,
+    /// A FIFO, socket or device node, not disposed of.
+    SpecialFile,
+    /// Store content the model uses outside the location.
+    StoreOutsideLocation,
+    /// A kept store manifest still naming the retired model.
+    StoreReferenceKept,
+    /// What could not be read while tracing.
+    Unreadable,
+    /// A name a plan cannot show unambiguously.
+    UnrecordableName,
+    /// A store entry whose references cannot be validated.
+    UnvalidatedReference,
+    /// A kind this build does not know.
+    Other(String),
+}
+
+impl RiskKind {
+    pub fn as_str(&self) -> &str {
+        match self {
+            RiskKind::ComponentsNotSearched => "components-not-searched",
+            RiskKind::CryptoEraseRefused => "crypto-erase-refused",
+            RiskKind::DecomOwnFile => "decom-own-file",
+            RiskKind::EmptyLocation => "empty-location",
+            RiskKind::HardLinkNotPlanned => "hard-link-not-planned",
+            RiskKind::HardLinkOutsideLocations => "hard-link-outside-locations",
+            RiskKind::LuksHeaderBackup => "luks-header-backup",
+            RiskKind::OpenForWriting => "open-for-writing",
+            RiskKind::OtherModel => "other-model",
+            RiskKind::S3LargeLocation => "s3-large-location",
+            RiskKind::S3Lifecycle => "s3-lifecycle",
+            RiskKind::S3Logical => "s3-logical",
+            RiskKind::S3ObjectLock => "s3-object-lock",
+            RiskKind::S3Replication => "s3-replication",
+            RiskKind::S3Retained => "s3-retained",
+            RiskKind::S3StoreCapabilities => "s3-store-capabilities",
+            RiskKind::S3Unhashed => "s3-unhashed",
+            RiskKind::S3VersioningHistory => "s3-versioning-history",
+            RiskKind::S3VersioningSuspended => "s3-versioning-suspended",
+            RiskKind::SharedContent => "shared-content",
+            RiskKind::SharedContentDisposed => "shared-content-disposed",
+            RiskKind::SharedExtents => "shared-extents",
+            RiskKind::SparseFile => "sparse-file",
+            RiskKind::SpecialFile => "special-file",
+            RiskKind::StoreOutsideLocation => "store-outside-location",
+            RiskKind::StoreReferenceKept => "store-reference-kept",
+            RiskKind::Unreadable => "unreadable",
+            RiskKind::UnrecordableName => "unrecordable-name",
+            RiskKind::UnvalidatedReference => "unvalidated-reference",
+            RiskKind::Other(s) => s,
+        }
+    }
+}
+
+impl From<&str> for RiskKind {
+    fn from(s: &str) -> Self {
+        match s {
+            "components-not-searched" => RiskKind::ComponentsNotSearched,
+            "crypto-erase-refused" => RiskKind::CryptoEraseRefused,
+            "decom-own-file" => RiskKind::DecomOwnFile,
+            "empty-location" => RiskKind::EmptyLocation,
+            "hard-link-not-planned" => RiskKind::HardLinkNotPlanned,
+            "hard-link-outside-locations" => RiskKind::HardLinkOutsideLocations,
+            "luks-header-backup" => RiskKind::LuksHeaderBackup,
+            "open-for-writing" => RiskKind::OpenForWriting,
+            "other-model" => RiskKind::OtherModel,
+            "s3-large-location" => RiskKind::S3LargeLocation,
+            "s3-lifecycle" => RiskKind::S3Lifecycle,
+            "s3-logical" => RiskKind::S3Logical,
+            "s3-object-lock" => RiskKind::S3ObjectLock,
+            "s3-replication" => RiskKind::S3Replication,
+            "s3-retained" => RiskKind::S3Retained,
+            "s3-store-capabilities" => RiskKind::S3StoreCapabilities,
+            "s3-unhashed" => RiskKind::S3Unhashed,
+            "s3-versioning-history" => RiskKind::S3VersioningHistory,
+            "s3-versioning-suspended" => RiskKind::S3VersioningSuspended,
+            "shared-content" => RiskKind::SharedContent,
+            "shared-content-disposed" => RiskKind::SharedContentDisposed,
+            "shared-extents" => RiskKind::SharedExtents,
+            "sparse-file" => RiskKind::SparseFile,
+            "special-file" => RiskKind::SpecialFile,
+            "store-outside-location" => RiskKind::StoreOutsideLocation,
+            "store-reference-kept" => RiskKind::StoreReferenceKept,
+            "unreadable" => RiskKind::Unreadable,
+            "unrecordable-name" => RiskKind::UnrecordableName,
+            "unvalidated-reference" => RiskKind::UnvalidatedReference,
+            other => RiskKind::Other(other.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for RiskKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Risks sort by their kind's name, as plans always have.
+impl Ord for RiskKind {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for RiskKind {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Serialize for RiskKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for RiskKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = std::borrow::Cow::<str>::deserialize(d)?;
+        Ok(RiskKind::from(s.as_ref()))
+    }
+}
+
 /// Something an overwrite or purge cannot reach, shown before anything else.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Risk {
-    pub kind: String,
+    pub kind: RiskKind,
     pub subject: String,
     pub detail: String,
 }
@@ -1203,6 +1377,27 @@ pub fn relative_to<'a>(path: &'a str, root: &str) -> Option<&'a Path> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn risk_kinds_keep_their_words_and_an_unknown_one_is_kept_as_written() {
+        for k in [
+            "shared-content",
+            "s3-object-lock",
+            "decom-own-file",
+            "unreadable",
+        ] {
+            let v: RiskKind = serde_json::from_str(&format!("{k:?}")).unwrap();
+            assert!(!matches!(v, RiskKind::Other(_)), "{k} is known");
+            assert_eq!(serde_json::to_string(&v).unwrap(), format!("{k:?}"));
+        }
+        let v: RiskKind = serde_json::from_str("\"from-a-newer-decom\"").unwrap();
+        assert_eq!(v, RiskKind::Other("from-a-newer-decom".into()));
+        assert_eq!(serde_json::to_string(&v).unwrap(), "\"from-a-newer-decom\"");
+        assert!(
+            RiskKind::S3Lifecycle < RiskKind::SharedContent,
+            "sorted by name"
+        );
+    }
     use super::*;
 
     #[test]

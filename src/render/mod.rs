@@ -362,7 +362,7 @@ impl Report {
             .residual_risks
             .iter()
             .map(|r| RiskView {
-                kind: r.kind.clone(),
+                kind: r.kind.to_string(),
                 subject_lines: wrap_path(&r.subject, RISK_COLUMN),
                 detail: r.detail.clone(),
             })

@@ -3,6 +3,7 @@
 //! the plan disposes of (only files of a planned size are read), because
 //! those bytes stay and the certificate must say so.
 
+use crate::plan::RiskKind;
 use crate::plan::{Artifact, Item, Risk};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -35,7 +36,7 @@ pub fn identical(keep: &[(PathBuf, &str)], artifacts: &[Artifact]) -> Vec<Risk> 
             let Ok(sha) = sha else { continue };
             for subject in planned.get(sha.as_str()).into_iter().flatten() {
                 risks.push(Risk {
-                    kind: "shared-content".into(),
+                    kind: RiskKind::SharedContent,
                     subject: subject.to_string(),
                     detail: format!("identical bytes kept: needed by {model} ({})", p.display()),
                 });

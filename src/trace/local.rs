@@ -22,6 +22,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::hash::{Digests, Extra};
 use crate::localfs::{self, Identity, Kind};
 use crate::manifest::{Known, Location, MatchMode, Shared};
+use crate::plan::RiskKind;
 use crate::plan::{
     Artifact, Item, LocalDir, LocalFile, LocalLink, LocalRoot, Matched, MatchedBy, PlanLocation,
     Risk, Store, storage,
@@ -101,7 +102,7 @@ impl LinkIndex {
             let outside = f.nlink.saturating_sub(names.len() as u64);
             if outside > 0 {
                 risks.push(Risk {
-                    kind: "hard-link-outside-locations".into(),
+                    kind: RiskKind::HardLinkOutsideLocations,
                     subject: f.path.clone(),
                     detail: format!(
                         "{} of its {} names are outside every location: the overwrite reaches their data, but those names remain",
@@ -111,7 +112,7 @@ impl LinkIndex {
             }
             if !unplanned.is_empty() {
                 risks.push(Risk {
-                    kind: "hard-link-not-planned".into(),
+                    kind: RiskKind::HardLinkNotPlanned,
                     subject: f.path.clone(),
                     detail: format!(
                         "other names under the locations are not planned and will remain: {}",
@@ -233,7 +234,7 @@ pub fn trace_location(
     w.stores.seen_models(seen);
     if std::fs::read_dir(root).is_ok_and(|mut d| d.next().is_none()) {
         w.risks.push(Risk {
-            kind: "empty-location".into(),
+            kind: RiskKind::EmptyLocation,
             subject: loc.uri.clone(),
             detail:
                 "the location holds nothing: nothing is disposed of there, and its folder stays"
@@ -242,7 +243,7 @@ pub fn trace_location(
     }
     for (model, (n, bytes)) in std::mem::take(&mut w.others) {
         w.risks.push(Risk {
-            kind: "other-model".into(),
+            kind: RiskKind::OtherModel,
             subject: model,
             detail: format!(
                 "{n} file(s), {} in {} are this other model's own store entries: kept, not planned",
@@ -309,12 +310,12 @@ impl Walked {
     }
 
     fn unreadable(&mut self, p: &Path, detail: String) {
-        self.risk("unreadable", p, detail);
+        self.risk(RiskKind::Unreadable, p, detail);
     }
 
-    fn risk(&mut self, kind: &str, p: &Path, detail: String) {
+    fn risk(&mut self, kind: RiskKind, p: &Path, detail: String) {
         self.risks.push(Risk {
-            kind: kind.into(),
+            kind,
             subject: p.display().to_string(),
             detail,
         });
@@ -397,7 +398,7 @@ fn walk(
             // A plan shows one path a line: a newline in a name could
             // make `show` and the confirmation lie. Reported, not planned.
             w.risks.push(Risk {
-                kind: "unrecordable-name".into(),
+                kind: RiskKind::UnrecordableName,
                 subject: format!("{:?}", path.display().to_string()),
                 detail: "its name holds a newline, which a plan cannot show unambiguously: not planned, and it stays; rename it and trace again".into(),
             });
@@ -413,7 +414,7 @@ fn walk(
         }
         if criteria.own_files.iter().any(|f| f == path) {
             w.risk(
-                "decom-own-file",
+                RiskKind::DecomOwnFile,
                 path,
                 "decom's own input or output (the manifest or a file it names, the plan, the decom binary): excluded, never planned".into(),
             );
@@ -440,7 +441,7 @@ fn walk(
         if id.kind == Kind::File
             && let Some(why) = w.stores.unvalidated(path)
         {
-            w.risk("unvalidated-reference", path, why);
+            w.risk(RiskKind::UnvalidatedReference, path, why);
             w.keep(path);
             continue;
         }
@@ -453,7 +454,7 @@ fn walk(
             // deletion rewrites it without the retired repository's line;
             // decom leaves the line, which its tools skip (the link is gone).
             w.risk(
-                "store-reference-kept",
+                RiskKind::StoreReferenceKept,
                 path,
                 format!(
                     "kept with the payload other repositories use; it still lists {}'s link, which huggingface_hub ignores once the link is gone and drops at its next sweep (hf cache prune)",
@@ -487,7 +488,7 @@ fn walk(
                                 let list: Vec<String> =
                                     outside.iter().map(|p| p.display().to_string()).collect();
                                 w.risk(
-                                    "store-outside-location",
+                                    RiskKind::StoreOutsideLocation,
                                     path,
                                     format!(
                                         "the layers only this model uses lie outside this location and stay: {}; add the store folder as a location",
@@ -538,7 +539,7 @@ fn walk(
                             "its bytes are in the hub's shared blob store at {}, outside this location: removing the link leaves them; add the hub folder as a location",
                             payload.display()
                         );
-                        w.risk("store-outside-location", path, why);
+                        w.risk(RiskKind::StoreOutsideLocation, path, why);
                     }
                     let target = std::fs::read_link(path).at(path)?;
                     w.links.push(LocalLink {
@@ -567,7 +568,7 @@ fn walk(
                     "not a regular file, directory or link"
                 };
                 w.risk(
-                    "special-file",
+                    RiskKind::SpecialFile,
                     path,
                     format!("{what}: decom does not dispose of it, and it stays"),
                 );
@@ -695,7 +696,7 @@ fn select(
         };
         if let Some(what) = h.decom_file {
             w.risk(
-                "decom-own-file",
+                RiskKind::DecomOwnFile,
                 &c.path,
                 format!("{what}: decom's own inputs and evidence are never planned (excluded); dispose of it by other means if it is not decom's"),
             );
@@ -728,7 +729,7 @@ fn select(
                 .unwrap_or_default();
             if loc.shared == Shared::Keep {
                 w.risk(
-                    "shared-content",
+                    RiskKind::SharedContent,
                     &c.path,
                     format!(
                         "{what}identical bytes kept: needed by {users}; set shared = \"dispose\" on the location to dispose of it anyway"
@@ -744,7 +745,7 @@ fn select(
                 .map(|p| p.display().to_string())
                 .collect();
             w.risk(
-                "shared-content-disposed",
+                RiskKind::SharedContentDisposed,
                 &c.path,
                 format!(
                     "{what}needed by {users}; disposed of as the location says (shared = \"dispose\"); these will point at nothing: {}",
@@ -758,14 +759,14 @@ fn select(
         }
         for (model, p) in w.stores.identical(&h.digests, &c.path, ours) {
             w.risk(
-                "shared-content",
+                RiskKind::SharedContent,
                 &c.path,
                 format!("identical bytes kept: needed by {model} ({})", p.display()),
             );
         }
         if let Some(n) = h.shared_bytes.filter(|n| *n > 0) {
             w.risk(
-                "shared-extents",
+                RiskKind::SharedExtents,
                 &c.path,
                 format!(
                     "{} of its {} share their blocks with another file or a snapshot (a reflinked copy): overwriting this file does not reach them, and the other copy keeps the bytes",
@@ -776,7 +777,7 @@ fn select(
         }
         if c.id.size >= SPARSE_NOTE_MIN && h.allocated < c.id.size / 2 {
             w.risk(
-                "sparse-file",
+                RiskKind::SparseFile,
                 &c.path,
                 format!(
                     "sparse: {} apparent size, {} allocated; each pass writes all {} (the holes are filled, so the disk needs the space and the time)",
@@ -788,7 +789,7 @@ fn select(
         }
         if let Some(who) = writers.get(&(c.id.device, c.id.inode)) {
             w.risk(
-                "open-for-writing",
+                RiskKind::OpenForWriting,
                 &c.path,
                 format!(
                     "held open for writing by {}: it can go on writing into the file after its disposal; execute skips it unless the location says allow_open_files = true",

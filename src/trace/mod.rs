@@ -10,6 +10,7 @@ pub mod stores;
 
 use crate::error::Result;
 use crate::manifest::{Component, Known, MatchMode, Model, Resolved, Target};
+use crate::plan::RiskKind;
 use crate::plan::{Artifact, Plan, Risk, Tool, Totals};
 use crate::progress::Progress;
 use std::io::BufRead;
@@ -253,7 +254,7 @@ pub fn trace(
         .collect();
     if !s3_hash.is_empty() && !no_sha256.is_empty() {
         risks.push(Risk {
-            kind: "components-not-searched".into(),
+            kind: RiskKind::ComponentsNotSearched,
             subject: s3_hash.join(", "),
             detail: format!(
                 "S3 versions are matched by SHA-256 only; these component(s) have only SHA-384 or SHA-512 and were not looked for there: {}",
@@ -268,7 +269,7 @@ pub fn trace(
             .map(|n| n.component.as_str())
             .collect();
         risks.push(Risk {
-            kind: "components-not-searched".into(),
+            kind: RiskKind::ComponentsNotSearched,
             subject: format!("{} known component(s)", names.len()),
             detail: format!(
                 "not searched for by content (no SHA-256, SHA-384 or SHA-512 hash, or a BOM type that is not a model artifact; components_not_searched gives each reason), so copies of them outside the locations' other rules remain: {}",
@@ -366,7 +367,7 @@ fn luks_location(
     }
     let device = dev.display().to_string();
     let risks = vec![Risk {
-        kind: "luks-header-backup".into(),
+        kind: RiskKind::LuksHeaderBackup,
         subject: loc.uri.clone(),
         detail: format!(
             "luksErase destroys the {} keyslot(s) on the device; a LUKS header backup (cryptsetup luksHeaderBackup) or an image of the volume made earlier still opens it with an old passphrase: find and destroy those too",

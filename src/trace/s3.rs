@@ -10,6 +10,7 @@
 use super::Criteria;
 use crate::error::{Error, Result};
 use crate::manifest::{Location, MatchMode, Method};
+use crate::plan::RiskKind;
 use crate::plan::{
     BucketFacts, FactsFrom, Item, LifecycleRule, Matched, MatchedBy, PlanLocation, Retention, Risk,
     S3Lifecycle, S3Location, S3Marker, S3Upload, S3Version, Store, Versioning,
@@ -366,7 +367,7 @@ pub fn trace_location(
     risks.extend(bucket_risks(bucket, &facts, sel.null_versions));
     if sel.keys >= LIFECYCLE_SUGGESTED {
         risks.push(Risk {
-            kind: "s3-large-location".into(),
+            kind: RiskKind::S3LargeLocation,
             subject: loc.uri.clone(),
             detail: format!(
                 "{} keys: purging them from one machine takes long; consider method = \"lifecycle\" for this folder (S3's own engine empties it, the certificate stays pending until then)",
@@ -376,7 +377,7 @@ pub fn trace_location(
     }
     if sel.unhashed > 0 {
         risks.push(Risk {
-            kind: "s3-unhashed".into(),
+            kind: RiskKind::S3Unhashed,
             subject: loc.uri.clone(),
             detail: format!("{} version(s) carry no SHA-256 checksum and were not examined; trace with --hash-remote to stream and hash them", sel.unhashed),
         });
@@ -487,7 +488,7 @@ fn crypto_erase(
         });
         if let Some(why) = &refusal {
             risks.push(Risk {
-                kind: "crypto-erase-refused".into(),
+                kind: RiskKind::CryptoEraseRefused,
                 subject: arn.clone(),
                 detail: format!(
                     "not destroyed: {why}; the {versions} version(s) it encrypts are purged (logical sanitization)"
@@ -518,7 +519,7 @@ fn crypto_erase(
     }
     if not_kms > 0 {
         risks.push(Risk {
-            kind: "crypto-erase-refused".into(),
+            kind: RiskKind::CryptoEraseRefused,
             subject: loc.uri.clone(),
             detail: format!(
                 "{not_kms} planned version(s) are not encrypted with a KMS key (SSE-S3 or none): no key to destroy; they are purged (logical sanitization)"
@@ -583,7 +584,7 @@ fn lifecycle_location(
     });
     let mut risks = bucket_risks(bucket, &facts, false);
     risks.push(Risk {
-        kind: "s3-lifecycle".into(),
+        kind: RiskKind::S3Lifecycle,
         subject: loc.uri.clone(),
         detail: "disposal delegated to S3 Lifecycle: the certificate stays pending until a later execute --resume lists the folder empty; versions under retention or legal hold are not expired and will be reported retained".into(),
     });
@@ -869,7 +870,7 @@ fn retained_risk(bucket: &str, v: &Listed, d: &Details) -> Option<Risk> {
         (None, false) => return None,
     };
     Some(Risk {
-        kind: "s3-retained".into(),
+        kind: RiskKind::S3Retained,
         subject: format!("s3://{bucket}/{}?versionId={}", v.key, v.version_id),
         detail,
     })
@@ -938,14 +939,14 @@ fn bucket_risks(bucket: &str, facts: &BucketFacts, null_versions: bool) -> Vec<R
     let mut risks = Vec::new();
     for r in &facts.replication_rules {
         risks.push(Risk {
-            kind: "s3-replication".into(),
+            kind: RiskKind::S3Replication,
             subject: subject.clone(),
             detail: format!("replication rule {r}: replicas live in another bucket and are not covered by this plan"),
         });
     }
     if facts.object_lock {
         risks.push(Risk {
-            kind: "s3-object-lock".into(),
+            kind: RiskKind::S3ObjectLock,
             subject: subject.clone(),
             detail: format!(
                 "object lock is enabled{}: locked versions cannot be deleted until their retention ends",
@@ -955,21 +956,21 @@ fn bucket_risks(bucket: &str, facts: &BucketFacts, null_versions: bool) -> Vec<R
     }
     if facts.versioning == Versioning::Suspended {
         risks.push(Risk {
-            kind: "s3-versioning-suspended".into(),
+            kind: RiskKind::S3VersioningSuspended,
             subject: subject.clone(),
             detail: "versioning is suspended: new writes replace the null version; older versions remain until deleted".into(),
         });
     }
     if facts.versioning != Versioning::NeverEnabled && null_versions {
         risks.push(Risk {
-            kind: "s3-versioning-history".into(),
+            kind: RiskKind::S3VersioningHistory,
             subject: subject.clone(),
             detail: "null versions show versioning was off at some point: copies made by tools during that time are not tracked by S3".into(),
         });
     }
     if !facts.unsupported.is_empty() {
         risks.push(Risk {
-            kind: "s3-store-capabilities".into(),
+            kind: RiskKind::S3StoreCapabilities,
             subject: subject.clone(),
             detail: format!(
                 "the store implements no {}: each object is its only version{}",
@@ -983,7 +984,7 @@ fn bucket_risks(bucket: &str, facts: &BucketFacts, null_versions: bool) -> Vec<R
         });
     }
     risks.push(Risk {
-        kind: "s3-logical".into(),
+        kind: RiskKind::S3Logical,
         subject,
         detail: "object storage: deletion removes versions from the S3 API; when the provider reclaims the bytes is outside our control (logical sanitization)".into(),
     });
