@@ -57,6 +57,8 @@ rc=0
 # Doc tests first (nextest does not run them): among them the compile-time
 # guarantee that `dispose::execute` cannot get an `Approved` plan by hand.
 if [ $# -eq 0 ]; then cargo test --doc --no-fail-fast -q || rc=$?; fi
+# The library builds without the CLI's crates (clap, indicatif, …).
+if [ $# -eq 0 ]; then cargo build --lib --no-default-features -q || rc=$?; fi
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --no-fail-fast --profile ci "$@" || rc=$?
 else

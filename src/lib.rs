@@ -7,10 +7,14 @@
 //! journal into a signed disposal certificate.
 //!
 //! Nothing below `cli` prints. Progress and questions reach the terminal
-//! through the [`progress::Progress`] trait, implemented by the CLI.
+//! through the [`progress::Progress`] trait, implemented by the CLI. The
+//! CLI and its crates (clap, indicatif, rpassword, signal-hook) are the
+//! `cli` feature: `cargo build --lib --no-default-features` builds the
+//! library alone.
 
 pub mod archive;
 pub mod cert;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod dispose;
 pub mod error;

@@ -16,6 +16,7 @@ mod fleet;
 mod garage;
 mod honesty;
 mod hostile;
+mod library;
 mod lifecycle;
 mod luks;
 mod model_stores;
