@@ -23,10 +23,27 @@ pub fn key_passphrase() -> Option<String> {
 
 /// The journal fault hooks, for the crash and failure tests.
 pub fn faults() -> Result<Faults> {
+    let abort = number(TEST_ABORT_AFTER_RECORDS)?;
+    let stop = number(TEST_STOP_AFTER_RECORDS)?;
+    let at: Option<std::sync::Arc<dyn Fn(u64) + Send + Sync>> = (abort.is_some() || stop.is_some())
+        .then(|| {
+            std::sync::Arc::new(move |n: u64| {
+                if Some(n) == abort {
+                    // Like `kill -9` right after record n.
+                    std::process::abort();
+                }
+                if Some(n) == stop {
+                    let _ = rustix::process::kill_process(
+                        rustix::process::getpid(),
+                        rustix::process::Signal::STOP,
+                    );
+                }
+            }) as std::sync::Arc<dyn Fn(u64) + Send + Sync>
+        });
     Ok(Faults {
-        abort_after_records: number(TEST_ABORT_AFTER_RECORDS)?,
         fail_after_records: number(TEST_FAIL_AFTER_RECORDS)?,
-        stop_after_records: number(TEST_STOP_AFTER_RECORDS)?,
+        points: abort.into_iter().chain(stop).collect(),
+        at,
     })
 }
 

@@ -132,7 +132,7 @@ pub fn execute(req: Request<'_>) -> Result<Certificate<cert::CertSpool>> {
         req.files.journal(),
         req.approved.sha256(),
         req.resume,
-        req.faults,
+        req.faults.clone(),
         |r| replay.add(r),
     )?;
     run(&req, journal, replay).map_err(Error::after_destruction)

@@ -216,19 +216,29 @@ pub struct Journal {
 
 /// Fault hooks for the crash and failure tests, passed in from the edge (the
 /// CLI reads them from the environment; the library never does). They can
-/// only make a run stop earlier, never make it do more.
-#[derive(Debug, Clone, Copy, Default)]
+/// only make a run stop earlier or wait, never make it do more.
+#[derive(Clone, Default)]
 pub struct Faults {
-    /// Abort the process (like `kill -9`) right after the journal holds this
-    /// many records.
-    pub abort_after_records: Option<u64>,
     /// Fail every append once the journal holds this many records, as a full
     /// disk would.
     pub fail_after_records: Option<u64>,
-    /// Stop the process (SIGSTOP) right after the journal holds this many
-    /// records, until a SIGCONT: a test changes the filesystem at exactly
-    /// that step, as a racing process would.
-    pub stop_after_records: Option<u64>,
+    /// Record numbers after which `at` is called, each once it is on disk
+    /// (a group of records is cut there, as single appends would be).
+    pub points: Vec<u64>,
+    /// Called with the record number at each of `points`: the CLI aborts
+    /// the process there (a crash at exactly that step) or stops it for a
+    /// test to race it. The journal itself never aborts or signals.
+    pub at: Option<std::sync::Arc<dyn Fn(u64) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Faults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Faults")
+            .field("fail_after_records", &self.fail_after_records)
+            .field("points", &self.points)
+            .field("at", &self.at.as_ref().map(|_| "callback"))
+            .finish()
+    }
 }
 
 impl Journal {
@@ -320,23 +330,25 @@ impl Journal {
         if events.is_empty() {
             return Ok(());
         }
-        if let Some(n) = self.faults.stop_after_records
-            && n > self.seq
-            && n < self.seq + events.len() as u64
+        // The test hooks cut the group where a single append would have
+        // stopped: the records before the point are written and flushed.
+        if let Some(n) = self
+            .faults
+            .points
+            .iter()
+            .copied()
+            .filter(|n| *n > self.seq && *n < self.seq + events.len() as u64)
+            .min()
         {
             let mut events = events;
             let rest = events.split_off((n - self.seq) as usize);
             self.append_all(events)?;
             return self.append_all(rest);
         }
-        // The test hooks cut the group where a single append would have
-        // stopped: the records before the point are written and flushed.
         let fail_at = self.faults.fail_after_records;
-        let abort_at = self.faults.abort_after_records;
         let mut text = Vec::new();
         let mut lines = 0u64;
         let mut fail = false;
-        let mut abort = false;
         for event in events {
             let seq = self.seq + lines + 1;
             if fail_at.is_some_and(|n| seq > n) {
@@ -351,10 +363,6 @@ impl Journal {
             serde_json::to_writer(&mut text, &rec).expect("journal records serialize");
             text.push(b'\n');
             lines += 1;
-            if abort_at == Some(seq) {
-                abort = true;
-                break;
-            }
         }
         let written = self
             .file
@@ -380,20 +388,18 @@ impl Journal {
             }
             return Err(Error::io(&self.path, e));
         }
-        let stop = self
-            .faults
-            .stop_after_records
-            .is_some_and(|n| n > self.seq && n <= self.seq + lines);
-        self.seq += lines;
+        let (from, to) = (self.seq, self.seq + lines);
+        self.seq = to;
         self.good_len += text.len() as u64;
-        if abort {
-            std::process::abort();
-        }
-        if stop {
-            let _ = rustix::process::kill_process(
-                rustix::process::getpid(),
-                rustix::process::Signal::STOP,
-            );
+        if let Some(at) = &self.faults.at {
+            for n in self
+                .faults
+                .points
+                .iter()
+                .filter(|n| **n > from && **n <= to)
+            {
+                at(*n);
+            }
         }
         Ok(())
     }
