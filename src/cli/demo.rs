@@ -21,85 +21,6 @@ pub struct DemoArgs {
     pub s3_endpoint: Option<String>,
 }
 
-/// A versioned bucket holding three versions of the weights, a deleted
-/// config (a delete marker) and an unfinished multipart upload. On a store
-/// without versioning (Garage) the bucket is unversioned: the weights and
-/// config are single objects and the delete leaves no marker.
-fn s3_fixture(endpoint: &str, weights: &[u8]) -> Result<(String, String)> {
-    use aws_sdk_s3::primitives::ByteStream;
-    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
-    let settings = crate::s3::Settings {
-        endpoint_url: Some(endpoint.to_string()),
-        ..Default::default()
-    };
-    let s3 = crate::s3::S3::connect(&settings)?;
-    let c = s3.client();
-    let bucket = format!("decom-demo-{}", crate::util::random_hex(4));
-    let fail =
-        |what: &str, e: String| Error::input(format!("demo bucket on {endpoint}: {what}: {e}"));
-    s3.block_on(c.create_bucket().bucket(&bucket).send())
-        .map_err(|e| fail("create", crate::s3::describe(&e)))?;
-    let versioning = VersioningConfiguration::builder()
-        .status(BucketVersioningStatus::Enabled)
-        .build();
-    match s3.block_on(
-        c.put_bucket_versioning()
-            .bucket(&bucket)
-            .versioning_configuration(versioning)
-            .send(),
-    ) {
-        Ok(_) => {}
-        Err(e) if crate::s3::not_implemented(&e) => {}
-        Err(e) => return Err(fail("versioning", crate::s3::describe(&e))),
-    }
-    let small = &weights[..weights.len().min(1 << 20)];
-    for (key, body) in [
-        ("model/model.safetensors", small.to_vec()),
-        ("model/model.safetensors", random(1 << 20)),
-        ("model/model.safetensors", small.to_vec()),
-        ("model/config.json", b"{}".to_vec()),
-    ] {
-        s3.block_on(
-            c.put_object()
-                .bucket(&bucket)
-                .key(key)
-                .body(ByteStream::from(body))
-                .send(),
-        )
-        .map_err(|e| fail("upload", crate::s3::describe(&e)))?;
-    }
-    s3.block_on(
-        c.delete_object()
-            .bucket(&bucket)
-            .key("model/config.json")
-            .send(),
-    )
-    .map_err(|e| fail("delete", crate::s3::describe(&e)))?;
-    let up = s3
-        .block_on(
-            c.create_multipart_upload()
-                .bucket(&bucket)
-                .key("model/checkpoint.tar")
-                .send(),
-        )
-        .map_err(|e| fail("multipart", crate::s3::describe(&e)))?;
-    let id = up.upload_id().unwrap_or_default().to_string();
-    s3.block_on(
-        c.upload_part()
-            .bucket(&bucket)
-            .key("model/checkpoint.tar")
-            .upload_id(&id)
-            .part_number(1)
-            .body(ByteStream::from(random(5 << 20)))
-            .send(),
-    )
-    .map_err(|e| fail("upload part", crate::s3::describe(&e)))?;
-    Ok((
-        format!("\n[[locations]]\nuri = \"s3://{bucket}/model/\"\n"),
-        format!("[s3]\nendpoint_url = \"{endpoint}\"\n\n"),
-    ))
-}
-
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d).at(d)?;
@@ -233,7 +154,13 @@ pub fn run(a: &DemoArgs, p: &Printer) -> Result<u8> {
     let (s3_location, s3_table) = match &a.s3_endpoint {
         Some(ep) => {
             step("filling a versioned S3 bucket");
-            s3_fixture(ep, &weights)?
+            {
+                let bucket = crate::s3::sample::fill_sample_bucket(ep, &weights)?;
+                (
+                    format!("\n[[locations]]\nuri = \"s3://{bucket}/model/\"\n"),
+                    format!("[s3]\nendpoint_url = \"{ep}\"\n\n"),
+                )
+            }
         }
         None => (String::new(), String::new()),
     };

@@ -12,6 +12,7 @@
 mod bound;
 pub mod kms;
 pub mod lifecycle;
+pub mod sample;
 
 use crate::error::{Error, Result};
 use aws_sdk_s3::Client;
