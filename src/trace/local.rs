@@ -350,8 +350,16 @@ fn walk(
     links: &mut LinkIndex,
     progress: &dyn Progress,
 ) -> Result<Walked> {
-    let include = globset(&loc.include, &loc.uri)?;
-    let exclude = globset(&loc.exclude, &loc.uri)?;
+    let rules = Rules {
+        loc,
+        root,
+        device,
+        criteria,
+        ours,
+        known,
+        include: globset(&loc.include, &loc.uri)?,
+        exclude: globset(&loc.exclude, &loc.uri)?,
+    };
     let mut w = Walked {
         root: root.to_path_buf(),
         candidates: Vec::new(),
@@ -390,131 +398,140 @@ fn walk(
                 continue;
             }
         };
+        match w.passed_over(&rules, &entry) {
+            Some(Pass::Entry) => continue,
+            Some(Pass::Folder) => {
+                walker.skip_current_dir();
+                continue;
+            }
+            None => {}
+        }
+        w.entry(&rules, &entry, links)?;
+    }
+    progress.finish();
+    Ok(w)
+}
+
+/// What decides a walk's choices, fixed for the location.
+struct Rules<'a> {
+    loc: &'a Location,
+    root: &'a Path,
+    device: u64,
+    criteria: &'a Criteria<'a>,
+    ours: &'a Ours<'a>,
+    known: &'a Known,
+    include: Option<GlobSet>,
+    exclude: Option<GlobSet>,
+}
+
+/// An entry the walk passes over: itself, or the whole folder.
+enum Pass {
+    Entry,
+    Folder,
+}
+
+impl Walked {
+    /// Entries never planned whatever they hold: names a plan cannot show,
+    /// excluded globs, decom's own files, `[[keep]]` folders.
+    fn passed_over(&mut self, r: &Rules<'_>, entry: &walkdir::DirEntry) -> Option<Pass> {
         let path = entry.path();
         let rel = path
-            .strip_prefix(root)
+            .strip_prefix(r.root)
             .expect("walkdir yields paths under its root");
+        let folder = if entry.file_type().is_dir() {
+            Pass::Folder
+        } else {
+            Pass::Entry
+        };
         if std::os::unix::ffi::OsStrExt::as_bytes(entry.file_name()).contains(&b'\n') {
             // A plan shows one path a line: a newline in a name could
             // make `show` and the confirmation lie. Reported, not planned.
-            w.risks.push(Risk {
+            self.risks.push(Risk {
                 kind: RiskKind::UnrecordableName,
                 subject: format!("{:?}", path.display().to_string()),
                 detail: "its name holds a newline, which a plan cannot show unambiguously: not planned, and it stays; rename it and trace again".into(),
             });
-            w.keep(path);
-            if entry.file_type().is_dir() {
-                walker.skip_current_dir();
-            }
-            continue;
+            self.keep(path);
+            return Some(folder);
         }
-        if exclude.as_ref().is_some_and(|g| g.is_match(rel)) {
-            w.keep(path);
-            continue;
+        if r.exclude.as_ref().is_some_and(|g| g.is_match(rel)) {
+            self.keep(path);
+            return Some(Pass::Entry);
         }
-        if criteria.own_files.iter().any(|f| f == path) {
-            w.risk(
+        if r.criteria.own_files.iter().any(|f| f == path) {
+            self.risk(
                 RiskKind::DecomOwnFile,
                 path,
                 "decom's own input or output (the manifest or a file it names, the plan, the decom binary): excluded, never planned".into(),
             );
-            w.keep(path);
-            continue;
+            self.keep(path);
+            return Some(Pass::Entry);
         }
-        if criteria.keep.iter().any(|k| path.starts_with(k)) {
+        if r.criteria.keep.iter().any(|k| path.starts_with(k)) {
             // A folder of a model that stays: never planned, never entered.
-            w.keep(path);
-            if entry.file_type().is_dir() {
-                walker.skip_current_dir();
-            }
-            continue;
+            self.keep(path);
+            return Some(folder);
         }
+        None
+    }
+
+    /// Choose one entry by its kind, the model stores and the location's
+    /// rules: a candidate file, a planned link, a folder, or kept.
+    fn entry(
+        &mut self,
+        r: &Rules<'_>,
+        entry: &walkdir::DirEntry,
+        links: &mut LinkIndex,
+    ) -> Result<()> {
+        let path = entry.path();
         let meta = match entry.metadata() {
             Ok(m) => m,
             Err(e) => {
-                w.unreadable(path, e.to_string());
-                w.keep(path);
-                continue;
+                self.unreadable(path, e.to_string());
+                self.keep(path);
+                return Ok(());
             }
         };
         let id = localfs::identity_of(&meta);
         if id.kind == Kind::File
-            && let Some(why) = w.stores.unvalidated(path)
+            && let Some(why) = self.stores.unvalidated(path)
         {
-            w.risk(RiskKind::UnvalidatedReference, path, why);
-            w.keep(path);
-            continue;
+            self.risk(RiskKind::UnvalidatedReference, path, why);
+            self.keep(path);
+            return Ok(());
         }
         let own = match id.kind {
-            Kind::File | Kind::Symlink => w.stores.own(path, ours),
+            Kind::File | Kind::Symlink => self.stores.own(path, r.ours),
             _ => None,
         };
         if own == Some(Own::HfShared) && path.extension().is_some_and(|e| e == "refs") {
             // The manifest of a payload that stays: huggingface_hub's own
             // deletion rewrites it without the retired repository's line;
             // decom leaves the line, which its tools skip (the link is gone).
-            w.risk(
+            self.risk(
                 RiskKind::StoreReferenceKept,
                 path,
                 format!(
                     "kept with the payload other repositories use; it still lists {}'s link, which huggingface_hub ignores once the link is gone and drops at its next sweep (hf cache prune)",
-                    ours.hf_dir.unwrap_or("the retired repository")
+                    r.ours.hf_dir.unwrap_or("the retired repository")
                 ),
             );
-            w.keep(path);
-            continue;
+            self.keep(path);
+            return Ok(());
         }
-        let included = include.as_ref().is_none_or(|g| g.is_match(rel));
         match id.kind {
             Kind::Dir => {
-                if id.device != device && !loc.cross_filesystems {
-                    w.keep(path);
+                if id.device != r.device && !r.loc.cross_filesystems {
+                    self.keep(path);
                 } else {
-                    w.enter(path, false);
-                    w.dirs.push((path.to_path_buf(), id));
+                    self.enter(path, false);
+                    self.dirs.push((path.to_path_buf(), id));
                 }
             }
             Kind::File => {
-                let p = path_str(path)?;
-                links.add(&id, &p);
-                let how = if let Some(own) = own {
-                    Some(match own {
-                        Own::HfRepo | Own::HfShared => {
-                            (MatchedBy::HfRepo, ours.hf_dir.map(str::to_string))
-                        }
-                        Own::Ollama | Own::OllamaShared(_) => {
-                            let outside = w.stores.ollama_layers_outside(path, ours, root);
-                            if !outside.is_empty() {
-                                let list: Vec<String> =
-                                    outside.iter().map(|p| p.display().to_string()).collect();
-                                w.risk(
-                                    RiskKind::StoreOutsideLocation,
-                                    path,
-                                    format!(
-                                        "the layers only this model uses lie outside this location and stay: {}; add the store folder as a location",
-                                        list.join(", ")
-                                    ),
-                                );
-                            }
-                            (MatchedBy::Ollama, ours.ollama.map(|n| n.to_string()))
-                        }
-                        Own::TorchHub => (MatchedBy::TorchHub, None),
-                    })
-                } else if !included {
-                    None
-                } else if loc.match_mode == MatchMode::Hash {
-                    known
-                        .size_may_match(id.size)
-                        .then_some((MatchedBy::Hash, None))
-                } else if let Some(set) = &include {
-                    // The first pattern that matches (GlobSet keeps their order).
-                    let pattern = set.matches(rel).first().and_then(|i| loc.include.get(*i));
-                    Some((MatchedBy::Include, pattern.cloned()))
-                } else {
-                    Some((MatchedBy::All, None))
-                };
-                match how {
-                    Some((how, pattern)) => w.candidates.push(Candidate {
+                links.add(&id, &path_str(path)?);
+                match self.file_how(r, path, own, id.size) {
+                    Some((how, pattern)) => self.candidates.push(Candidate {
                         path: path.to_path_buf(),
                         id,
                         matched: Matched {
@@ -523,61 +540,122 @@ fn walk(
                             component: None,
                         },
                     }),
-                    None => w.keep(path),
+                    None => self.keep(path),
                 }
             }
-            Kind::Symlink => {
-                let take = own == Some(Own::HfRepo)
-                    || (loc.match_mode == MatchMode::All
-                        && included
-                        && w.stores.needed_by(path, ours).is_empty());
-                if take {
-                    if let Some(payload) = w.stores.payload_behind(path)
-                        && !payload.starts_with(root)
-                    {
-                        let why = format!(
-                            "its bytes are in the hub's shared blob store at {}, outside this location: removing the link leaves them; add the hub folder as a location",
-                            payload.display()
-                        );
-                        w.risk(RiskKind::StoreOutsideLocation, path, why);
-                    }
-                    let target = std::fs::read_link(path).at(path)?;
-                    w.links.push(LocalLink {
-                        path: path_str(path)?,
-                        device: id.device,
-                        inode: id.inode,
-                        target: target.to_string_lossy().into_owned(),
-                    });
-                } else {
-                    w.keep(path);
+            Kind::Symlink => self.symlink(r, path, own == Some(Own::HfRepo), &id)?,
+            Kind::Other => self.special_file(path, &meta),
+        }
+        Ok(())
+    }
+
+    /// How a file is chosen by name, if it is: the model's own store
+    /// entry, an include glob, the size of a known component (hash
+    /// locations), or everything.
+    fn file_how(
+        &mut self,
+        r: &Rules<'_>,
+        path: &Path,
+        own: Option<Own>,
+        size: u64,
+    ) -> Option<(MatchedBy, Option<String>)> {
+        let rel = path.strip_prefix(r.root).unwrap_or(path);
+        let included = r.include.as_ref().is_none_or(|g| g.is_match(rel));
+        match own {
+            Some(Own::HfRepo | Own::HfShared) => {
+                Some((MatchedBy::HfRepo, r.ours.hf_dir.map(str::to_string)))
+            }
+            Some(Own::Ollama | Own::OllamaShared(_)) => {
+                let outside = self.stores.ollama_layers_outside(path, r.ours, r.root);
+                if !outside.is_empty() {
+                    let list: Vec<String> =
+                        outside.iter().map(|p| p.display().to_string()).collect();
+                    self.risk(
+                        RiskKind::StoreOutsideLocation,
+                        path,
+                        format!(
+                            "the layers only this model uses lie outside this location and stay: {}; add the store folder as a location",
+                            list.join(", ")
+                        ),
+                    );
                 }
+                Some((MatchedBy::Ollama, r.ours.ollama.map(|n| n.to_string())))
             }
-            Kind::Other => {
-                // Accounted for, never silently left behind a COMPLETE.
-                use std::os::unix::fs::FileTypeExt;
-                let t = meta.file_type();
-                let what = if t.is_fifo() {
-                    "a FIFO (named pipe)"
-                } else if t.is_socket() {
-                    "a socket"
-                } else if t.is_block_device() {
-                    "a block device node"
-                } else if t.is_char_device() {
-                    "a character device node"
-                } else {
-                    "not a regular file, directory or link"
-                };
-                w.risk(
-                    RiskKind::SpecialFile,
-                    path,
-                    format!("{what}: decom does not dispose of it, and it stays"),
-                );
-                w.keep(path);
-            }
+            Some(Own::TorchHub) => Some((MatchedBy::TorchHub, None)),
+            None if !included => None,
+            None if r.loc.match_mode == MatchMode::Hash => r
+                .known
+                .size_may_match(size)
+                .then_some((MatchedBy::Hash, None)),
+            None => Some(match &r.include {
+                // The first pattern that matches (GlobSet keeps their order).
+                Some(set) => (
+                    MatchedBy::Include,
+                    set.matches(rel)
+                        .first()
+                        .and_then(|i| r.loc.include.get(*i))
+                        .cloned(),
+                ),
+                None => (MatchedBy::All, None),
+            }),
         }
     }
-    progress.finish();
-    Ok(w)
+
+    /// A symbolic link: planned (never followed) when it is the model's own
+    /// or, in a `match = "all"` location, no other model needs it.
+    fn symlink(&mut self, r: &Rules<'_>, path: &Path, own: bool, id: &Identity) -> Result<()> {
+        let rel = path.strip_prefix(r.root).unwrap_or(path);
+        let included = r.include.as_ref().is_none_or(|g| g.is_match(rel));
+        let take = own
+            || (r.loc.match_mode == MatchMode::All
+                && included
+                && self.stores.needed_by(path, r.ours).is_empty());
+        if !take {
+            self.keep(path);
+            return Ok(());
+        }
+        if let Some(payload) = self.stores.payload_behind(path)
+            && !payload.starts_with(r.root)
+        {
+            let why = format!(
+                "its bytes are in the hub's shared blob store at {}, outside this location: removing the link leaves them; add the hub folder as a location",
+                payload.display()
+            );
+            self.risk(RiskKind::StoreOutsideLocation, path, why);
+        }
+        let target = std::fs::read_link(path).at(path)?;
+        self.links.push(LocalLink {
+            path: path_str(path)?,
+            device: id.device,
+            inode: id.inode,
+            target: target.to_string_lossy().into_owned(),
+        });
+        Ok(())
+    }
+
+    /// A FIFO, socket or device node: accounted for, never silently left
+    /// behind a COMPLETE.
+    fn special_file(&mut self, path: &Path, meta: &std::fs::Metadata) {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        let what = if t.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if t.is_socket() {
+            "a socket"
+        } else if t.is_block_device() {
+            "a block device node"
+        } else if t.is_char_device() {
+            "a character device node"
+        } else {
+            "not a regular file, directory or link"
+        };
+        self.risk(
+            RiskKind::SpecialFile,
+            path,
+            format!("{what}: decom does not dispose of it, and it stays"),
+        );
+        self.keep(path);
+    }
 }
 
 /// Sparse files from this size on get a note (a pass fills their holes).
