@@ -163,36 +163,7 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
         None => RunFiles::in_dir(&out_dir),
     };
 
-    if a.resume {
-        files.check_resume()?;
-    }
-    // The certificate is built through a temporary file: a TMPDIR that
-    // cannot hold one must stop the run here, not after destruction.
-    tempfile::tempfile().map_err(|e| {
-        Error::refused(format!(
-            "cannot create a temporary file in {} ({e}); set TMPDIR to a writable folder",
-            std::env::temp_dir().display()
-        ))
-    })?;
-    let approval = sign::sig_path(&a.plan, Role::Custodian);
-    let (op_sig, co_sig) = (
-        files.signature(Role::Operator),
-        files.signature(Role::Custodian),
-    );
-    dispose::check_own_files(
-        plan,
-        &[
-            &a.plan,
-            &approval,
-            &a.allowed_signers,
-            &a.key.key,
-            files.journal(),
-            files.certificate(),
-            &op_sig,
-            &co_sig,
-        ],
-        &out_dir,
-    )?;
+    preflight(a, plan, &files, &out_dir)?;
 
     // 2. Confirmation.
     if !p.json {
@@ -272,6 +243,49 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
         certificate: cert_path,
         status: cert.status,
     })
+}
+
+/// What must hold before anything is touched, besides the approval: a
+/// resume has a run to continue, TMPDIR can hold the certificate's
+/// temporary file, and the plan lists none of this run's own inputs and
+/// outputs.
+fn preflight(
+    a: &ExecuteArgs,
+    plan: &crate::plan::Plan,
+    files: &RunFiles,
+    out_dir: &Path,
+) -> Result<()> {
+    if a.resume {
+        files.check_resume()?;
+    }
+    // The certificate is built through a temporary file: a TMPDIR that
+    // cannot hold one must stop the run here, not after destruction.
+    tempfile::tempfile().map_err(|e| {
+        Error::refused(format!(
+            "cannot create a temporary file in {} ({e}); set TMPDIR to a writable folder",
+            std::env::temp_dir().display()
+        ))
+    })?;
+    let approval = sign::sig_path(&a.plan, Role::Custodian);
+    let (op_sig, co_sig) = (
+        files.signature(Role::Operator),
+        files.signature(Role::Custodian),
+    );
+    dispose::check_own_files(
+        plan,
+        &[
+            &a.plan,
+            &approval,
+            &a.allowed_signers,
+            &a.key.key,
+            files.journal(),
+            files.certificate(),
+            &op_sig,
+            &co_sig,
+        ],
+        out_dir,
+    )?;
+    Ok(())
 }
 
 /// Write the certificate and sign it as operator; a certificate written

@@ -199,27 +199,7 @@ fn run(
             .collect()
     };
     let mut files = undecided_of(|i| matches!(i, Item::File(_)));
-    let kept = recheck_before_writing(plan, &files, state);
-    if !kept.is_empty() {
-        ctx.append(Event::Outcomes {
-            items: kept
-                .iter()
-                .map(|(id, why)| journal::OutcomeItem {
-                    id: *id,
-                    outcome: Outcome::SkippedChanged,
-                    reason: Some(why.clone()),
-                })
-                .collect(),
-        })?;
-        for (id, why) in &kept {
-            if let Some(a) = files.iter().find(|a| a.id == *id) {
-                req.progress
-                    .warn(&format!("{}: {}", Outcome::SkippedChanged, a.item.path()));
-                req.progress.warn(why);
-            }
-        }
-        files.retain(|a| !kept.iter().any(|(id, _)| *id == a.id));
-    }
+    settle_before_writing(&ctx, plan, &mut files, state)?;
     // Links, then directories deepest first, once every file is gone.
     let mut rest = undecided_of(|i| matches!(i, Item::Symlink(_)));
     let mut dirs = undecided_of(|i| matches!(i, Item::Dir(_)));
@@ -408,6 +388,41 @@ pub fn check_own_files(plan: &Plan, inputs: &[&Path], out: &Path) -> Result<()> 
             )));
         }
     }
+    Ok(())
+}
+
+/// Journal as skipped (and take out of `files`) what
+/// [`recheck_before_writing`] finds changed outside the files themselves.
+fn settle_before_writing(
+    ctx: &Ctx<'_>,
+    plan: &Plan,
+    files: &mut Vec<&Artifact>,
+    state: &BTreeMap<u32, ArtifactState>,
+) -> Result<()> {
+    let kept = recheck_before_writing(plan, files, state);
+    if kept.is_empty() {
+        return Ok(());
+    }
+    ctx.append(Event::Outcomes {
+        items: kept
+            .iter()
+            .map(|(id, why)| journal::OutcomeItem {
+                id: *id,
+                outcome: Outcome::SkippedChanged,
+                reason: Some(why.clone()),
+            })
+            .collect(),
+    })?;
+    for (id, why) in &kept {
+        if let Some(a) = files.iter().find(|a| a.id == *id) {
+            ctx.progress.warn(&format!(
+                "{}: {} ({why})",
+                Outcome::SkippedChanged,
+                a.item.path()
+            ));
+        }
+    }
+    files.retain(|a| !kept.iter().any(|(id, _)| *id == a.id));
     Ok(())
 }
 

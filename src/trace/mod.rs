@@ -94,6 +94,23 @@ pub fn real_path(p: &Path) -> std::path::PathBuf {
     }
 }
 
+/// decom's own files a trace knows by name, by real path: the manifest
+/// and the files it names, the plan being written and its approval, the
+/// running binary.
+fn own_files(resolved: &Resolved, out: &Path) -> Vec<std::path::PathBuf> {
+    resolved
+        .referenced_files()
+        .into_iter()
+        .chain(resolved.file.clone())
+        .chain([
+            out.to_path_buf(),
+            crate::sign::sig_path(out, crate::sign::Role::Custodian),
+        ])
+        .chain(std::env::current_exe().ok())
+        .map(|p| real_path(&p))
+        .collect()
+}
+
 pub fn trace(
     resolved: &Resolved,
     s3_override: &crate::s3::Settings,
@@ -120,17 +137,7 @@ pub fn trace(
     let mut local_locations = 0usize;
     let mut client: Option<crate::s3::S3> = None;
     let mut criteria = Criteria::of_manifest(resolved);
-    criteria.own_files = resolved
-        .referenced_files()
-        .into_iter()
-        .chain(resolved.file.clone())
-        .chain([
-            out.to_path_buf(),
-            crate::sign::sig_path(out, crate::sign::Role::Custodian),
-        ])
-        .chain(std::env::current_exe().ok())
-        .map(|p| real_path(&p))
-        .collect();
+    criteria.own_files = own_files(resolved, out);
     let settings = resolved
         .manifest
         .s3
