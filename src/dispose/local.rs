@@ -158,23 +158,9 @@ fn open<'f>(
             return Ok(Err(failed("changed during an interrupted run")));
         }
     }
-    let file = match parent.open_file(&name, true) {
+    let file = match open_for_writing(&parent, &name, f, started) {
         Ok(h) => h,
-        Err(e) => {
-            // Still the approved file under its name, yet it cannot be
-            // opened for writing (an immutable or append-only attribute,
-            // permissions): a failure that `--resume` tries again, not a
-            // change. Anything else at the name now is a change.
-            let same = matches!(parent.stat(&name), Ok(Some(again))
-                if again.kind == Kind::File && again.device == f.device && again.inode == f.inode);
-            return Ok(Err(if started || same {
-                failed(format!(
-                    "cannot open it for writing: {e}; nothing was written (an immutable or append-only attribute, `lsattr`, also causes this)"
-                ))
-            } else {
-                changed(e.to_string())
-            }));
-        }
+        Err(done) => return Ok(Err(done)),
     };
     // The check that counts: on the open handle, not the name.
     let handle_id = match rustix::fs::fstat(&file) {
@@ -222,6 +208,30 @@ fn open<'f>(
         written,
         streams,
     }))
+}
+
+/// Open the approved file for writing in place. A failure is the
+/// artifact's outcome: still the approved file under its name yet not
+/// writable (an immutable or append-only attribute, permissions) is a
+/// failure that `--resume` tries again; anything else at the name now is
+/// a change since approval.
+fn open_for_writing(
+    parent: &Parent,
+    name: &OsStr,
+    f: &LocalFile,
+    started: bool,
+) -> std::result::Result<std::fs::File, Done> {
+    parent.open_file(name, true).map_err(|e| {
+        let same = matches!(parent.stat(name), Ok(Some(again))
+            if again.kind == Kind::File && again.device == f.device && again.inode == f.inode);
+        if started || same {
+            failed(format!(
+                "cannot open it for writing: {e}; nothing was written (an immutable or append-only attribute, `lsattr`, also causes this)"
+            ))
+        } else {
+            changed(e.to_string())
+        }
+    })
 }
 
 /// Make what was written to `files` durable: one fsync for a single file,

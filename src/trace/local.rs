@@ -781,16 +781,15 @@ fn select(
             w.keep(&c.path);
             continue;
         }
-        let mut matched = c.matched;
         let component = known.find(&h.digests).map(str::to_string);
-        if matched.how == MatchedBy::Hash && component.is_none() {
+        if c.matched.how == MatchedBy::Hash && component.is_none() {
             w.keep(&c.path);
             continue;
         }
         let needed_by = w.stores.needed_by(&c.path, ours);
         if !needed_by.is_empty()
             && component.is_none()
-            && matches!(matched.how, MatchedBy::All | MatchedBy::Include)
+            && matches!(c.matched.how, MatchedBy::All | MatchedBy::Include)
         {
             // Another model's own entry, which shares nothing with ours.
             let e = w.others.entry(needed_by.join(", ")).or_default();
@@ -799,82 +798,11 @@ fn select(
             w.keep(&c.path);
             continue;
         }
-        if !needed_by.is_empty() {
-            let users = needed_by.join(", ");
-            let what = component
-                .as_deref()
-                .map(|n| format!("matches component {n}, but "))
-                .unwrap_or_default();
-            if loc.shared == Shared::Keep {
-                w.risk(
-                    RiskKind::SharedContent,
-                    &c.path,
-                    format!(
-                        "{what}identical bytes kept: needed by {users}; set shared = \"dispose\" on the location to dispose of it anyway"
-                    ),
-                );
-                w.keep(&c.path);
-                continue;
-            }
-            let broken: Vec<String> = w
-                .stores
-                .dependents(&c.path)
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect();
-            w.risk(
-                RiskKind::SharedContentDisposed,
-                &c.path,
-                format!(
-                    "{what}needed by {users}; disposed of as the location says (shared = \"dispose\"); these will point at nothing: {}",
-                    if broken.is_empty() {
-                        "(no link or manifest known)".to_string()
-                    } else {
-                        broken.join(", ")
-                    }
-                ),
-            );
+        if w.shared_kept(&c.path, &needed_by, component.as_deref(), loc.shared) {
+            continue;
         }
-        for (model, p) in w.stores.identical(&h.digests, &c.path, ours) {
-            w.risk(
-                RiskKind::SharedContent,
-                &c.path,
-                format!("identical bytes kept: needed by {model} ({})", p.display()),
-            );
-        }
-        if let Some(n) = h.shared_bytes.filter(|n| *n > 0) {
-            w.risk(
-                RiskKind::SharedExtents,
-                &c.path,
-                format!(
-                    "{} of its {} share their blocks with another file or a snapshot (a reflinked copy): overwriting this file does not reach them, and the other copy keeps the bytes",
-                    crate::util::human_bytes(n.min(c.id.size)),
-                    crate::util::human_bytes(c.id.size)
-                ),
-            );
-        }
-        if c.id.size >= SPARSE_NOTE_MIN && h.allocated < c.id.size / 2 {
-            w.risk(
-                RiskKind::SparseFile,
-                &c.path,
-                format!(
-                    "sparse: {} apparent size, {} allocated; each pass writes all {} (the holes are filled, so the disk needs the space and the time)",
-                    crate::util::human_bytes(c.id.size),
-                    crate::util::human_bytes(h.allocated),
-                    crate::util::human_bytes(c.id.size)
-                ),
-            );
-        }
-        if let Some(who) = writers.get(&(c.id.device, c.id.inode)) {
-            w.risk(
-                RiskKind::OpenForWriting,
-                &c.path,
-                format!(
-                    "held open for writing by {}: it can go on writing into the file after its disposal; execute skips it unless the location says allow_open_files = true",
-                    who.join(", ")
-                ),
-            );
-        }
+        w.note_file(&c, &h, ours, writers.get(&(c.id.device, c.id.inode)));
+        let mut matched = c.matched;
         matched.component = component;
         let (rotational, virt) = rot_cache
             .entry(c.id.device)
@@ -907,6 +835,109 @@ fn select(
         }));
     }
     Ok(found)
+}
+
+impl Walked {
+    /// Content another model's store needs: kept with a `shared-content`
+    /// risk (true), or, where the location says `shared = "dispose"`,
+    /// planned with the links and manifests that will point at nothing.
+    fn shared_kept(
+        &mut self,
+        path: &Path,
+        needed_by: &[String],
+        component: Option<&str>,
+        shared: Shared,
+    ) -> bool {
+        if needed_by.is_empty() {
+            return false;
+        }
+        let users = needed_by.join(", ");
+        let what = component
+            .map(|n| format!("matches component {n}, but "))
+            .unwrap_or_default();
+        if shared == Shared::Keep {
+            self.risk(
+                RiskKind::SharedContent,
+                path,
+                format!(
+                    "{what}identical bytes kept: needed by {users}; set shared = \"dispose\" on the location to dispose of it anyway"
+                ),
+            );
+            self.keep(path);
+            return true;
+        }
+        let broken: Vec<String> = self
+            .stores
+            .dependents(path)
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        self.risk(
+            RiskKind::SharedContentDisposed,
+            path,
+            format!(
+                "{what}needed by {users}; disposed of as the location says (shared = \"dispose\"); these will point at nothing: {}",
+                if broken.is_empty() {
+                    "(no link or manifest known)".to_string()
+                } else {
+                    broken.join(", ")
+                }
+            ),
+        );
+        false
+    }
+
+    /// The residual risks of a file that is planned: identical bytes that
+    /// stay elsewhere, blocks shared with a copy, a sparse file written in
+    /// full, another process writing into it (`writers`).
+    fn note_file(
+        &mut self,
+        c: &Candidate,
+        h: &Hashed,
+        ours: &Ours<'_>,
+        writers: Option<&Vec<String>>,
+    ) {
+        for (model, p) in self.stores.identical(&h.digests, &c.path, ours) {
+            self.risk(
+                RiskKind::SharedContent,
+                &c.path,
+                format!("identical bytes kept: needed by {model} ({})", p.display()),
+            );
+        }
+        if let Some(n) = h.shared_bytes.filter(|n| *n > 0) {
+            self.risk(
+                RiskKind::SharedExtents,
+                &c.path,
+                format!(
+                    "{} of its {} share their blocks with another file or a snapshot (a reflinked copy): overwriting this file does not reach them, and the other copy keeps the bytes",
+                    crate::util::human_bytes(n.min(c.id.size)),
+                    crate::util::human_bytes(c.id.size)
+                ),
+            );
+        }
+        if c.id.size >= SPARSE_NOTE_MIN && h.allocated < c.id.size / 2 {
+            self.risk(
+                RiskKind::SparseFile,
+                &c.path,
+                format!(
+                    "sparse: {} apparent size, {} allocated; each pass writes all {} (the holes are filled, so the disk needs the space and the time)",
+                    crate::util::human_bytes(c.id.size),
+                    crate::util::human_bytes(h.allocated),
+                    crate::util::human_bytes(c.id.size)
+                ),
+            );
+        }
+        if let Some(who) = writers {
+            self.risk(
+                RiskKind::OpenForWriting,
+                &c.path,
+                format!(
+                    "held open for writing by {}: it can go on writing into the file after its disposal; execute skips it unless the location says allow_open_files = true",
+                    who.join(", ")
+                ),
+            );
+        }
+    }
 }
 
 /// Open without following links, check it is still the file the walk saw,
