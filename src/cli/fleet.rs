@@ -5,7 +5,7 @@
 use super::{KeyArgs, Printer, exit};
 use crate::cert::{Party, RunFiles, Status};
 use crate::error::{Error, Result};
-use crate::sign::{self, AllowedSigners, Role, SigningKey};
+use crate::sign::{self, AllowedSigners, SigningKey};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -41,12 +41,7 @@ pub fn plan(a: &PlanArgs, p: &Printer) -> Result<u8> {
 }
 
 fn merge(a: &MergeArgs, p: &Printer) -> Result<u8> {
-    if a.output.symlink_metadata().is_ok() && !a.force {
-        return Err(Error::refused(format!(
-            "{}: already exists; pass --force to replace it",
-            a.output.display()
-        )));
-    }
+    crate::plan::check_replaceable(&a.output, a.force)?;
     if a.parts.iter().any(|part| part == &a.output) {
         return Err(Error::input(format!(
             "{}: the output is one of the plans to merge",
@@ -54,10 +49,6 @@ fn merge(a: &MergeArgs, p: &Printer) -> Result<u8> {
         )));
     }
     let merged = crate::plan::fleet::merge(&a.parts, &a.output)?;
-    let stale = sign::sig_path(&a.output, Role::Custodian);
-    if stale.symlink_metadata().is_ok() {
-        std::fs::remove_file(&stale).map_err(|e| Error::io(&stale, e))?;
-    }
     if p.json {
         p.record(
             "plan",

@@ -40,12 +40,7 @@ pub fn run(a: &TraceArgs, p: &Printer) -> Result<u8> {
         .unwrap_or(Path::new("."));
     let mut resolved = m.resolve(sha, base)?;
     resolved.file = Some(a.manifest.clone());
-    if a.output.symlink_metadata().is_ok() && !a.force {
-        return Err(Error::refused(format!(
-            "{}: already exists; pass --force to replace it",
-            a.output.display()
-        )));
-    }
+    crate::plan::check_replaceable(&a.output, a.force)?;
     // Components decom cannot use are said, never dropped silently.
     let lists = [
         (
@@ -77,10 +72,6 @@ pub fn run(a: &TraceArgs, p: &Printer) -> Result<u8> {
         &progress,
         &a.output,
     )?;
-    let stale = crate::sign::sig_path(&a.output, crate::sign::Role::Custodian);
-    if stale.symlink_metadata().is_ok() {
-        std::fs::remove_file(&stale).map_err(|e| Error::io(&stale, e))?;
-    }
     if p.json {
         p.record(
             "plan",

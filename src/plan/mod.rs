@@ -453,6 +453,29 @@ impl<'de> Deserialize<'de> for RiskKind {
     }
 }
 
+/// Whether a plan may be written at `path`: a file there is replaced only
+/// with `force`, and never when it carries a custodian's approval
+/// (`PATH.custodian.sig`): an approved plan is evidence, which its
+/// certificate finds by hash, and decom never destroys evidence. The one
+/// rule for trace and `plan merge`.
+pub fn check_replaceable(path: &Path, force: bool) -> crate::error::Result<()> {
+    let approval = crate::sign::sig_path(path, crate::sign::Role::Custodian);
+    if approval.symlink_metadata().is_ok() {
+        return Err(crate::error::Error::refused(format!(
+            "{}: the plan there is approved ({}); write the new plan to another file, or move the approved one and its approval away first",
+            path.display(),
+            approval.display()
+        )));
+    }
+    if path.symlink_metadata().is_ok() && !force {
+        return Err(crate::error::Error::refused(format!(
+            "{}: already exists; pass --force to replace it",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Something an overwrite or purge cannot reach, shown before anything else.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

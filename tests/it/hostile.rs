@@ -530,3 +530,26 @@ fn a_missing_tmpdir_is_a_clear_refusal() {
     assert!(!r.stderr.contains("not a valid decom plan"), "{}", r.stderr);
     assert!(a.exists());
 }
+
+/// An approved plan is evidence (its certificate finds it by hash): trace
+/// --force over it is refused, and neither the plan nor its approval is
+/// touched. Before, the approval was removed and the plan replaced.
+#[test]
+fn an_approved_plan_is_never_replaced_by_a_new_trace() {
+    let env = Env::new();
+    env.file("models/m/a.bin", &random_bytes(100));
+    env.manifest_all("nist-clear", "models/m");
+    env.trace().ok();
+    env.approve().ok();
+    let plan = std::fs::read(env.plan()).unwrap();
+    let sig = std::fs::read(env.path("plan.json.custodian.sig")).unwrap();
+    env.file("models/m/b.bin", &random_bytes(100));
+    env.trace()
+        .code(2)
+        .one_line_error("the plan there is approved");
+    assert_eq!(std::fs::read(env.plan()).unwrap(), plan);
+    assert_eq!(
+        std::fs::read(env.path("plan.json.custodian.sig")).unwrap(),
+        sig
+    );
+}
