@@ -179,25 +179,23 @@ pub fn trace_location(
     let root_fs = localfs::fs_type(&root_dir).unwrap_or_else(|| "unknown".into());
     let root_rot = localfs::rotational(anchor.device());
 
-    // A location that is a repository folder (or lies in one) is that
-    // repository's own, whatever `hf_repo` says or does not.
     let hf_dir = criteria
         .model
         .hf_repo
         .as_ref()
-        .map(|r| format!("models--{}", r.replace('/', "--")))
-        .or_else(|| {
-            root.iter()
-                .filter_map(|c| c.to_str())
-                .find(|c| super::stores::is_hf_repo_name(c))
-                .map(str::to_string)
-        });
+        .map(|r| format!("models--{}", r.replace('/', "--")));
+    // A location that is a repository folder (or lies in one), or lies in
+    // an Ollama store's manifests/, is never "another" model's: its files
+    // go as the location's match mode says, never kept from themselves.
+    let hf_location = root
+        .iter()
+        .filter_map(|c| c.to_str())
+        .find(|c| super::stores::is_hf_repo_name(c));
     let ollama = criteria
         .model
         .ollama_model
         .as_deref()
         .and_then(super::stores::OllamaName::parse);
-    // A location inside an Ollama store's manifests/ is that model's.
     let ollama_under = root
         .ancestors()
         .find(|a| {
@@ -207,6 +205,7 @@ pub fn trace_location(
         .map(|_| root);
     let ours = Ours {
         hf_dir: hf_dir.as_deref(),
+        hf_location,
         ollama: ollama.as_ref(),
         ollama_under,
         torch_checkpoints: &criteria.model.torch_checkpoints,
@@ -561,24 +560,15 @@ impl Walked {
     ) -> Option<(MatchedBy, Option<String>)> {
         let rel = path.strip_prefix(r.root).unwrap_or(path);
         let included = r.include.as_ref().is_none_or(|g| g.is_match(rel));
+        if own.is_none() && included && r.ours.ollama_under.is_some() {
+            self.note_layers_outside(r, path);
+        }
         match own {
             Some(Own::HfRepo | Own::HfShared) => {
                 Some((MatchedBy::HfRepo, r.ours.hf_dir.map(str::to_string)))
             }
             Some(Own::Ollama | Own::OllamaShared(_)) => {
-                let outside = self.stores.ollama_layers_outside(path, r.ours, r.root);
-                if !outside.is_empty() {
-                    let list: Vec<String> =
-                        outside.iter().map(|p| p.display().to_string()).collect();
-                    self.risk(
-                        RiskKind::StoreOutsideLocation,
-                        path,
-                        format!(
-                            "the layers only this model uses lie outside this location and stay: {}; add the store folder as a location",
-                            list.join(", ")
-                        ),
-                    );
-                }
+                self.note_layers_outside(r, path);
                 Some((MatchedBy::Ollama, r.ours.ollama.map(|n| n.to_string())))
             }
             Some(Own::TorchHub) => Some((MatchedBy::TorchHub, None)),
@@ -599,6 +589,24 @@ impl Walked {
                 None => (MatchedBy::All, None),
             }),
         }
+    }
+
+    /// An Ollama manifest whose layers only this model uses lie outside
+    /// the location: they stay, and the plan says so.
+    fn note_layers_outside(&mut self, r: &Rules<'_>, path: &Path) {
+        let outside = self.stores.ollama_layers_outside(path, r.ours, r.root);
+        if outside.is_empty() {
+            return;
+        }
+        let list: Vec<String> = outside.iter().map(|p| p.display().to_string()).collect();
+        self.risk(
+            RiskKind::StoreOutsideLocation,
+            path,
+            format!(
+                "the layers only this model uses lie outside this location and stay: {}; add the store folder as a location",
+                list.join(", ")
+            ),
+        );
     }
 
     /// A symbolic link: planned (never followed) when it is the model's own

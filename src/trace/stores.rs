@@ -47,22 +47,35 @@ const SHARED_LAYOUT: &str = "1\n";
 /// What the retired model is called in each store (from `[model]`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ours<'a> {
-    /// `models--org--name`, from `hf_repo` (or the repository folder the
-    /// location is).
+    /// `models--org--name`, from `hf_repo`.
     pub hf_dir: Option<&'a str>,
+    /// The repository folder the location is (or lies in): never
+    /// "another" model, though only `hf_repo` makes its files the model's
+    /// own whatever the match mode.
+    pub hf_location: Option<&'a str>,
     pub ollama: Option<&'a OllamaName>,
     /// A location inside an Ollama store's `manifests/` (a model's folder
-    /// of tags): every manifest under it is the model's own.
+    /// of tags): no manifest under it is "another" model's.
     pub ollama_under: Option<&'a Path>,
     pub torch_checkpoints: &'a [String],
 }
 
 impl Ours<'_> {
-    /// Whether an Ollama manifest is the retired model's: the tag the
-    /// manifest names (compared as Ollama does), or under the location.
-    fn has(&self, m: &OllamaManifest) -> bool {
+    /// Whether an Ollama manifest is the tag `ollama_model` names
+    /// (compared as Ollama does): its own whatever the match mode.
+    fn named(&self, m: &OllamaManifest) -> bool {
         self.ollama.is_some_and(|n| m.name.is(n))
-            || self.ollama_under.is_some_and(|u| m.path.starts_with(u))
+    }
+
+    /// Whether an Ollama manifest is not another model's: the named tag,
+    /// or one under the location.
+    fn has(&self, m: &OllamaManifest) -> bool {
+        self.named(m) || self.ollama_under.is_some_and(|u| m.path.starts_with(u))
+    }
+
+    /// Whether a Hugging Face repository folder is not another model's.
+    fn hf_has(&self, repo: &str) -> bool {
+        Some(repo) == self.hf_dir || Some(repo) == self.hf_location
     }
 }
 
@@ -500,16 +513,16 @@ impl Stores {
                 return Some(Own::HfRepo);
             }
         }
-        if ours.ollama.is_some() || ours.ollama_under.is_some() {
+        if ours.ollama.is_some() {
             for s in &self.ollama {
                 if let Some(m) = s.manifests.iter().find(|m| m.path == path) {
-                    return ours.has(m).then_some(Own::Ollama);
+                    return ours.named(m).then_some(Own::Ollama);
                 }
                 let Some(hex) = self.ollama_blob(s, path) else {
                     continue;
                 };
                 let users: Vec<&OllamaManifest> = s.blob_users(&hex).collect();
-                if !users.iter().any(|m| ours.has(m)) {
+                if !users.iter().any(|m| ours.named(m)) {
                     return None;
                 }
                 let others: Vec<String> = users
@@ -549,7 +562,7 @@ impl Stores {
     /// Empty when no known store claims it.
     pub fn needed_by(&self, path: &Path, ours: &Ours<'_>) -> Vec<String> {
         let mut out = Vec::new();
-        let is_ours = |r: &str| Some(r) == ours.hf_dir;
+        let is_ours = |r: &str| ours.hf_has(r);
         for h in &self.hubs {
             if let Some((_, p)) = h.payload_of(path) {
                 out.extend(
@@ -627,7 +640,7 @@ impl Stores {
     pub fn identical(&self, d: &Digests, except: &Path, ours: &Ours<'_>) -> Vec<(String, PathBuf)> {
         let mut out = Vec::new();
         for r in &self.hf {
-            if Some(r.name.as_str()) == ours.hf_dir {
+            if ours.hf_has(&r.name) {
                 continue;
             }
             for name in std::iter::once(&d.sha256).chain(d.git_blob.as_ref()) {

@@ -580,3 +580,25 @@ fn a_location_that_is_a_models_manifest_folder_disposes_of_its_tags() {
     );
     assert!(outside[0].1.contains("/blobs/sha256-"), "{outside:?}");
 }
+
+/// A location whose path passes through a folder named like a repository
+/// is not thereby the model's own: with `match = "hash"` only the content
+/// of a known component is planned (an earlier form of the repo-folder fix
+/// planned everything under it).
+#[test]
+fn a_hash_location_in_a_repo_named_folder_plans_only_hash_matches() {
+    let env = Env::new();
+    let weights = random_bytes(3000);
+    let w = env.file("data/models--acme--copy/weights.bin", &weights);
+    env.file("data/models--acme--copy/notes.txt", b"keep me");
+    env.manifest(
+        "nist-clear",
+        &format!(
+            "[[locations]]\nuri = \"{}\"\nmatch = \"hash\"\n[[components]]\nname = \"weights\"\nsha256 = \"{}\"\n",
+            env.path("data/models--acme--copy").display(),
+            sha(&weights)
+        ),
+    );
+    env.trace().ok();
+    assert_eq!(env.planned_paths(), vec![w.display().to_string()]);
+}
