@@ -122,6 +122,8 @@ struct Hub {
     repos: BTreeSet<String>,
     /// Payload path → its users; empty without a marked shared store.
     payloads: HashMap<PathBuf, Payload>,
+    /// Repository blob link → the payload it resolves to.
+    behind: HashMap<PathBuf, PathBuf>,
 }
 
 impl Hub {
@@ -465,12 +467,9 @@ impl Stores {
 
     /// The shared-store payload a repository blob link resolves to.
     pub fn payload_behind(&self, link: &Path) -> Option<&Path> {
-        self.hubs.iter().find_map(|h| {
-            h.payloads
-                .iter()
-                .find(|(_, p)| p.links.iter().any(|l| l == link))
-                .map(|(k, _)| k.as_path())
-        })
+        self.hubs
+            .iter()
+            .find_map(|h| h.behind.get(link).map(PathBuf::as_path))
     }
 
     /// A shared-store entry whose references cannot be validated (its
@@ -779,6 +778,7 @@ fn read_hub(dir: &Path, problems: &mut Vec<(PathBuf, String)>) -> Hub {
         dir: dir.to_path_buf(),
         repos: BTreeSet::new(),
         payloads: HashMap::new(),
+        behind: HashMap::new(),
     };
     match std::fs::read_dir(dir) {
         Ok(rd) => {
@@ -874,6 +874,7 @@ fn read_hub(dir: &Path, problems: &mut Vec<(PathBuf, String)>) -> Hub {
             {
                 p.linked.insert(repo.clone());
                 p.links.push(e.path());
+                hub.behind.insert(e.path(), t);
             }
         }
     }
