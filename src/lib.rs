@@ -27,8 +27,8 @@ pub mod plan;
 pub mod profile;
 pub mod progress;
 pub mod render;
-pub mod s3;
 pub mod sign;
+pub mod store;
 pub mod trace;
 pub mod util;
 

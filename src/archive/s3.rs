@@ -5,7 +5,7 @@
 use super::{About, Stored, bundle_name};
 use crate::error::{Error, Result};
 use crate::hash::sha256_hex;
-use crate::s3::{S3, describe, is_not_found};
+use crate::store::s3::{S3, describe, is_not_found};
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ObjectLockEnabled, ObjectLockMode, ObjectLockRetentionMode,
@@ -105,7 +105,7 @@ pub fn store(
                 version_id: h.version_id().map(str::to_string),
                 retain_until: h
                     .object_lock_retain_until_date()
-                    .map(|t| crate::s3::time(Some(t))),
+                    .map(|t| crate::store::s3::time(Some(t))),
                 index_entry: None,
             });
         }
@@ -146,7 +146,7 @@ pub fn store(
         bytes: tar.len() as u64,
         new: true,
         version_id: put.version_id().map(str::to_string),
-        retain_until: Some(crate::s3::time(Some(&DateTime::from_secs(until)))),
+        retain_until: Some(crate::store::s3::time(Some(&DateTime::from_secs(until)))),
         index_entry: None,
     })
 }
@@ -159,7 +159,9 @@ pub fn verify(s3: &S3, bucket: &str, prefix: &str) -> Result<(usize, Vec<String>
     let dir = key_for(prefix, "x");
     let dir = &dir[..dir.len() - bundle_name("x").len()];
     let mut versions = Vec::new();
-    s3.list_versions(bucket, &crate::s3::Scope::new(dir), |v| versions.push(v))?;
+    s3.list_versions(bucket, &crate::store::s3::Scope::new(dir), |v| {
+        versions.push(v)
+    })?;
     let now = crate::sign::now_unix();
     let mut problems = Vec::new();
     let mut n = 0;

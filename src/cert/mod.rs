@@ -340,7 +340,7 @@ pub struct LocationSummary {
 pub struct ProofSummary {
     /// In words, with the numbers.
     pub method: String,
-    pub mode: crate::s3::VerifyMode,
+    pub mode: crate::store::s3::VerifyMode,
     /// Versions and delete markers whose absence was to be proven.
     pub versions: u64,
     /// Pages of complete listings of the location.
@@ -383,10 +383,10 @@ impl ProofSummary {
             let heads = match (s.heads, s.mode) {
                 // A folder S3 Lifecycle emptied: the listing is the proof.
                 (0, _) => "no HEAD: no object version was left to sample".to_string(),
-                (n, crate::s3::VerifyMode::Each) => {
+                (n, crate::store::s3::VerifyMode::Each) => {
                     format!("HEAD by version id on every one of them ({n})")
                 }
-                (n, crate::s3::VerifyMode::Sample) => {
+                (n, crate::store::s3::VerifyMode::Sample) => {
                     format!("HEAD by version id on a random sample of {n}")
                 }
             };
@@ -698,7 +698,7 @@ pub fn build(inp: Inputs<'_>) -> crate::error::Result<Certificate<CertSpool>> {
             Item::File(_) if profile.verify != crate::profile::Verify::None => {
                 "read-back from device and absence proof"
             }
-            Item::S3Version(_) if proof_mode == crate::s3::VerifyMode::Each => {
+            Item::S3Version(_) if proof_mode == crate::store::s3::VerifyMode::Each => {
                 "absence proof: not in a complete listing of the location, and HEAD by its version id answers 404"
             }
             Item::S3Version(_) => {

@@ -57,8 +57,8 @@ pub fn run(a: &ArchiveArgs, p: &Printer) -> Result<u8> {
             archive::store_local(&dir, &tar, &about)?
         }
         None => {
-            let (bucket, prefix) = crate::s3::parse_uri(to)?;
-            let s3 = crate::s3::S3::connect(&a.s3.settings())?;
+            let (bucket, prefix) = crate::store::s3::parse_uri(to)?;
+            let s3 = crate::store::s3::S3::connect(&a.s3.settings())?;
             archive::s3::store(&s3, &bucket, &prefix, &tar, &about, a.retain_days)?
         }
     };
@@ -101,8 +101,8 @@ fn verify(a: &ArchiveArgs, uri: &str, p: &Printer) -> Result<u8> {
             (r.entries.len(), r.problems, Some(r.head))
         }
         None => {
-            let (bucket, prefix) = crate::s3::parse_uri(uri)?;
-            let s3 = crate::s3::S3::connect(&a.s3.settings())?;
+            let (bucket, prefix) = crate::store::s3::parse_uri(uri)?;
+            let s3 = crate::store::s3::S3::connect(&a.s3.settings())?;
             let (n, problems) = archive::s3::verify(&s3, &bucket, &prefix)?;
             (n, problems, None)
         }

@@ -155,7 +155,7 @@ pub fn run(a: &DemoArgs, p: &Printer) -> Result<u8> {
         Some(ep) => {
             step("filling a versioned S3 bucket");
             {
-                let bucket = crate::s3::sample::fill_sample_bucket(ep, &weights)?;
+                let bucket = crate::store::s3::sample::fill_sample_bucket(ep, &weights)?;
                 (
                     format!("\n[[locations]]\nuri = \"s3://{bucket}/model/\"\n"),
                     format!("[s3]\nendpoint_url = \"{ep}\"\n\n"),

@@ -144,7 +144,7 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
     )?;
     let plan = approved.plan();
     let operator_details = a.person.details(plan.manifest.operator.as_ref())?;
-    let s3 = dispose::s3_run(plan, a.s3_concurrency)?;
+    let s3 = crate::store::s3::Run::of(plan, a.s3_concurrency)?;
     let faults = super::env::faults()?;
     p.can_ask(a.yes)?;
 

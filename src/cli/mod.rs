@@ -166,8 +166,8 @@ pub struct S3Args {
 }
 
 impl S3Args {
-    pub fn settings(&self) -> crate::s3::Settings {
-        crate::s3::Settings {
+    pub fn settings(&self) -> crate::store::s3::Settings {
+        crate::store::s3::Settings {
             hash_remote: self.hash_remote,
             concurrency: self.s3_concurrency,
             ..self.endpoint.settings()
@@ -190,8 +190,8 @@ pub struct S3Endpoint {
 }
 
 impl S3Endpoint {
-    pub fn settings(&self) -> crate::s3::Settings {
-        crate::s3::Settings {
+    pub fn settings(&self) -> crate::store::s3::Settings {
+        crate::store::s3::Settings {
             endpoint_url: self.endpoint_url.clone(),
             region: self.region.clone(),
             path_style: self.path_style.then_some(true),

@@ -144,7 +144,7 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
                 .s3
                 .as_ref()
                 .and_then(|c| c.proof().ok())
-                .unwrap_or((Default::default(), crate::s3::DEFAULT_VERIFY_SAMPLE));
+                .unwrap_or((Default::default(), crate::store::s3::DEFAULT_VERIFY_SAMPLE));
             let delegated = arts.iter().find_map(|a| match &a.item {
                 Item::S3Lifecycle(l) => Some(l),
                 _ => None,
@@ -178,16 +178,17 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
             match delegated {
                 None => out.push(format!(
                     "      covers {}; absence proof: complete listing + HEAD by version id of {}",
-                    crate::s3::Scope::new(&s.prefix).rule(),
+                    crate::store::s3::Scope::new(&s.prefix).rule(),
                     match mode {
-                        crate::s3::VerifyMode::Each => "every purged version".to_string(),
-                        crate::s3::VerifyMode::Sample => format!("a random sample of {sample}"),
+                        crate::store::s3::VerifyMode::Each => "every purged version".to_string(),
+                        crate::store::s3::VerifyMode::Sample =>
+                            format!("a random sample of {sample}"),
                     }
                 )),
                 Some(l) => {
                     out.push(format!(
                         "      covers {}; delegated to S3 Lifecycle: {} version(s), {} delete marker(s), {} upload(s) now; pending until a later execute --resume lists it empty",
-                        crate::s3::Scope::new(&s.prefix).rule(),
+                        crate::store::s3::Scope::new(&s.prefix).rule(),
                         l.versions,
                         l.delete_markers,
                         l.uploads

@@ -12,7 +12,6 @@
 //! This module knows nothing of plans or profiles: it is the seam between
 //! decom and the kernel for local storage.
 
-pub mod luks;
 pub mod media;
 
 use crate::error::{Error, Result};

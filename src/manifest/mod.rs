@@ -46,7 +46,7 @@ pub struct Manifest {
     pub keep: Vec<Keep>,
     /// How to reach S3 locations (endpoint, region, path-style, hashing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub s3: Option<crate::s3::Settings>,
+    pub s3: Option<crate::store::s3::Settings>,
 }
 
 fn default_profile() -> String {
@@ -247,6 +247,33 @@ pub enum MatchMode {
     Hash,
 }
 
+/// The kinds of store a location can be in (`crate::store` implements each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoreKind {
+    Local,
+    Luks,
+    S3,
+}
+
+impl StoreKind {
+    /// A store not on the host that traces it (a bucket): `trace
+    /// --local-only` leaves it to another host, and its locations name no
+    /// host.
+    pub fn remote(self) -> bool {
+        matches!(self, StoreKind::S3)
+    }
+}
+
+impl Target {
+    pub fn kind(&self) -> StoreKind {
+        match self {
+            Target::Local(_) => StoreKind::Local,
+            Target::S3 { .. } => StoreKind::S3,
+            Target::Luks(_) => StoreKind::Luks,
+        }
+    }
+}
+
 /// Where a location lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -411,7 +438,7 @@ impl Manifest {
             }
         }
         if let Some(m) = &self.model.ollama_model
-            && crate::trace::stores::OllamaName::parse(m).is_none()
+            && crate::store::local::model_stores::OllamaName::parse(m).is_none()
         {
             return bad(format!(
                 "[model] ollama_model = {m:?} is not of the form \"name:tag\" or \"registry/namespace/name:tag\""
@@ -585,7 +612,7 @@ pub fn resolve_uri(uri: &str, base: &Path) -> Result<Target> {
         }
         rest
     } else if uri.starts_with("s3://") {
-        let (bucket, prefix) = crate::s3::parse_uri(uri)?;
+        let (bucket, prefix) = crate::store::s3::parse_uri(uri)?;
         return Ok(Target::S3 { bucket, prefix });
     } else if let Some(dev) = uri.strip_prefix("luks://") {
         if !dev.starts_with("/dev/") || crate::plan::check_normalised(dev).is_err() {
@@ -593,7 +620,7 @@ pub fn resolve_uri(uri: &str, base: &Path) -> Result<Target> {
                 "luks:// URIs name a block device by its normalised path (luks:///dev/sdb)",
             );
         }
-        crate::localfs::luks::block_device(Path::new(dev))
+        crate::store::luks::device::block_device(Path::new(dev))
             .map_err(|m| Error::input(format!("location {uri:?}: {m}")))?;
         return Ok(Target::Luks(PathBuf::from(dev)));
     } else if let Some((scheme, _)) = uri.split_once("://") {

@@ -20,7 +20,7 @@ pub use fleet::{HostTotals, Part};
 use crate::error::{Error, Result};
 use crate::manifest::{Component, Manifest, MatchMode, Model, NotSearched};
 use crate::profile::Profile;
-pub use crate::s3::Endpoint;
+pub use crate::store::s3::Endpoint;
 use serde::{Deserialize, Serialize};
 use std::path::{Component as PathComponent, Path};
 pub use storage::{Category, Sanitization};
@@ -541,7 +541,7 @@ pub struct LocalRoot {
 pub struct S3Location {
     pub bucket: String,
     pub prefix: String,
-    /// Which keys the location covers, in words ([`crate::s3::Scope::rule`]):
+    /// Which keys the location covers, in words ([`crate::store::s3::Scope::rule`]):
     /// the custodian approves the rule with the prefix. Absent in plans
     /// written before folder semantics; execute applies them to every plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -634,6 +634,18 @@ impl std::fmt::Display for Versioning {
             Versioning::NeverEnabled => "Never enabled",
             Versioning::Other(s) => s,
         })
+    }
+}
+
+impl Store {
+    /// Which store holds the location.
+    pub fn kind(&self) -> crate::manifest::StoreKind {
+        use crate::manifest::StoreKind;
+        match self {
+            Store::Local(_) => StoreKind::Local,
+            Store::S3(_) => StoreKind::S3,
+            Store::Luks(_) => StoreKind::Luks,
+        }
     }
 }
 
@@ -981,6 +993,15 @@ impl LifecycleRule {
 }
 
 impl Item {
+    /// The SHA-256 of the content, where trace knows it.
+    pub fn sha256(&self) -> Option<&str> {
+        match self {
+            Item::File(f) => Some(&f.sha256),
+            Item::S3Version(v) => v.sha256.as_deref(),
+            _ => None,
+        }
+    }
+
     /// A unique, human-readable name: the path, or `s3://bucket/key?versionId=…`.
     pub fn path(&self) -> std::borrow::Cow<'_, str> {
         match self {
@@ -1194,11 +1215,11 @@ impl<A> Plan<A> {
                     }
                 }
                 Store::S3(s) => {
-                    let (bucket, prefix) = crate::s3::parse_uri(&loc.uri)?;
+                    let (bucket, prefix) = crate::store::s3::parse_uri(&loc.uri)?;
                     if bucket != s.bucket || prefix != s.prefix {
                         return bad(format!("location {} does not match its URI", i + 1));
                     }
-                    let rule = crate::s3::Scope::new(&s.prefix).rule();
+                    let rule = crate::store::s3::Scope::new(&s.prefix).rule();
                     if s.covers.as_ref().is_some_and(|c| *c != rule) {
                         return bad(format!(
                             "location {} says it covers {:?}, but its prefix covers {rule:?}",
@@ -1276,7 +1297,8 @@ impl<A> Plan<A> {
                     }
                 }
                 (Store::S3(s), _, Some((bucket, key))) => {
-                    if bucket != s.bucket || !crate::s3::Scope::new(&s.prefix).contains(key) {
+                    if bucket != s.bucket || !crate::store::s3::Scope::new(&s.prefix).contains(key)
+                    {
                         return bad(format!(
                             "artifact {} s3://{bucket}/{key} is not under its location {}",
                             a.id, loc.uri

@@ -63,7 +63,7 @@ struct Run {
     /// in order within a page are sorted on reading instead.
     key_ordered: bool,
     last_key: String,
-    /// The key of every [`crate::s3::LIST_PAGE`]-th item: where execute
+    /// The key of every [`crate::store::s3::LIST_PAGE`]-th item: where execute
     /// splits its listing of the location into pieces asked for at once.
     splits: Vec<String>,
 }
@@ -134,7 +134,7 @@ impl SpoolWriter {
                 r.items += 1;
                 r.bytes += a.item.size();
                 r.versions += u64::from(matches!(a.item, Item::S3Version(_)));
-                if r.items % crate::s3::LIST_PAGE as u64 == 0 {
+                if r.items % crate::store::s3::LIST_PAGE as u64 == 0 {
                     r.splits.push(key.to_string());
                 }
             }
@@ -217,7 +217,7 @@ impl Spool {
     }
 
     /// Keys about a listing page apart, in order, from a location whose
-    /// items come in key order (none otherwise): see [`crate::s3::S3::list_versions_split`].
+    /// items come in key order (none otherwise): see [`crate::store::s3::S3::list_versions_split`].
     pub fn splits(&self, location: u32) -> &[String] {
         match self.runs.iter().find(|r| r.location == location) {
             Some(r) if self.key_ordered(location) => &r.splits,

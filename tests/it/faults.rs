@@ -407,7 +407,7 @@ fn s3_faults_at_100_percent_end_incomplete_without_a_false_disposed() {
     assert_eq!(r.code, 1, "{stats}\n{}", r.stderr);
     assert_eq!(proxy.stats.forwarded.load(Ordering::Relaxed), 0, "{stats}");
     assert!(
-        proxy.stats.faults() >= u64::from(decom::s3::MAX_ATTEMPTS),
+        proxy.stats.faults() >= u64::from(decom::store::s3::MAX_ATTEMPTS),
         "at least one request went through every retry: {stats}"
     );
     let c = s.env.cert_json();

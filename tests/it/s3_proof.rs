@@ -278,7 +278,7 @@ fn a_sampled_head_without_an_answer_is_asked_once_more() {
         Arc::new(move |line: &str, resp: Vec<u8>| {
             if line.starts_with("HEAD ")
                 && line.contains("/m/1.bin")
-                && h.fetch_add(1, Ordering::SeqCst) < decom::s3::MAX_ATTEMPTS
+                && h.fetch_add(1, Ordering::SeqCst) < decom::store::s3::MAX_ATTEMPTS
             {
                 crate::faults::error_answer(500, "Internal Server Error", "InternalError", "down")
             } else {
@@ -290,7 +290,7 @@ fn a_sampled_head_without_an_answer_is_asked_once_more() {
     s.execute().ok();
     assert_eq!(
         heads.load(Ordering::SeqCst),
-        decom::s3::MAX_ATTEMPTS + 1,
+        decom::store::s3::MAX_ATTEMPTS + 1,
         "every SDK attempt, then decom's second ask"
     );
     let c = s.env.cert_json();

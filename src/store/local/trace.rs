@@ -16,8 +16,7 @@
 //! whose blocks are shared with a reflinked copy or snapshot (FIEMAP) are
 //! a residual risk too.
 
-use super::Criteria;
-use super::stores::{Ours, Own, Seen, Stores};
+use super::model_stores::{Ours, Own, Seen, Stores};
 use crate::error::{Error, IoContext, Result};
 use crate::hash::{Digests, Extra};
 use crate::localfs::{self, Identity, Kind};
@@ -28,6 +27,7 @@ use crate::plan::{
     Risk, Store, storage,
 };
 use crate::progress::{Phase, Progress};
+use crate::store::Criteria;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -190,12 +190,12 @@ pub fn trace_location(
     let hf_location = root
         .iter()
         .filter_map(|c| c.to_str())
-        .find(|c| super::stores::is_hf_repo_name(c));
+        .find(|c| super::model_stores::is_hf_repo_name(c));
     let ollama = criteria
         .model
         .ollama_model
         .as_deref()
-        .and_then(super::stores::OllamaName::parse);
+        .and_then(super::model_stores::OllamaName::parse);
     let ollama_under = root
         .ancestors()
         .find(|a| {

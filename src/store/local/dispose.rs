@@ -6,11 +6,11 @@
 //! Everything goes through [`crate::localfs`] handles, so no symlink is ever
 //! followed and nothing outside the location's root is reached.
 
-use super::Ctx;
 use crate::error::{Error, Result};
 use crate::journal::{ArtifactState, Event, Outcome};
 use crate::localfs::{Anchor, Identity, Kind, Parent};
 use crate::plan::{LocalDir, LocalFile, LocalLink, LocalRoot, relative_to};
+use crate::store::Ctx;
 use std::ffi::{OsStr, OsString};
 
 /// The result of disposing of one artifact: its outcome and why.

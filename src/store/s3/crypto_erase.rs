@@ -12,13 +12,12 @@
 //! ([`kms::judge`]) holds again now: a key someone started using for other
 //! objects since approval is not destroyed.
 
-use super::Ctx;
-use super::lifecycle::outcome;
 use crate::error::Result;
 use crate::journal::{ArtifactState, Event, Outcome, Replay};
 use crate::plan::spool::Spool;
 use crate::plan::{Artifact, Item, KmsKey, S3Location};
-use crate::s3::{S3, kms};
+use crate::store::Ctx;
+use crate::store::s3::{S3, kms};
 use std::collections::HashMap;
 
 /// What execute asks again, right before scheduling a key's deletion; the
@@ -138,7 +137,7 @@ pub fn key(
     }
     let info = match kms::describe_key(s3, &k.key_arn) {
         Ok(i) => i,
-        Err(e) => return outcome(ctx, a, Outcome::Failed, e),
+        Err(e) => return ctx.outcome(a, Outcome::Failed, e),
     };
     match info {
         None => {
@@ -146,7 +145,7 @@ pub fn key(
                 id: a.id,
                 key_arn: k.key_arn.clone(),
             })?;
-            outcome(ctx, a, Outcome::Disposed, None)
+            ctx.outcome(a, Outcome::Disposed, None)
         }
         Some(i) if i.state == "PendingDeletion" => {
             let when = i
@@ -161,16 +160,12 @@ pub fn key(
                     deletion_date: when.clone(),
                 })?;
             }
-            outcome(
-                ctx,
-                a,
+            ctx.outcome(a,
                 Outcome::Pending,
                 format!("KMS deletes the key on {when}; run execute --resume after that"),
             )
         }
-        Some(i) if scheduled => outcome(
-            ctx,
-            a,
+        Some(i) if scheduled => ctx.outcome(a,
             Outcome::Failed,
             format!(
                 "the key's deletion was cancelled: KMS reports it {}, so it and the data it encrypts can still be read",
@@ -178,8 +173,8 @@ pub fn key(
             ),
         ),
         Some(i) => match recheck.blocked(s3, k, &i) {
-            Err(e) => outcome(ctx, a, Outcome::Failed, e),
-            Ok(Some((o, why))) => outcome(ctx, a, o, why),
+            Err(e) => ctx.outcome(a, Outcome::Failed, e),
+            Ok(Some((o, why))) => ctx.outcome(a, o, why),
             Ok(None) => schedule(ctx, s3, a, k),
         },
     }
@@ -187,16 +182,14 @@ pub fn key(
 
 fn schedule(ctx: &Ctx, s3: &S3, a: &Artifact, k: &KmsKey) -> Result<()> {
     match kms::schedule_deletion(s3, &k.key_arn, k.window_days) {
-        Err(e) => outcome(ctx, a, Outcome::Failed, e),
+        Err(e) => ctx.outcome(a, Outcome::Failed, e),
         Ok(when) => {
             ctx.append(Event::KmsDeletionScheduled {
                 id: a.id,
                 key_arn: k.key_arn.clone(),
                 deletion_date: when.clone(),
             })?;
-            outcome(
-                ctx,
-                a,
+            ctx.outcome(a,
                 Outcome::Pending,
                 format!(
                     "deletion scheduled: KMS deletes the key on {when} ({}-day waiting period); run execute --resume after that",

@@ -15,13 +15,13 @@
 //! ([`Beside`]), a page at a time; outcomes are journaled in chunks as they
 //! are settled; what is left to prove is one bit per artifact ([`Marks`]).
 
-use super::Ctx;
 use crate::error::{Error, Result};
 use crate::journal::{AbsenceProof, Event, Outcome, OutcomeItem, Replay};
 use crate::plan::spool::Spool;
 use crate::plan::{Artifact, Item, S3Location};
 use crate::progress::Phase;
-use crate::s3::{
+use crate::store::Ctx;
+use crate::store::s3::{
     DELETE_BATCH, Listed, S3, Scope, VerifyMode, describe, is_not_found, not_implemented,
 };
 use crate::util::joined;

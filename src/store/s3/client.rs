@@ -9,11 +9,6 @@
 //! throttling, 5xx, timeouts and connection resets are the SDK's standard
 //! retry strategy, configured once in [`S3::connect`].
 
-mod bound;
-pub mod kms;
-pub mod lifecycle;
-pub mod sample;
-
 use crate::error::{Error, Result};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
@@ -427,7 +422,7 @@ impl S3 {
             .unwrap_or_else(|| endpoint_url.as_deref().is_some_and(host_is_local));
         // Every request either client sends waits for one of these.
         let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
-        let http = bound::client(permits);
+        let http = super::bound::client(permits);
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if let Some(r) = &settings.region {
             loader = loader.region(aws_config::Region::new(r.clone()));

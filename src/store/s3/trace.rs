@@ -7,7 +7,6 @@
 //! = "each"`). Each planned version says where its facts came from
 //! (`facts_from`). Trace changes nothing.
 
-use super::Criteria;
 use crate::error::{Error, Result};
 use crate::manifest::{Location, MatchMode, Method};
 use crate::plan::RiskKind;
@@ -15,11 +14,12 @@ use crate::plan::{
     BucketFacts, FactsFrom, Item, LifecycleRule, Matched, MatchedBy, PlanLocation, Retention, Risk,
     S3Lifecycle, S3Location, S3Marker, S3Upload, S3Version, Store, Versioning,
 };
+use crate::store::Criteria;
 
 /// Keys in a purge location from which trace suggests S3 Lifecycle.
 pub const LIFECYCLE_SUGGESTED: u64 = 100_000;
 use crate::progress::{Phase, Progress};
-use crate::s3::{InspectMode, Listed, S3, Scope, describe, is_not_found, not_implemented};
+use crate::store::s3::{InspectMode, Listed, S3, Scope, describe, is_not_found, not_implemented};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::ChecksumMode;
 use base64::Engine;
@@ -198,7 +198,7 @@ async fn details(s3: &S3, bucket: &str, v: &Listed, object_lock: bool) -> Result
     let c = s3.client();
     // The current null version is HEADed without a version id: same object,
     // and some S3-compatible servers (moto) reject `versionId=null` on HEAD.
-    let version = crate::s3::head_version_id(&v.version_id, v.is_latest);
+    let version = crate::store::s3::head_version_id(&v.version_id, v.is_latest);
     let h = c
         .head_object()
         .bucket(bucket)
@@ -219,7 +219,7 @@ async fn details(s3: &S3, bucket: &str, v: &Listed, object_lock: bool) -> Result
     let mut retention = match (h.object_lock_mode(), h.object_lock_retain_until_date()) {
         (Some(m), Some(t)) => Some(Retention {
             mode: m.as_str().to_string(),
-            until: crate::s3::time(Some(t)),
+            until: crate::store::s3::time(Some(t)),
         }),
         _ => None,
     };
@@ -252,7 +252,7 @@ async fn details(s3: &S3, bucket: &str, v: &Listed, object_lock: bool) -> Result
         {
             retention = Some(Retention {
                 mode: m.as_str().to_string(),
-                until: crate::s3::time(Some(t)),
+                until: crate::store::s3::time(Some(t)),
             });
         }
     }
@@ -307,7 +307,7 @@ pub fn trace_location(
     loc: &Location,
     (bucket, prefix): (&str, &str),
     criteria: &Criteria<'_>,
-    (s3, settings): (&S3, &crate::s3::Settings),
+    (s3, settings): (&S3, &crate::store::s3::Settings),
     progress: &dyn Progress,
     emit: &mut dyn FnMut(Item) -> Result<()>,
 ) -> Result<(PlanLocation, Vec<Risk>)> {
@@ -418,7 +418,7 @@ fn crypto_erase(
     progress: &dyn Progress,
 ) -> Result<(Vec<crate::plan::KmsKeyFacts>, Vec<Item>, Vec<Risk>)> {
     use crate::plan::{KmsKey, KmsKeyFacts};
-    use crate::s3::kms;
+    use crate::store::s3::kms;
     use std::collections::BTreeMap;
     let fail = |m: String| Error::input(format!("{}: crypto_erase: {m}", loc.uri));
     let mut names = kms::Names::default();
@@ -568,7 +568,7 @@ fn lifecycle_location(
         "decom-{}",
         &crate::hash::sha256_hex(format!("s3://{bucket}/{prefix}").as_bytes())[..16]
     );
-    let existing = crate::s3::lifecycle::rules(s3, bucket)?
+    let existing = crate::store::s3::lifecycle::rules(s3, bucket)?
         .iter()
         .filter_map(|r| r.id().map(str::to_string))
         .collect();
@@ -613,7 +613,7 @@ fn stream_listing(
     loc: &Location,
     (bucket, prefix): (&str, &str),
     mut each: impl FnMut(Vec<Listed>, Vec<Listed>) -> Result<()>,
-) -> Result<Vec<crate::s3::Upload>> {
+) -> Result<Vec<crate::store::s3::Upload>> {
     let include = globset(&loc.include)?;
     let exclude = globset(&loc.exclude)?;
     let scope = Scope::new(prefix);
@@ -882,12 +882,12 @@ fn upload_items(
     s3: &S3,
     bucket: &str,
     loc: &Location,
-    mut uploads: Vec<crate::s3::Upload>,
+    mut uploads: Vec<crate::store::s3::Upload>,
     keys: &HashSet<String>,
 ) -> Result<Vec<Item>> {
     uploads.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
     uploads.retain(|u| loc.match_mode == MatchMode::All || keys.contains(&u.key));
-    let mut parts: Vec<(crate::s3::Upload, Result<PartsTotal, String>)> =
+    let mut parts: Vec<(crate::store::s3::Upload, Result<PartsTotal, String>)> =
         s3.bounded(uploads, |u| async move {
             let r = async {
                 let mut pages = s3

@@ -11,11 +11,11 @@
 //! [`preflight`] refuses, before anything is touched, a bucket with MFA
 //! delete or one that already holds a different rule under decom's ID.
 
-use super::Ctx;
 use crate::error::{Error, Result};
 use crate::journal::{AbsenceProof, ArtifactState, Event, Outcome};
 use crate::plan::{Artifact, Item, LifecycleRule, Plan, S3Lifecycle};
-use crate::s3::{S3, Scope, VerifyMode, lifecycle};
+use crate::store::Ctx;
+use crate::store::s3::{S3, Scope, VerifyMode, lifecycle};
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, ExpirationStatus, LifecycleExpiration, LifecycleRuleFilter,
     NoncurrentVersionExpiration,
@@ -77,7 +77,7 @@ pub fn folder(
     // Merge: keep every other rule exactly as the store returned it.
     let rules = match lifecycle::rules(s3, &l.bucket) {
         Ok(r) => r,
-        Err(e) => return outcome(ctx, a, Outcome::Failed, format!("{e}")),
+        Err(e) => return ctx.outcome(a, Outcome::Failed, format!("{e}")),
     };
     let missing: Vec<&LifecycleRule> = l
         .rules
@@ -88,7 +88,7 @@ pub fn folder(
         let mut merged = rules.clone();
         merged.extend(missing.iter().map(|r| to_sdk(r)));
         if let Err(e) = lifecycle::put_rules(s3, &l.bucket, merged) {
-            return outcome(ctx, a, Outcome::Failed, e.to_string());
+            return ctx.outcome(a, Outcome::Failed, e.to_string());
         }
         ctx.append(Event::LifecycleInstalled {
             id: a.id,
@@ -116,12 +116,7 @@ pub fn folder(
     let pages = match listing {
         Ok(p) => p,
         Err(e) => {
-            return outcome(
-                ctx,
-                a,
-                Outcome::Pending,
-                format!("cannot list the folder: {e}"),
-            );
+            return ctx.outcome(a, Outcome::Pending, format!("cannot list the folder: {e}"));
         }
     };
     if versions.is_empty() && markers == 0 && uploads == 0 {
@@ -130,11 +125,10 @@ pub fn folder(
                 .into_iter()
                 .filter(|r| !r.id().is_some_and(|id| ids.iter().any(|i| i == id)))
                 .collect(),
-            Err(e) => return outcome(ctx, a, Outcome::Pending, e.to_string()),
+            Err(e) => return ctx.outcome(a, Outcome::Pending, e.to_string()),
         };
         if let Err(e) = lifecycle::put_rules(s3, &l.bucket, kept) {
-            return outcome(
-                ctx,
+            return ctx.outcome(
                 a,
                 Outcome::Pending,
                 format!("the folder is empty, but removing the rules failed: {e}"),
@@ -153,7 +147,7 @@ pub fn folder(
             contradicted: 0,
             uploads: l.uploads,
         }))?;
-        return outcome(ctx, a, Outcome::Disposed, None);
+        return ctx.outcome(a, Outcome::Disposed, None);
     }
     let left = format!(
         "{} version(s), {markers} delete marker(s) and {uploads} upload(s) remain",
@@ -179,9 +173,7 @@ pub fn folder(
             })
         });
         if locked.iter().all(|l| *l) {
-            return outcome(
-                ctx,
-                a,
+            return ctx.outcome(a,
                 Outcome::Retained,
                 format!(
                     "{left}, all under retention or legal hold: Object Lock wins over the lifecycle rules, which expire them once it ends"
@@ -189,8 +181,7 @@ pub fn folder(
             );
         }
     }
-    outcome(
-        ctx,
+    ctx.outcome(
         a,
         Outcome::Pending,
         format!(
@@ -202,33 +193,6 @@ pub fn folder(
                 .join(", ")
         ),
     )
-}
-
-pub(super) fn outcome(
-    ctx: &Ctx,
-    a: &Artifact,
-    outcome: Outcome,
-    reason: impl Into<Option<String>>,
-) -> Result<()> {
-    let reason = reason.into();
-    let line = format!(
-        "{outcome}: {}{}",
-        a.item.path(),
-        reason
-            .as_ref()
-            .map(|r| format!(" ({r})"))
-            .unwrap_or_default()
-    );
-    if outcome == Outcome::Disposed {
-        ctx.progress.item(&line);
-    } else {
-        ctx.progress.warn(&line);
-    }
-    ctx.append(Event::Outcome {
-        id: a.id,
-        outcome,
-        reason,
-    })
 }
 
 /// The SDK value of one approved rule.

@@ -4,27 +4,26 @@
 //! is no longer the approved volume ([`preflight`]); checked again right
 //! before the erase; proven by a header that lists no keyslot.
 
-use super::Ctx;
-use super::lifecycle::outcome;
 use crate::error::{Error, Result};
 use crate::journal::{ArtifactState, Event, Outcome};
-use crate::localfs::luks;
 use crate::plan::{Artifact, LuksKeyslots, LuksVolume, Plan, Store};
+use crate::store::Ctx;
+use crate::store::luks::device;
 use std::path::Path;
 
 /// The approved volume is still at its device (same device number and
 /// UUID) and nothing holds it.
 fn same_volume(v: &LuksVolume) -> std::result::Result<(), String> {
     let dev = Path::new(&v.device);
-    let rdev = luks::block_device(dev)?;
+    let rdev = device::block_device(dev)?;
     if rdev != v.rdev {
         return Err(format!(
             "{} is another block device now (device number {rdev}, approved {})",
             v.device, v.rdev
         ));
     }
-    luks::not_in_use(dev)?;
-    let (uuid, _) = luks::header(dev)?;
+    device::not_in_use(dev)?;
+    let (uuid, _) = device::header(dev)?;
     if uuid != v.uuid {
         return Err(format!(
             "{} holds LUKS volume {uuid} now, not the approved {}",
@@ -56,16 +55,16 @@ pub fn volume(
     st: &ArtifactState,
 ) -> Result<()> {
     if let Err(m) = same_volume(v) {
-        return outcome(ctx, a, Outcome::Failed, m);
+        return ctx.outcome(a, Outcome::Failed, m);
     }
     if st.started.is_none() {
         ctx.append(Event::Started { ids: vec![a.id] })?;
     }
     let dev = Path::new(&l.device);
-    if let Err(m) = luks::erase(dev) {
-        return outcome(ctx, a, Outcome::Failed, m);
+    if let Err(m) = device::erase(dev) {
+        return ctx.outcome(a, Outcome::Failed, m);
     }
-    match luks::header(dev) {
+    match device::header(dev) {
         Ok((_, slots)) if slots.is_empty() => {
             ctx.append(Event::LuksErased {
                 id: a.id,
@@ -73,16 +72,14 @@ pub fn volume(
                 uuid: l.uuid.clone(),
                 keyslots: l.keyslots.clone(),
             })?;
-            outcome(ctx, a, Outcome::Disposed, None)
+            ctx.outcome(a, Outcome::Disposed, None)
         }
-        Ok((_, slots)) => outcome(
-            ctx,
+        Ok((_, slots)) => ctx.outcome(
             a,
             Outcome::Failed,
             format!("keyslot(s) {} remain after luksErase", slots.join(", ")),
         ),
-        Err(m) => outcome(
-            ctx,
+        Err(m) => ctx.outcome(
             a,
             Outcome::Failed,
             format!("cannot read the header back: {m}"),
