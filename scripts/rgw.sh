@@ -13,28 +13,40 @@
 #
 # A start reuses a cluster that is still up and answers a signed request with
 # its key, as s3-server.sh and garage.sh do; otherwise it stops whatever an
-# earlier run left, wipes $STATE (all but the lock) and starts a new cluster.
+# earlier run left, wipes $STATE (all but the lock) and starts a new cluster
+# (about 3 s). Settings: DECOM_RGW_STATE (the folder, default
+# ${TMPDIR:-/tmp}/decom-rgw), DECOM_RGW_MEM_BYTES (the OSD's capacity, 4 GiB),
+# DECOM_RGW_LC_DAY_SECONDS (one lifecycle "day", 10 s).
 #
-# What a start sets that plain Ceph would not (each found the hard way):
+# What a start sets that plain Ceph would not:
 # - auth none, and ms_mon_client_mode = crc for radosgw, which otherwise asks
 #   the monitor for a secure (cephx) session and never connects;
 # - a short paxos_propose_interval: radosgw creates its pools one by one and
 #   each waits for a monitor proposal (1 s by default);
 # - rgw_exit_timeout_secs = 5: radosgw waits 120 s for its threads on SIGTERM;
-# - rgw_lc_debug_interval: one lifecycle "day" lasts that many seconds
-#   (DECOM_RGW_LC_DAY_SECONDS, 10 by default), and the lifecycle thread runs
-#   once per such "day", so Days=1 rules empty a prefix within about a minute;
-# - SSE-KMS with the `testing` key backend (keys in the config, no KMS server)
-#   and without TLS: key ids testkey-1 and testkey-2.
+# - rgw_lc_debug_interval: a lifecycle "day" lasts DECOM_RGW_LC_DAY_SECONDS
+#   and the lifecycle thread runs once per such "day": with 10 s, the rules
+#   decom writes (Days=1) empty a prefix in 25-32 s;
+# - SSE-KMS with the `testing` key backend (keys in the config, no KMS
+#   server) and without TLS: key ids testkey-1 and testkey-2;
+# - rgw_gc_*: deleted objects' data is freed after about 10 s, not 2 hours.
 # RGW refuses curl --aws-sigv4 requests; the readiness probe signs with SigV2.
-# RGW of Pacific wants Content-MD5 on some calls and knows no flexible
-# checksums: see what the S3 tests must do about it before they use it.
+# What Pacific's RGW does not do as AWS S3 does, for the tests that use it:
+# - no flexible checksums: it returns none, and refuses an aws-chunked upload
+#   with a trailing checksum (what the Rust SDK sends for a streaming body)
+#   with 400 XAmzContentSHA256Mismatch; in-memory bodies are fine;
+# - no bucket encryption API: GET ?encryption answers a ListObjects (200,
+#   ListBucketResult), PUT is 400 InvalidArgument, and DELETE ?encryption
+#   deletes the bucket itself when it is empty;
+# - a full OSD makes requests hang, not fail: keep DECOM_RGW_MEM_BYTES above
+#   what a run stores (the OSD's RSS is about twice the data it holds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(ceph-mon ceph-osd radosgw ceph-common)
 STATE="${DECOM_RGW_STATE:-${TMPDIR:-/tmp}/decom-rgw}"
-# The OSD's capacity; memstore takes RAM only for what is stored, up to this.
+# The OSD's capacity: memstore takes RAM only for what is stored (about
+# twice its size in RSS), and a full OSD stalls every write.
 MEM_BYTES="${DECOM_RGW_MEM_BYTES:-4294967296}"
 LC_DAY_SECONDS="${DECOM_RGW_LC_DAY_SECONDS:-10}"
 CONF="$STATE/ceph.conf"
@@ -43,18 +55,18 @@ export CEPH_CONF="$CONF"
 install() {
   local p missing=()
   for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return
   echo "rgw: installing ${missing[*]} (Debian's Ceph)" >&2
   # policy-rc.d 101: the packages' scripts start no service of their own.
   local policy=/usr/sbin/policy-rc.d made=0
   if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made=1; fi
-  apt-get update -qq >&2 &&
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-    { [ $made = 1 ] && rm -f "$policy"; echo "rgw: apt-get install ${missing[*]} failed" >&2; exit 1; }
-  [ $made = 1 ] && rm -f "$policy"
-  return 0
+  local rc=0
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    --no-install-recommends "${missing[@]}" >/dev/null; } >&2 || rc=$?
+  if [ $made = 1 ]; then rm -f "$policy"; fi
+  if [ $rc != 0 ]; then echo "rgw: apt-get install ${missing[*]} failed" >&2; exit 1; fi
 }
 
 # The pid in $STATE/$1.pid while it is still that daemon of this cluster.
@@ -62,7 +74,7 @@ live_pid() {
   local f="$STATE/$1.pid" pid
   [ -f "$f" ] || return 1
   pid=$(cat "$f")
-  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$CONF" &&
+  [ -n "$pid" ] && [[ "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" == *" -c $CONF "* ]] &&
     [ "$(awk '/^State:/{print $2}' "/proc/$pid/status" 2>/dev/null)" != Z ] && echo "$pid"
 }
 
@@ -99,6 +111,7 @@ wait_for() {
     if [ "$(date +%s)" -ge $end ]; then
       echo "rgw: $what did not come up in time" >&2
       logs
+      stop_daemons
       exit 1
     fi
     sleep 0.2
@@ -198,8 +211,9 @@ print(*(s.getsockname()[1] for s in ss))")
     # The OSD: memstore keeps every object in RAM (nothing on disk).
     uuid=$(cat /proc/sys/kernel/random/uuid)
     id=$(ceph osd new "$uuid")
-    [ "$id" = 0 ] || { echo "rgw: the new OSD got id $id, not 0" >&2; exit 1; }
-    ceph-osd -i 0 --mkfs --osd-uuid "$uuid" -c "$CONF" >"$STATE/out/osd.0.mkfs" 2>&1 9>&-
+    [ "$id" = 0 ] || { echo "rgw: the new OSD got id $id, not 0" >&2; stop_daemons; exit 1; }
+    ceph-osd -i 0 --mkfs --osd-uuid "$uuid" -c "$CONF" >"$STATE/out/osd.0.mkfs" 2>&1 9>&- ||
+      { echo "rgw: ceph-osd --mkfs failed:" >&2; tail -n 15 "$STATE/out/osd.0.mkfs" >&2; stop_daemons; exit 1; }
     nohup ceph-osd -f -i 0 -c "$CONF" >"$STATE/out/osd.0.stderr" 2>&1 9>&- </dev/null &
     echo $! >"$STATE/ceph-osd.pid"
     wait_for 60 "the OSD" sh -c 'ceph osd stat --connect-timeout 5 | grep -q " 1 up"'

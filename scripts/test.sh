@@ -57,6 +57,8 @@ rc=0
 # Doc tests first (nextest does not run them): among them the compile-time
 # guarantee that `dispose::execute` cannot get an `Approved` plan by hand.
 if [ $# -eq 0 ]; then cargo test --doc --no-fail-fast -q || rc=$?; fi
+# No import points up the layers (ARCHITECTURE.md "Adding a store").
+if [ $# -eq 0 ]; then python3 scripts/measure-code --check >/dev/null || { python3 scripts/measure-code | tail -n 20; rc=1; }; fi
 # The library builds without the CLI's crates (clap, indicatif, …).
 if [ $# -eq 0 ]; then cargo build --lib --no-default-features -q || rc=$?; fi
 if cargo nextest --version >/dev/null 2>&1; then

@@ -271,6 +271,41 @@ pub fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// An absolute path with no `.`, `..`, empty components, or trailing slash,
+/// valid UTF-8 and without NUL or newline.
+pub fn check_normalised(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err("not absolute".into());
+    }
+    if path.contains('\0') || path.contains('\n') {
+        return Err("contains a NUL or newline".into());
+    }
+    if path.len() > 1 && path.ends_with('/') {
+        return Err("has a trailing slash".into());
+    }
+    for part in path.split('/').skip(1) {
+        match part {
+            "" if path != "/" => return Err("has an empty component (\"//\")".into()),
+            "." | ".." => return Err(format!("contains {part:?}")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The real path of `p`: its folder resolved (the file itself may not
+/// exist yet, as a plan about to be written).
+pub fn real_path(p: &Path) -> std::path::PathBuf {
+    let dir = p
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    match (std::fs::canonicalize(dir), p.file_name()) {
+        (Ok(d), Some(n)) => d.join(n),
+        _ => p.to_path_buf(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

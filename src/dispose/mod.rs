@@ -129,8 +129,8 @@ fn run(
 /// the key) or remove the folder the journal and certificate go to: the
 /// evidence of a disposal must outlive it.
 pub fn check_own_files(plan: &Plan, inputs: &[&Path], out: &Path) -> Result<()> {
-    let inputs: Vec<PathBuf> = inputs.iter().map(|p| crate::trace::real_path(p)).collect();
-    let out = std::fs::canonicalize(out).unwrap_or_else(|_| crate::trace::real_path(out));
+    let inputs: Vec<PathBuf> = inputs.iter().map(|p| crate::util::real_path(p)).collect();
+    let out = std::fs::canonicalize(out).unwrap_or_else(|_| crate::util::real_path(out));
     for a in &plan.artifacts {
         let Some(p) = a.item.local_path() else {
             continue;

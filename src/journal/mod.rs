@@ -168,7 +168,7 @@ pub enum Event {
 #[serde(deny_unknown_fields)]
 pub struct AbsenceProof {
     pub location: u32,
-    pub mode: crate::store::s3::VerifyMode,
+    pub mode: crate::store::s3::spec::VerifyMode,
     /// Versions and delete markers whose absence was to be proven.
     pub versions: u64,
     /// Pages of the complete version listing of the location.

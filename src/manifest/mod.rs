@@ -46,7 +46,7 @@ pub struct Manifest {
     pub keep: Vec<Keep>,
     /// How to reach S3 locations (endpoint, region, path-style, hashing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub s3: Option<crate::store::s3::Settings>,
+    pub s3: Option<crate::store::s3::spec::Settings>,
 }
 
 fn default_profile() -> String {
@@ -247,6 +247,72 @@ pub enum MatchMode {
     Hash,
 }
 
+/// An Ollama model name: `registry/namespace/model:tag`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OllamaName {
+    pub registry: String,
+    pub namespace: String,
+    pub model: String,
+    pub tag: String,
+}
+
+impl OllamaName {
+    const REGISTRY: &'static str = "registry.ollama.ai";
+    const NAMESPACE: &'static str = "library";
+
+    /// Parse `[registry/][namespace/]model[:tag]` as Ollama does (defaults
+    /// `registry.ollama.ai`, `library`, `latest`).
+    pub fn parse(s: &str) -> Option<OllamaName> {
+        let (path, tag) = match s.rsplit_once(':') {
+            Some((p, t)) if !t.contains('/') => (p, t),
+            _ => (s, "latest"),
+        };
+        let parts: Vec<&str> = path.split('/').collect();
+        let (registry, namespace, model) = match parts.as_slice() {
+            [m] => (Self::REGISTRY, Self::NAMESPACE, *m),
+            [n, m] => (Self::REGISTRY, *n, *m),
+            [r, n, m] => (*r, *n, *m),
+            _ => return None,
+        };
+        let ok = |p: &str| {
+            !p.is_empty()
+                && p != "."
+                && p != ".."
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        };
+        (ok(registry) && ok(namespace) && ok(model) && ok(tag)).then(|| OllamaName {
+            registry: registry.to_string(),
+            namespace: namespace.to_string(),
+            model: model.to_string(),
+            tag: tag.to_string(),
+        })
+    }
+
+    /// The same model as Ollama resolves names: each part compared without
+    /// regard to case (`server/routes.go` `getExistingName`, `strings.EqualFold`).
+    pub fn is(&self, other: &OllamaName) -> bool {
+        self.registry.eq_ignore_ascii_case(&other.registry)
+            && self.namespace.eq_ignore_ascii_case(&other.namespace)
+            && self.model.eq_ignore_ascii_case(&other.model)
+            && self.tag.eq_ignore_ascii_case(&other.tag)
+    }
+}
+
+impl std::fmt::Display for OllamaName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.registry == Self::REGISTRY && self.namespace == Self::NAMESPACE {
+            write!(f, "{}:{}", self.model, self.tag)
+        } else {
+            write!(
+                f,
+                "{}/{}/{}:{}",
+                self.registry, self.namespace, self.model, self.tag
+            )
+        }
+    }
+}
+
 /// The kinds of store a location can be in (`crate::store` implements each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StoreKind {
@@ -438,7 +504,7 @@ impl Manifest {
             }
         }
         if let Some(m) = &self.model.ollama_model
-            && crate::store::local::model_stores::OllamaName::parse(m).is_none()
+            && OllamaName::parse(m).is_none()
         {
             return bad(format!(
                 "[model] ollama_model = {m:?} is not of the form \"name:tag\" or \"registry/namespace/name:tag\""
@@ -612,10 +678,10 @@ pub fn resolve_uri(uri: &str, base: &Path) -> Result<Target> {
         }
         rest
     } else if uri.starts_with("s3://") {
-        let (bucket, prefix) = crate::store::s3::parse_uri(uri)?;
+        let (bucket, prefix) = crate::store::s3::spec::parse_uri(uri)?;
         return Ok(Target::S3 { bucket, prefix });
     } else if let Some(dev) = uri.strip_prefix("luks://") {
-        if !dev.starts_with("/dev/") || crate::plan::check_normalised(dev).is_err() {
+        if !dev.starts_with("/dev/") || crate::util::check_normalised(dev).is_err() {
             return bad(
                 "luks:// URIs name a block device by its normalised path (luks:///dev/sdb)",
             );

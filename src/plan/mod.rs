@@ -20,7 +20,7 @@ pub use fleet::{HostTotals, Part};
 use crate::error::{Error, Result};
 use crate::manifest::{Component, Manifest, MatchMode, Model, NotSearched};
 use crate::profile::Profile;
-pub use crate::store::s3::Endpoint;
+pub use crate::store::s3::spec::Endpoint;
 use serde::{Deserialize, Serialize};
 use std::path::{Component as PathComponent, Path};
 pub use storage::{Category, Sanitization};
@@ -541,7 +541,7 @@ pub struct LocalRoot {
 pub struct S3Location {
     pub bucket: String,
     pub prefix: String,
-    /// Which keys the location covers, in words ([`crate::store::s3::Scope::rule`]):
+    /// Which keys the location covers, in words ([`crate::store::s3::spec::Scope::rule`]):
     /// the custodian approves the rule with the prefix. Absent in plans
     /// written before folder semantics; execute applies them to every plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1215,11 +1215,11 @@ impl<A> Plan<A> {
                     }
                 }
                 Store::S3(s) => {
-                    let (bucket, prefix) = crate::store::s3::parse_uri(&loc.uri)?;
+                    let (bucket, prefix) = crate::store::s3::spec::parse_uri(&loc.uri)?;
                     if bucket != s.bucket || prefix != s.prefix {
                         return bad(format!("location {} does not match its URI", i + 1));
                     }
-                    let rule = crate::store::s3::Scope::new(&s.prefix).rule();
+                    let rule = crate::store::s3::spec::Scope::new(&s.prefix).rule();
                     if s.covers.as_ref().is_some_and(|c| *c != rule) {
                         return bad(format!(
                             "location {} says it covers {:?}, but its prefix covers {rule:?}",
@@ -1297,7 +1297,8 @@ impl<A> Plan<A> {
                     }
                 }
                 (Store::S3(s), _, Some((bucket, key))) => {
-                    if bucket != s.bucket || !crate::store::s3::Scope::new(&s.prefix).contains(key)
+                    if bucket != s.bucket
+                        || !crate::store::s3::spec::Scope::new(&s.prefix).contains(key)
                     {
                         return bad(format!(
                             "artifact {} s3://{bucket}/{key} is not under its location {}",
@@ -1385,27 +1386,7 @@ impl<'w> PlanWriter<'w> {
     }
 }
 
-/// An absolute path with no `.`, `..`, empty components, or trailing slash,
-/// valid UTF-8 and without NUL or newline.
-pub fn check_normalised(path: &str) -> Result<(), String> {
-    if !path.starts_with('/') {
-        return Err("not absolute".into());
-    }
-    if path.contains('\0') || path.contains('\n') {
-        return Err("contains a NUL or newline".into());
-    }
-    if path.len() > 1 && path.ends_with('/') {
-        return Err("has a trailing slash".into());
-    }
-    for part in path.split('/').skip(1) {
-        match part {
-            "" if path != "/" => return Err("has an empty component (\"//\")".into()),
-            "." | ".." => return Err(format!("contains {part:?}")),
-            _ => {}
-        }
-    }
-    Ok(())
-}
+pub use crate::util::check_normalised;
 
 /// `path` relative to `root` (both normalised absolute), if strictly under it.
 pub fn relative_to<'a>(path: &'a str, root: &str) -> Option<&'a Path> {

@@ -63,7 +63,7 @@ struct Run {
     /// in order within a page are sorted on reading instead.
     key_ordered: bool,
     last_key: String,
-    /// The key of every [`crate::store::s3::LIST_PAGE`]-th item: where execute
+    /// The key of every [`crate::store::s3::spec::LIST_PAGE`]-th item: where execute
     /// splits its listing of the location into pieces asked for at once.
     splits: Vec<String>,
 }
@@ -134,7 +134,7 @@ impl SpoolWriter {
                 r.items += 1;
                 r.bytes += a.item.size();
                 r.versions += u64::from(matches!(a.item, Item::S3Version(_)));
-                if r.items % crate::store::s3::LIST_PAGE as u64 == 0 {
+                if r.items % crate::store::s3::spec::LIST_PAGE as u64 == 0 {
                     r.splits.push(key.to_string());
                 }
             }

@@ -13,27 +13,6 @@ use std::path::Path;
 
 pub use crate::store::Criteria;
 
-/// Trace every location of the manifest and build the plan. `s3_override`
-/// holds command-line S3 settings, which win over the manifest's `[s3]`.
-/// `host` names the machine whose disks the local locations are on (the
-/// hostname unless `trace --host` says otherwise); a fleet plan tells hosts
-/// apart by it.
-///
-/// `local_only` (`trace --local-only`) leaves the S3 locations to another
-/// host's trace: in a fleet of many hosts, one of them lists the buckets.
-/// The real path of `p`: its folder resolved (the file itself may not
-/// exist yet, as a plan about to be written).
-pub fn real_path(p: &Path) -> std::path::PathBuf {
-    let dir = p
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    match (std::fs::canonicalize(dir), p.file_name()) {
-        (Ok(d), Some(n)) => d.join(n),
-        _ => p.to_path_buf(),
-    }
-}
-
 /// decom's own files a trace knows by name, by real path: the manifest
 /// and the files it names, the plan being written and its approval, the
 /// running binary.
@@ -47,10 +26,18 @@ fn own_files(resolved: &Resolved, out: &Path) -> Vec<std::path::PathBuf> {
             crate::sign::sig_path(out, crate::sign::Role::Custodian),
         ])
         .chain(std::env::current_exe().ok())
-        .map(|p| real_path(&p))
+        .map(|p| crate::util::real_path(&p))
         .collect()
 }
 
+/// Trace every location of the manifest and build the plan. `s3_override`
+/// holds command-line S3 settings, which win over the manifest's `[s3]`.
+/// `host` names the machine whose disks the local locations are on (the
+/// hostname unless `trace --host` says otherwise); a fleet plan tells hosts
+/// apart by it.
+///
+/// `local_only` (`trace --local-only`) leaves the S3 locations to another
+/// host's trace: in a fleet of many hosts, one of them lists the buckets.
 pub fn trace(
     resolved: &Resolved,
     s3_override: &crate::store::s3::Settings,
@@ -141,13 +128,23 @@ pub fn trace(
         totals,
         artifacts: Vec::new(),
     };
-    // In location order: each local location's held artifacts, each S3
-    // location's spooled ones, numbered 1, 2, 3, …
-    let mut spool = spool;
-    let sha256 = crate::util::write_atomic_with(out, |w| {
-        let mut w = crate::plan::PlanWriter::start(w, &header)?;
+    let sha256 = write(out, &header, artifacts, spool, &spooled)?;
+    Ok((header, sha256))
+}
+
+/// Write the plan: in location order, each location's held artifacts,
+/// then its spooled ones, numbered 1, 2, 3, …
+fn write(
+    out: &Path,
+    header: &Plan,
+    held: Vec<Artifact>,
+    mut spool: Option<std::io::Lines<std::io::BufReader<std::fs::File>>>,
+    spooled: &[(u32, u64)],
+) -> Result<String> {
+    crate::util::write_atomic_with(out, |w| {
+        let mut w = crate::plan::PlanWriter::start(w, header)?;
         let mut id = 0u32;
-        let mut held = artifacts.into_iter().peekable();
+        let mut held = held.into_iter().peekable();
         for loc in &header.locations {
             let n = loc.index;
             while let Some(mut a) = held.next_if(|a| a.location == n) {
@@ -171,6 +168,5 @@ pub fn trace(
             }
         }
         w.finish()
-    })?;
-    Ok((header, sha256))
+    })
 }

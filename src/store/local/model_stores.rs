@@ -160,83 +160,19 @@ impl Hub {
     }
 }
 
-/// An Ollama model name: `registry/namespace/model:tag`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OllamaName {
-    pub registry: String,
-    pub namespace: String,
-    pub model: String,
-    pub tag: String,
-}
+pub use crate::manifest::OllamaName;
 
-impl OllamaName {
-    const REGISTRY: &'static str = "registry.ollama.ai";
-    const NAMESPACE: &'static str = "library";
-
-    /// Parse `[registry/][namespace/]model[:tag]` as Ollama does (defaults
-    /// `registry.ollama.ai`, `library`, `latest`).
-    pub fn parse(s: &str) -> Option<OllamaName> {
-        let (path, tag) = match s.rsplit_once(':') {
-            Some((p, t)) if !t.contains('/') => (p, t),
-            _ => (s, "latest"),
-        };
-        let parts: Vec<&str> = path.split('/').collect();
-        let (registry, namespace, model) = match parts.as_slice() {
-            [m] => (Self::REGISTRY, Self::NAMESPACE, *m),
-            [n, m] => (Self::REGISTRY, *n, *m),
-            [r, n, m] => (*r, *n, *m),
-            _ => return None,
-        };
-        let ok = |p: &str| {
-            !p.is_empty()
-                && p != "."
-                && p != ".."
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        };
-        (ok(registry) && ok(namespace) && ok(model) && ok(tag)).then(|| OllamaName {
-            registry: registry.to_string(),
-            namespace: namespace.to_string(),
-            model: model.to_string(),
-            tag: tag.to_string(),
-        })
-    }
-
-    /// The same model as Ollama resolves names: each part compared without
-    /// regard to case (`server/routes.go` `getExistingName`, `strings.EqualFold`).
-    pub fn is(&self, other: &OllamaName) -> bool {
-        self.registry.eq_ignore_ascii_case(&other.registry)
-            && self.namespace.eq_ignore_ascii_case(&other.namespace)
-            && self.model.eq_ignore_ascii_case(&other.model)
-            && self.tag.eq_ignore_ascii_case(&other.tag)
-    }
-
-    /// From a manifest's path below `manifests/`.
-    fn from_rel(rel: &Path) -> Option<OllamaName> {
-        let parts: Vec<&str> = rel.iter().map(|c| c.to_str()).collect::<Option<_>>()?;
-        match parts.as_slice() {
-            [r, n, m, t] => Some(OllamaName {
-                registry: r.to_string(),
-                namespace: n.to_string(),
-                model: m.to_string(),
-                tag: t.to_string(),
-            }),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for OllamaName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.registry == Self::REGISTRY && self.namespace == Self::NAMESPACE {
-            write!(f, "{}:{}", self.model, self.tag)
-        } else {
-            write!(
-                f,
-                "{}/{}/{}:{}",
-                self.registry, self.namespace, self.model, self.tag
-            )
-        }
+/// A manifest's name from its path below `manifests/`.
+fn name_from_rel(rel: &Path) -> Option<OllamaName> {
+    let parts: Vec<&str> = rel.iter().map(|c| c.to_str()).collect::<Option<_>>()?;
+    match parts.as_slice() {
+        [r, n, m, t] => Some(OllamaName {
+            registry: r.to_string(),
+            namespace: n.to_string(),
+            model: m.to_string(),
+            tag: t.to_string(),
+        }),
+        _ => None,
     }
 }
 
@@ -950,7 +886,7 @@ fn read_ollama(root: &Path, problems: &mut Vec<(PathBuf, String)>) -> OllamaStor
             continue;
         }
         let path = e.path();
-        let Some(name) = path.strip_prefix(&dir).ok().and_then(OllamaName::from_rel) else {
+        let Some(name) = path.strip_prefix(&dir).ok().and_then(name_from_rel) else {
             continue;
         };
         let blobs = crate::util::read_text(path, "Ollama manifest", MAX_MANIFEST)

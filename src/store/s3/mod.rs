@@ -12,9 +12,12 @@ pub mod kms;
 pub mod lifecycle;
 pub mod purge;
 pub mod sample;
+pub mod spec;
 pub mod trace;
+pub mod worm;
 
 pub use client::*;
+pub use spec::*;
 
 use super::{Disposing, Kind, Place, Preflight, Rechecking, Setup, Store, Tracing};
 use crate::error::{Error, Result};
