@@ -29,13 +29,20 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-# The S3 test servers: moto in server mode (in the project's virtualenv)
-# and Garage, a store without versioning (built once into ~/.cache).
+# The S3 test servers: moto in server mode (in the project's virtualenv),
+# Garage, a store without versioning (built once into ~/.cache), and Ceph
+# RGW.
 # shellcheck disable=SC1090
 eval "$(scripts/s3-server.sh start)"
-trap 'scripts/s3-server.sh stop >/dev/null 2>&1 || true; scripts/garage.sh stop >/dev/null 2>&1 || true; scripts/slurm.sh stop >/dev/null 2>&1 || true' EXIT
+trap 'scripts/s3-server.sh stop >/dev/null 2>&1 || true; scripts/garage.sh stop >/dev/null 2>&1 || true; scripts/rgw.sh stop >/dev/null 2>&1 || true; scripts/slurm.sh stop >/dev/null 2>&1 || true' EXIT
 # shellcheck disable=SC1090
 eval "$(scripts/garage.sh start)"
+# Ceph RGW, a real versioned store whose lifecycle engine runs (Debian's
+# packages, installed once). A cluster that will not start fails the RGW
+# tests (the harness tries again and names why), not the whole suite.
+rgw_env=$(scripts/rgw.sh start) || rgw_env=
+# shellcheck disable=SC1090
+[ -n "$rgw_env" ] && eval "$rgw_env"
 # A cluster that will not start fails the srun test, not the whole suite;
 # the test prints why (DECOM_TEST_SLURM_ERROR), so CI's excerpt shows it.
 slurm_env=

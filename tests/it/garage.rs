@@ -15,35 +15,15 @@ fn garage() -> Store {
     static STORE: OnceLock<Store> = OnceLock::new();
     STORE
         .get_or_init(|| {
-            let var = |k: &str| std::env::var(k).ok();
-            let (ep, id, secret) = match (
-                var("DECOM_TEST_GARAGE_ENDPOINT"),
-                var("DECOM_TEST_GARAGE_KEY_ID"),
-                var("DECOM_TEST_GARAGE_SECRET"),
-            ) {
-                (Some(e), Some(i), Some(s)) => (e, i, s),
-                _ => {
-                    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/garage.sh");
-                    let out = Command::new(script).arg("start").output().unwrap();
-                    let text = String::from_utf8_lossy(&out.stdout).to_string();
-                    let get = |k: &str| {
-                        text.lines()
-                            .find_map(|l| l.strip_prefix(&format!("export {k}=")))
-                            .map(str::to_string)
-                            .unwrap_or_else(|| {
-                                panic!(
-                                    "Garage could not be started: {}",
-                                    String::from_utf8_lossy(&out.stderr)
-                                )
-                            })
-                    };
-                    (
-                        get("DECOM_TEST_GARAGE_ENDPOINT"),
-                        get("DECOM_TEST_GARAGE_KEY_ID"),
-                        get("DECOM_TEST_GARAGE_SECRET"),
-                    )
-                }
-            };
+            let [ep, id, secret] = crate::s3::started(
+                "garage.sh",
+                "Garage",
+                [
+                    "DECOM_TEST_GARAGE_ENDPOINT",
+                    "DECOM_TEST_GARAGE_KEY_ID",
+                    "DECOM_TEST_GARAGE_SECRET",
+                ],
+            );
             Store {
                 endpoint: ep,
                 key_id: id,

@@ -21,6 +21,7 @@ mod lifecycle;
 mod luks;
 mod model_stores;
 mod overwrite;
+mod rgw;
 mod s3;
 mod s3_lifecycle;
 mod s3_proof;

@@ -40,6 +40,33 @@ pub fn endpoint() -> String {
     .clone()
 }
 
+/// The values a test server's script exports: from the environment when
+/// scripts/test.sh started it, else from `scripts/<script> start` run here.
+/// A server that cannot start fails the test, naming why.
+pub fn started<const N: usize>(script: &str, what: &str, vars: [&str; N]) -> [String; N] {
+    if let Some(v) = vars
+        .iter()
+        .map(|k| std::env::var(k).ok())
+        .collect::<Option<Vec<String>>>()
+    {
+        return v.try_into().expect("N values");
+    }
+    let path = format!("{}/scripts/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(&path).arg("start").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    vars.map(|k| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("export {k}=")))
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{what} could not be started ({path} start): {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
+    })
+}
+
 pub struct S3Env {
     pub env: Env,
     pub rt: tokio::runtime::Runtime,

@@ -28,8 +28,15 @@ pub fn describe_key(s3: &S3, key: &str) -> Result<Option<KeyInfo>, String> {
         Ok(o) => o.key_metadata,
         Err(e) => {
             use aws_sdk_kms::error::ProvideErrorMetadata;
+            let status = e.raw_response().map(|r| r.status().as_u16());
             return match e.code() {
                 Some("NotFoundException") => Ok(None),
+                // Ceph RGW answers 405 to every KMS request: its SSE-KMS
+                // keys live in a backend no S3 client reaches.
+                None if matches!(status, Some(404 | 405 | 501)) => Err(format!(
+                    "KMS DescribeKey {key}: the endpoint has no KMS API (HTTP {}): cryptographic erase needs the AWS KMS-compatible service that holds the bucket's keys, at the same endpoint",
+                    status.unwrap_or_default()
+                )),
                 _ => Err(format!("KMS DescribeKey {key}: {}", describe(&e))),
             };
         }
