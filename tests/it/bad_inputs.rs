@@ -112,17 +112,7 @@ fn bad_plans_certificates_keys_and_signers_are_refused_with_one_line() {
     let mut n = 0;
     for case in corpus("plan") {
         std::fs::copy(&case, env.path("bad-plan.json")).unwrap();
-        let r = env.run(&[
-            "execute",
-            "bad-plan.json",
-            "--key",
-            "keys/operator",
-            "--principal",
-            OPERATOR,
-            "--allowed-signers",
-            "keys/allowed_signers",
-            "--yes",
-        ]);
+        let r = env.run(&signed(&["execute", "bad-plan.json"], AS_OPERATOR));
         refused(&env, &r, &case, &before);
         refused(&env, &env.run(&["show", "bad-plan.json"]), &case, &before);
         refused(
@@ -156,17 +146,7 @@ fn bad_plans_certificates_keys_and_signers_are_refused_with_one_line() {
         );
         refused(
             &env,
-            &env.run(&[
-                "cosign",
-                "bad-cert.json",
-                "--key",
-                "keys/custodian",
-                "--principal",
-                CUSTODIAN,
-                "--allowed-signers",
-                "keys/allowed_signers",
-                "--yes",
-            ]),
+            &env.run(&signed(&["cosign", "bad-cert.json"], AS_CUSTODIAN)),
             &case,
             &before,
         );
@@ -228,17 +208,7 @@ fn bad_plans_certificates_keys_and_signers_are_refused_with_one_line() {
     }
     // Missing files and bad flags.
     for args in [
-        vec![
-            "execute",
-            "no-such-plan.json",
-            "--key",
-            "keys/operator",
-            "--principal",
-            OPERATOR,
-            "--allowed-signers",
-            "keys/allowed_signers",
-            "--yes",
-        ],
+        signed(&["execute", "no-such-plan.json"], AS_OPERATOR),
         vec![
             "execute",
             "plan.json",

@@ -9,6 +9,35 @@ use std::process::{Command, Output};
 pub const OPERATOR: &str = "operator@example.org";
 pub const CUSTODIAN: &str = "custodian@example.org";
 
+/// Signing as the operator: the key, the principal, the trusted signers,
+/// no prompt. The one place the tests spell the signing arguments.
+pub const AS_OPERATOR: [&str; 7] = [
+    "--key",
+    "keys/operator",
+    "--principal",
+    OPERATOR,
+    "--allowed-signers",
+    "keys/allowed_signers",
+    "--yes",
+];
+/// Signing as the custodian (see [`AS_OPERATOR`]).
+pub const AS_CUSTODIAN: [&str; 7] = [
+    "--key",
+    "keys/custodian",
+    "--principal",
+    CUSTODIAN,
+    "--allowed-signers",
+    "keys/allowed_signers",
+    "--yes",
+];
+
+/// `args` followed by the signing arguments `by` (`AS_OPERATOR`, `AS_CUSTODIAN`).
+pub fn signed<'a>(args: &[&'a str], by: [&'a str; 7]) -> Vec<&'a str> {
+    let mut v = args.to_vec();
+    v.extend(by);
+    v
+}
+
 /// `verify --recheck` of the run's certificate.
 pub const RECHECK: &[&str] = &[
     "verify",
@@ -249,20 +278,10 @@ impl Env {
     }
 
     pub fn execute_args(&self) -> Vec<String> {
-        [
-            "execute",
-            "plan.json",
-            "--key",
-            "keys/operator",
-            "--principal",
-            OPERATOR,
-            "--allowed-signers",
-            "keys/allowed_signers",
-            "--yes",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+        signed(&["execute", "plan.json"], AS_OPERATOR)
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     }
 
     pub fn execute(&self) -> Run {
@@ -277,17 +296,7 @@ impl Env {
     }
 
     pub fn cosign(&self) -> Run {
-        self.run(&[
-            "cosign",
-            "certificate.json",
-            "--key",
-            "keys/custodian",
-            "--principal",
-            CUSTODIAN,
-            "--allowed-signers",
-            "keys/allowed_signers",
-            "--yes",
-        ])
+        self.run(&signed(&["cosign", "certificate.json"], AS_CUSTODIAN))
     }
 
     pub fn verify(&self) -> Run {

@@ -5,7 +5,9 @@
 //! namespace), through `scripts/as-host.sh`: every host sees its own files
 //! at the same path, as on real machines. The S3 location is on moto.
 
-use crate::common::{CUSTODIAN, Env, OPERATOR, Run, bin, random_bytes};
+use crate::common::{
+    AS_CUSTODIAN, AS_OPERATOR, CUSTODIAN, Env, OPERATOR, Run, bin, random_bytes, signed,
+};
 use crate::s3::S3Env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -114,22 +116,10 @@ impl Fleet {
     }
 
     pub fn execute_args(h: &str, more: &[&str]) -> Vec<String> {
-        let mut a: Vec<String> = [
-            "execute",
-            "plan.json",
-            "--host",
-            h,
-            "--key",
-            "keys/operator",
-            "--principal",
-            OPERATOR,
-            "--allowed-signers",
-            "keys/allowed_signers",
-            "--yes",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut a: Vec<String> = signed(&["execute", "plan.json", "--host", h], AS_OPERATOR)
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         a.extend(more.iter().map(|s| s.to_string()));
         a
     }
@@ -146,17 +136,8 @@ impl Fleet {
     pub fn collect(&self, plan: &str, parts: &[&str]) -> Run {
         let mut a = vec!["collect", plan];
         a.extend(parts);
-        a.extend([
-            "-o",
-            "fleet/certificate.json",
-            "--key",
-            "keys/operator",
-            "--principal",
-            OPERATOR,
-            "--allowed-signers",
-            "keys/allowed_signers",
-            "--yes",
-        ]);
+        a.extend(["-o", "fleet/certificate.json"]);
+        a.extend(AS_OPERATOR);
         std::fs::create_dir_all(self.env().path("fleet")).unwrap();
         self.run(&a)
     }
@@ -273,18 +254,8 @@ fn three_hosts_one_plan_one_cosigned_fleet_certificate() {
     assert_eq!(c["totals"]["artifacts"], plan["totals"]["artifacts"]);
     assert!(f.env().path("fleet/parts/certificate.h2.json").exists());
 
-    f.run(&[
-        "cosign",
-        "fleet/certificate.json",
-        "--key",
-        "keys/custodian",
-        "--principal",
-        CUSTODIAN,
-        "--allowed-signers",
-        "keys/allowed_signers",
-        "--yes",
-    ])
-    .ok();
+    f.run(&signed(&["cosign", "fleet/certificate.json"], AS_CUSTODIAN))
+        .ok();
     let v = verify(&f);
     v.ok();
     assert!(v.stdout.contains("ok   parts: 3 part(s)"), "{}", v.stdout);
@@ -819,18 +790,8 @@ fn ansible_playbooks_take_three_hosts_to_one_cosigned_fleet_certificate() {
         assert!(!f.host_dir(h).join(format!("weights-{h}.bin")).exists());
     }
     assert!(f.s.versions("m/").is_empty());
-    f.run(&[
-        "cosign",
-        "fleet/certificate.json",
-        "--key",
-        "keys/custodian",
-        "--principal",
-        CUSTODIAN,
-        "--allowed-signers",
-        "keys/allowed_signers",
-        "--yes",
-    ])
-    .ok();
+    f.run(&signed(&["cosign", "fleet/certificate.json"], AS_CUSTODIAN))
+        .ok();
     verify(&f).ok();
     ssh_keygen_verify(f.env(), "fleet/certificate.json", OPERATOR, "operator");
     ssh_keygen_verify(f.env(), "fleet/certificate.json", CUSTODIAN, "custodian");
@@ -898,33 +859,13 @@ fn slurm_srun_runs_the_fleet_recipe_on_a_one_node_cluster() {
     assert!(!env.path("models/m/weights.bin").exists());
     std::fs::create_dir_all(env.path("fleet")).unwrap();
     let p = part(&node);
-    env.run(&[
-        "collect",
-        "plan.json",
-        &p,
-        "-o",
-        "fleet/certificate.json",
-        "--key",
-        "keys/operator",
-        "--principal",
-        OPERATOR,
-        "--allowed-signers",
-        "keys/allowed_signers",
-        "--yes",
-    ])
+    env.run(&signed(
+        &["collect", "plan.json", &p, "-o", "fleet/certificate.json"],
+        AS_OPERATOR,
+    ))
     .ok();
-    env.run(&[
-        "cosign",
-        "fleet/certificate.json",
-        "--key",
-        "keys/custodian",
-        "--principal",
-        CUSTODIAN,
-        "--allowed-signers",
-        "keys/allowed_signers",
-        "--yes",
-    ])
-    .ok();
+    env.run(&signed(&["cosign", "fleet/certificate.json"], AS_CUSTODIAN))
+        .ok();
     env.run(&[
         "verify",
         "fleet/certificate.json",

@@ -3,7 +3,7 @@
 //! that `--resume` continues. And a certificate with any byte changed is a
 //! failed verification (exit 1), whether or not it still parses.
 
-use crate::common::{Env, Run};
+use crate::common::{AS_CUSTODIAN, Env, Run, signed};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -191,17 +191,10 @@ fn missing_output_folders_are_created() {
         dir.join("plan.json.custodian.sig"),
     )
     .unwrap();
-    env.run(&[
-        "cosign",
-        "runs/2026/fd/certificate.json",
-        "--key",
-        "keys/custodian",
-        "--principal",
-        crate::common::CUSTODIAN,
-        "--allowed-signers",
-        "keys/allowed_signers",
-        "--yes",
-    ])
+    env.run(&signed(
+        &["cosign", "runs/2026/fd/certificate.json"],
+        AS_CUSTODIAN,
+    ))
     .ok();
     env.run(&[
         "archive",

@@ -187,17 +187,7 @@ fn wrong_namespace_principal_key_window_and_same_person_each_rejected_clearly() 
     env.write_signers(&format!(
         "{CUSTODIAN} namespaces=\"decom-custodian,decom-operator\" {cu}\n"
     ));
-    let r = env.run(&[
-        "execute",
-        "plan.json",
-        "--key",
-        "keys/custodian",
-        "--principal",
-        CUSTODIAN,
-        "--allowed-signers",
-        "keys/allowed_signers",
-        "--yes",
-    ]);
+    let r = env.run(&signed(&["execute", "plan.json"], AS_CUSTODIAN));
     r.code(2).one_line_error("two-person rule");
     // Same person, different principal on the same key.
     env.write_signers(&format!("{CUSTODIAN} namespaces=\"decom-custodian\" {cu}\nalias namespaces=\"decom-operator\" {cu}\n"));
@@ -244,17 +234,7 @@ fn custodian_cannot_cosign_as_the_operator() {
     let op = env.public("operator");
     let cu = env.public("custodian");
     env.write_signers(&format!("{CUSTODIAN} namespaces=\"decom-custodian\" {cu}\n{OPERATOR} namespaces=\"decom-operator,decom-custodian\" {op}\n"));
-    let r = env.run(&[
-        "cosign",
-        "certificate.json",
-        "--key",
-        "keys/operator",
-        "--principal",
-        OPERATOR,
-        "--allowed-signers",
-        "keys/allowed_signers",
-        "--yes",
-    ]);
+    let r = env.run(&signed(&["cosign", "certificate.json"], AS_OPERATOR));
     r.code(2).one_line_error("two-person rule");
 }
 
