@@ -7,7 +7,8 @@
 #   scripts/rgw.sh install   apt-get the Ceph packages if they are not there
 #   scripts/rgw.sh start     install if needed, start (or reuse) a cluster,
 #                            print `export DECOM_TEST_RGW_…=…` lines (endpoint,
-#                            access key, secret key, radosgw's pid, the seconds
+#                            access key, secret key, the pids of radosgw and
+#                            of the OSD, the seconds
 #                            that stand for one lifecycle "day", a KMS key id)
 #   scripts/rgw.sh stop      stop the daemons this script started
 #
@@ -232,6 +233,8 @@ print(*(s.getsockname()[1] for s in ss))")
   echo "export DECOM_TEST_RGW_SECRET_KEY=$(cat "$STATE/secret_key")"
   # For the benchmarks, which count the server's own CPU time.
   echo "export DECOM_TEST_RGW_PID=$(cat "$STATE/radosgw.pid")"
+  # The OSD does its share of every request (the bucket index, the objects).
+  echo "export DECOM_TEST_RGW_OSD_PID=$(cat "$STATE/ceph-osd.pid")"
   # The config this cluster was started with, even when reused.
   echo "export DECOM_TEST_RGW_LC_DAY_SECONDS=$(awk '$1 == "rgw_lc_debug_interval" {print $3}' "$CONF")"
   echo "export DECOM_TEST_RGW_KMS_KEY_ID=testkey-1"

@@ -1,5 +1,6 @@
 //! `decom approve`: the Data Custodian signs the exact bytes of a plan.
 
+use super::records::Record;
 use super::{KeyArgs, Printer, exit};
 use crate::error::Result;
 use crate::plan::Plan;
@@ -68,10 +69,13 @@ pub fn run(a: &ApproveArgs, p: &Printer) -> Result<u8> {
     )?;
     let sig = sign::sign_file(&a.plan, &bytes, &key, Role::Custodian)?;
     if p.json {
-        p.record(
-            "approval",
-            serde_json::json!({"plan": a.plan, "plan_sha256": crate::hash::sha256_hex(&bytes), "signature": sig, "principal": a.key.principal, "key_fingerprint": key.fingerprint()}),
-        );
+        p.record(&Record::Approval {
+            plan: &a.plan,
+            plan_sha256: crate::hash::sha256_hex(&bytes),
+            signature: &sig,
+            principal: &a.key.principal,
+            key_fingerprint: key.fingerprint(),
+        });
     } else {
         p.info(&format!(
             "approved: wrote {} (custodian {}, {})",

@@ -2,6 +2,7 @@
 //! COMPLIANCE mode) or in a local folder with a hash-chained index, and
 //! check an archive (`--verify URI`).
 
+use super::records::Record;
 use super::{Printer, S3Endpoint, exit};
 use crate::archive;
 use crate::cert::{CoSignature, Evidence};
@@ -63,10 +64,7 @@ pub fn run(a: &ArchiveArgs, p: &Printer) -> Result<u8> {
         }
     };
     if p.json {
-        p.record(
-            "archived",
-            serde_json::to_value(&stored).expect("serializes"),
-        );
+        p.record(&Record::Archived(&stored));
     } else {
         let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
         p.data(&format!(
@@ -109,10 +107,13 @@ fn verify(a: &ArchiveArgs, uri: &str, p: &Printer) -> Result<u8> {
     };
     let ok = problems.is_empty();
     if p.json {
-        p.record(
-            "archive",
-            serde_json::json!({"uri": uri, "bundles": n, "ok": ok, "problems": problems, "head": head}),
-        );
+        p.record(&Record::Archive {
+            uri,
+            bundles: n,
+            ok,
+            problems: &problems,
+            head: head.as_deref(),
+        });
     } else {
         for prob in &problems {
             p.data(&format!("FAIL {prob}"));

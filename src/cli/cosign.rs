@@ -1,6 +1,7 @@
 //! `decom cosign`: the custodian checks the operator's signature and the link
 //! to the approved plan, then co-signs the certificate.
 
+use super::records::Record;
 use super::{KeyArgs, Printer, exit};
 use crate::cert::{CoSignature, Evidence};
 use crate::error::{Error, Result};
@@ -57,7 +58,12 @@ pub fn run(a: &CosignArgs, p: &Printer) -> Result<u8> {
     )?;
     let sig = sign::sign_file(&a.certificate, bytes, &key, Role::Custodian)?;
     if p.json {
-        p.record("cosignature", serde_json::json!({"certificate": a.certificate, "signature": sig, "principal": me.principal, "key_fingerprint": me.key_fingerprint}));
+        p.record(&Record::Cosignature {
+            certificate: &a.certificate,
+            signature: &sig,
+            principal: &me.principal,
+            key_fingerprint: &me.key_fingerprint,
+        });
     } else {
         p.info(&format!("co-signed: wrote {}", sig.display()));
     }

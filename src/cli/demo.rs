@@ -1,6 +1,7 @@
 //! `decom demo`: build a sample model in a fresh folder and run the whole
 //! lifecycle on it through the same code paths as the real commands.
 
+use super::records::Record;
 use super::{KeyArgs, Printer, exit};
 use crate::error::{Error, IoContext, Result};
 use clap::Args;
@@ -331,7 +332,12 @@ size = {c_len}
     // `exists` follows the snapshot links: their blobs must still be there.
     p.info(&format!("untouched:    {kept} of {} files outside the model (another repo's weights and the tokenizer it shares with ours, a notebook) still exist", survivors.len()));
     if p.json {
-        p.record("demo", serde_json::json!({"dir": dir, "certificate": done.certificate, "status": done.status, "verified": code == exit::OK}));
+        p.record(&Record::Demo {
+            dir: &dir,
+            certificate: &done.certificate,
+            status: done.status,
+            verified: code == exit::OK,
+        });
     } else {
         p.data(&done.certificate.display().to_string());
     }

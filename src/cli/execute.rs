@@ -3,6 +3,7 @@
 //! lists, then write and sign the certificate. Every check happens before
 //! anything is touched; every failure after that exits 1.
 
+use super::records::Record;
 use super::{KeyArgs, Printer, exit};
 use crate::cert::{Certificate, RunFiles, Status};
 use crate::dispose;
@@ -211,10 +212,13 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
     let sig = write_certificate(&files, &cert, &key).map_err(Error::after_destruction)?;
     let journal_path = files.journal();
     if p.json {
-        p.record(
-            "certificate",
-            serde_json::json!({"path": cert_path, "signature": sig, "journal": journal_path, "status": cert.status, "totals": cert.totals}),
-        );
+        p.record(&Record::Executed {
+            path: &cert_path,
+            signature: &sig,
+            journal: journal_path,
+            status: cert.status,
+            totals: &cert.totals,
+        });
     } else {
         for l in super::show::cert_lines(&cert) {
             p.info(&l);

@@ -2,6 +2,7 @@
 //! (per-host part certificates → one fleet certificate). The checks are
 //! library code ([`crate::plan::fleet`], [`crate::cert::fleet`]).
 
+use super::records::Record;
 use super::{KeyArgs, Printer, exit};
 use crate::cert::{Party, RunFiles, Status};
 use crate::error::{Error, Result};
@@ -50,13 +51,13 @@ fn merge(a: &MergeArgs, p: &Printer) -> Result<u8> {
     }
     let merged = crate::plan::fleet::merge(&a.parts, &a.output)?;
     if p.json {
-        p.record(
-            "plan",
-            serde_json::json!({
-                "path": a.output, "sha256": merged.sha256, "hosts": merged.hosts,
-                "s3_locations": merged.s3_locations, "totals": merged.totals,
-            }),
-        );
+        p.record(&Record::Merged {
+            path: &a.output,
+            sha256: &merged.sha256,
+            hosts: &merged.hosts,
+            s3_locations: merged.s3_locations,
+            totals: &merged.totals,
+        });
     } else {
         for h in &merged.hosts {
             p.info(&format!(
@@ -138,10 +139,13 @@ pub fn collect(a: &CollectArgs, p: &Printer) -> Result<u8> {
     let sig = super::execute::write_certificate(&files, &cert, &key)?;
     let fleet = cert.fleet.as_ref().expect("collect writes a fleet");
     if p.json {
-        p.record(
-            "certificate",
-            serde_json::json!({"path": a.output, "signature": sig, "status": cert.status, "coverage": fleet.coverage, "totals": cert.totals}),
-        );
+        p.record(&Record::Collected {
+            path: &a.output,
+            signature: &sig,
+            status: cert.status,
+            coverage: &fleet.coverage,
+            totals: &cert.totals,
+        });
     } else {
         for l in super::show::cert_lines(&cert) {
             p.info(&l);

@@ -2,6 +2,7 @@
 //! output can serve as a manifest's `sha256sums` file. Files are hashed in
 //! parallel with decom's hasher (the one trace and verification use).
 
+use super::records::Record;
 use super::{Printer, exit};
 use crate::error::Result;
 use clap::Args;
@@ -18,7 +19,7 @@ pub fn run(a: &HashArgs, p: &Printer) -> Result<u8> {
     let mut code = exit::OK;
     for (path, r) in a.files.iter().zip(crate::hash::hash_files(&a.files)) {
         match r {
-            Ok(h) if p.json => p.record("hash", serde_json::json!({"path": path, "sha256": h})),
+            Ok(h) if p.json => p.record(&Record::Hash { path, sha256: &h }),
             Ok(h) => p.data(&format!("{h}  {}", path.display())),
             Err(e) => {
                 p.warn(&format!("{}: {e}", path.display()));

@@ -1,6 +1,7 @@
 //! `decom keygen`: an Ed25519 key pair in OpenSSH format.
 
 use super::env::KEY_PASSPHRASE;
+use super::records::Record;
 use super::{Printer, exit};
 use crate::error::{Error, Result};
 use crate::sign::key;
@@ -50,10 +51,12 @@ pub fn run(a: &KeygenArgs, p: &Printer) -> Result<u8> {
     let public = std::fs::read_to_string(format!("{}.pub", a.out.display()))
         .map_err(|e| Error::io(&a.out, e))?;
     if p.json {
-        p.record(
-            "key",
-            serde_json::json!({"private": a.out, "public": format!("{}.pub", a.out.display()), "fingerprint": fp, "encrypted": passphrase.is_some()}),
-        );
+        p.record(&Record::Key {
+            private: &a.out,
+            public: format!("{}.pub", a.out.display()),
+            fingerprint: &fp,
+            encrypted: passphrase.is_some(),
+        });
     } else {
         p.data(&fp);
         p.info(&format!(

@@ -13,6 +13,7 @@ mod fleet;
 mod hash;
 mod keygen;
 mod output;
+mod records;
 mod render;
 mod show;
 mod trace;

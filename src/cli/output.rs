@@ -60,13 +60,9 @@ impl Printer {
     }
 
     /// One JSON Lines record on stdout.
-    pub fn record(&self, kind: &str, mut value: serde_json::Value) {
-        if let Some(obj) = value.as_object_mut() {
-            let mut with_type = serde_json::Map::new();
-            with_type.insert("type".into(), kind.into());
-            with_type.extend(std::mem::take(obj));
-            value = serde_json::Value::Object(with_type);
-        }
+    pub fn record(&self, r: &super::records::Record<'_>) {
+        // Through a `Value`, whose map keeps keys in alphabetical order.
+        let value = serde_json::to_value(r).expect("records serialize");
         self.data(&value.to_string());
     }
 

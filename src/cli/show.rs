@@ -1,6 +1,7 @@
 //! `decom show`: a human summary of a plan or a certificate, residual risks
 //! first, then by location and by matched component.
 
+use super::records::Record;
 use super::{Printer, exit};
 use crate::cert::Certificate;
 use crate::error::{Error, Result};
@@ -247,13 +248,14 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
 
 fn show_plan(plan: &Plan, path: &Path, p: &Printer) {
     if p.json {
-        p.record(
-            "plan",
-            serde_json::json!({
-                "path": path, "model": plan.model, "profile": plan.profile.name,
-                "residual_risks": plan.residual_risks, "totals": plan.totals, "locations": plan.locations,
-            }),
-        );
+        p.record(&Record::Shown {
+            path,
+            model: &plan.model,
+            profile: &plan.profile.name,
+            residual_risks: &plan.residual_risks,
+            totals: &plan.totals,
+            locations: &plan.locations,
+        });
         return;
     }
     for l in plan_lines(plan) {
@@ -364,7 +366,12 @@ pub fn cert_lines<A: crate::cert::Artifacts>(c: &Certificate<A>) -> Vec<String> 
 
 fn show_cert(c: &Certificate, p: &Printer) {
     if p.json {
-        p.record("certificate", serde_json::json!({"id": c.id, "status": c.status, "totals": c.totals, "model": c.model}));
+        p.record(&Record::Certificate {
+            id: &c.id,
+            status: c.status,
+            totals: &c.totals,
+            model: &c.model,
+        });
         return;
     }
     for l in cert_lines(c) {

@@ -1,5 +1,6 @@
 //! `decom trace`: manifest → plan. Changes nothing.
 
+use super::records::Record;
 use super::{Printer, exit};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
@@ -73,16 +74,15 @@ pub fn run(a: &TraceArgs, p: &Printer) -> Result<u8> {
         &a.output,
     )?;
     if p.json {
-        p.record(
-            "plan",
-            serde_json::json!({
-                "path": a.output, "sha256": sha256,
-                "artifacts": plan.totals.artifacts, "bytes": plan.totals.bytes,
-                "residual_risks": plan.residual_risks.len(),
-                "components_not_searched": resolved.not_searched,
-                "hashes_ignored": resolved.ignored_hashes,
-            }),
-        );
+        p.record(&Record::Traced {
+            path: &a.output,
+            sha256: &sha256,
+            artifacts: plan.totals.artifacts,
+            bytes: plan.totals.bytes,
+            residual_risks: plan.residual_risks.len(),
+            components_not_searched: &resolved.not_searched,
+            hashes_ignored: &resolved.ignored_hashes,
+        });
     } else {
         for r in &plan.residual_risks {
             p.warn(&format!(

@@ -3,6 +3,7 @@
 //! without decom. The checks are library code ([`crate::cert::Evidence`]);
 //! this file only presents them.
 
+use super::records::Record;
 use super::{Printer, exit};
 use crate::cert::verify::{Check, CheckKind};
 use crate::cert::{CoSignature, Evidence, Naming};
@@ -64,12 +65,13 @@ pub fn run(a: &VerifyArgs, p: &Printer) -> Result<u8> {
     let commands = ev.ssh_keygen_commands(Naming::AsGiven);
     if p.json {
         for c in ev.checks() {
-            p.record("check", serde_json::to_value(c).expect("checks serialize"));
+            p.record(&Record::Check(c));
         }
-        p.record(
-            "verdict",
-            serde_json::json!({"ok": ok, "certificate": a.certificate, "ssh_keygen": commands}),
-        );
+        p.record(&Record::Verdict {
+            ok,
+            certificate: &a.certificate,
+            ssh_keygen: &commands,
+        });
     } else {
         for c in ev.checks() {
             p.data(&format!(

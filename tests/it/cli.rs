@@ -1,7 +1,7 @@
 //! The command line as a newcomer meets it: keygen's advice, shell
 //! completions and the man page.
 
-use crate::common::Env;
+use crate::common::*;
 
 /// keygen suggests allowed_signers lines with the principal the user gave
 /// in --comment (it used to print example.org names), one per role.
@@ -91,4 +91,137 @@ fn completions_and_man_page_cover_every_command() {
         );
     }
     env.run(&["completions", "tcsh"]).code(2);
+}
+
+/// `--json` writes one object per line, `type` first among equals: the
+/// record of each command names its type and exactly these fields (the
+/// record types are typed structs in src/cli/records.rs; this pins what
+/// scripts that read them rely on).
+#[test]
+fn json_records_name_their_type_and_fields() {
+    let env = Env::new();
+    env.file("models/m/a.bin", &random_bytes(1000));
+    env.manifest_all("nist-clear", "models/m");
+    let record = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut a = vec!["--json"];
+        a.extend(args);
+        let r = env.run(&a);
+        assert!(r.code == 0 || r.code == 1, "{a:?}: {}", r.stderr);
+        r.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    };
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let expect = |v: &serde_json::Value, ty: &str, fields: &[&str]| {
+        assert_eq!(v["type"], ty, "{v}");
+        let mut want: Vec<String> = fields.iter().map(|s| s.to_string()).collect();
+        want.push("type".into());
+        want.sort();
+        assert_eq!(keys(v), want, "{v}");
+        // Keys come out in alphabetical order.
+        let text = v.to_string();
+        let at: Vec<usize> = want
+            .iter()
+            .map(|k| text.find(&format!("\"{k}\":")).unwrap())
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
+    };
+    let t = record(&["trace", "decom.toml", "-o", "plan.json", "--force"]);
+    expect(
+        &t[0],
+        "plan",
+        &[
+            "path",
+            "sha256",
+            "artifacts",
+            "bytes",
+            "residual_risks",
+            "components_not_searched",
+            "hashes_ignored",
+        ],
+    );
+    let s = record(&["show", "plan.json"]);
+    expect(
+        &s[0],
+        "plan",
+        &[
+            "path",
+            "model",
+            "profile",
+            "residual_risks",
+            "totals",
+            "locations",
+        ],
+    );
+    let a = record(&[
+        "approve",
+        "plan.json",
+        "--key",
+        "keys/custodian",
+        "--principal",
+        CUSTODIAN,
+        "--yes",
+    ]);
+    expect(
+        &a[0],
+        "approval",
+        &[
+            "plan",
+            "plan_sha256",
+            "signature",
+            "principal",
+            "key_fingerprint",
+        ],
+    );
+    let mut ex = vec!["--json"];
+    let args = env.execute_args();
+    ex.extend(args.iter().map(String::as_str));
+    let e: serde_json::Value =
+        serde_json::from_str(env.run(&ex).stdout.lines().last().unwrap()).unwrap();
+    expect(
+        &e,
+        "certificate",
+        &["path", "signature", "journal", "status", "totals"],
+    );
+    let c = record(&signed(&["cosign", "certificate.json"], AS_CUSTODIAN));
+    expect(
+        &c[0],
+        "cosignature",
+        &["certificate", "signature", "principal", "key_fingerprint"],
+    );
+    let v = record(&[
+        "verify",
+        "certificate.json",
+        "--allowed-signers",
+        "keys/allowed_signers",
+    ]);
+    let (checks, verdict) = v.split_at(v.len() - 1);
+    assert!(!checks.is_empty());
+    for c in checks {
+        assert_eq!(c["type"], "check", "{c}");
+    }
+    expect(&verdict[0], "verdict", &["ok", "certificate", "ssh_keygen"]);
+    let sc = record(&["show", "certificate.json"]);
+    expect(&sc[0], "certificate", &["id", "status", "totals", "model"]);
+    env.file("x.bin", b"x");
+    let h = record(&["hash", "x.bin"]);
+    expect(&h[0], "hash", &["path", "sha256"]);
+    let k = record(&[
+        "keygen",
+        "--out",
+        "keys/third",
+        "--comment",
+        "third@example.org",
+        "--no-passphrase",
+    ]);
+    expect(
+        &k[0],
+        "key",
+        &["private", "public", "fingerprint", "encrypted"],
+    );
 }
