@@ -593,7 +593,7 @@ pub struct BucketFacts {
     /// Features the store says it lacks (HTTP 501 for their calls; Garage:
     /// versioning, object lock, replication): recorded, not guessed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub unsupported: Vec<String>,
+    pub unsupported: Vec<crate::store::s3::spec::Feature>,
 }
 
 /// A bucket's versioning status, as S3 reports it. Written as S3's own

@@ -167,7 +167,7 @@ pub fn folder(
                 .await;
             h.is_ok_and(|h| {
                 h.object_lock_legal_hold_status()
-                    .is_some_and(|s| s.as_str() == "ON")
+                    .is_some_and(|s| *s == aws_sdk_s3::types::ObjectLockLegalHoldStatus::On)
                     || h.object_lock_retain_until_date()
                         .is_some_and(|t| t.secs() > now)
             })

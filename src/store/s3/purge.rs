@@ -495,7 +495,7 @@ impl<'p, 'c> Purge<'p, 'c> {
             .iter()
             .filter_map(|a| a.item.s3_key().map(|k| k.1))
             .collect();
-        if loc.facts.unsupported.iter().any(|u| u == "versioning") {
+        if loc.facts.unsupported.contains(&super::Feature::Versioning) {
             s3.expect_without_versions();
         }
         let sample = self.draw_sample()?;

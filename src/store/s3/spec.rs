@@ -252,3 +252,53 @@ pub fn parse_uri(uri: &str) -> Result<(String, String)> {
     }
     Ok((bucket.to_string(), prefix.to_string()))
 }
+
+/// A bucket feature a store can lack (it answers 501 NotImplemented for
+/// its calls): recorded in the plan's bucket facts, never guessed. Written
+/// as the words plans have always used; a word this version does not know
+/// (from a later one) is kept as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum Feature {
+    Versioning,
+    ObjectLock,
+    Replication,
+    Lifecycle,
+    Other(String),
+}
+
+impl Feature {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Feature::Versioning => "versioning",
+            Feature::ObjectLock => "object lock",
+            Feature::Replication => "replication",
+            Feature::Lifecycle => "lifecycle",
+            Feature::Other(s) => s,
+        }
+    }
+}
+
+impl From<String> for Feature {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "versioning" => Feature::Versioning,
+            "object lock" => Feature::ObjectLock,
+            "replication" => Feature::Replication,
+            "lifecycle" => Feature::Lifecycle,
+            _ => Feature::Other(s),
+        }
+    }
+}
+
+impl From<Feature> for String {
+    fn from(f: Feature) -> Self {
+        f.as_str().to_string()
+    }
+}
+
+impl std::fmt::Display for Feature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

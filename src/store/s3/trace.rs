@@ -19,9 +19,10 @@ use crate::store::Criteria;
 /// Keys in a purge location from which trace suggests S3 Lifecycle.
 pub const LIFECYCLE_SUGGESTED: u64 = 100_000;
 use crate::progress::{Phase, Progress};
+use crate::store::s3::spec::Feature;
 use crate::store::s3::{InspectMode, Listed, S3, Scope, describe, is_not_found, not_implemented};
 use aws_sdk_s3::error::ProvideErrorMetadata;
-use aws_sdk_s3::types::ChecksumMode;
+use aws_sdk_s3::types::{ChecksumMode, ObjectLockEnabled, ObjectLockLegalHoldStatus};
 use base64::Engine;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use std::collections::HashSet;
@@ -66,7 +67,7 @@ pub fn bucket_facts(s3: &S3, bucket: &str) -> Result<BucketFacts> {
             .map(|s| Versioning::from(s.as_str().to_string()))
             .unwrap_or(Versioning::NeverEnabled),
         Err(e) if not_implemented(&e) => {
-            unsupported.push("versioning".to_string());
+            unsupported.push(Feature::Versioning);
             Versioning::NeverEnabled
         }
         Err(e) => return Err(fail("GetBucketVersioning", describe(&e))),
@@ -77,7 +78,7 @@ pub fn bucket_facts(s3: &S3, bucket: &str) -> Result<BucketFacts> {
                 let cfg = o.object_lock_configuration();
                 let on = cfg
                     .and_then(|c| c.object_lock_enabled())
-                    .is_some_and(|e| e.as_str() == "Enabled");
+                    .is_some_and(|e| *e == ObjectLockEnabled::Enabled);
                 let ret = cfg
                     .and_then(|c| c.rule())
                     .and_then(|r| r.default_retention())
@@ -96,7 +97,7 @@ pub fn bucket_facts(s3: &S3, bucket: &str) -> Result<BucketFacts> {
             }
             Err(e) if e.code() == Some("ObjectLockConfigurationNotFoundError") => (false, None),
             Err(e) if not_implemented(&e) => {
-                unsupported.push("object lock".to_string());
+                unsupported.push(Feature::ObjectLock);
                 (false, None)
             }
             Err(e) => return Err(fail("GetObjectLockConfiguration", describe(&e))),
@@ -122,7 +123,7 @@ pub fn bucket_facts(s3: &S3, bucket: &str) -> Result<BucketFacts> {
             Vec::new()
         }
         Err(e) if not_implemented(&e) => {
-            unsupported.push("replication".to_string());
+            unsupported.push(Feature::Replication);
             Vec::new()
         }
         Err(e) => return Err(fail("GetBucketReplication", describe(&e))),
@@ -138,7 +139,7 @@ pub fn bucket_facts(s3: &S3, bucket: &str) -> Result<BucketFacts> {
                 Vec::new()
             }
             Err(e) if not_implemented(&e) => {
-                unsupported.push("lifecycle".to_string());
+                unsupported.push(Feature::Lifecycle);
                 Vec::new()
             }
             Err(e) => return Err(fail("GetBucketLifecycleConfiguration", describe(&e))),
@@ -225,7 +226,7 @@ async fn details(s3: &S3, bucket: &str, v: &Listed, object_lock: bool) -> Result
     };
     let mut legal_hold = h
         .object_lock_legal_hold_status()
-        .is_some_and(|s| s.as_str() == "ON");
+        .is_some_and(|s| *s == ObjectLockLegalHoldStatus::On);
     if object_lock {
         if let Ok(r) = c
             .get_object_legal_hold()
@@ -238,7 +239,7 @@ async fn details(s3: &S3, bucket: &str, v: &Listed, object_lock: bool) -> Result
             legal_hold |= r
                 .legal_hold()
                 .and_then(|l| l.status())
-                .is_some_and(|s| s.as_str() == "ON");
+                .is_some_and(|s| *s == ObjectLockLegalHoldStatus::On);
         }
         if let Ok(r) = c
             .get_object_retention()
@@ -398,8 +399,8 @@ pub fn trace_location(
 
 /// A store that does not implement ListObjectVersions says so in the plan.
 fn note_without_versions(s3: &S3, facts: &mut BucketFacts) {
-    if s3.without_versions() && !facts.unsupported.iter().any(|u| u == "versioning") {
-        facts.unsupported.push("versioning".to_string());
+    if s3.without_versions() && !facts.unsupported.contains(&Feature::Versioning) {
+        facts.unsupported.push(Feature::Versioning);
     }
 }
 
@@ -974,8 +975,13 @@ fn bucket_risks(bucket: &str, facts: &BucketFacts, null_versions: bool) -> Vec<R
             subject: subject.clone(),
             detail: format!(
                 "the store implements no {}: each object is its only version{}",
-                facts.unsupported.join(", no "),
-                if facts.unsupported.iter().any(|u| u == "replication") {
+                facts
+                    .unsupported
+                    .iter()
+                    .map(Feature::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", no "),
+                if facts.unsupported.contains(&Feature::Replication) {
                     "; whether it copies data elsewhere is not visible through S3"
                 } else {
                     ""
