@@ -22,7 +22,7 @@
 
 use super::Plan;
 use super::fleet::{HostChoice, Part};
-use super::spool::{Spool, Spooled};
+use super::spool::{Parked, Spool, Spooled};
 use crate::error::{Error, Result};
 use crate::manifest::{Target, resolve_uri};
 use crate::sign::{self, AllowedSigners, Role, Signer, SigningKey};
@@ -74,27 +74,40 @@ impl Approved {
         choice: &HostChoice,
     ) -> Result<Approved> {
         let origin = plan_path.display().to_string();
+        let key = (operator_key, operator_principal);
+        // A run that names its host holds only its part's artifacts: every
+        // other one is parked on disk while the plan is read and checked.
+        let (signed, parked, spool) = if choice.host.is_some() {
+            let (signed, Parked { parked, spool }) =
+                SignedPlan::<Parked>::read(plan_path, signers, key, at, |plan| {
+                    plan.validate_with(&origin, plan.artifacts.in_id_order())
+                })?
+                .with_artifacts(Vec::new());
+            signed.plan.check_hosts_of(
+                &origin,
+                parked.all().map(|a| a.map(std::borrow::Cow::Owned)),
+            )?;
+            (signed, Some(parked), spool)
+        } else {
+            let (signed, Spooled { held, spool }) =
+                SignedPlan::<Spooled>::read(plan_path, signers, key, at, |plan| {
+                    plan.validate_with(
+                        &origin,
+                        super::spool::in_id_order(&plan.artifacts.held, plan.artifacts.spool.all()),
+                    )
+                })?
+                .with_artifacts(());
+            let signed = signed.with_artifacts(held).0;
+            signed.plan.check_hosts(&origin)?;
+            (signed, None, spool)
+        };
         let SignedPlan {
-            plan,
+            mut plan,
             sha256,
             file_name,
             approvals,
             operator,
-        } = SignedPlan::<Spooled>::read(
-            plan_path,
-            signers,
-            (operator_key, operator_principal),
-            at,
-            |plan| {
-                plan.validate_with(
-                    &origin,
-                    super::spool::in_id_order(&plan.artifacts.held, plan.artifacts.spool.all()),
-                )
-            },
-        )?;
-        let (plan, Spooled { held, spool }) = plan.with_artifacts(());
-        let (plan, ()) = plan.with_artifacts(held);
-        plan.check_hosts(&origin)?;
+        } = signed;
         if plan.local_only {
             return Err(Error::refused(
                 "the plan was traced with --local-only (its S3 locations are left out); execute the merged fleet plan",
@@ -104,6 +117,10 @@ impl Approved {
         let (plan, spool) = match &part {
             Some(p) => {
                 let mut plan = plan.part(p)?;
+                if let Some(parked) = &parked {
+                    let kept = plan.locations.iter().map(|l| l.index).collect();
+                    plan.artifacts = parked.keep(kept).all().collect::<Result<_>>()?;
+                }
                 let spool = spool.keep(plan.locations.iter().map(|l| l.index).collect());
                 // The part's totals count its spooled items too.
                 let mut totals = super::Totals::default();
@@ -113,7 +130,12 @@ impl Approved {
                 plan.totals = totals;
                 (plan, spool)
             }
-            None => (plan, spool),
+            None => {
+                if let Some(parked) = &parked {
+                    plan.artifacts = parked.all().collect::<Result<_>>()?;
+                }
+                (plan, spool)
+            }
         };
         check_locations(&plan)?;
         Ok(Approved {
@@ -176,6 +198,21 @@ pub struct SignedPlan<A = Vec<super::Artifact>> {
     pub file_name: String,
     pub approvals: Vec<Signer>,
     pub operator: Signer,
+}
+
+impl<A> SignedPlan<A> {
+    /// The same signed plan holding `artifacts` instead; and what it held.
+    fn with_artifacts<B>(self, artifacts: B) -> (SignedPlan<B>, A) {
+        let (plan, held) = self.plan.with_artifacts(artifacts);
+        let signed = SignedPlan {
+            plan,
+            sha256: self.sha256,
+            file_name: self.file_name,
+            approvals: self.approvals,
+            operator: self.operator,
+        };
+        (signed, held)
+    }
 }
 
 impl SignedPlan<super::ArtifactIds> {

@@ -139,7 +139,10 @@ pub(super) fn check_locations<A>(plan: &Plan<A>) -> Result<(), String> {
 }
 
 /// A fleet plan's host list agrees with its locations and artifacts.
-pub(super) fn check_hosts(plan: &Plan) -> Result<(), String> {
+pub(super) fn check_hosts<'a>(
+    plan: &Plan,
+    artifacts: impl Iterator<Item = crate::error::Result<std::borrow::Cow<'a, Artifact>>>,
+) -> Result<(), String> {
     let named = plan.local_hosts();
     if plan.hosts.is_empty() {
         if named.len() > 1 {
@@ -159,7 +162,8 @@ pub(super) fn check_hosts(plan: &Plan) -> Result<(), String> {
         ));
     }
     let mut per_host: HashMap<&str, Totals> = HashMap::new();
-    for a in &plan.artifacts {
+    for a in artifacts {
+        let a = a.map_err(|e| e.to_string())?;
         if let Some(h) = plan.location(a.location).host.as_deref() {
             per_host.entry(h).or_default().add(&a.item);
         }

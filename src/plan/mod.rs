@@ -1134,7 +1134,21 @@ impl Plan {
     /// A fleet plan's host list and per-host totals (counted from the
     /// artifacts held: S3 items belong to no host).
     pub fn check_hosts(&self, origin: &str) -> Result<()> {
-        fleet::check_hosts(self).map_err(|m| Error::input(format!("plan {origin}: {m}")))
+        let held = self
+            .artifacts
+            .iter()
+            .map(|a| Ok(std::borrow::Cow::Borrowed(a)));
+        self.check_hosts_of(origin, held)
+    }
+
+    /// [`Plan::check_hosts`] with the artifacts read from elsewhere (a
+    /// fleet plan's parked artifacts).
+    pub fn check_hosts_of<'a>(
+        &self,
+        origin: &str,
+        artifacts: impl Iterator<Item = Result<std::borrow::Cow<'a, Artifact>>>,
+    ) -> Result<()> {
+        fleet::check_hosts(self, artifacts).map_err(|m| Error::input(format!("plan {origin}: {m}")))
     }
 }
 

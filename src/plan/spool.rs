@@ -39,12 +39,15 @@ struct Line<T> {
 enum Kept {
     V(super::S3Version),
     M(super::S3Marker),
+    /// Any other artifact, parked until a fleet host's part is known ([`Parked`]).
+    A(Item),
 }
 
 #[derive(serde::Serialize)]
 enum SpooledRef<'a> {
     V(&'a super::S3Version),
     M(&'a super::S3Marker),
+    A(&'a Item),
 }
 
 /// One location's consecutive run of items in the spool.
@@ -103,11 +106,7 @@ impl SpoolWriter {
         let item = match &a.item {
             Item::S3Version(v) => SpooledRef::V(v),
             Item::S3DeleteMarker(m) => SpooledRef::M(m),
-            _ => {
-                return Err(std::io::Error::other(
-                    "only S3 versions and markers are spooled",
-                ));
-            }
+            other => SpooledRef::A(other),
         };
         let mut line = serde_json::to_vec(&Line {
             id: a.id,
@@ -151,6 +150,9 @@ impl SpoolWriter {
             }),
         }
         self.at += line.len() as u64;
+        if !spooled(&a.item) {
+            return Ok(());
+        }
         let (word, bit) = (a.id as usize / 64, a.id % 64);
         if self.ids.len() <= word {
             self.ids.resize(word + 1, 0);
@@ -277,6 +279,7 @@ impl Iterator for Items<'_> {
                                     item: match l.item {
                                         Kept::V(v) => Item::S3Version(v),
                                         Kept::M(m) => Item::S3DeleteMarker(m),
+                                        Kept::A(i) => i,
                                     },
                                 })
                                 .map_err(|e| {
@@ -339,40 +342,104 @@ pub struct Spooled {
     pub spool: Spool,
 }
 
-impl<'de> Deserialize<'de> for Spooled {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct Visit;
+/// What the artifacts' visitor builds: with parking, every artifact that
+/// is not an S3 version or marker goes to `parked` instead of `held`.
+struct Sorted {
+    held: Vec<Artifact>,
+    parked: Option<Spool>,
+    spool: Spool,
+}
+
+impl Spooled {
+    fn deserialize_with<'de, D: serde::Deserializer<'de>>(
+        d: D,
+        park: bool,
+    ) -> std::result::Result<Sorted, D::Error> {
+        struct Visit {
+            park: bool,
+        }
         impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = Spooled;
+            type Value = Sorted;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a list of artifacts")
             }
             fn visit_seq<S: serde::de::SeqAccess<'de>>(
                 self,
                 mut seq: S,
-            ) -> std::result::Result<Spooled, S::Error> {
+            ) -> std::result::Result<Sorted, S::Error> {
                 use serde::de::Error as _;
                 let io = |e: std::io::Error| {
                     S::Error::custom(format!(
-                        "cannot keep its S3 versions in a temporary file (TMPDIR): {e}"
+                        "cannot keep its artifacts in a temporary file (TMPDIR): {e}"
                     ))
                 };
                 let mut held = Vec::new();
                 let mut w = SpoolWriter::new().map_err(io)?;
+                let mut parked = if self.park {
+                    Some(SpoolWriter::new().map_err(io)?)
+                } else {
+                    None
+                };
                 while let Some(a) = seq.next_element::<Artifact>()? {
-                    if spooled(&a.item) {
-                        w.push(&a).map_err(io)?;
-                    } else {
-                        held.push(a);
+                    match &mut parked {
+                        _ if spooled(&a.item) => w.push(&a).map_err(io)?,
+                        Some(p) => p.push(&a).map_err(io)?,
+                        None => held.push(a),
                     }
                 }
-                Ok(Spooled {
+                Ok(Sorted {
                     held,
+                    parked: parked.map(SpoolWriter::finish).transpose().map_err(io)?,
                     spool: w.finish().map_err(io)?,
                 })
             }
         }
-        d.deserialize_seq(Visit)
+        d.deserialize_seq(Visit { park })
+    }
+}
+
+impl<'de> Deserialize<'de> for Spooled {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = Spooled::deserialize_with(d, false)?;
+        Ok(Spooled {
+            held: s.held,
+            spool: s.spool,
+        })
+    }
+}
+
+/// A fleet plan's artifacts as parsed for one host's execute: the S3
+/// versions and markers in a [`Spool`], every other artifact parked in a
+/// second one, so that a host holds in memory only its own part's
+/// artifacts ([`Parked::held`]) however many hosts the fleet has.
+#[derive(Debug)]
+pub struct Parked {
+    pub parked: Spool,
+    pub spool: Spool,
+}
+
+impl Parked {
+    /// Every artifact, in plan (id) order, for validation.
+    pub fn in_id_order(&self) -> impl Iterator<Item = Result<std::borrow::Cow<'_, Artifact>>> {
+        merge(
+            self.parked.all().map(|a| a.map(std::borrow::Cow::Owned)),
+            self.spool.all(),
+        )
+    }
+
+    /// The parked artifacts of these locations, in plan order.
+    pub fn held(&self, locations: &HashSet<u32>) -> Result<Vec<Artifact>> {
+        self.parked.keep(locations.clone()).all().collect()
+    }
+}
+
+impl<'de> Deserialize<'de> for Parked {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let all = Spooled::deserialize_with(d, true)?;
+        Ok(Parked {
+            parked: all.parked.expect("parking"),
+            spool: all.spool,
+        })
     }
 }
 
@@ -381,18 +448,29 @@ pub fn in_id_order<'a>(
     held: &'a [Artifact],
     spool: Items<'a>,
 ) -> impl Iterator<Item = Result<std::borrow::Cow<'a, Artifact>>> + 'a {
-    let mut held = held.iter().peekable();
+    merge(
+        held.iter().map(|a| Ok(std::borrow::Cow::Borrowed(a))),
+        spool,
+    )
+}
+
+fn merge<'a>(
+    held: impl Iterator<Item = Result<std::borrow::Cow<'a, Artifact>>> + 'a,
+    spool: Items<'a>,
+) -> impl Iterator<Item = Result<std::borrow::Cow<'a, Artifact>>> + 'a {
+    let mut held = held.peekable();
     let mut spool = spool.peekable();
     std::iter::from_fn(move || {
         let take_held = match (held.peek(), spool.peek()) {
             (None, None) => return None,
             (Some(_), None) => true,
             (None, Some(_)) => false,
-            (Some(h), Some(Ok(s))) => h.id < s.id,
+            (Some(Ok(h)), Some(Ok(s))) => h.id < s.id,
+            (Some(Err(_)), _) => true,
             (Some(_), Some(Err(_))) => false,
         };
         Some(if take_held {
-            Ok(std::borrow::Cow::Borrowed(held.next().expect("peeked")))
+            held.next().expect("peeked")
         } else {
             spool.next().expect("peeked").map(std::borrow::Cow::Owned)
         })
