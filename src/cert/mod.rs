@@ -479,272 +479,20 @@ pub fn build(inp: Inputs<'_>) -> crate::error::Result<Certificate<CertSpool>> {
     let plan = inp.plan;
     let journal = inp.journal;
     let now = crate::util::now_rfc3339();
-    let profile = &plan.profile;
-    // The absence proof the custodian approved (the plan's `[s3] verify`).
-    let proof_mode = plan
-        .manifest
-        .s3
-        .as_ref()
-        .and_then(|s| s.proof().ok())
-        .map(|p| p.0)
-        .unwrap_or_default();
-    // KMS keys KMS has deleted (their artifact disposed), by every name the
-    // planned versions give them: those versions are crypto-erased.
-    let mut erased: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
-    for a in &plan.artifacts {
-        if let Item::KmsKey(k) = &a.item
-            && journal
-                .outcome(a.id)
-                .is_some_and(|o| o.0 == Outcome::Disposed)
-            && let Some(loc) = plan.location(a.location).s3()
-        {
-            for f in loc.kms_keys.iter().filter(|f| f.key_arn == k.key_arn) {
-                erased.insert(&f.key_arn, &f.key_arn);
-                for n in &f.named_as {
-                    erased.insert(n, &f.key_arn);
-                }
-            }
-        }
-    }
-    let (mut artifacts, mut spooled) =
-        CertSpool::new().map_err(|e| Error::input(format!("cannot spool the certificate: {e}")))?;
+    let erased = erased_keys(plan, journal);
+    let spool_err = |e: std::io::Error| Error::input(format!("cannot spool the certificate: {e}"));
+    let (mut artifacts, mut spooled) = CertSpool::new().map_err(spool_err)?;
     let mut totals = Totals::default();
     let mut per_location: std::collections::HashMap<u32, Totals> = Default::default();
     let mut tally = Tally::default();
     for a in crate::plan::spool::in_id_order(&plan.artifacts, inp.spool.all()) {
-        let a = a?;
-        let st = journal.state_of(a.id);
-        let (mut outcome, mut reason, finished) = match st.outcome.clone() {
-            Some((o, r, t)) => (o, r, Some(t)),
-            None => (
-                Outcome::Failed,
-                Some("not attempted (run did not finish)".to_string()),
-                None,
-            ),
-        };
-        let (size, sha256, component, sanitization, method) = match &a.item {
-            Item::File(f) => (
-                f.size,
-                Some(f.sha256.clone()),
-                f.matched.component.clone(),
-                f.sanitization.clone(),
-                profile.method_summary(),
-            ),
-            Item::Symlink(_) => (
-                0,
-                None,
-                None,
-                metadata_only(),
-                "unlink (link not followed)".to_string(),
-            ),
-            Item::Dir(_) => (0, None, None, metadata_only(), "rmdir".to_string()),
-            Item::S3Version(v) => match v.kms_key_id.as_deref().and_then(|k| erased.get(k)) {
-                Some(arn) => (
-                    v.size,
-                    v.sha256.clone(),
-                    v.matched.component.clone(),
-                    Sanitization {
-                        category: Category::CryptoErase,
-                        reason: format!(
-                            "cryptographic erase: KMS deleted {arn}, the key that encrypts this version; replicas and backups encrypted under it are unreadable too"
-                        ),
-                    },
-                    "DeleteObjects by version id, then cryptographic erase of its KMS key"
-                        .to_string(),
-                ),
-                None => (
-                    v.size,
-                    v.sha256.clone(),
-                    v.matched.component.clone(),
-                    object_store(),
-                    "DeleteObjects by version id".to_string(),
-                ),
-            },
-            Item::LuksKeyslots(l) => (
-                l.size,
-                None,
-                None,
-                if outcome == Outcome::Disposed {
-                    Sanitization {
-                        category: Category::CryptoErase,
-                        reason: format!(
-                            "cryptographic erase: every keyslot of LUKS2 volume {} on {} destroyed (cryptsetup luksErase); the volume key is gone from the device, so its {} byte(s) cannot be decrypted",
-                            l.uuid, l.device, l.size
-                        ),
-                    }
-                } else {
-                    Sanitization {
-                        category: Category::Logical,
-                        reason: "not erased: the volume's keyslots remain".into(),
-                    }
-                },
-                format!(
-                    "cryptsetup luksErase (all keyslots: {})",
-                    l.keyslots.join(", ")
-                ),
-            ),
-            Item::KmsKey(k) => (
-                0,
-                None,
-                None,
-                if outcome == Outcome::Disposed {
-                    let replicas = plan
-                        .location(a.location)
-                        .s3()
-                        .map(|l| l.facts.replication_rules.clone())
-                        .unwrap_or_default();
-                    Sanitization {
-                        category: Category::CryptoErase,
-                        reason: format!(
-                            "cryptographic erase: KMS reports the key deleted; every copy encrypted under it is unreadable: the {} purged version(s), their backups{}",
-                            k.versions,
-                            if replicas.is_empty() {
-                                String::new()
-                            } else {
-                                format!(
-                                    ", and replicas made under this key by replication rule(s) {}",
-                                    replicas.join(", ")
-                                )
-                            }
-                        ),
-                    }
-                } else {
-                    Sanitization {
-                        category: Category::Logical,
-                        reason: "not yet erased: the key still exists (pending deletion)".into(),
-                    }
-                },
-                format!(
-                    "ScheduleKeyDeletion with a {}-day waiting period; then DescribeKey until KMS reports the key gone",
-                    k.window_days
-                ),
-            ),
-            Item::S3DeleteMarker(_) => (
-                0,
-                None,
-                None,
-                object_store(),
-                "DeleteObjects by version id".to_string(),
-            ),
-            Item::S3Upload(u) => (
-                u.bytes,
-                None,
-                None,
-                object_store(),
-                "AbortMultipartUpload".to_string(),
-            ),
-            Item::S3Lifecycle(l) => (
-                l.bytes,
-                None,
-                None,
-                object_store(),
-                format!(
-                    "S3 Lifecycle ({} version(s), {} delete marker(s), {} upload(s) at trace): {}",
-                    l.versions,
-                    l.delete_markers,
-                    l.uploads,
-                    l.rules
-                        .iter()
-                        .map(|r| r.describe())
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ),
-            ),
-        };
-        let mut passes = Vec::new();
-        let mut verified = outcome == Outcome::Disposed && st.removed_or_gone();
-        if let Item::File(_) = &a.item {
-            for (i, p) in profile.passes.iter().enumerate() {
-                let n = i as u32 + 1;
-                let w = st.written(n);
-                let rb = st.readback(n);
-                // Verified: the read-back agreed (byte for byte with the
-                // regenerated stream, or by hash in older journals), and
-                // agrees with any hash the writer journaled.
-                let agrees = |r: &journal::ReadBackDone| {
-                    r.ok && r.written_sha256 == r.readback_sha256
-                        && w.and_then(|w| w.written_sha256.as_ref())
-                            .is_none_or(|h| *h == r.written_sha256)
-                };
-                if profile.verifies(i) && !rb.is_some_and(agrees) {
-                    verified = false;
-                }
-                if w.is_none() {
-                    verified = false;
-                }
-                passes.push(PassEvidence {
-                    pass: n,
-                    pattern: p.to_string(),
-                    generator: w.and_then(|w| w.generator.clone()),
-                    written_sha256: w
-                        .and_then(|w| w.written_sha256.clone())
-                        .or_else(|| rb.map(|r| r.written_sha256.clone())),
-                    readback_sha256: rb.map(|r| r.readback_sha256.clone()),
-                    readback_via: rb.and_then(|r| r.via),
-                });
-            }
-        }
-        if outcome == Outcome::Disposed && !verified {
-            outcome = Outcome::Failed;
-            reason = Some("the journal lacks its verification evidence".into());
-        }
-        let via_cache = passes
-            .iter()
-            .any(|p| p.readback_via == Some(crate::journal::ReadVia::CacheDropped));
-        let vmethod = match &a.item {
-            Item::File(_) if profile.verify != crate::profile::Verify::None && via_cache => {
-                "read-back through the page cache after dropping it (no O_DIRECT on this filesystem) and absence proof"
-            }
-            Item::File(_) if profile.verify != crate::profile::Verify::None => {
-                "read-back from device and absence proof"
-            }
-            Item::S3Version(_) if proof_mode == crate::store::s3::VerifyMode::Each => {
-                "absence proof: not in a complete listing of the location, and HEAD by its version id answers 404"
-            }
-            Item::S3Version(_) => {
-                "absence proof: not in a complete listing of the location; HEAD by version id on a random sample of the location's purged versions answers 404"
-            }
-            Item::S3DeleteMarker(_) => "absence proof: not in a complete listing of the location",
-            Item::S3Upload(_) => {
-                "absence proof: not in a complete listing of the location's uploads, and ListParts answers NoSuchUpload"
-            }
-            Item::S3Lifecycle(_) => {
-                "absence proof: a complete listing of the folder shows no version, delete marker or upload left; decom's rules removed"
-            }
-            Item::KmsKey(_) => {
-                "KMS DescribeKey answers NotFoundException: the key no longer exists"
-            }
-            _ => "absence proof",
-        };
-        let ca = CertArtifact {
-            id: a.id,
-            location: a.location,
-            kind: a.item.kind(),
-            path: a.item.path().to_string(),
-            size,
-            sha256,
-            component,
-            method,
-            sanitization,
-            passes,
-            verification: Verification {
-                method: vmethod.into(),
-                verified,
-            },
-            outcome,
-            reason,
-            started: st.started.clone(),
-            finished,
-        };
+        let ca = artifact(plan, journal, &erased, a?.as_ref());
         totals.add(&ca);
         per_location.entry(ca.location).or_default().add(&ca);
         tally.add(&ca);
-        artifacts
-            .push(&mut spooled, &ca)
-            .map_err(|e| Error::input(format!("cannot spool the certificate: {e}")))?;
+        artifacts.push(&mut spooled, &ca).map_err(spool_err)?;
     }
-    std::io::Write::flush(&mut spooled)
-        .map_err(|e| Error::input(format!("cannot spool the certificate: {e}")))?;
+    std::io::Write::flush(&mut spooled).map_err(spool_err)?;
     drop(spooled);
     let locations = plan
         .locations
@@ -801,6 +549,319 @@ pub fn build(inp: Inputs<'_>) -> crate::error::Result<Certificate<CertSpool>> {
         locations,
         artifacts,
     })
+}
+
+/// KMS keys KMS has deleted (their artifact disposed), by every name the
+/// planned versions give them: those versions are crypto-erased.
+fn erased_keys<'p>(
+    plan: &'p Plan,
+    journal: &journal::Replay<'_>,
+) -> std::collections::HashMap<&'p str, &'p str> {
+    let mut erased = std::collections::HashMap::new();
+    for a in &plan.artifacts {
+        if let Item::KmsKey(k) = &a.item
+            && journal
+                .outcome(a.id)
+                .is_some_and(|o| o.0 == Outcome::Disposed)
+            && let Some(loc) = plan.location(a.location).s3()
+        {
+            for f in loc.kms_keys.iter().filter(|f| f.key_arn == k.key_arn) {
+                erased.insert(f.key_arn.as_str(), f.key_arn.as_str());
+                for n in &f.named_as {
+                    erased.insert(n.as_str(), f.key_arn.as_str());
+                }
+            }
+        }
+    }
+    erased
+}
+
+/// One artifact's entry in the certificate: what the plan says of it, what
+/// the journal says happened, and whether the evidence verifies it.
+fn artifact(
+    plan: &Plan,
+    journal: &journal::Replay<'_>,
+    erased: &std::collections::HashMap<&str, &str>,
+    a: &crate::plan::Artifact,
+) -> CertArtifact {
+    let st = journal.state_of(a.id);
+    let (mut outcome, mut reason, finished) = match st.outcome.clone() {
+        Some((o, r, t)) => (o, r, Some(t)),
+        None => (
+            Outcome::Failed,
+            Some("not attempted (run did not finish)".to_string()),
+            None,
+        ),
+    };
+    let (size, sha256, component, sanitization, method) = described(plan, erased, a, outcome);
+    let (passes, verified) = pass_evidence(&plan.profile, a, &st, outcome);
+    if outcome == Outcome::Disposed && !verified {
+        outcome = Outcome::Failed;
+        reason = Some("the journal lacks its verification evidence".into());
+    }
+    CertArtifact {
+        id: a.id,
+        location: a.location,
+        kind: a.item.kind(),
+        path: a.item.path().to_string(),
+        size,
+        sha256,
+        component,
+        method,
+        sanitization,
+        verification: Verification {
+            method: verification_method(plan, a, &passes).into(),
+            verified,
+        },
+        passes,
+        outcome,
+        reason,
+        started: st.started.clone(),
+        finished,
+    }
+}
+
+/// What an artifact is for the certificate: its size, content hash and
+/// component, its sanitization category, and the method used.
+fn described(
+    plan: &Plan,
+    erased: &std::collections::HashMap<&str, &str>,
+    a: &crate::plan::Artifact,
+    outcome: Outcome,
+) -> (u64, Option<String>, Option<String>, Sanitization, String) {
+    let profile = &plan.profile;
+    match &a.item {
+        Item::File(f) => (
+            f.size,
+            Some(f.sha256.clone()),
+            f.matched.component.clone(),
+            f.sanitization.clone(),
+            profile.method_summary(),
+        ),
+        Item::Symlink(_) => (
+            0,
+            None,
+            None,
+            metadata_only(),
+            "unlink (link not followed)".to_string(),
+        ),
+        Item::Dir(_) => (0, None, None, metadata_only(), "rmdir".to_string()),
+        Item::S3Version(v) => match v.kms_key_id.as_deref().and_then(|k| erased.get(k)) {
+            Some(arn) => (
+                v.size,
+                v.sha256.clone(),
+                v.matched.component.clone(),
+                Sanitization {
+                    category: Category::CryptoErase,
+                    reason: format!(
+                        "cryptographic erase: KMS deleted {arn}, the key that encrypts this version; replicas and backups encrypted under it are unreadable too"
+                    ),
+                },
+                "DeleteObjects by version id, then cryptographic erase of its KMS key".to_string(),
+            ),
+            None => (
+                v.size,
+                v.sha256.clone(),
+                v.matched.component.clone(),
+                object_store(),
+                "DeleteObjects by version id".to_string(),
+            ),
+        },
+        Item::LuksKeyslots(l) => (
+            l.size,
+            None,
+            None,
+            luks_sanitization(l, outcome),
+            format!(
+                "cryptsetup luksErase (all keyslots: {})",
+                l.keyslots.join(", ")
+            ),
+        ),
+        Item::KmsKey(k) => (
+            0,
+            None,
+            None,
+            kms_sanitization(plan, a, k, outcome),
+            format!(
+                "ScheduleKeyDeletion with a {}-day waiting period; then DescribeKey until KMS reports the key gone",
+                k.window_days
+            ),
+        ),
+        Item::S3DeleteMarker(_) => (
+            0,
+            None,
+            None,
+            object_store(),
+            "DeleteObjects by version id".to_string(),
+        ),
+        Item::S3Upload(u) => (
+            u.bytes,
+            None,
+            None,
+            object_store(),
+            "AbortMultipartUpload".to_string(),
+        ),
+        Item::S3Lifecycle(l) => (
+            l.bytes,
+            None,
+            None,
+            object_store(),
+            format!(
+                "S3 Lifecycle ({} version(s), {} delete marker(s), {} upload(s) at trace): {}",
+                l.versions,
+                l.delete_markers,
+                l.uploads,
+                l.rules
+                    .iter()
+                    .map(|r| r.describe())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        ),
+    }
+}
+
+/// A LUKS volume's sanitization: crypto-erase once its keyslots are gone.
+fn luks_sanitization(l: &crate::plan::LuksKeyslots, outcome: Outcome) -> Sanitization {
+    if outcome == Outcome::Disposed {
+        Sanitization {
+            category: Category::CryptoErase,
+            reason: format!(
+                "cryptographic erase: every keyslot of LUKS2 volume {} on {} destroyed (cryptsetup luksErase); the volume key is gone from the device, so its {} byte(s) cannot be decrypted",
+                l.uuid, l.device, l.size
+            ),
+        }
+    } else {
+        Sanitization {
+            category: Category::Logical,
+            reason: "not erased: the volume's keyslots remain".into(),
+        }
+    }
+}
+
+/// A KMS key's sanitization: crypto-erase of every copy under it once KMS
+/// reports it deleted.
+fn kms_sanitization(
+    plan: &Plan,
+    a: &crate::plan::Artifact,
+    k: &crate::plan::KmsKey,
+    outcome: Outcome,
+) -> Sanitization {
+    if outcome == Outcome::Disposed {
+        let replicas = plan
+            .location(a.location)
+            .s3()
+            .map(|l| l.facts.replication_rules.clone())
+            .unwrap_or_default();
+        Sanitization {
+            category: Category::CryptoErase,
+            reason: format!(
+                "cryptographic erase: KMS reports the key deleted; every copy encrypted under it is unreadable: the {} purged version(s), their backups{}",
+                k.versions,
+                if replicas.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", and replicas made under this key by replication rule(s) {}",
+                        replicas.join(", ")
+                    )
+                }
+            ),
+        }
+    } else {
+        Sanitization {
+            category: Category::Logical,
+            reason: "not yet erased: the key still exists (pending deletion)".into(),
+        }
+    }
+}
+
+/// A file's passes as the journal recorded them, and whether the evidence
+/// verifies a disposed artifact (each pass written, each verified pass
+/// read back in agreement, absence checked).
+fn pass_evidence(
+    profile: &crate::profile::Profile,
+    a: &crate::plan::Artifact,
+    st: &journal::ArtifactState,
+    outcome: Outcome,
+) -> (Vec<PassEvidence>, bool) {
+    let mut passes = Vec::new();
+    let mut verified = outcome == Outcome::Disposed && st.removed_or_gone();
+    if let Item::File(_) = &a.item {
+        for (i, p) in profile.passes.iter().enumerate() {
+            let n = i as u32 + 1;
+            let w = st.written(n);
+            let rb = st.readback(n);
+            // Verified: the read-back agreed (byte for byte with the
+            // regenerated stream, or by hash in older journals), and
+            // agrees with any hash the writer journaled.
+            let agrees = |r: &journal::ReadBackDone| {
+                r.ok && r.written_sha256 == r.readback_sha256
+                    && w.and_then(|w| w.written_sha256.as_ref())
+                        .is_none_or(|h| *h == r.written_sha256)
+            };
+            if profile.verifies(i) && !rb.is_some_and(agrees) {
+                verified = false;
+            }
+            if w.is_none() {
+                verified = false;
+            }
+            passes.push(PassEvidence {
+                pass: n,
+                pattern: p.to_string(),
+                generator: w.and_then(|w| w.generator.clone()),
+                written_sha256: w
+                    .and_then(|w| w.written_sha256.clone())
+                    .or_else(|| rb.map(|r| r.written_sha256.clone())),
+                readback_sha256: rb.map(|r| r.readback_sha256.clone()),
+                readback_via: rb.and_then(|r| r.via),
+            });
+        }
+    }
+    (passes, verified)
+}
+
+/// How an artifact's disposal was verified, in words.
+fn verification_method(
+    plan: &Plan,
+    a: &crate::plan::Artifact,
+    passes: &[PassEvidence],
+) -> &'static str {
+    let profile = &plan.profile;
+    // The absence proof the custodian approved (the plan's `[s3] verify`).
+    let proof_mode = plan
+        .manifest
+        .s3
+        .as_ref()
+        .and_then(|s| s.proof().ok())
+        .map(|p| p.0)
+        .unwrap_or_default();
+    let via_cache = passes
+        .iter()
+        .any(|p| p.readback_via == Some(crate::journal::ReadVia::CacheDropped));
+    match &a.item {
+        Item::File(_) if profile.verify != crate::profile::Verify::None && via_cache => {
+            "read-back through the page cache after dropping it (no O_DIRECT on this filesystem) and absence proof"
+        }
+        Item::File(_) if profile.verify != crate::profile::Verify::None => {
+            "read-back from device and absence proof"
+        }
+        Item::S3Version(_) if proof_mode == crate::store::s3::VerifyMode::Each => {
+            "absence proof: not in a complete listing of the location, and HEAD by its version id answers 404"
+        }
+        Item::S3Version(_) => {
+            "absence proof: not in a complete listing of the location; HEAD by version id on a random sample of the location's purged versions answers 404"
+        }
+        Item::S3DeleteMarker(_) => "absence proof: not in a complete listing of the location",
+        Item::S3Upload(_) => {
+            "absence proof: not in a complete listing of the location's uploads, and ListParts answers NoSuchUpload"
+        }
+        Item::S3Lifecycle(_) => {
+            "absence proof: a complete listing of the folder shows no version, delete marker or upload left; decom's rules removed"
+        }
+        Item::KmsKey(_) => "KMS DescribeKey answers NotFoundException: the key no longer exists",
+        _ => "absence proof",
+    }
 }
 
 impl journal::ArtifactState {
