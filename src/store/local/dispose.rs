@@ -262,6 +262,31 @@ pub fn files(
     batch: &[(u32, &LocalFile, &ArtifactState)],
 ) -> Result<Vec<(u32, Done)>> {
     let mut done: Vec<(u32, Done)> = Vec::new();
+    let mut open_files = open_all(ctx, anchor, loc, batch, &mut done)?;
+    // Overwrite passes, each file continuing after the ones it journaled.
+    for (i, pass) in ctx.profile.passes.clone().iter().enumerate() {
+        write_pass(ctx, (i, *pass), &mut open_files)?;
+        if ctx.profile.verifies(i) {
+            open_files = read_back_pass(ctx, i, open_files, &mut done)?;
+        }
+    }
+    if ctx.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Error::Interrupted);
+    }
+    rename_rounds(ctx, &mut open_files, &mut done)?;
+    remove(ctx, open_files, &mut done)?;
+    Ok(done)
+}
+
+/// Open and re-identify every file of the batch (settling those that
+/// cannot be) and journal the started ones in one record.
+fn open_all<'f>(
+    ctx: &Ctx,
+    anchor: &Anchor,
+    loc: &LocalRoot,
+    batch: &[(u32, &'f LocalFile, &'f ArtifactState)],
+    done: &mut Vec<(u32, Done)>,
+) -> Result<Vec<Opened<'f>>> {
     let mut open_files: Vec<Opened<'_>> = Vec::new();
     for (id, f, st) in batch {
         match open(ctx, anchor, loc, *id, f, st)? {
@@ -276,115 +301,133 @@ pub fn files(
             .map(|o| Event::ArtifactStarted { id: o.id })
             .collect(),
     )?;
+    Ok(open_files)
+}
 
-    // Overwrite passes, each file continuing after the ones it journaled.
-    for (i, pass) in ctx.profile.passes.clone().iter().enumerate() {
-        let n = i as u32 + 1;
-        let verify = ctx.profile.verifies(i);
-        let mut records = Vec::new();
-        let mut wrote = Vec::new();
-        for (k, o) in open_files.iter_mut().enumerate() {
-            if (i as u32) < o.st.passes_done() {
-                continue;
-            }
-            let stream = super::overwrite::Stream::new(*pass);
-            super::overwrite::write_pass(
-                &o.file,
-                &o.display,
-                o.f.size,
-                &stream,
-                ctx.profile.block_size(),
-                false,
-                ctx.cancel,
-                ctx.progress,
-            )?;
-            records.push(Event::Pass {
-                id: o.id,
-                pass: n,
-                pattern: pass.to_string(),
-                bytes: o.f.size,
-                written_sha256: None,
-                generator: Some(stream.generator().to_string()),
-                seed: stream.seed(),
-            });
-            o.streams[i] = Some(stream);
-            wrote.push(k);
-        }
-        match wrote.as_slice() {
-            [] => {}
-            [k] => sync_data(std::slice::from_ref(&open_files[*k]))?,
-            _ => sync_data(&open_files)?,
-        }
-        ctx.append_all(records)?;
-        if !verify {
+/// Write pass `i` to every file that has not journaled it, make the
+/// writes durable together, then journal them.
+fn write_pass(
+    ctx: &Ctx,
+    (i, pass): (usize, crate::profile::Pass),
+    open_files: &mut [Opened<'_>],
+) -> Result<()> {
+    let n = i as u32 + 1;
+    let mut records = Vec::new();
+    let mut wrote = Vec::new();
+    for (k, o) in open_files.iter_mut().enumerate() {
+        if (i as u32) < o.st.passes_done() {
             continue;
         }
-        let mut records = Vec::new();
-        let mut keep = Vec::new();
-        for o in open_files.drain(..) {
-            if o.st.readback(n).is_some_and(|r| r.ok) && (i as u32) < o.st.passes_done() {
-                keep.push(o);
-                continue;
-            }
-            // The stream the pass wrote (from its journaled seed after a
-            // crash): every byte is compared with it. A pass journaled
-            // without one (an older journal) is judged by its hash.
-            let stream = o.streams[i].clone();
-            let legacy = o.written[i].clone();
-            if stream.is_none() && legacy.is_none() {
-                done.push((
-                    o.id,
-                    failed(format!(
-                        "pass {n} has no recorded stream or hash to verify against"
-                    )),
-                ));
-                continue;
-            }
-            let rb = super::overwrite::read_back(
-                &o.file,
-                &o.display,
-                o.f.size,
-                stream.as_ref(),
-                ctx.cancel,
-                ctx.progress,
-            )?;
-            let (ok, written) = match (&stream, legacy) {
-                (Some(s), _) => match rb.first_difference {
-                    None => (true, rb.sha256.clone()),
-                    Some(_) => (false, super::overwrite::stream_sha256(s, o.f.size)),
-                },
-                (None, Some(w)) => (rb.sha256 == w, w),
-                (None, None) => unreachable!("checked above"),
-            };
-            let readback = rb.sha256.clone();
-            records.push(Event::ReadBack {
-                id: o.id,
-                pass: n,
-                written_sha256: written.clone(),
-                readback_sha256: readback.clone(),
-                ok,
-                via: Some(rb.via),
-                compared: stream.is_some().then(|| "bytes".to_string()),
-            });
-            if ok {
-                keep.push(o);
-            } else {
-                done.push((
-                    o.id,
-                    failed(format!(
-                        "read-back of pass {n} gave {readback}, but {written} was written; file left in place"
-                    )),
-                ));
-            }
-        }
-        ctx.append_all(records)?;
-        open_files = keep;
+        let stream = super::overwrite::Stream::new(pass);
+        super::overwrite::write_pass(
+            &o.file,
+            &o.display,
+            o.f.size,
+            &stream,
+            ctx.profile.block_size(),
+            false,
+            ctx.cancel,
+            ctx.progress,
+        )?;
+        records.push(Event::Pass {
+            id: o.id,
+            pass: n,
+            pattern: pass.to_string(),
+            bytes: o.f.size,
+            written_sha256: None,
+            generator: Some(stream.generator().to_string()),
+            seed: stream.seed(),
+        });
+        o.streams[i] = Some(stream);
+        wrote.push(k);
     }
-    if ctx.cancel.load(std::sync::atomic::Ordering::Relaxed) {
-        return Err(Error::Interrupted);
+    match wrote.as_slice() {
+        [] => {}
+        [k] => sync_data(std::slice::from_ref(&open_files[*k]))?,
+        _ => sync_data(open_files)?,
     }
+    ctx.append_all(records)
+}
 
-    // Rename to random names: each name journaled before it is taken.
+/// Read pass `i` back from every file and compare it with what was
+/// written; the files that disagree are settled as failed, the others
+/// returned.
+fn read_back_pass<'f>(
+    ctx: &Ctx,
+    i: usize,
+    mut open_files: Vec<Opened<'f>>,
+    done: &mut Vec<(u32, Done)>,
+) -> Result<Vec<Opened<'f>>> {
+    let n = i as u32 + 1;
+    let mut records = Vec::new();
+    let mut keep = Vec::new();
+    for o in open_files.drain(..) {
+        if o.st.readback(n).is_some_and(|r| r.ok) && (i as u32) < o.st.passes_done() {
+            keep.push(o);
+            continue;
+        }
+        // The stream the pass wrote (from its journaled seed after a
+        // crash): every byte is compared with it. A pass journaled
+        // without one (an older journal) is judged by its hash.
+        let stream = o.streams[i].clone();
+        let legacy = o.written[i].clone();
+        if stream.is_none() && legacy.is_none() {
+            done.push((
+                o.id,
+                failed(format!(
+                    "pass {n} has no recorded stream or hash to verify against"
+                )),
+            ));
+            continue;
+        }
+        let rb = super::overwrite::read_back(
+            &o.file,
+            &o.display,
+            o.f.size,
+            stream.as_ref(),
+            ctx.cancel,
+            ctx.progress,
+        )?;
+        let (ok, written) = match (&stream, legacy) {
+            (Some(s), _) => match rb.first_difference {
+                None => (true, rb.sha256.clone()),
+                Some(_) => (false, super::overwrite::stream_sha256(s, o.f.size)),
+            },
+            (None, Some(w)) => (rb.sha256 == w, w),
+            (None, None) => unreachable!("checked above"),
+        };
+        let readback = rb.sha256.clone();
+        records.push(Event::ReadBack {
+            id: o.id,
+            pass: n,
+            written_sha256: written.clone(),
+            readback_sha256: readback.clone(),
+            ok,
+            via: Some(rb.via),
+            compared: stream.is_some().then(|| "bytes".to_string()),
+        });
+        if ok {
+            keep.push(o);
+        } else {
+            done.push((
+                o.id,
+                failed(format!(
+                    "read-back of pass {n} gave {readback}, but {written} was written; file left in place"
+                )),
+            ));
+        }
+    }
+    ctx.append_all(records)?;
+    Ok(keep)
+}
+
+/// Rename to random names, round by round: each name journaled before it
+/// is taken.
+fn rename_rounds(
+    ctx: &Ctx,
+    open_files: &mut Vec<Opened<'_>>,
+    done: &mut Vec<(u32, Done)>,
+) -> Result<()> {
     for round in 0..ctx.profile.renames as usize {
         let mut moves = Vec::new();
         for (k, o) in open_files.iter().enumerate() {
@@ -414,22 +457,26 @@ pub fn files(
             o.names.push(to.clone());
             o.name = to;
         }
-        settle(&mut open_files, failed_at, &mut done);
+        settle(open_files, failed_at, done);
     }
+    Ok(())
+}
 
-    // Truncate, durable together; unlink; one fsync per directory.
+/// Truncate, durable together; unlink; one fsync per directory; then the
+/// removed records, and the absence of every name each file had.
+fn remove(ctx: &Ctx, mut open_files: Vec<Opened<'_>>, done: &mut Vec<(u32, Done)>) -> Result<()> {
     let mut failed_at = Vec::new();
     for (k, o) in open_files.iter().enumerate() {
         if let Err(e) = o.file.set_len(0) {
             failed_at.push((k, format!("truncate failed: {e}")));
         }
     }
-    settle(&mut open_files, failed_at, &mut done);
+    settle(&mut open_files, failed_at, done);
     if let Err(e) = sync_data(&open_files) {
         let failed_at = (0..open_files.len())
             .map(|k| (k, format!("truncate failed: {e}")))
             .collect();
-        settle(&mut open_files, failed_at, &mut done);
+        settle(&mut open_files, failed_at, done);
     }
     let mut failed_at = Vec::new();
     for (k, o) in open_files.iter().enumerate() {
@@ -437,7 +484,7 @@ pub fn files(
             failed_at.push((k, why));
         }
     }
-    settle(&mut open_files, failed_at, &mut done);
+    settle(&mut open_files, failed_at, done);
     let mut synced = std::collections::HashSet::new();
     for o in &open_files {
         if synced.insert(o.parent.dir_path.clone()) {
@@ -465,7 +512,7 @@ pub fn files(
         };
         done.push((o.id, gone));
     }
-    Ok(done)
+    Ok(())
 }
 
 /// Whether the open handle is the entry `name` holds now (same device and
