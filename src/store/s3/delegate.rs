@@ -73,33 +73,8 @@ pub fn folder(
     if st.started.is_none() {
         ctx.append(Event::Started { ids: vec![a.id] })?;
     }
-    let ids: Vec<String> = l.rules.iter().map(|r| r.id.clone()).collect();
-    // Merge: keep every other rule exactly as the store returned it.
-    let rules = match lifecycle::rules(s3, &l.bucket) {
-        Ok(r) => r,
-        Err(e) => return ctx.outcome(a, Outcome::Failed, format!("{e}")),
-    };
-    let missing: Vec<&LifecycleRule> = l
-        .rules
-        .iter()
-        .filter(|r| !rules.iter().any(|e| e.id() == Some(r.id.as_str())))
-        .collect();
-    if !missing.is_empty() {
-        let mut merged = rules.clone();
-        merged.extend(missing.iter().map(|r| to_sdk(r)));
-        if let Err(e) = lifecycle::put_rules(s3, &l.bucket, merged) {
-            return ctx.outcome(a, Outcome::Failed, e.to_string());
-        }
-        ctx.append(Event::LifecycleInstalled {
-            id: a.id,
-            rules: ids.clone(),
-        })?;
-        ctx.progress.item(&format!(
-            "installed lifecycle rules {} on s3://{}/{}",
-            ids.join(", "),
-            l.bucket,
-            l.prefix
-        ));
+    if let Err(why) = install(ctx, s3, a, l)? {
+        return ctx.outcome(a, Outcome::Failed, why);
     }
     // What is left in the folder.
     let scope = Scope::new(&l.prefix);
@@ -120,66 +95,20 @@ pub fn folder(
         }
     };
     if versions.is_empty() && markers == 0 && uploads == 0 {
-        let kept: Vec<SdkRule> = match lifecycle::rules(s3, &l.bucket) {
-            Ok(r) => r
-                .into_iter()
-                .filter(|r| !r.id().is_some_and(|id| ids.iter().any(|i| i == id)))
-                .collect(),
-            Err(e) => return ctx.outcome(a, Outcome::Pending, e.to_string()),
-        };
-        if let Err(e) = lifecycle::put_rules(s3, &l.bucket, kept) {
-            return ctx.outcome(
-                a,
-                Outcome::Pending,
-                format!("the folder is empty, but removing the rules failed: {e}"),
-            );
-        }
-        ctx.append(Event::LifecycleRemoved {
-            id: a.id,
-            rules: ids,
-        })?;
-        ctx.append(Event::AbsenceProof(AbsenceProof {
-            location: index,
-            mode: VerifyMode::Sample,
-            versions: l.versions + l.delete_markers,
-            listing_pages: pages,
-            heads: 0,
-            contradicted: 0,
-            uploads: l.uploads,
-        }))?;
-        return ctx.outcome(a, Outcome::Disposed, None);
+        return complete(ctx, s3, index, (a, l), pages);
     }
     let left = format!(
         "{} version(s), {markers} delete marker(s) and {uploads} upload(s) remain",
         versions.len()
     );
     // Object Lock wins over lifecycle: only locked versions left is final.
-    if object_lock && markers == 0 && uploads == 0 {
-        let now = crate::sign::now_unix();
-        let locked = s3.bounded(versions.clone(), |v| async move {
-            let h = s3
-                .client()
-                .head_object()
-                .bucket(&l.bucket)
-                .key(&v.key)
-                .version_id(&v.version_id)
-                .send()
-                .await;
-            h.is_ok_and(|h| {
-                h.object_lock_legal_hold_status()
-                    .is_some_and(|s| *s == aws_sdk_s3::types::ObjectLockLegalHoldStatus::On)
-                    || h.object_lock_retain_until_date()
-                        .is_some_and(|t| t.secs() > now)
-            })
-        });
-        if locked.iter().all(|l| *l) {
-            return ctx.outcome(a,
+    if object_lock && markers == 0 && uploads == 0 && all_locked(s3, &l.bucket, versions) {
+        return ctx.outcome(a,
                 Outcome::Retained,
                 format!(
                     "{left}, all under retention or legal hold: Object Lock wins over the lifecycle rules, which expire them once it ends"
                 ),
             );
-        }
     }
     ctx.outcome(
         a,
@@ -193,6 +122,109 @@ pub fn folder(
                 .join(", ")
         ),
     )
+}
+
+/// Merge the approved rules into the bucket's configuration, keeping every
+/// other rule exactly as the store returned it; journal what was
+/// installed. `Ok(Err(why))`: the store refused.
+fn install(
+    ctx: &Ctx,
+    s3: &S3,
+    a: &Artifact,
+    l: &S3Lifecycle,
+) -> Result<std::result::Result<(), String>> {
+    let rules = match lifecycle::rules(s3, &l.bucket) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let missing: Vec<&LifecycleRule> = l
+        .rules
+        .iter()
+        .filter(|r| !rules.iter().any(|e| e.id() == Some(r.id.as_str())))
+        .collect();
+    if missing.is_empty() {
+        return Ok(Ok(()));
+    }
+    let ids: Vec<String> = l.rules.iter().map(|r| r.id.clone()).collect();
+    let mut merged = rules;
+    merged.extend(missing.iter().map(|r| to_sdk(r)));
+    if let Err(e) = lifecycle::put_rules(s3, &l.bucket, merged) {
+        return Ok(Err(e.to_string()));
+    }
+    ctx.append(Event::LifecycleInstalled {
+        id: a.id,
+        rules: ids.clone(),
+    })?;
+    ctx.progress.item(&format!(
+        "installed lifecycle rules {} on s3://{}/{}",
+        ids.join(", "),
+        l.bucket,
+        l.prefix
+    ));
+    Ok(Ok(()))
+}
+
+/// The folder is empty: remove decom's rules (every other rule stays),
+/// journal the proof and the disposal.
+fn complete(
+    ctx: &Ctx,
+    s3: &S3,
+    index: u32,
+    (a, l): (&Artifact, &S3Lifecycle),
+    pages: u64,
+) -> Result<()> {
+    let ids: Vec<String> = l.rules.iter().map(|r| r.id.clone()).collect();
+    let kept: Vec<SdkRule> = match lifecycle::rules(s3, &l.bucket) {
+        Ok(r) => r
+            .into_iter()
+            .filter(|r| !r.id().is_some_and(|id| ids.iter().any(|i| i == id)))
+            .collect(),
+        Err(e) => return ctx.outcome(a, Outcome::Pending, e.to_string()),
+    };
+    if let Err(e) = lifecycle::put_rules(s3, &l.bucket, kept) {
+        return ctx.outcome(
+            a,
+            Outcome::Pending,
+            format!("the folder is empty, but removing the rules failed: {e}"),
+        );
+    }
+    ctx.append(Event::LifecycleRemoved {
+        id: a.id,
+        rules: ids,
+    })?;
+    ctx.append(Event::AbsenceProof(AbsenceProof {
+        location: index,
+        mode: VerifyMode::Sample,
+        versions: l.versions + l.delete_markers,
+        listing_pages: pages,
+        heads: 0,
+        contradicted: 0,
+        uploads: l.uploads,
+    }))?;
+    ctx.outcome(a, Outcome::Disposed, None)
+}
+
+/// Whether every version left is under a legal hold or a retention still
+/// in force (a HEAD each, within the request bound).
+fn all_locked(s3: &S3, bucket: &str, versions: Vec<crate::store::s3::Listed>) -> bool {
+    let now = crate::sign::now_unix();
+    let locked = s3.bounded(versions, |v| async move {
+        let h = s3
+            .client()
+            .head_object()
+            .bucket(bucket)
+            .key(&v.key)
+            .version_id(&v.version_id)
+            .send()
+            .await;
+        h.is_ok_and(|h| {
+            h.object_lock_legal_hold_status()
+                .is_some_and(|s| *s == aws_sdk_s3::types::ObjectLockLegalHoldStatus::On)
+                || h.object_lock_retain_until_date()
+                    .is_some_and(|t| t.secs() > now)
+        })
+    });
+    locked.iter().all(|l| *l)
 }
 
 /// The SDK value of one approved rule.

@@ -539,23 +539,7 @@ impl<'p, 'c> Purge<'p, 'c> {
                     if matches!(work, Work::Delete(_)) {
                         sent.set(sent.get() + 1);
                     }
-                    async move {
-                        match work {
-                            Work::Delete(batch) => {
-                                // What the store answered the listing, not
-                                // what the plan found: a store can gain
-                                // versioning after trace.
-                                let unversioned = s3.without_versions();
-                                let r = delete_versions(s3, &loc.bucket, &batch, unversioned).await;
-                                Answer::Deleted(batch, r)
-                            }
-                            Work::Head(d) => {
-                                let r = head_version(s3, &loc.bucket, &d.key, &d.version_id).await;
-                                Answer::Headed(d, r)
-                            }
-                            Work::DeletesEnd => Answer::DeletesEnd,
-                        }
-                    }
+                    run_work(s3, &loc.bucket, work)
                 },
                 |answer| {
                     match answer {
@@ -607,8 +591,22 @@ impl<'p, 'c> Purge<'p, 'c> {
         failed.flush()?;
         marks.union(listed?);
         marks.union(deleted);
+        let (abort, gone) = self.decide_uploads(uploads, uploads_now, now_secs)?;
+        Ok((abort, gone, heads, early))
+    }
+
+    /// Decide each planned upload against the uploads listed now: settled
+    /// (journaled), to abort, or already aborted by an earlier run (only
+    /// its absence to prove).
+    #[allow(clippy::type_complexity)]
+    fn decide_uploads(
+        &self,
+        uploads: &[&'p Artifact],
+        uploads_now: Result<HashSet<(String, String)>>,
+        now_secs: i64,
+    ) -> Result<(Vec<&'p Artifact>, Vec<&'p Artifact>)> {
         let (mut abort, mut gone) = (Vec::new(), Vec::new());
-        let mut out = Outbox::new(ctx);
+        let mut out = Outbox::new(self.ctx);
         match uploads_now {
             Ok(now) => {
                 for a in uploads {
@@ -631,7 +629,7 @@ impl<'p, 'c> Purge<'p, 'c> {
             }
         }
         out.flush()?;
-        Ok((abort, gone, heads, early))
+        Ok((abort, gone))
     }
 
     /// Draw the proof's sample before the walk: `sample size` positions
@@ -983,22 +981,7 @@ impl<'p, 'c> Purge<'p, 'c> {
             let uploads = uploads.map_or(Ok(0), joined);
             (versions, uploads)
         });
-        // A HEAD that got no answer (a transport error or a 5xx after every
-        // retry) is asked once more, after the others: it says nothing yet
-        // about the listing, and a proof should not fail on one bad
-        // connection when the next would answer.
-        let mut heads = heads;
-        let (unanswered, found): (Vec<_>, Vec<_>) = std::mem::take(&mut heads.not_gone)
-            .into_iter()
-            .partition(|(_, e)| matches!(e, HeadError::Unanswered(_)));
-        heads.not_gone = found;
-        let again: Vec<Doomed> = unanswered.into_iter().map(|(d, _)| d).collect();
-        for (d, r) in s3.bounded(again, |d| async move {
-            let r = head_version(s3, &loc.bucket, &d.key, &d.version_id).await;
-            (d, r)
-        }) {
-            heads.add(d, r);
-        }
+        let heads = self.ask_unanswered_again(heads);
         // The versions a HEAD did not find gone, and why.
         let head: HashMap<(&str, &str), String> = heads
             .not_gone
@@ -1008,26 +991,7 @@ impl<'p, 'c> Purge<'p, 'c> {
         let listing = versions_listing.and_then(|pages| Ok(pages + uploads_listing?));
         let pages = match listing {
             Ok(p) => p,
-            Err(e) => {
-                let why = format!("absence not proven: {e}");
-                let mut out = Outbox::new(ctx);
-                for a in aborted {
-                    out.push(
-                        item(a.id, Outcome::Failed, why.clone()),
-                        a.item.path().into_owned(),
-                    )?;
-                }
-                for a in self.spool.location(self.index) {
-                    let a = a?;
-                    if marks.contains(a.id) {
-                        out.push(
-                            item(a.id, Outcome::Failed, why.clone()),
-                            a.item.path().into_owned(),
-                        )?;
-                    }
-                }
-                return out.flush();
-            }
+            Err(e) => return self.not_proven(marks, aborted, &format!("absence not proven: {e}")),
         };
         // A HEAD contradicts the listing only where the listing calls the
         // version gone.
@@ -1093,6 +1057,48 @@ impl<'p, 'c> Purge<'p, 'c> {
         }
         out.flush()
     }
+
+    /// A HEAD that got no answer (a transport error or a 5xx after every
+    /// retry) is asked once more, after the others: it says nothing yet
+    /// about the listing, and a proof should not fail on one bad
+    /// connection when the next would answer.
+    fn ask_unanswered_again(&self, mut heads: Heads) -> Heads {
+        let (s3, bucket) = (self.s3, &self.loc.bucket);
+        let (unanswered, found): (Vec<_>, Vec<_>) = std::mem::take(&mut heads.not_gone)
+            .into_iter()
+            .partition(|(_, e)| matches!(e, HeadError::Unanswered(_)));
+        heads.not_gone = found;
+        let again: Vec<Doomed> = unanswered.into_iter().map(|(d, _)| d).collect();
+        for (d, r) in s3.bounded(again, |d| async move {
+            let r = head_version(s3, bucket, &d.key, &d.version_id).await;
+            (d, r)
+        }) {
+            heads.add(d, r);
+        }
+        heads
+    }
+
+    /// Every marked version and marker, and every aborted upload, failed:
+    /// their absence could not be proven (`why`).
+    fn not_proven(&self, marks: &Marks, aborted: &[&'p Artifact], why: &str) -> Result<()> {
+        let mut out = Outbox::new(self.ctx);
+        for a in aborted {
+            out.push(
+                item(a.id, Outcome::Failed, why.to_string()),
+                a.item.path().into_owned(),
+            )?;
+        }
+        for a in self.spool.location(self.index) {
+            let a = a?;
+            if marks.contains(a.id) {
+                out.push(
+                    item(a.id, Outcome::Failed, why.to_string()),
+                    a.item.path().into_owned(),
+                )?;
+            }
+        }
+        out.flush()
+    }
 }
 
 /// HEAD one purged version by its id: only "not found" proves it gone.
@@ -1148,6 +1154,25 @@ fn retained(v: &crate::plan::S3Version, now_secs: i64) -> Option<String> {
         Some("legal hold".to_string())
     } else {
         until.map(|r| format!("retention until {}", r.until))
+    }
+}
+
+/// One request of the purge's bounded run: a DeleteObjects batch or a
+/// sampled HEAD.
+async fn run_work(s3: &S3, bucket: &str, work: Work) -> Answer {
+    match work {
+        Work::Delete(batch) => {
+            // What the store answered the listing, not what the plan
+            // found: a store can gain versioning after trace.
+            let unversioned = s3.without_versions();
+            let r = delete_versions(s3, bucket, &batch, unversioned).await;
+            Answer::Deleted(batch, r)
+        }
+        Work::Head(d) => {
+            let r = head_version(s3, bucket, &d.key, &d.version_id).await;
+            Answer::Headed(d, r)
+        }
+        Work::DeletesEnd => Answer::DeletesEnd,
     }
 }
 
