@@ -247,6 +247,87 @@ pub enum MatchMode {
     Hash,
 }
 
+impl Location {
+    /// The rules of one location (`i` counts from 0) that the manifest's
+    /// schema cannot say: what a method or `crypto_erase` needs, and that
+    /// `match = "hash"` has hashes to match (`hashes_given`).
+    fn check(&self, i: usize, hashes_given: bool) -> std::result::Result<(), String> {
+        if self.method == Method::Lifecycle {
+            // S3 Lifecycle empties a whole folder: no selection by
+            // content or name, and never a sibling that shares letters.
+            let folder = self
+                .uri
+                .strip_prefix("s3://")
+                .map(|r| !r.contains('/') || r.ends_with('/'));
+            match folder {
+                None => {
+                    return Err(format!(
+                        "location {} ({}): method = \"lifecycle\" is for s3:// locations",
+                        i + 1,
+                        self.uri
+                    ));
+                }
+                Some(false) => {
+                    return Err(format!(
+                        "location {} ({}): method = \"lifecycle\" needs a folder; write it with a trailing / (a lifecycle prefix would also reach siblings that share its letters)",
+                        i + 1,
+                        self.uri
+                    ));
+                }
+                Some(true) => {}
+            }
+            if self.match_mode != MatchMode::All
+                || !self.include.is_empty()
+                || !self.exclude.is_empty()
+            {
+                return Err(format!(
+                    "location {} ({}): method = \"lifecycle\" empties the whole folder; it takes no match = \"hash\", include or exclude",
+                    i + 1,
+                    self.uri
+                ));
+            }
+        }
+        if self.crypto_erase && !self.uri.starts_with("s3://") {
+            return Err(format!(
+                "location {} ({}): crypto_erase destroys KMS keys of S3 objects; it is for s3:// locations",
+                i + 1,
+                self.uri
+            ));
+        }
+        if self.crypto_erase && self.method == Method::Lifecycle {
+            return Err(format!(
+                "location {} ({}): crypto_erase needs every version's key, which method = \"lifecycle\" does not read; use the purge method",
+                i + 1,
+                self.uri
+            ));
+        }
+        if let Some(d) = self.crypto_erase_days {
+            if !self.crypto_erase {
+                return Err(format!(
+                    "location {} ({}): crypto_erase_days without crypto_erase = true",
+                    i + 1,
+                    self.uri
+                ));
+            }
+            if !CRYPTO_ERASE_DAYS.contains(&d) {
+                return Err(format!(
+                    "location {} ({}): crypto_erase_days = {d}: KMS waits 7 to 30 days before it deletes a key",
+                    i + 1,
+                    self.uri
+                ));
+            }
+        }
+        if self.match_mode == MatchMode::Hash && !hashes_given {
+            return Err(format!(
+                "location {} ({}) has match = \"hash\" but no component hashes are given (nor hf_repo, ollama_model or torch_checkpoints)",
+                i + 1,
+                self.uri
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// An Ollama model name: `registry/namespace/model:tag`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OllamaName {
@@ -406,82 +487,12 @@ impl Manifest {
         if self.locations.is_empty() {
             return bad("no [[locations]]: nothing to trace".into());
         }
+        let hashes_given = !self.components.is_empty()
+            || self.sha256sums.is_some()
+            || self.bom.is_some()
+            || self.model.names_a_store();
         for (i, l) in self.locations.iter().enumerate() {
-            if l.method == Method::Lifecycle {
-                // S3 Lifecycle empties a whole folder: no selection by
-                // content or name, and never a sibling that shares letters.
-                let folder = l
-                    .uri
-                    .strip_prefix("s3://")
-                    .map(|r| !r.contains('/') || r.ends_with('/'));
-                match folder {
-                    None => {
-                        return bad(format!(
-                            "location {} ({}): method = \"lifecycle\" is for s3:// locations",
-                            i + 1,
-                            l.uri
-                        ));
-                    }
-                    Some(false) => {
-                        return bad(format!(
-                            "location {} ({}): method = \"lifecycle\" needs a folder; write it with a trailing / (a lifecycle prefix would also reach siblings that share its letters)",
-                            i + 1,
-                            l.uri
-                        ));
-                    }
-                    Some(true) => {}
-                }
-                if l.match_mode != MatchMode::All || !l.include.is_empty() || !l.exclude.is_empty()
-                {
-                    return bad(format!(
-                        "location {} ({}): method = \"lifecycle\" empties the whole folder; it takes no match = \"hash\", include or exclude",
-                        i + 1,
-                        l.uri
-                    ));
-                }
-            }
-            if l.crypto_erase && !l.uri.starts_with("s3://") {
-                return bad(format!(
-                    "location {} ({}): crypto_erase destroys KMS keys of S3 objects; it is for s3:// locations",
-                    i + 1,
-                    l.uri
-                ));
-            }
-            if l.crypto_erase && l.method == Method::Lifecycle {
-                return bad(format!(
-                    "location {} ({}): crypto_erase needs every version's key, which method = \"lifecycle\" does not read; use the purge method",
-                    i + 1,
-                    l.uri
-                ));
-            }
-            if let Some(d) = l.crypto_erase_days {
-                if !l.crypto_erase {
-                    return bad(format!(
-                        "location {} ({}): crypto_erase_days without crypto_erase = true",
-                        i + 1,
-                        l.uri
-                    ));
-                }
-                if !CRYPTO_ERASE_DAYS.contains(&d) {
-                    return bad(format!(
-                        "location {} ({}): crypto_erase_days = {d}: KMS waits 7 to 30 days before it deletes a key",
-                        i + 1,
-                        l.uri
-                    ));
-                }
-            }
-            if l.match_mode == MatchMode::Hash
-                && self.components.is_empty()
-                && self.sha256sums.is_none()
-                && self.bom.is_none()
-                && !self.model.names_a_store()
-            {
-                return bad(format!(
-                    "location {} ({}) has match = \"hash\" but no component hashes are given (nor hf_repo, ollama_model or torch_checkpoints)",
-                    i + 1,
-                    l.uri
-                ));
-            }
+            l.check(i, hashes_given).or_else(&bad)?;
         }
         if let Some(s3) = &self.s3
             && let Err(e) = s3.concurrency().and_then(|_| s3.proof())

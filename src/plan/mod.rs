@@ -637,6 +637,47 @@ impl std::fmt::Display for Versioning {
     }
 }
 
+impl PlanLocation {
+    /// The structure of location `i` (counting from 0): a normalised root,
+    /// a device or a bucket and prefix that match its URI.
+    fn check(&self, i: usize) -> std::result::Result<(), String> {
+        match &self.store {
+            Store::Local(l) => {
+                if let Err(m) = check_normalised(&l.root) {
+                    return Err(format!("location root {:?}: {m}", l.root));
+                }
+                if l.root == "/" {
+                    return Err("a location root is \"/\"".into());
+                }
+            }
+            Store::Luks(v) => {
+                if self.uri.strip_prefix("luks://") != Some(v.device.as_str())
+                    || !v.device.starts_with("/dev/")
+                    || check_normalised(&v.device).is_err()
+                {
+                    return Err(format!("location {} does not match its URI", i + 1));
+                }
+            }
+            Store::S3(s) => {
+                let (bucket, prefix) =
+                    crate::store::s3::spec::parse_uri(&self.uri).map_err(|e| e.to_string())?;
+                if bucket != s.bucket || prefix != s.prefix {
+                    return Err(format!("location {} does not match its URI", i + 1));
+                }
+                let rule = crate::store::s3::spec::Scope::new(&s.prefix).rule();
+                if s.covers.as_ref().is_some_and(|c| *c != rule) {
+                    return Err(format!(
+                        "location {} says it covers {:?}, but its prefix covers {rule:?}",
+                        i + 1,
+                        s.covers.as_deref().unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Store {
     /// Which store holds the location.
     pub fn kind(&self) -> crate::manifest::StoreKind {
@@ -1211,38 +1252,7 @@ impl<A> Plan<A> {
             return bad(m);
         }
         for (i, loc) in self.locations.iter().enumerate() {
-            match &loc.store {
-                Store::Local(l) => {
-                    if let Err(m) = check_normalised(&l.root) {
-                        return bad(format!("location root {:?}: {m}", l.root));
-                    }
-                    if l.root == "/" {
-                        return bad("a location root is \"/\"".into());
-                    }
-                }
-                Store::Luks(v) => {
-                    if loc.uri.strip_prefix("luks://") != Some(v.device.as_str())
-                        || !v.device.starts_with("/dev/")
-                        || check_normalised(&v.device).is_err()
-                    {
-                        return bad(format!("location {} does not match its URI", i + 1));
-                    }
-                }
-                Store::S3(s) => {
-                    let (bucket, prefix) = crate::store::s3::spec::parse_uri(&loc.uri)?;
-                    if bucket != s.bucket || prefix != s.prefix {
-                        return bad(format!("location {} does not match its URI", i + 1));
-                    }
-                    let rule = crate::store::s3::spec::Scope::new(&s.prefix).rule();
-                    if s.covers.as_ref().is_some_and(|c| *c != rule) {
-                        return bad(format!(
-                            "location {} says it covers {:?}, but its prefix covers {rule:?}",
-                            i + 1,
-                            s.covers.as_deref().unwrap_or_default()
-                        ));
-                    }
-                }
-            }
+            loc.check(i).or_else(&bad)?;
         }
         let mut totals = Totals::default();
         for (i, a) in artifacts.enumerate() {
