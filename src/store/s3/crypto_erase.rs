@@ -160,12 +160,14 @@ pub fn key(
                     deletion_date: when.clone(),
                 })?;
             }
-            ctx.outcome(a,
+            ctx.outcome(
+                a,
                 Outcome::Pending,
                 format!("KMS deletes the key on {when}; run execute --resume after that"),
             )
         }
-        Some(i) if scheduled => ctx.outcome(a,
+        Some(i) if scheduled => ctx.outcome(
+            a,
             Outcome::Failed,
             format!(
                 "the key's deletion was cancelled: KMS reports it {}, so it and the data it encrypts can still be read",
@@ -189,7 +191,8 @@ fn schedule(ctx: &Ctx, s3: &S3, a: &Artifact, k: &KmsKey) -> Result<()> {
                 key_arn: k.key_arn.clone(),
                 deletion_date: when.clone(),
             })?;
-            ctx.outcome(a,
+            ctx.outcome(
+                a,
                 Outcome::Pending,
                 format!(
                     "deletion scheduled: KMS deletes the key on {when} ({}-day waiting period); run execute --resume after that",

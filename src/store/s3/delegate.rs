@@ -103,12 +103,13 @@ pub fn folder(
     );
     // Object Lock wins over lifecycle: only locked versions left is final.
     if object_lock && markers == 0 && uploads == 0 && all_locked(s3, &l.bucket, versions) {
-        return ctx.outcome(a,
-                Outcome::Retained,
-                format!(
-                    "{left}, all under retention or legal hold: Object Lock wins over the lifecycle rules, which expire them once it ends"
-                ),
-            );
+        return ctx.outcome(
+            a,
+            Outcome::Retained,
+            format!(
+                "{left}, all under retention or legal hold: Object Lock wins over the lifecycle rules, which expire them once it ends"
+            ),
+        );
     }
     ctx.outcome(
         a,
