@@ -174,54 +174,54 @@ pub fn verify(
             super::fleet::verify_parts(path, cert, signers),
         ));
     }
-    out.push(check(
-        CheckKind::Status,
-        if let Some(f) = &cert.fleet
-            && cert.status != Status::Complete
-        {
-            let bad: Vec<String> = f
-                .hosts
-                .iter()
-                .map(|h| match &h.part {
-                    None => format!("{}: no part", h.host),
-                    Some(p) => format!("{}: {}", h.host, super::status_name(p.status)),
-                })
-                .filter(|l| !l.ends_with(": complete"))
-                .collect();
-            Err(format!(
-                "{}: {}",
-                super::status_name(cert.status),
-                bad.join(", ")
-            ))
-        } else if cert.status == Status::Complete {
-            Ok(format!(
-                "complete: {} artifact(s) disposed and verified",
-                cert.totals.artifacts
-            ))
-        } else if cert.status == Status::Pending {
-            let n = cert
-                .artifacts
-                .iter()
-                .filter(|a| a.outcome == crate::journal::Outcome::Pending)
-                .count();
-            Err(format!(
-                "pending: {n} artifact(s) waiting on S3 (a folder delegated to S3 Lifecycle not yet empty, a KMS key not yet deleted); nothing failed (a later execute --resume completes the certificate)"
-            ))
-        } else if cert.status == Status::NothingFound {
-            Ok(
-                "nothing found: the approved plan listed no artifact, so nothing was disposed"
-                    .into(),
-            )
-        } else {
-            let bad = cert
-                .artifacts
-                .iter()
-                .filter(|a| a.outcome != crate::journal::Outcome::Disposed)
-                .count();
-            Err(format!("incomplete: {bad} artifact(s) not disposed"))
-        },
-    ));
+    out.push(check(CheckKind::Status, status(cert)));
     out
+}
+
+/// The status check: complete passes; pending, incomplete and a fleet
+/// with parts that are not complete say what is missing.
+fn status(cert: &Certificate) -> Result<String, String> {
+    if let Some(f) = &cert.fleet
+        && cert.status != Status::Complete
+    {
+        let bad: Vec<String> = f
+            .hosts
+            .iter()
+            .map(|h| match &h.part {
+                None => format!("{}: no part", h.host),
+                Some(p) => format!("{}: {}", h.host, super::status_name(p.status)),
+            })
+            .filter(|l| !l.ends_with(": complete"))
+            .collect();
+        Err(format!(
+            "{}: {}",
+            super::status_name(cert.status),
+            bad.join(", ")
+        ))
+    } else if cert.status == Status::Complete {
+        Ok(format!(
+            "complete: {} artifact(s) disposed and verified",
+            cert.totals.artifacts
+        ))
+    } else if cert.status == Status::Pending {
+        let n = cert
+            .artifacts
+            .iter()
+            .filter(|a| a.outcome == crate::journal::Outcome::Pending)
+            .count();
+        Err(format!(
+            "pending: {n} artifact(s) waiting on S3 (a folder delegated to S3 Lifecycle not yet empty, a KMS key not yet deleted); nothing failed (a later execute --resume completes the certificate)"
+        ))
+    } else if cert.status == Status::NothingFound {
+        Ok("nothing found: the approved plan listed no artifact, so nothing was disposed".into())
+    } else {
+        let bad = cert
+            .artifacts
+            .iter()
+            .filter(|a| a.outcome != crate::journal::Outcome::Disposed)
+            .count();
+        Err(format!("incomplete: {bad} artifact(s) not disposed"))
+    }
 }
 
 fn approvals(
