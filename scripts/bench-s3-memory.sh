@@ -92,7 +92,7 @@ for store in ("garage", "moto", "rgw"):
     (n0, t0, e0, ts0, es0), (n1, t1, e1, ts1, es1) = srt[0], srt[-1]
     per = 100000 / (n1 - n0) / 1024
     at = lambda a, b: (a + (b - a) * (1e6 - n0) / (n1 - n0)) / 1024
-    lines.append(f"{store} (measured {today}): trace grows {(t1 - t0) * per:.0f} MiB and execute {(e1 - e0) * per:.0f} MiB per 100,000 versions "
+    lines.append(f"{store} (measured {today}): trace grows {round((t1 - t0) * per) + 0} MiB and execute {round((e1 - e0) * per) + 0} MiB per 100,000 versions "
                  f"({n0} → {n1}); at 1,000,000 versions that line reaches trace {at(t0, t1):.0f} MiB, "
                  f"execute {at(e0, e1):.0f} MiB (goal: 300 MiB). Time per 100,000 versions at {n1}: "
                  f"trace {ts1 * 1e5 / n1:.1f} s, execute {es1 * 1e5 / n1:.1f} s.{note}")
