@@ -39,15 +39,7 @@ pub fn recheck(
         .filter(|a| disposed.contains(&a.id))
         .map(|a| &a.item)
         .collect();
-    let setup = Setup {
-        s3: plan
-            .manifest
-            .s3
-            .clone()
-            .unwrap_or_default()
-            .overlay(s3_override),
-        s3_run: None,
-    };
+    let setup = Setup::listing(plan.manifest.s3.as_ref(), s3_override);
     let mut r = Rechecking::new(plan, gone, progress);
     for s in &mut store::registry(&setup) {
         s.recheck(&mut r)?;

@@ -195,6 +195,17 @@ pub struct Setup {
     pub s3_run: Option<s3::Run>,
 }
 
+impl Setup {
+    /// For trace and recheck: the manifest's (or approved plan's) `[s3]`
+    /// with the command line's settings over it.
+    pub fn listing(manifest_s3: Option<&s3::Settings>, over: &s3::Settings) -> Setup {
+        Setup {
+            s3: manifest_s3.cloned().unwrap_or_default().overlay(over),
+            s3_run: None,
+        }
+    }
+}
+
 /// Every store decom knows, in the order execute disposes of them (local
 /// files first: a volume is erased, a bucket purged, after the files). A
 /// new store is one line here.

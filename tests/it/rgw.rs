@@ -8,10 +8,7 @@
 use crate::common::*;
 use crate::s3::{S3Env, Store};
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
-use aws_sdk_s3::types::{
-    BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
-    LifecycleRuleFilter, ObjectLockMode,
-};
+use aws_sdk_s3::types::ObjectLockMode;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -62,18 +59,6 @@ impl S3Env {
             )
             .unwrap();
         r.version_id().unwrap().to_string()
-    }
-
-    fn rgw_lifecycle(&self) -> Vec<LifecycleRule> {
-        self.rt
-            .block_on(
-                self.client
-                    .get_bucket_lifecycle_configuration()
-                    .bucket(&self.bucket)
-                    .send(),
-            )
-            .map(|o| o.rules().to_vec())
-            .unwrap_or_default()
     }
 }
 
@@ -186,27 +171,9 @@ fn rgw_lifecycle_engine_itself_empties_the_delegated_folder() {
     s.unfinished_upload("big/huge.bin");
     s.put("big-old/x.bin", b"a sibling");
     s.put("logs/run.log", b"kept by the bucket's own rule");
-    let keep_logs = LifecycleRule::builder()
-        .id("keep-logs")
-        .status(ExpirationStatus::Enabled)
-        .filter(LifecycleRuleFilter::builder().prefix("logs/").build())
-        .expiration(LifecycleExpiration::builder().days(3650).build())
-        .build()
-        .unwrap();
-    s.rt.block_on(
-        s.client
-            .put_bucket_lifecycle_configuration()
-            .bucket(&s.bucket)
-            .lifecycle_configuration(
-                BucketLifecycleConfiguration::builder()
-                    .rules(keep_logs)
-                    .build()
-                    .unwrap(),
-            )
-            .send(),
-    )
-    .unwrap();
-    let before = format!("{:?}", s.rgw_lifecycle());
+    // The bucket's own rule (expiring logs/ after 30 days) stays as it is.
+    s.put_lifecycle(vec![crate::s3_lifecycle::keep_logs()]);
+    let before = format!("{:?}", s.lifecycle());
     s.env.manifest(
         "nist-clear",
         &format!(
@@ -224,7 +191,7 @@ fn rgw_lifecycle_engine_itself_empties_the_delegated_folder() {
     let r = s.execute();
     r.code(1);
     assert!(r.stderr.contains("PENDING"), "{}", r.stderr);
-    assert_eq!(s.rgw_lifecycle().len(), 3, "{:?}", s.rgw_lifecycle());
+    assert_eq!(s.lifecycle().len(), 3, "{:?}", s.lifecycle());
 
     // Nothing but RGW's own lifecycle thread deletes from here on.
     let start = Instant::now();
@@ -251,7 +218,7 @@ fn rgw_lifecycle_engine_itself_empties_the_delegated_folder() {
     assert!(s.versions("big/").is_empty());
     assert_eq!(s.uploads("big/"), 0);
     assert_eq!(
-        format!("{:?}", s.rgw_lifecycle()),
+        format!("{:?}", s.lifecycle()),
         before,
         "only keep-logs is left"
     );

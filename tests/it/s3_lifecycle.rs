@@ -11,7 +11,7 @@ use aws_sdk_s3::types::{
 };
 
 impl S3Env {
-    fn lifecycle(&self) -> Vec<LifecycleRule> {
+    pub fn lifecycle(&self) -> Vec<LifecycleRule> {
         match self.rt.block_on(
             self.client
                 .get_bucket_lifecycle_configuration()
@@ -23,7 +23,7 @@ impl S3Env {
         }
     }
 
-    fn put_lifecycle(&self, rules: Vec<LifecycleRule>) {
+    pub fn put_lifecycle(&self, rules: Vec<LifecycleRule>) {
         self.rt
             .block_on(
                 self.client
@@ -82,7 +82,7 @@ impl S3Env {
     }
 }
 
-fn keep_logs() -> LifecycleRule {
+pub fn keep_logs() -> LifecycleRule {
     LifecycleRule::builder()
         .id("keep-logs")
         .status(ExpirationStatus::Enabled)
