@@ -304,168 +304,22 @@ pub struct CollectInputs<'a> {
 /// (with its operator signature) into `parts/` beside the certificate.
 pub fn collect(inp: CollectInputs<'_>) -> Result<Certificate> {
     let plan = &inp.plan.plan;
-    let idx = PlanIndex::new(plan);
-    let dir = super::files::RunFiles::of_certificate(inp.certificate)
-        .folder()
-        .to_path_buf();
-    let parts_dir = dir.join(PARTS_DIR);
-    let mut problems: Vec<String> = Vec::new();
-    let mut by_host: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
-    let mut accepted: HashMap<String, PartRef> = HashMap::new();
-    let mut locations: Vec<LocationSummary> = Vec::new();
-    let mut nist: Option<super::Nist> = None;
-    let (mut started, mut finished): (Option<String>, Option<String>) = (None, None);
-    let mut methods: Vec<String> = Vec::new();
-    let mut performers: Vec<String> = Vec::new();
-    let mut s3_by: Vec<String> = Vec::new();
-    for path in inp.parts {
-        let a = match check_part(
-            &idx,
-            (&inp.plan.sha256, &inp.plan.approvals),
-            path,
-            inp.signers,
-        ) {
-            Ok(a) => a,
-            Err(why) => {
-                problems.push(format!("rejected: {why}"));
-                continue;
-            }
-        };
-        let host = a.part.host.clone();
-        by_host.entry(host.clone()).or_default().push(path.clone());
-        if by_host[&host].len() > 1 {
-            continue;
-        }
-        std::fs::create_dir_all(&parts_dir).map_err(|e| Error::io(&parts_dir, e))?;
-        let file = format!("{PARTS_DIR}/certificate.{host}.json");
-        let dest = dir.join(&file);
-        let same = dest
-            .canonicalize()
-            .ok()
-            .is_some_and(|d| path.canonicalize().ok() == Some(d));
-        if !same {
-            crate::util::write_atomic_unsynced(&dest, &a.bytes)?;
-            crate::util::write_atomic_unsynced(&sign::sig_path(&dest, Role::Operator), &a.sig)?;
-        }
-        if a.part.s3 {
-            s3_by.push(host.clone());
-        }
-        for (list, v) in [
-            (&mut methods, &a.cert.nist_sp_800_88.method_type),
-            (&mut performers, &a.cert.nist_sp_800_88.performer),
-        ] {
-            if !list.contains(v) {
-                list.push(v.clone());
-            }
-        }
-        if started.as_ref().is_none_or(|s| a.cert.started < *s) {
-            started = Some(a.cert.started.clone());
-        }
-        if finished.as_ref().is_none_or(|f| a.cert.finished > *f) {
-            finished = Some(a.cert.finished.clone());
-        }
-        nist.get_or_insert_with(|| a.cert.nist_sp_800_88.clone());
-        locations.extend(a.cert.locations.iter().cloned());
-        accepted.insert(
-            host,
-            PartRef {
-                file,
-                sha256: crate::hash::sha256_hex(&a.bytes),
-                id: a.cert.id.clone(),
-                status: a.cert.status,
-                s3: a.part.s3,
-                operator: a.operator,
-                issued: a.cert.issued.clone(),
-                totals: a.cert.totals.clone(),
-            },
-        );
-    }
-    // The copies, durable at once before the certificate names them.
-    if parts_dir.is_dir() {
-        crate::util::sync_filesystem(&parts_dir)?;
-    }
-    // Two parts for one host: neither is trusted over the other.
-    for (host, paths) in &by_host {
-        if paths.len() > 1 {
-            let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-            problems.push(format!(
-                "host {host}: {} parts ({}); keep only the one from its last run",
-                paths.len(),
-                names.join(", ")
-            ));
-            if let Some(p) = accepted.remove(host) {
-                locations.retain(|l| {
-                    !Part {
-                        host: host.clone(),
-                        s3: p.s3,
-                    }
-                    .covers(plan.location(l.index))
-                });
-                s3_by.retain(|h| h != host);
-            }
-        }
-    }
-    let mut hosts: Vec<FleetHost> = Vec::new();
-    for h in plan.local_hosts() {
-        let part = accepted.remove(h);
-        if part.is_none() && by_host.get(h).is_none_or(|p| p.len() == 1) {
-            problems.push(format!("host {h}: no part reported (did it run?)"));
-        }
-        hosts.push(FleetHost {
-            host: h.to_string(),
-            part,
-        });
-    }
-    // A part for S3 alone, from a host with no local locations.
-    for (h, part) in accepted.drain() {
-        hosts.push(FleetHost {
-            host: h,
-            part: Some(part),
-        });
-    }
-    if plan.has_s3() {
-        match s3_by.len() {
-            1 => {}
-            0 => problems.push(
-                "S3 locations: no part did them (run execute --host NAME --s3 on one host)".into(),
-            ),
-            _ => problems.push(format!(
-                "S3 locations: done by {} parts ({}); only one run may purge them",
-                s3_by.len(),
-                s3_by.join(", ")
-            )),
-        }
-    }
+    let mut g = Gathered::default();
+    g.read_parts(&inp)?;
+    g.drop_doubled_hosts(plan);
+    let mut locations = std::mem::take(&mut g.locations);
     locations.sort_by_key(|l| l.index);
-    let reported = hosts.iter().filter(|h| h.part.is_some()).count() as u64;
-    let fleet = Fleet {
-        coverage: Coverage {
-            complete: problems.is_empty() && reported == hosts.len() as u64,
-            hosts: hosts.len() as u64,
-            reported,
-            problems,
-        },
-        hosts,
-    };
+    let (started, finished) = (g.started.take(), g.finished.take());
+    let fleet = g.fleet(plan);
     let now = crate::util::now_rfc3339();
     let custodian = Party::custodians(&inp.plan.approvals, plan.manifest.custodian.as_ref());
-    let mut nist = nist.unwrap_or_else(|| {
-        super::nist_fields(plan, &super::Tally::default(), &inp.operator, &custodian)
-    });
-    if !methods.is_empty() {
-        nist.method_type = methods.join("; ");
-        nist.performer = performers.join("; ");
-    }
-    nist.validator = custodian.principal.clone();
-    nist.media = plan
-        .locations
-        .iter()
-        .map(|l| match &l.host {
-            Some(h) => format!("{h}:{} ({})", l.uri, l.medium()),
-            None => format!("{} ({})", l.uri, l.medium()),
-        })
-        .collect::<Vec<_>>()
-        .join("; ");
+    let nist = fleet_nist(
+        plan,
+        g.nist.take(),
+        (&g.methods, &g.performers),
+        &inp.operator,
+        &custodian,
+    );
     Ok(Certificate {
         schema: super::CERT_SCHEMA.into(),
         id: format!("decom-{}", crate::util::random_hex(16)),
@@ -501,6 +355,212 @@ pub fn collect(inp: CollectInputs<'_>) -> Result<Certificate> {
         locations,
         artifacts: Vec::new(),
     })
+}
+
+/// What the parts read so far add up to.
+#[derive(Default)]
+struct Gathered {
+    problems: Vec<String>,
+    by_host: BTreeMap<String, Vec<PathBuf>>,
+    accepted: HashMap<String, PartRef>,
+    locations: Vec<LocationSummary>,
+    nist: Option<super::Nist>,
+    started: Option<String>,
+    finished: Option<String>,
+    methods: Vec<String>,
+    performers: Vec<String>,
+    /// The hosts whose parts purged the remote locations.
+    s3_by: Vec<String>,
+}
+
+impl Gathered {
+    /// Check each part; copy the first good one of each host into
+    /// `parts/` and take what it reports.
+    fn read_parts(&mut self, inp: &CollectInputs<'_>) -> Result<()> {
+        let idx = PlanIndex::new(&inp.plan.plan);
+        let dir = super::files::RunFiles::of_certificate(inp.certificate)
+            .folder()
+            .to_path_buf();
+        let parts_dir = dir.join(PARTS_DIR);
+        for path in inp.parts {
+            let a = match check_part(
+                &idx,
+                (&inp.plan.sha256, &inp.plan.approvals),
+                path,
+                inp.signers,
+            ) {
+                Ok(a) => a,
+                Err(why) => {
+                    self.problems.push(format!("rejected: {why}"));
+                    continue;
+                }
+            };
+            let host = a.part.host.clone();
+            self.by_host
+                .entry(host.clone())
+                .or_default()
+                .push(path.clone());
+            if self.by_host[&host].len() > 1 {
+                continue;
+            }
+            std::fs::create_dir_all(&parts_dir).map_err(|e| Error::io(&parts_dir, e))?;
+            let file = format!("{PARTS_DIR}/certificate.{host}.json");
+            let dest = dir.join(&file);
+            let same = dest
+                .canonicalize()
+                .ok()
+                .is_some_and(|d| path.canonicalize().ok() == Some(d));
+            if !same {
+                crate::util::write_atomic_unsynced(&dest, &a.bytes)?;
+                crate::util::write_atomic_unsynced(&sign::sig_path(&dest, Role::Operator), &a.sig)?;
+            }
+            self.take(a, host, file);
+        }
+        // The copies, durable at once before the certificate names them.
+        if parts_dir.is_dir() {
+            crate::util::sync_filesystem(&parts_dir)?;
+        }
+        Ok(())
+    }
+
+    /// An accepted part's methods, times, locations and reference.
+    fn take(&mut self, a: Accepted, host: String, file: String) {
+        if a.part.s3 {
+            self.s3_by.push(host.clone());
+        }
+        for (list, v) in [
+            (&mut self.methods, &a.cert.nist_sp_800_88.method_type),
+            (&mut self.performers, &a.cert.nist_sp_800_88.performer),
+        ] {
+            if !list.contains(v) {
+                list.push(v.clone());
+            }
+        }
+        if self.started.as_ref().is_none_or(|s| a.cert.started < *s) {
+            self.started = Some(a.cert.started.clone());
+        }
+        if self.finished.as_ref().is_none_or(|f| a.cert.finished > *f) {
+            self.finished = Some(a.cert.finished.clone());
+        }
+        self.nist
+            .get_or_insert_with(|| a.cert.nist_sp_800_88.clone());
+        self.locations.extend(a.cert.locations.iter().cloned());
+        self.accepted.insert(
+            host,
+            PartRef {
+                file,
+                sha256: crate::hash::sha256_hex(&a.bytes),
+                id: a.cert.id.clone(),
+                status: a.cert.status,
+                s3: a.part.s3,
+                operator: a.operator,
+                issued: a.cert.issued.clone(),
+                totals: a.cert.totals.clone(),
+            },
+        );
+    }
+
+    /// Two parts for one host: neither is trusted over the other.
+    fn drop_doubled_hosts(&mut self, plan: &Plan<ArtifactIds>) {
+        for (host, paths) in &self.by_host {
+            if paths.len() < 2 {
+                continue;
+            }
+            let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            self.problems.push(format!(
+                "host {host}: {} parts ({}); keep only the one from its last run",
+                paths.len(),
+                names.join(", ")
+            ));
+            if let Some(p) = self.accepted.remove(host) {
+                let part = Part {
+                    host: host.clone(),
+                    s3: p.s3,
+                };
+                self.locations
+                    .retain(|l| !part.covers(plan.location(l.index)));
+                self.s3_by.retain(|h| h != host);
+            }
+        }
+    }
+
+    /// The plan's hosts with their parts, and whether every host and the
+    /// remote locations were reported once.
+    fn fleet(&mut self, plan: &Plan<ArtifactIds>) -> Fleet {
+        let mut hosts: Vec<FleetHost> = Vec::new();
+        for h in plan.local_hosts() {
+            let part = self.accepted.remove(h);
+            if part.is_none() && self.by_host.get(h).is_none_or(|p| p.len() == 1) {
+                self.problems
+                    .push(format!("host {h}: no part reported (did it run?)"));
+            }
+            hosts.push(FleetHost {
+                host: h.to_string(),
+                part,
+            });
+        }
+        // A part for S3 alone, from a host with no local locations.
+        for (h, part) in self.accepted.drain() {
+            hosts.push(FleetHost {
+                host: h,
+                part: Some(part),
+            });
+        }
+        if plan.has_s3() {
+            match self.s3_by.len() {
+                1 => {}
+                0 => self.problems.push(
+                    "S3 locations: no part did them (run execute --host NAME --s3 on one host)"
+                        .into(),
+                ),
+                _ => self.problems.push(format!(
+                    "S3 locations: done by {} parts ({}); only one run may purge them",
+                    self.s3_by.len(),
+                    self.s3_by.join(", ")
+                )),
+            }
+        }
+        let reported = hosts.iter().filter(|h| h.part.is_some()).count() as u64;
+        let problems = std::mem::take(&mut self.problems);
+        Fleet {
+            coverage: Coverage {
+                complete: problems.is_empty() && reported == hosts.len() as u64,
+                hosts: hosts.len() as u64,
+                reported,
+                problems,
+            },
+            hosts,
+        }
+    }
+}
+
+/// The Appendix G fields for the fleet: the first part's, with every
+/// part's methods and performers, the custodian as validator and every
+/// location as the media.
+fn fleet_nist(
+    plan: &Plan<ArtifactIds>,
+    first: Option<super::Nist>,
+    (methods, performers): (&[String], &[String]),
+    operator: &Party,
+    custodian: &Party,
+) -> super::Nist {
+    let mut nist = first
+        .unwrap_or_else(|| super::nist_fields(plan, &super::Tally::default(), operator, custodian));
+    if !methods.is_empty() {
+        nist.method_type = methods.join("; ");
+        nist.performer = performers.join("; ");
+    }
+    nist.validator = custodian.principal.clone();
+    nist.media = plan
+        .locations
+        .iter()
+        .map(|l| match &l.host {
+            Some(h) => format!("{h}:{} ({})", l.uri, l.medium()),
+            None => format!("{} ({})", l.uri, l.medium()),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    nist
 }
 
 /// `verify` of a fleet certificate: every accepted part is at its path

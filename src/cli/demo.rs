@@ -35,8 +35,97 @@ fn random(n: usize) -> Vec<u8> {
     v
 }
 
+/// The sample model's files and the folders the manifest names.
+struct Sample {
+    weights: Vec<u8>,
+    config: Vec<u8>,
+    model_dir: PathBuf,
+    data_dir: PathBuf,
+    hub: PathBuf,
+    notebooks: PathBuf,
+}
+
+/// The operator's and the custodian's keys and the file that trusts them.
+struct Keys {
+    operator: KeyArgs,
+    custodian: KeyArgs,
+    signers: PathBuf,
+}
+
 pub fn run(a: &DemoArgs, p: &Printer) -> Result<u8> {
-    let dir = match &a.dir {
+    let dir = fresh_dir(a.dir.as_deref())?;
+    let step = |s: &str| p.info(&format!("\n== {s}"));
+
+    step("building a sample model");
+    let sample = build_sample(&dir, a.weights_mib)?;
+
+    step("making keys for the operator and the custodian");
+    let keys = make_keys(&dir, p)?;
+
+    let s3_bucket = match &a.s3_endpoint {
+        Some(ep) => {
+            step("filling a versioned S3 bucket");
+            let bucket = crate::store::s3::sample::fill_sample_bucket(ep, &sample.weights)?;
+            Some((ep.as_str(), bucket))
+        }
+        None => None,
+    };
+    let manifest = dir.join("decom.toml");
+    write(&manifest, manifest_text(&sample, s3_bucket).as_bytes())?;
+    p.info(&format!("manifest  {}", manifest.display()));
+
+    let plan = dir.join("plan.json");
+    let (certificate, status, code) = lifecycle(&manifest, &plan, &keys, &step, p)?;
+
+    let pdf = certificate.with_extension("pdf");
+    let html = certificate.with_extension("html");
+    step("render (the certificate for people, signed files inside)");
+    super::render::run(
+        &super::render::RenderArgs {
+            certificate: certificate.clone(),
+            allowed_signers: keys.signers.clone(),
+            pdf: Some(pdf.clone()),
+            html: Some(html.clone()),
+        },
+        p,
+    )?;
+
+    let sentiment = sample
+        .hub
+        .join("models--acme--sentiment/snapshots/9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b");
+    let survivors = [
+        sentiment.join("model.safetensors"),
+        sentiment.join("tokenizer.json"),
+        sample.notebooks.join("analysis.ipynb"),
+    ];
+    let kept = survivors.iter().filter(|s| s.exists()).count();
+    step("done");
+    p.info(&format!("demo folder:  {}", dir.display()));
+    p.info(&format!("certificate:  {}", certificate.display()));
+    p.info(&format!(
+        "for people:   {} and {}",
+        pdf.display(),
+        html.display()
+    ));
+    // `exists` follows the snapshot links: their blobs must still be there.
+    p.info(&format!("untouched:    {kept} of {} files outside the model (another repo's weights and the tokenizer it shares with ours, a notebook) still exist", survivors.len()));
+    if p.json {
+        p.record(&Record::Demo {
+            dir: &dir,
+            certificate: &certificate,
+            status,
+            verified: code == exit::OK,
+        });
+    } else {
+        p.data(&certificate.display().to_string());
+    }
+    Ok(code)
+}
+
+/// The folder to build in: the one given if it is empty or absent, or a
+/// new one under the temporary folder.
+fn fresh_dir(given: Option<&Path>) -> Result<PathBuf> {
+    let dir = match given {
         Some(d) => {
             if d.exists() && std::fs::read_dir(d).at(d)?.next().is_some() {
                 return Err(Error::refused(format!(
@@ -44,20 +133,19 @@ pub fn run(a: &DemoArgs, p: &Printer) -> Result<u8> {
                     d.display()
                 )));
             }
-            std::fs::create_dir_all(d).at(d)?;
-            d.clone()
+            d.to_path_buf()
         }
-        None => {
-            let d = std::env::temp_dir().join(format!("decom-demo-{}", crate::util::random_hex(4)));
-            std::fs::create_dir_all(&d).at(&d)?;
-            d
-        }
+        None => std::env::temp_dir().join(format!("decom-demo-{}", crate::util::random_hex(4))),
     };
-    let dir = std::fs::canonicalize(&dir).at(&dir)?;
-    let step = |s: &str| p.info(&format!("\n== {s}"));
+    std::fs::create_dir_all(&dir).at(&dir)?;
+    std::fs::canonicalize(&dir).at(&dir)
+}
 
-    step("building a sample model");
-    let weights = random((a.weights_mib.max(1) * 1024 * 1024) as usize);
+/// The model's folder, its training data, a Hugging Face hub cache holding
+/// it and another model that shares its tokenizer, and a renamed copy in a
+/// notebook folder.
+fn build_sample(dir: &Path, weights_mib: u64) -> Result<Sample> {
+    let weights = random((weights_mib.max(1) * 1024 * 1024) as usize);
     let config =
         br#"{"architectures": ["FraudDetector"], "hidden_size": 768, "num_layers": 12}"#.to_vec();
     let tokenizer =
@@ -80,7 +168,6 @@ pub fn run(a: &DemoArgs, p: &Printer) -> Result<u8> {
     // byte for byte (small files are named by their git blob SHA-1).
     let hub = dir.join("home/alice/.cache/huggingface/hub");
     let w_sha = crate::hash::sha256_hex(&weights);
-    let c_sha = crate::hash::sha256_hex(&config);
     let git_blob = |b: &[u8]| -> Result<String> {
         let extra = crate::hash::Extra {
             git_blob: Some(b.len() as u64),
@@ -127,8 +214,18 @@ pub fn run(a: &DemoArgs, p: &Printer) -> Result<u8> {
     let notebooks = dir.join("home/alice/notebooks");
     write(&notebooks.join("scratch/weights_final2.bin"), &weights)?;
     write(&notebooks.join("analysis.ipynb"), br#"{"cells": []}"#)?;
+    Ok(Sample {
+        weights,
+        config,
+        model_dir,
+        data_dir,
+        hub,
+        notebooks,
+    })
+}
 
-    step("making keys for the operator and the custodian");
+/// Two new key pairs and an allowed-signers file giving each its role.
+fn make_keys(dir: &Path, p: &Printer) -> Result<Keys> {
     let keys = dir.join("keys");
     std::fs::create_dir_all(&keys).at(&keys)?;
     let op_fp = crate::sign::key::generate(&keys.join("operator"), "operator@example.org", None)?;
@@ -152,25 +249,31 @@ pub fn run(a: &DemoArgs, p: &Printer) -> Result<u8> {
         "operator  {op_fp}\ncustodian {cu_fp}\nsigners   {}",
         signers.display()
     ));
-    let (s3_location, s3_table) = match &a.s3_endpoint {
-        Some(ep) => {
-            step("filling a versioned S3 bucket");
-            {
-                let bucket = crate::store::s3::sample::fill_sample_bucket(ep, &weights)?;
-                (
-                    format!("\n[[locations]]\nuri = \"s3://{bucket}/model/\"\n"),
-                    format!("[s3]\nendpoint_url = \"{ep}\"\n\n"),
-                )
-            }
-        }
+    Ok(Keys {
+        operator: KeyArgs {
+            key: keys.join("operator"),
+            principal: "operator@example.org".into(),
+        },
+        custodian: KeyArgs {
+            key: keys.join("custodian"),
+            principal: "custodian@example.org".into(),
+        },
+        signers,
+    })
+}
+
+/// The manifest an operator would write for the sample; `s3` is the
+/// endpoint and bucket holding its S3 copy, when there is one.
+fn manifest_text(s: &Sample, s3: Option<(&str, String)>) -> String {
+    let (s3_location, s3_table) = match s3 {
+        Some((ep, bucket)) => (
+            format!("\n[[locations]]\nuri = \"s3://{bucket}/model/\"\n"),
+            format!("[s3]\nendpoint_url = \"{ep}\"\n\n"),
+        ),
         None => (String::new(), String::new()),
     };
-
-    let manifest = dir.join("decom.toml");
-    write(
-        &manifest,
-        format!(
-            r#"profile = "nist-clear"
+    format!(
+        r#"profile = "nist-clear"
 
 {s3_table}[model]
 name = "fraud-detector"
@@ -216,23 +319,31 @@ name = "config.json"
 sha256 = "{c_sha}"
 size = {c_len}
 "#,
-            models = model_dir.display(),
-            data = data_dir.display(),
-            hub = hub.display(),
-            notebooks = notebooks.display(),
-            w_len = weights.len(),
-            c_len = config.len(),
-        )
-        .as_bytes(),
-    )?;
-    p.info(&format!("manifest  {}", manifest.display()));
+        models = s.model_dir.display(),
+        data = s.data_dir.display(),
+        hub = s.hub.display(),
+        notebooks = s.notebooks.display(),
+        w_sha = crate::hash::sha256_hex(&s.weights),
+        c_sha = crate::hash::sha256_hex(&s.config),
+        w_len = s.weights.len(),
+        c_len = s.config.len(),
+    )
+}
 
-    let plan = dir.join("plan.json");
+/// Trace, approve, execute, cosign and verify through the commands' own
+/// code: the certificate's path, its status and verify's exit code.
+fn lifecycle(
+    manifest: &Path,
+    plan: &Path,
+    keys: &Keys,
+    step: &dyn Fn(&str),
+    p: &Printer,
+) -> Result<(PathBuf, crate::cert::Status, u8)> {
     step("trace (changes nothing)");
     super::trace::run(
         &super::trace::TraceArgs {
-            manifest: manifest.clone(),
-            output: plan.clone(),
+            manifest: manifest.to_path_buf(),
+            output: plan.to_path_buf(),
             force: false,
             host: None,
             local_only: false,
@@ -242,19 +353,11 @@ size = {c_len}
     )?;
 
     step("approve (custodian signs the plan)");
-    let custodian = KeyArgs {
-        key: keys.join("custodian"),
-        principal: "custodian@example.org".into(),
-    };
-    let operator = KeyArgs {
-        key: keys.join("operator"),
-        principal: "operator@example.org".into(),
-    };
     super::approve::run(
         &super::approve::ApproveArgs {
-            plan: plan.clone(),
-            key: custodian.clone(),
-            allowed_signers: Some(signers.clone()),
+            plan: plan.to_path_buf(),
+            key: keys.custodian.clone(),
+            allowed_signers: Some(keys.signers.clone()),
             yes: true,
             allow_empty: false,
         },
@@ -264,9 +367,9 @@ size = {c_len}
     step("execute (operator destroys and certifies)");
     let done = super::execute::execute(
         &super::execute::ExecuteArgs {
-            plan: plan.clone(),
-            key: operator,
-            allowed_signers: signers.clone(),
+            plan: plan.to_path_buf(),
+            key: keys.operator.clone(),
+            allowed_signers: keys.signers.clone(),
             out: None,
             resume: false,
             s3_concurrency: None,
@@ -281,8 +384,8 @@ size = {c_len}
     super::cosign::run(
         &super::cosign::CosignArgs {
             certificate: done.certificate.clone(),
-            key: custodian,
-            allowed_signers: signers.clone(),
+            key: keys.custodian.clone(),
+            allowed_signers: keys.signers.clone(),
             yes: true,
         },
         p,
@@ -292,54 +395,12 @@ size = {c_len}
     let code = super::verify::run(
         &super::verify::VerifyArgs {
             certificate: done.certificate.clone(),
-            allowed_signers: signers.clone(),
+            allowed_signers: keys.signers.clone(),
             recheck: true,
             plan: None,
             s3: super::S3Endpoint::default(),
         },
         p,
     )?;
-
-    step("render (the certificate for people, signed files inside)");
-    let pdf = done.certificate.with_extension("pdf");
-    let html = done.certificate.with_extension("html");
-    super::render::run(
-        &super::render::RenderArgs {
-            certificate: done.certificate.clone(),
-            allowed_signers: signers.clone(),
-            pdf: Some(pdf.clone()),
-            html: Some(html.clone()),
-        },
-        p,
-    )?;
-
-    let sentiment =
-        hub.join("models--acme--sentiment/snapshots/9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b");
-    let survivors = [
-        sentiment.join("model.safetensors"),
-        sentiment.join("tokenizer.json"),
-        notebooks.join("analysis.ipynb"),
-    ];
-    let kept = survivors.iter().filter(|s| s.exists()).count();
-    step("done");
-    p.info(&format!("demo folder:  {}", dir.display()));
-    p.info(&format!("certificate:  {}", done.certificate.display()));
-    p.info(&format!(
-        "for people:   {} and {}",
-        pdf.display(),
-        html.display()
-    ));
-    // `exists` follows the snapshot links: their blobs must still be there.
-    p.info(&format!("untouched:    {kept} of {} files outside the model (another repo's weights and the tokenizer it shares with ours, a notebook) still exist", survivors.len()));
-    if p.json {
-        p.record(&Record::Demo {
-            dir: &dir,
-            certificate: &done.certificate,
-            status: done.status,
-            verified: code == exit::OK,
-        });
-    } else {
-        p.data(&done.certificate.display().to_string());
-    }
-    Ok(code)
+    Ok((done.certificate, done.status, code))
 }

@@ -43,6 +43,8 @@ pub fn run(a: &ShowArgs, p: &Printer) -> Result<u8> {
     Ok(exit::OK)
 }
 
+/// The plan as the custodian reads it before approving: risks first, then
+/// hosts, locations, components and totals.
 pub fn plan_lines(plan: &Plan) -> Vec<String> {
     let mut out = Vec::new();
     out.push(format!(
@@ -140,73 +142,105 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
             human_bytes(bytes)
         ));
         if let Some(s) = l.s3() {
-            let (mode, sample) = plan
-                .manifest
-                .s3
-                .as_ref()
-                .and_then(|c| c.proof().ok())
-                .unwrap_or((Default::default(), crate::store::s3::DEFAULT_VERIFY_SAMPLE));
-            let delegated = arts.iter().find_map(|a| match &a.item {
-                Item::S3Lifecycle(l) => Some(l),
-                _ => None,
-            });
-            for k in &s.kms_keys {
-                let window = arts.iter().find_map(|a| match &a.item {
-                    Item::KmsKey(x) if x.key_arn == k.key_arn => Some(x.window_days),
-                    _ => None,
-                });
-                out.push(format!(
-                    "      KMS key {} ({}{}; {} planned version(s), {} outside the plan, {} grant(s)): {}",
-                    k.key_arn,
-                    k.key_manager,
-                    if k.aliases.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", {}", k.aliases.join(", "))
-                    },
-                    k.versions,
-                    k.used_outside,
-                    k.grants,
-                    match window {
-                        Some(d) => format!(
-                            "CRYPTOGRAPHIC ERASE after the purge (ScheduleKeyDeletion, {d}-day waiting period); {}",
-                            k.reason
-                        ),
-                        None => format!("not destroyed: {}", k.reason),
-                    }
-                ));
+            s3_lines(plan, s, &arts, &mut out);
+        }
+    }
+    component_lines(plan, &mut out);
+    out.push(format!(
+        "Total: {} artifact(s), {}: {} file(s), {} symlink(s), {} dir(s), {} S3 version(s), {} delete marker(s), {} unfinished upload(s)",
+        plan.totals.artifacts,
+        human_bytes(plan.totals.bytes),
+        plan.totals.files,
+        plan.totals.symlinks,
+        plan.totals.dirs,
+        plan.totals.s3_versions,
+        plan.totals.s3_delete_markers,
+        plan.totals.s3_uploads
+    ));
+    if plan.totals.s3_lifecycle > 0 {
+        out.push(format!(
+            "       and {} S3 folder(s) delegated to S3 Lifecycle",
+            plan.totals.s3_lifecycle
+        ));
+    }
+    out
+}
+
+/// An S3 location's KMS keys, what it covers and how absence is proved.
+fn s3_lines(
+    plan: &Plan,
+    s: &crate::plan::S3Location,
+    arts: &[&crate::plan::Artifact],
+    out: &mut Vec<String>,
+) {
+    let (mode, sample) = plan
+        .manifest
+        .s3
+        .as_ref()
+        .and_then(|c| c.proof().ok())
+        .unwrap_or((Default::default(), crate::store::s3::DEFAULT_VERIFY_SAMPLE));
+    let delegated = arts.iter().find_map(|a| match &a.item {
+        Item::S3Lifecycle(l) => Some(l),
+        _ => None,
+    });
+    for k in &s.kms_keys {
+        let window = arts.iter().find_map(|a| match &a.item {
+            Item::KmsKey(x) if x.key_arn == k.key_arn => Some(x.window_days),
+            _ => None,
+        });
+        out.push(format!(
+            "      KMS key {} ({}{}; {} planned version(s), {} outside the plan, {} grant(s)): {}",
+            k.key_arn,
+            k.key_manager,
+            if k.aliases.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", k.aliases.join(", "))
+            },
+            k.versions,
+            k.used_outside,
+            k.grants,
+            match window {
+                Some(d) => format!(
+                    "CRYPTOGRAPHIC ERASE after the purge (ScheduleKeyDeletion, {d}-day waiting period); {}",
+                    k.reason
+                ),
+                None => format!("not destroyed: {}", k.reason),
             }
-            match delegated {
-                None => out.push(format!(
-                    "      covers {}; absence proof: complete listing + HEAD by version id of {}",
-                    crate::store::s3::Scope::new(&s.prefix).rule(),
-                    match mode {
-                        crate::store::s3::VerifyMode::Each => "every purged version".to_string(),
-                        crate::store::s3::VerifyMode::Sample =>
-                            format!("a random sample of {sample}"),
-                    }
-                )),
-                Some(l) => {
-                    out.push(format!(
-                        "      covers {}; delegated to S3 Lifecycle: {} version(s), {} delete marker(s), {} upload(s) now; pending until a later execute --resume lists it empty",
-                        crate::store::s3::Scope::new(&s.prefix).rule(),
-                        l.versions,
-                        l.delete_markers,
-                        l.uploads
-                    ));
-                    for r in &l.rules {
-                        out.push(format!("        installs {}", r.describe()));
-                    }
-                    if !l.existing_rules.is_empty() {
-                        out.push(format!(
-                            "        keeps the bucket's rules unchanged: {}",
-                            l.existing_rules.join(", ")
-                        ));
-                    }
-                }
+        ));
+    }
+    match delegated {
+        None => out.push(format!(
+            "      covers {}; absence proof: complete listing + HEAD by version id of {}",
+            crate::store::s3::Scope::new(&s.prefix).rule(),
+            match mode {
+                crate::store::s3::VerifyMode::Each => "every purged version".to_string(),
+                crate::store::s3::VerifyMode::Sample => format!("a random sample of {sample}"),
+            }
+        )),
+        Some(l) => {
+            out.push(format!(
+                "      covers {}; delegated to S3 Lifecycle: {} version(s), {} delete marker(s), {} upload(s) now; pending until a later execute --resume lists it empty",
+                crate::store::s3::Scope::new(&s.prefix).rule(),
+                l.versions,
+                l.delete_markers,
+                l.uploads
+            ));
+            for r in &l.rules {
+                out.push(format!("        installs {}", r.describe()));
+            }
+            if !l.existing_rules.is_empty() {
+                out.push(format!(
+                    "        keeps the bucket's rules unchanged: {}",
+                    l.existing_rules.join(", ")
+                ));
             }
         }
     }
+}
+
+/// The files by the manifest component they matched.
+fn component_lines(plan: &Plan, out: &mut Vec<String>) {
     let mut by_comp: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for a in &plan.artifacts {
         if let Item::File(f) = &a.item {
@@ -226,24 +260,6 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
             out.push(format!("  {k}: {n} file(s), {}", human_bytes(b)));
         }
     }
-    out.push(format!(
-        "Total: {} artifact(s), {}: {} file(s), {} symlink(s), {} dir(s), {} S3 version(s), {} delete marker(s), {} unfinished upload(s)",
-        plan.totals.artifacts,
-        human_bytes(plan.totals.bytes),
-        plan.totals.files,
-        plan.totals.symlinks,
-        plan.totals.dirs,
-        plan.totals.s3_versions,
-        plan.totals.s3_delete_markers,
-        plan.totals.s3_uploads
-    ));
-    if plan.totals.s3_lifecycle > 0 {
-        out.push(format!(
-            "       and {} S3 folder(s) delegated to S3 Lifecycle",
-            plan.totals.s3_lifecycle
-        ));
-    }
-    out
 }
 
 fn show_plan(plan: &Plan, path: &Path, p: &Printer) {

@@ -676,6 +676,18 @@ pub fn system_folder(root: &Path) -> Option<String> {
     })
 }
 
+/// The kind of store a location URI names, by its scheme alone (nothing
+/// is checked or resolved): a path or `file://` URI is local.
+pub fn uri_kind(uri: &str) -> StoreKind {
+    if uri.starts_with("s3://") {
+        StoreKind::S3
+    } else if uri.starts_with("luks://") {
+        StoreKind::Luks
+    } else {
+        StoreKind::Local
+    }
+}
+
 /// Turn a location URI into a target. Local paths must exist, be directories,
 /// and are canonicalised (the plan records the real path).
 pub fn resolve_uri(uri: &str, base: &Path) -> Result<Target> {

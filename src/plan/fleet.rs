@@ -13,7 +13,7 @@
 //! Host identity lives in two places only: `PlanLocation::host` (which
 //! machine's disk a local location is on) and the [`Part`] a run executes.
 
-use super::{Artifact, Item, Plan, PlanLocation, Store, Totals};
+use super::{Artifact, Item, Plan, PlanLocation, Totals};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -31,9 +31,10 @@ pub struct Part {
 impl Part {
     /// Whether a run of this part covers the location.
     pub fn covers(&self, l: &PlanLocation) -> bool {
-        match &l.store {
-            Store::Local(_) | Store::Luks(_) => l.host.as_deref() == Some(self.host.as_str()),
-            Store::S3(_) => self.s3,
+        if l.store.kind().remote() {
+            self.s3
+        } else {
+            l.host.as_deref() == Some(self.host.as_str())
         }
     }
 }
@@ -83,22 +84,19 @@ pub(super) fn check_locations<A>(plan: &Plan<A>) -> Result<(), String> {
                 loc.uri
             ));
         };
-        let s3 = matches!(loc.store, Store::S3(_));
-        let kind_matches = match &loc.store {
-            Store::S3(_) => m.uri.starts_with("s3://"),
-            Store::Luks(_) => m.uri.starts_with("luks://"),
-            Store::Local(_) => !m.uri.starts_with("s3://") && !m.uri.starts_with("luks://"),
-        };
-        if !kind_matches || loc.match_mode != m.match_mode {
+        let remote = loc.store.kind().remote();
+        if loc.store.kind() != crate::manifest::uri_kind(&m.uri) || loc.match_mode != m.match_mode {
             return Err(format!("location {n} does not match its manifest"));
         }
-        if s3 && loc.host.is_some() {
-            return Err(format!("location {n} is in S3 but names a host"));
+        if remote && loc.host.is_some() {
+            return Err(format!(
+                "location {n} is in a remote store but names a host"
+            ));
         }
         if let Some(h) = &loc.host {
             check_host_name(h).map_err(|m| format!("location {n}: {m}"))?;
         }
-        if !s3 {
+        if !remote {
             hosts.insert(loc.host.as_deref());
         }
         if !seen.insert((loc.host.as_deref(), &loc.uri)) {
@@ -109,11 +107,11 @@ pub(super) fn check_locations<A>(plan: &Plan<A>) -> Result<(), String> {
         }
     }
     for m in &plan.manifest.locations {
-        if m.uri.starts_with("s3://") {
+        if crate::manifest::uri_kind(&m.uri).remote() {
             let here = seen.contains(&(None, m.uri.as_str()));
             if plan.local_only && here {
                 return Err(format!(
-                    "it is marked local-only but holds S3 location {}",
+                    "it is marked local-only but holds remote location {}",
                     m.uri
                 ));
             }
@@ -204,7 +202,7 @@ impl<A> Plan<A> {
         let mut seen: HashSet<&str> = HashSet::new();
         let mut out: Vec<&str> = Vec::new();
         for l in &self.locations {
-            if let (Store::Local(_) | Store::Luks(_), Some(h)) = (&l.store, l.host.as_deref())
+            if let (false, Some(h)) = (l.store.kind().remote(), l.host.as_deref())
                 && seen.insert(h)
             {
                 out.push(h);
@@ -386,24 +384,71 @@ struct Seen {
 /// then artifacts, written as they come), so memory does not grow with the
 /// number of hosts or artifacts. Refused: plans of different models,
 /// manifests or profiles, two parts for one host, a part that is already a
-/// fleet plan or has no host, and two parts that disagree about one S3
-/// location.
+/// fleet plan or has no host, and two parts that disagree about one remote
+/// location (a bucket folder).
 pub fn merge(parts: &[PathBuf], out: &Path) -> Result<Merged> {
     if parts.is_empty() {
         return Err(Error::input("plan merge: no plans to merge"));
     }
-    let mut head: Option<Plan> = None;
-    let mut seen: Vec<Seen> = Vec::new();
-    let mut locations: Vec<PlanLocation> = Vec::new();
-    let mut hosts: Vec<HostTotals> = Vec::new();
-    let mut host_of: HashMap<String, PathBuf> = HashMap::new();
-    // S3 location → (the part that brought it, digest of what it holds).
-    let mut s3_seen: HashMap<(String, String), (PathBuf, String, u32)> = HashMap::new();
-    // Each risk and the hosts whose plans name it.
-    let mut risks: Vec<(super::Risk, Vec<String>)> = Vec::new();
-    let mut risk_at: HashMap<super::Risk, usize> = HashMap::new();
-    let mut totals = Totals::default();
+    let mut m = Merging::default();
     for path in parts {
+        m.add(path)?;
+    }
+    let risks = m.risks();
+    let head = m.head.expect("at least one part");
+    // Parts traced with --local-only leave the remote locations to another part.
+    for l in &head.manifest.locations {
+        if crate::manifest::uri_kind(&l.uri).remote() && !m.locations.iter().any(|p| p.uri == l.uri)
+        {
+            return Err(Error::input(format!(
+                "plan merge: no plan traced {} (every part was traced with --local-only); trace one host without it",
+                l.uri
+            )));
+        }
+    }
+    let header = Plan {
+        created: crate::util::now_rfc3339(),
+        tool: super::Tool::this(),
+        host: crate::util::hostname(),
+        locations: m.locations,
+        residual_risks: risks,
+        hosts: m.hosts.clone(),
+        local_only: false,
+        totals: m.totals.clone(),
+        artifacts: Vec::new(),
+        ..head
+    };
+    let sha256 = write_merged(out, &header, &m.seen)?;
+    Ok(Merged {
+        s3_locations: m.remote_seen.len(),
+        hosts: m.hosts,
+        totals: m.totals,
+        sha256,
+    })
+}
+
+/// Pass one of [`merge`]: what the parts read so far add up to.
+#[derive(Default)]
+struct Merging {
+    /// The first part, without its artifacts: the header's model,
+    /// manifest and profile.
+    head: Option<Plan>,
+    seen: Vec<Seen>,
+    locations: Vec<PlanLocation>,
+    hosts: Vec<HostTotals>,
+    host_of: HashMap<String, PathBuf>,
+    /// Remote location → (the part that brought it, digest of what it holds).
+    remote_seen: HashMap<String, (PathBuf, String)>,
+    /// Each risk and the hosts whose plans name it.
+    risks: Vec<(super::Risk, Vec<String>)>,
+    risk_at: HashMap<super::Risk, usize>,
+    totals: Totals,
+}
+
+impl Merging {
+    /// Check one part against those before it and take its locations,
+    /// totals and risks.
+    fn add(&mut self, path: &Path) -> Result<()> {
         let (mut plan, bytes) = Plan::load(path)?;
         let name = path.display();
         if !plan.hosts.is_empty() {
@@ -422,148 +467,147 @@ pub fn merge(parts: &[PathBuf], out: &Path) -> Result<Merged> {
             [] => plan.host.clone(),
             _ => unreachable!("a plan without a host list has one host (validated)"),
         };
-        if let Some(other) = host_of.insert(host.clone(), path.clone()) {
+        if let Some(other) = self.host_of.insert(host.clone(), path.to_path_buf()) {
             return Err(Error::input(format!(
                 "plan merge: two plans for host {host} ({} and {name})",
                 other.display()
             )));
         }
-        if let Some(h) = &head {
-            for (what, a, b) in [
-                ("model", json(&h.model), json(&plan.model)),
-                (
-                    "manifest",
-                    h.manifest_sha256.clone(),
-                    plan.manifest_sha256.clone(),
-                ),
-                ("profile", json(&h.profile), json(&plan.profile)),
-                ("schema", h.schema.clone(), plan.schema.clone()),
-            ] {
-                if a != b {
-                    return Err(Error::input(format!(
-                        "plan merge: {name} has another {what} than {} (every host traces the same decom.toml)",
-                        seen[0].path.display()
-                    )));
-                }
-            }
-        }
-        let mut map = HashMap::new();
+        self.check_same(&plan, path)?;
         let mut mine = HostTotals {
             host: host.clone(),
             locations: Vec::new(),
             totals: Totals::default(),
         };
-        for loc in &plan.locations {
-            let new = locations.len() as u32 + 1;
-            match &loc.store {
-                Store::Local(_) | Store::Luks(_) => {
-                    mine.locations.push(new);
-                    map.insert(loc.index, Some(new));
-                    let mut l = loc.clone();
-                    l.index = new;
-                    locations.push(l);
-                }
-                Store::S3(s) => {
-                    let digest = s3_digest(&plan, loc);
-                    let key = (s.bucket.clone(), s.prefix.clone());
-                    match s3_seen.get(&key) {
-                        Some((first, d, _)) if *d != digest => {
-                            return Err(Error::input(format!(
-                                "plan merge: {} and {name} disagree about {} (traced at different times, or with other S3 settings); trace every host again",
-                                first.display(),
-                                loc.uri
-                            )));
-                        }
-                        Some(_) => {
-                            map.insert(loc.index, None);
-                        }
-                        None => {
-                            s3_seen.insert(key, (path.clone(), digest, new));
-                            map.insert(loc.index, Some(new));
-                            let mut l = loc.clone();
-                            l.index = new;
-                            locations.push(l);
-                        }
-                    }
-                }
-            }
-        }
+        let map = self.take_locations(&plan, path, &mut mine)?;
         for a in &plan.artifacts {
             if map.get(&a.location).copied().flatten().is_none() {
                 continue;
             }
-            totals.add(&a.item);
+            self.totals.add(&a.item);
             if plan.location(a.location).local().is_some() {
                 mine.totals.add(&a.item);
             }
         }
         for r in std::mem::take(&mut plan.residual_risks) {
-            let i = *risk_at.entry(r.clone()).or_insert_with(|| {
-                risks.push((r, Vec::new()));
-                risks.len() - 1
+            let i = *self.risk_at.entry(r.clone()).or_insert_with(|| {
+                self.risks.push((r, Vec::new()));
+                self.risks.len() - 1
             });
-            risks[i].1.push(host.clone());
+            self.risks[i].1.push(host.clone());
         }
         if !mine.locations.is_empty() {
-            hosts.push(mine);
+            self.hosts.push(mine);
         }
-        seen.push(Seen {
-            path: path.clone(),
+        self.seen.push(Seen {
+            path: path.to_path_buf(),
             sha256: crate::hash::sha256_hex(&bytes),
             map,
         });
         plan.artifacts = Vec::new();
-        if head.is_none() {
-            head = Some(plan);
-        }
+        self.head.get_or_insert(plan);
+        Ok(())
     }
-    // A risk about a host's disk that not every host reported names the
-    // hosts, for the custodian; S3 and KMS risks (one host may have traced
-    // the buckets alone) and risks every host reported stay as they are.
-    let parts = seen.len();
-    let mut risks: Vec<super::Risk> = risks
-        .into_iter()
-        .map(|(mut r, hosts)| {
-            let remote = r.subject.starts_with("s3://") || r.subject.starts_with("arn:");
-            if hosts.len() < parts && !remote {
-                r.subject = format!("{}: {}", hosts.join(", "), r.subject);
+
+    /// Every host traces the same decom.toml with the same decom.
+    fn check_same(&self, plan: &Plan, path: &Path) -> Result<()> {
+        let Some(h) = &self.head else { return Ok(()) };
+        for (what, a, b) in [
+            ("model", json(&h.model), json(&plan.model)),
+            (
+                "manifest",
+                h.manifest_sha256.clone(),
+                plan.manifest_sha256.clone(),
+            ),
+            ("profile", json(&h.profile), json(&plan.profile)),
+            ("schema", h.schema.clone(), plan.schema.clone()),
+        ] {
+            if a != b {
+                return Err(Error::input(format!(
+                    "plan merge: {} has another {what} than {} (every host traces the same decom.toml)",
+                    path.display(),
+                    self.seen[0].path.display()
+                )));
             }
-            r
-        })
-        .collect();
-    risks.sort_by(|a, b| (&a.kind, &a.subject, &a.detail).cmp(&(&b.kind, &b.subject, &b.detail)));
-    risks.dedup();
-    let head = head.expect("at least one part");
-    // Parts traced with --local-only leave the S3 locations to another part.
-    for m in head
-        .manifest
-        .locations
-        .iter()
-        .filter(|m| m.uri.starts_with("s3://"))
-    {
-        if !locations.iter().any(|l| l.s3().is_some() && l.uri == m.uri) {
-            return Err(Error::input(format!(
-                "plan merge: no plan traced {} (every part was traced with --local-only); trace one host without it",
-                m.uri
-            )));
         }
+        Ok(())
     }
-    let header = Plan {
-        created: crate::util::now_rfc3339(),
-        tool: super::Tool::this(),
-        host: crate::util::hostname(),
-        locations,
-        residual_risks: risks,
-        hosts: hosts.clone(),
-        local_only: false,
-        totals: totals.clone(),
-        artifacts: Vec::new(),
-        ..head
-    };
-    let sha256 = crate::util::write_atomic_with(out, |w| {
-        let mut w = super::PlanWriter::start(w, &header)?;
+
+    /// Renumber the part's locations into the fleet plan's: each local one
+    /// is new; a remote one is taken from the first part that traced it,
+    /// and a later part must have seen the same in it.
+    fn take_locations(
+        &mut self,
+        plan: &Plan,
+        path: &Path,
+        mine: &mut HostTotals,
+    ) -> Result<HashMap<u32, Option<u32>>> {
+        let mut map = HashMap::new();
+        for loc in &plan.locations {
+            let new = self.locations.len() as u32 + 1;
+            if loc.store.kind().remote() {
+                let digest = remote_digest(plan, loc);
+                match self.remote_seen.get(&loc.uri) {
+                    Some((first, d)) if *d != digest => {
+                        return Err(Error::input(format!(
+                            "plan merge: {} and {} disagree about {} (traced at different times, or with other store settings); trace every host again",
+                            first.display(),
+                            path.display(),
+                            loc.uri
+                        )));
+                    }
+                    Some(_) => {
+                        map.insert(loc.index, None);
+                        continue;
+                    }
+                    None => {
+                        self.remote_seen
+                            .insert(loc.uri.clone(), (path.to_path_buf(), digest));
+                    }
+                }
+            } else {
+                mine.locations.push(new);
+            }
+            map.insert(loc.index, Some(new));
+            let mut l = loc.clone();
+            l.index = new;
+            self.locations.push(l);
+        }
+        Ok(map)
+    }
+
+    /// A risk about a host's disk that not every host reported names the
+    /// hosts, for the custodian; risks of remote stores (one host may have
+    /// traced the buckets alone) and risks every host reported stay as
+    /// they are.
+    fn risks(&mut self) -> Vec<super::Risk> {
+        let parts = self.seen.len();
+        let mut risks: Vec<super::Risk> = std::mem::take(&mut self.risks)
+            .into_iter()
+            .map(|(mut r, hosts)| {
+                let remote =
+                    crate::manifest::uri_kind(&r.subject).remote() || r.subject.starts_with("arn:");
+                if hosts.len() < parts && !remote {
+                    r.subject = format!("{}: {}", hosts.join(", "), r.subject);
+                }
+                r
+            })
+            .collect();
+        risks.sort_by(|a, b| {
+            (&a.kind, &a.subject, &a.detail).cmp(&(&b.kind, &b.subject, &b.detail))
+        });
+        risks.dedup();
+        risks
+    }
+}
+
+/// Pass two of [`merge`]: the header, then each part's artifacts read again
+/// (and checked unchanged), renumbered as they are written.
+fn write_merged(out: &Path, header: &Plan, seen: &[Seen]) -> Result<String> {
+    crate::util::write_atomic_with(out, |w| {
+        let mut w = super::PlanWriter::start(w, header)?;
         let mut id = 0u32;
-        for s in &seen {
+        for s in seen {
             let (plan, bytes) = Plan::load(&s.path).map_err(std::io::Error::other)?;
             if crate::hash::sha256_hex(&bytes) != s.sha256 {
                 return Err(std::io::Error::other(format!(
@@ -584,12 +628,6 @@ pub fn merge(parts: &[PathBuf], out: &Path) -> Result<Merged> {
             }
         }
         w.finish()
-    })?;
-    Ok(Merged {
-        s3_locations: s3_seen.len(),
-        hosts,
-        totals,
-        sha256,
     })
 }
 
@@ -597,8 +635,8 @@ fn json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("plan types serialize")
 }
 
-/// What a part says about one S3 location, independent of indices and ids.
-fn s3_digest(plan: &Plan, loc: &PlanLocation) -> String {
+/// What a part says about one remote location, independent of indices and ids.
+fn remote_digest(plan: &Plan, loc: &PlanLocation) -> String {
     let mut l = loc.clone();
     l.index = 0;
     let items: Vec<&Item> = plan

@@ -60,6 +60,18 @@ dl{display:grid;grid-template-columns:13em 1fr;gap:.2em 1em}dt{color:#555}dd{mar
 /// Render the page.
 pub fn html(r: &Report, attachments: &[Attachment]) -> String {
     let mut o = String::new();
+    banner(&mut o, r);
+    people(&mut o, r);
+    standards_and_checks(&mut o, r);
+    hosts_and_locations(&mut o, r);
+    artifacts(&mut o, r);
+    attached(&mut o, r, attachments);
+    o.push_str("</body></html>\n");
+    o
+}
+
+/// The head, the title and the status banner.
+fn banner(o: &mut String, r: &Report) {
     let _ = write!(
         o,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -89,7 +101,10 @@ pub fn html(r: &Report, attachments: &[Attachment]) -> String {
             verdict(false, "NOT VERIFIED: see the checks below")
         }
     );
+}
 
+/// The summary and each party with its signature.
+fn people(o: &mut String, r: &Report) {
     o.push_str("<h2>Summary</h2>\n<dl>");
     for f in &r.summary {
         let _ = write!(o, "<dt>{}</dt><dd>{}</dd>", esc(&f.label), esc(&f.value));
@@ -112,15 +127,20 @@ pub fn html(r: &Report, attachments: &[Attachment]) -> String {
             verdict(p.signature_ok, &p.signature)
         );
     }
-    o.push_str("</div>\n<h2>NIST SP 800-88 Rev. 1, Appendix G</h2>\n");
+    o.push_str("</div>\n");
+}
+
+/// The Appendix G fields, the standards and the checks.
+fn standards_and_checks(o: &mut String, r: &Report) {
+    o.push_str("<h2>NIST SP 800-88 Rev. 1, Appendix G</h2>\n");
     table(
-        &mut o,
+        o,
         &["Field", "Value"],
         r.nist.iter().map(|f| vec![esc(&f.label), esc(&f.value)]),
     );
     o.push_str("<h2>ETSI EN 304 223 and the approval</h2>\n");
     table(
-        &mut o,
+        o,
         &["Provision", "Evidence in this certificate"],
         r.standards
             .iter()
@@ -128,7 +148,7 @@ pub fn html(r: &Report, attachments: &[Attachment]) -> String {
     );
     o.push_str("<h2>Checks</h2>\n");
     table(
-        &mut o,
+        o,
         &["Check", "Result", "Detail"],
         r.checks.iter().map(|c| {
             vec![
@@ -138,10 +158,14 @@ pub fn html(r: &Report, attachments: &[Attachment]) -> String {
             ]
         }),
     );
+}
+
+/// A fleet's hosts, the locations and the residual risks.
+fn hosts_and_locations(o: &mut String, r: &Report) {
     if !r.hosts.is_empty() {
         o.push_str("<h2>Hosts (fleet)</h2>\n");
         table(
-            &mut o,
+            o,
             &[
                 "Host",
                 "Status",
@@ -153,7 +177,7 @@ pub fn html(r: &Report, attachments: &[Attachment]) -> String {
             r.hosts.iter().map(|h| {
                 vec![
                     esc(&h.host),
-                    verdict(h.status.starts_with("complete"), &h.status),
+                    verdict(h.complete, &h.status),
                     h.artifacts.to_string(),
                     esc(&h.size),
                     format!("<code>{}</code>", esc(&h.part)),
@@ -164,7 +188,7 @@ pub fn html(r: &Report, attachments: &[Attachment]) -> String {
     }
     o.push_str("<h2>Locations and outcomes</h2>\n");
     table(
-        &mut o,
+        o,
         &["#", "Location", "Medium", "Artifacts", "Size", "Outcomes"],
         r.locations.iter().map(|l| {
             vec![
@@ -182,7 +206,7 @@ pub fn html(r: &Report, attachments: &[Attachment]) -> String {
         o.push_str("<p>None recorded.</p>\n");
     } else {
         table(
-            &mut o,
+            o,
             &["Kind", "Subject", "Detail"],
             r.risks.iter().map(|x| {
                 vec![
@@ -193,9 +217,13 @@ pub fn html(r: &Report, attachments: &[Attachment]) -> String {
             }),
         );
     }
+}
+
+/// Every artifact with its outcome.
+fn artifacts(o: &mut String, r: &Report) {
     o.push_str("<h2>Artifacts</h2>\n");
     table(
-        &mut o,
+        o,
         &[
             "ID",
             "Loc",
@@ -222,13 +250,17 @@ pub fn html(r: &Report, attachments: &[Attachment]) -> String {
             ]
         }),
     );
+}
+
+/// The attached files as downloads, and the commands that check them.
+fn attached(o: &mut String, r: &Report, attachments: &[Attachment]) {
     o.push_str(
         "<h2>Attached files</h2>\n<p>The exact bytes of these files are embedded in this page \
          (each name downloads its file). The certificate is the authoritative record; anyone can \
          check its signatures without decom:</p>\n",
     );
     table(
-        &mut o,
+        o,
         &["File", "SHA-256", "Bytes"],
         r.attachments.iter().zip(attachments).map(|(v, a)| {
             vec![
@@ -246,6 +278,4 @@ pub fn html(r: &Report, attachments: &[Attachment]) -> String {
     for c in &r.verify_commands {
         let _ = writeln!(o, "<pre>{}</pre>", esc(c));
     }
-    o.push_str("</body></html>\n");
-    o
 }

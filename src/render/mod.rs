@@ -13,7 +13,7 @@ mod html;
 mod pdf;
 
 use crate::cert::verify::{Check, CheckKind};
-use crate::cert::{Evidence, Naming, Party, Status};
+use crate::cert::{Certificate, Evidence, Naming, Party, Status};
 use crate::error::Result;
 use crate::journal::Outcome;
 use crate::util::human_bytes;
@@ -115,6 +115,8 @@ pub struct LocationView {
 pub struct HostView {
     pub host: String,
     pub status: String,
+    /// The host's part is complete.
+    pub complete: bool,
     pub artifacts: u64,
     pub size: String,
     pub part: String,
@@ -222,173 +224,15 @@ impl Report {
     /// parse cannot be rendered: that is a failed verification.
     pub fn new(ev: &Evidence, attachments: &[Attachment]) -> Result<Report> {
         let cert = ev.require_certificate()?;
-        let checks = ev.checks();
-        let cert_bytes = ev.bytes();
-        let verify_commands = ev.ssh_keygen_commands(Naming::Attached);
-        let complete = cert.status == Status::Complete;
         let model = if cert.model.version.is_empty() {
             cert.model.name.clone()
         } else {
             format!("{} {}", cert.model.name, cert.model.version)
         };
-        let mut summary = vec![
-            field("Model", model.clone()),
-            field(
-                "Status",
-                match cert.status {
-                    Status::Complete => "COMPLETE: every planned artifact disposed and verified",
-                    Status::NothingFound => {
-                        "NOTHING FOUND: the approved plan listed no artifact; nothing was disposed"
-                    }
-                    Status::Incomplete => "INCOMPLETE: not every planned artifact was disposed",
-                    Status::Pending => {
-                        "PENDING: S3 Lifecycle has not yet emptied a delegated folder; nothing failed"
-                    }
-                },
-            ),
-        ];
-        if let Some(o) = &cert.model.owner {
-            summary.push(field("Model owner", o.clone()));
-        }
-        if let Some(r) = &cert.model.hf_repo {
-            summary.push(field("Hugging Face repository", r.clone()));
-        }
-        summary.extend([
-            field("Certificate", cert.id.clone()),
-            field("Disposal started", cert.started.clone()),
-            field("Disposal finished", cert.finished.clone()),
-            field("Issued", cert.issued.clone()),
-            field("Host", cert.host.clone()),
-            field(
-                "Artifacts",
-                format!(
-                    "{} ({}): {}",
-                    cert.totals.artifacts,
-                    human_bytes(cert.totals.bytes),
-                    outcome_counts(&cert.totals.by_outcome)
-                ),
-            ),
-            field(
-                "Plan",
-                format!(
-                    "{} (SHA-256 {}), created {}, profile {}",
-                    cert.plan.file, cert.plan.sha256, cert.plan.created, cert.plan.profile.name
-                ),
-            ),
-        ]);
-        let line = |kind: CheckKind| signature_line(ev.check(kind), kind.name());
-        let (op_sig, op_ok) = line(CheckKind::OperatorSignature);
-        let (cu_sig, cu_ok) = line(CheckKind::CustodianCoSignature);
-        let (ap_sig, ap_ok) = line(CheckKind::PlanApproval);
-        let mut parties = vec![PartyView {
-            role: "Operator (performed the disposal)".into(),
-            principal: cert.operator.principal.clone(),
-            fingerprint: cert.operator.key_fingerprint.clone(),
-            person: person(&cert.operator),
-            signature: op_sig,
-            signature_ok: op_ok,
-        }];
-        parties.push(PartyView {
-            role: "Data Custodian (approved the plan, validates)".into(),
-            principal: cert.custodian.principal.clone(),
-            fingerprint: cert.custodian.key_fingerprint.clone(),
-            person: person(&cert.custodian),
-            signature: format!("{ap_sig}; {cu_sig}"),
-            signature_ok: ap_ok && cu_ok,
-        });
-        let n = &cert.nist_sp_800_88;
-        let nist = vec![
-            field("Person performing", n.performer.clone()),
-            field("Media / location", n.media.clone()),
-            field("Method type", n.method_type.clone()),
-            field("Method used", n.method_used.clone()),
-            field("Tool", n.tool.clone()),
-            field("Verification method", n.verification_method.clone()),
-            field("Validator", n.validator.clone()),
-        ];
-        let standards = cert
-            .standards
-            .iter()
-            .map(|s| {
-                let evidence = if s.evidence == "nist_sp_800_88" {
-                    "the Appendix G fields above (certificate field nist_sp_800_88)".to_string()
-                } else {
-                    s.evidence.clone()
-                };
-                field(format!("{} {}", s.standard, s.provision), evidence)
-            })
-            .collect();
-        let hosts = cert
-            .fleet
-            .iter()
-            .flat_map(|f| &f.hosts)
-            .map(|h| match &h.part {
-                Some(p) => HostView {
-                    host: h.host.clone(),
-                    status: format!(
-                        "{}{}",
-                        crate::cert::status_name(p.status),
-                        if p.s3 { " (with S3)" } else { "" }
-                    ),
-                    artifacts: p.totals.artifacts,
-                    size: human_bytes(p.totals.bytes),
-                    part: format!("{} sha256:{}", p.file, &p.sha256[..16]),
-                    operator: p.operator.principal.clone(),
-                },
-                None => HostView {
-                    host: h.host.clone(),
-                    status: "NO PART".into(),
-                    artifacts: 0,
-                    size: String::new(),
-                    part: String::new(),
-                    operator: String::new(),
-                },
-            })
-            .collect();
-        let locations = cert
-            .locations
-            .iter()
-            .map(|l| LocationView {
-                index: l.index,
-                uri: l.uri.clone(),
-                uri_lines: wrap_path(&l.uri, LOCATION_COLUMN),
-                medium: l.medium.clone(),
-                artifacts: l.totals.artifacts,
-                size: human_bytes(l.totals.bytes),
-                outcomes: outcome_counts(&l.totals.by_outcome),
-            })
-            .collect();
-        let risks = cert
-            .residual_risks
-            .iter()
-            .map(|r| RiskView {
-                kind: r.kind.to_string(),
-                subject_lines: wrap_path(&r.subject, RISK_COLUMN),
-                detail: r.detail.clone(),
-            })
-            .collect();
-        let artifacts = cert
-            .artifacts
-            .iter()
-            .map(|a| ArtifactView {
-                id: a.id,
-                location: a.location,
-                kind: a.kind.to_string(),
-                path: a.path.clone(),
-                path_lines: wrap_path(&a.path, PATH_COLUMN),
-                size: human_bytes(a.size),
-                sha256: a.sha256.clone(),
-                method: a.method.clone(),
-                category: a.sanitization.category.to_string(),
-                outcome: a.outcome.to_string(),
-                ok: a.outcome == Outcome::Disposed && a.verification.verified,
-                reason: a.reason.clone(),
-            })
-            .collect();
         Ok(Report {
             title: format!("Disposal certificate: {model}"),
             certificate_id: cert.id.clone(),
-            certificate_sha256: crate::hash::sha256_hex(cert_bytes),
+            certificate_sha256: crate::hash::sha256_hex(ev.bytes()),
             status: match cert.status {
                 Status::Complete => "COMPLETE",
                 Status::NothingFound => "NOTHING FOUND",
@@ -396,15 +240,16 @@ impl Report {
                 Status::Pending => "PENDING",
             }
             .into(),
-            complete,
+            complete: cert.status == Status::Complete,
             verified: ev.verified(),
             issued: cert.issued.clone(),
+            summary: summary(cert, &model),
             model,
-            summary,
-            parties,
-            nist,
-            standards,
-            checks: checks
+            parties: parties(ev, cert),
+            nist: nist(cert),
+            standards: standards(cert),
+            checks: ev
+                .checks()
                 .iter()
                 .map(|c| CheckView {
                     name: c.kind.name().to_string(),
@@ -412,10 +257,30 @@ impl Report {
                     detail: c.detail.clone(),
                 })
                 .collect(),
-            hosts,
-            locations,
-            risks,
-            artifacts,
+            hosts: hosts(cert),
+            locations: cert
+                .locations
+                .iter()
+                .map(|l| LocationView {
+                    index: l.index,
+                    uri: l.uri.clone(),
+                    uri_lines: wrap_path(&l.uri, LOCATION_COLUMN),
+                    medium: l.medium.clone(),
+                    artifacts: l.totals.artifacts,
+                    size: human_bytes(l.totals.bytes),
+                    outcomes: outcome_counts(&l.totals.by_outcome),
+                })
+                .collect(),
+            risks: cert
+                .residual_risks
+                .iter()
+                .map(|r| RiskView {
+                    kind: r.kind.to_string(),
+                    subject_lines: wrap_path(&r.subject, RISK_COLUMN),
+                    detail: r.detail.clone(),
+                })
+                .collect(),
+            artifacts: cert.artifacts.iter().map(artifact).collect(),
             attachments: attachments
                 .iter()
                 .map(|a| AttachmentView {
@@ -425,9 +290,163 @@ impl Report {
                     sha256: crate::hash::sha256_hex(&a.bytes),
                 })
                 .collect(),
-            verify_commands,
+            verify_commands: ev.ssh_keygen_commands(Naming::Attached),
             tool: format!("{} {}", crate::TOOL_NAME, crate::TOOL_VERSION),
         })
+    }
+}
+
+/// The first table: the model, the status in words, when and where.
+fn summary(cert: &Certificate, model: &str) -> Vec<Field> {
+    let mut summary = vec![
+        field("Model", model),
+        field(
+            "Status",
+            match cert.status {
+                Status::Complete => "COMPLETE: every planned artifact disposed and verified",
+                Status::NothingFound => {
+                    "NOTHING FOUND: the approved plan listed no artifact; nothing was disposed"
+                }
+                Status::Incomplete => "INCOMPLETE: not every planned artifact was disposed",
+                Status::Pending => {
+                    "PENDING: S3 Lifecycle has not yet emptied a delegated folder; nothing failed"
+                }
+            },
+        ),
+    ];
+    if let Some(o) = &cert.model.owner {
+        summary.push(field("Model owner", o.clone()));
+    }
+    if let Some(r) = &cert.model.hf_repo {
+        summary.push(field("Hugging Face repository", r.clone()));
+    }
+    summary.extend([
+        field("Certificate", cert.id.clone()),
+        field("Disposal started", cert.started.clone()),
+        field("Disposal finished", cert.finished.clone()),
+        field("Issued", cert.issued.clone()),
+        field("Host", cert.host.clone()),
+        field(
+            "Artifacts",
+            format!(
+                "{} ({}): {}",
+                cert.totals.artifacts,
+                human_bytes(cert.totals.bytes),
+                outcome_counts(&cert.totals.by_outcome)
+            ),
+        ),
+        field(
+            "Plan",
+            format!(
+                "{} (SHA-256 {}), created {}, profile {}",
+                cert.plan.file, cert.plan.sha256, cert.plan.created, cert.plan.profile.name
+            ),
+        ),
+    ]);
+    summary
+}
+
+/// The operator and the custodian, each with what their signatures showed.
+fn parties(ev: &Evidence, cert: &Certificate) -> Vec<PartyView> {
+    let line = |kind: CheckKind| signature_line(ev.check(kind), kind.name());
+    let (op_sig, op_ok) = line(CheckKind::OperatorSignature);
+    let (cu_sig, cu_ok) = line(CheckKind::CustodianCoSignature);
+    let (ap_sig, ap_ok) = line(CheckKind::PlanApproval);
+    vec![
+        PartyView {
+            role: "Operator (performed the disposal)".into(),
+            principal: cert.operator.principal.clone(),
+            fingerprint: cert.operator.key_fingerprint.clone(),
+            person: person(&cert.operator),
+            signature: op_sig,
+            signature_ok: op_ok,
+        },
+        PartyView {
+            role: "Data Custodian (approved the plan, validates)".into(),
+            principal: cert.custodian.principal.clone(),
+            fingerprint: cert.custodian.key_fingerprint.clone(),
+            person: person(&cert.custodian),
+            signature: format!("{ap_sig}; {cu_sig}"),
+            signature_ok: ap_ok && cu_ok,
+        },
+    ]
+}
+
+/// NIST SP 800-88 Rev. 1 Appendix G's fields, in its order.
+fn nist(cert: &Certificate) -> Vec<Field> {
+    let n = &cert.nist_sp_800_88;
+    vec![
+        field("Person performing", n.performer.clone()),
+        field("Media / location", n.media.clone()),
+        field("Method type", n.method_type.clone()),
+        field("Method used", n.method_used.clone()),
+        field("Tool", n.tool.clone()),
+        field("Verification method", n.verification_method.clone()),
+        field("Validator", n.validator.clone()),
+    ]
+}
+
+/// Each standard's provision and the evidence for it.
+fn standards(cert: &Certificate) -> Vec<Field> {
+    cert.standards
+        .iter()
+        .map(|s| {
+            let evidence = if s.evidence == "nist_sp_800_88" {
+                "the Appendix G fields above (certificate field nist_sp_800_88)".to_string()
+            } else {
+                s.evidence.clone()
+            };
+            field(format!("{} {}", s.standard, s.provision), evidence)
+        })
+        .collect()
+}
+
+/// A fleet certificate's hosts, one row each (none for one host).
+fn hosts(cert: &Certificate) -> Vec<HostView> {
+    cert.fleet
+        .iter()
+        .flat_map(|f| &f.hosts)
+        .map(|h| match &h.part {
+            Some(p) => HostView {
+                host: h.host.clone(),
+                status: format!(
+                    "{}{}",
+                    crate::cert::status_name(p.status),
+                    if p.s3 { " (with S3)" } else { "" }
+                ),
+                complete: p.status == Status::Complete,
+                artifacts: p.totals.artifacts,
+                size: human_bytes(p.totals.bytes),
+                part: format!("{} sha256:{}", p.file, &p.sha256[..16]),
+                operator: p.operator.principal.clone(),
+            },
+            None => HostView {
+                host: h.host.clone(),
+                status: "NO PART".into(),
+                complete: false,
+                artifacts: 0,
+                size: String::new(),
+                part: String::new(),
+                operator: String::new(),
+            },
+        })
+        .collect()
+}
+
+fn artifact(a: &crate::cert::CertArtifact) -> ArtifactView {
+    ArtifactView {
+        id: a.id,
+        location: a.location,
+        kind: a.kind.to_string(),
+        path: a.path.clone(),
+        path_lines: wrap_path(&a.path, PATH_COLUMN),
+        size: human_bytes(a.size),
+        sha256: a.sha256.clone(),
+        method: a.method.clone(),
+        category: a.sanitization.category.to_string(),
+        outcome: a.outcome.to_string(),
+        ok: a.outcome == Outcome::Disposed && a.verification.verified,
+        reason: a.reason.clone(),
     }
 }
 
