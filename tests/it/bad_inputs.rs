@@ -117,15 +117,7 @@ fn bad_plans_certificates_keys_and_signers_are_refused_with_one_line() {
         refused(&env, &env.run(&["show", "bad-plan.json"]), &case, &before);
         refused(
             &env,
-            &env.run(&[
-                "approve",
-                "bad-plan.json",
-                "--key",
-                "keys/custodian",
-                "--principal",
-                CUSTODIAN,
-                "--yes",
-            ]),
+            &env.run(&signed(&["approve", "bad-plan.json"], APPROVING)),
             &case,
             &before,
         );

@@ -158,15 +158,7 @@ fn json_records_name_their_type_and_fields() {
             "locations",
         ],
     );
-    let a = record(&[
-        "approve",
-        "plan.json",
-        "--key",
-        "keys/custodian",
-        "--principal",
-        CUSTODIAN,
-        "--yes",
-    ]);
+    let a = record(&signed(&["approve", "plan.json"], APPROVING));
     expect(
         &a[0],
         "approval",

@@ -31,8 +31,13 @@ pub const AS_CUSTODIAN: [&str; 7] = [
     "--yes",
 ];
 
-/// `args` followed by the signing arguments `by` (`AS_OPERATOR`, `AS_CUSTODIAN`).
-pub fn signed<'a>(args: &[&'a str], by: [&'a str; 7]) -> Vec<&'a str> {
+/// The custodian's approval as `approve` takes it when the plan names no
+/// signers file: the key, the principal, no prompt.
+pub const APPROVING: [&str; 5] = ["--key", "keys/custodian", "--principal", CUSTODIAN, "--yes"];
+
+/// `args` followed by the signing arguments `by` (`AS_OPERATOR`,
+/// `AS_CUSTODIAN`, `APPROVING`).
+pub fn signed<'a>(args: &[&'a str], by: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
     let mut v = args.to_vec();
     v.extend(by);
     v
@@ -266,15 +271,7 @@ impl Env {
     }
 
     pub fn approve(&self) -> Run {
-        self.run(&[
-            "approve",
-            "plan.json",
-            "--key",
-            "keys/custodian",
-            "--principal",
-            CUSTODIAN,
-            "--yes",
-        ])
+        self.run(&signed(&["approve", "plan.json"], APPROVING))
     }
 
     pub fn execute_args(&self) -> Vec<String> {

@@ -6,7 +6,7 @@
 //! at the same path, as on real machines. The S3 location is on moto.
 
 use crate::common::{
-    AS_CUSTODIAN, AS_OPERATOR, CUSTODIAN, Env, OPERATOR, Run, bin, random_bytes, signed,
+    APPROVING, AS_CUSTODIAN, AS_OPERATOR, CUSTODIAN, Env, OPERATOR, Run, bin, random_bytes, signed,
 };
 use crate::s3::S3Env;
 use std::path::{Path, PathBuf};
@@ -450,16 +450,7 @@ fn foreign_overreaching_and_duplicate_parts_are_rejected_by_name() {
         "other.json",
     ])
     .ok();
-    f.run(&[
-        "approve",
-        "other.json",
-        "--key",
-        "keys/custodian",
-        "--principal",
-        CUSTODIAN,
-        "--yes",
-    ])
-    .ok();
+    f.run(&signed(&["approve", "other.json"], APPROVING)).ok();
     let r = f.collect("other.json", &[&part("h1"), &part("h2")]);
     r.code(1);
     assert!(
@@ -737,16 +728,8 @@ impl<'a> Ansible<'a> {
         )
         .ok();
         // The custodian reviews and approves the fleet plan once.
-        env.run(&[
-            "approve",
-            "fleet/plan.json",
-            "--key",
-            "keys/custodian",
-            "--principal",
-            CUSTODIAN,
-            "--yes",
-        ])
-        .ok();
+        env.run(&signed(&["approve", "fleet/plan.json"], APPROVING))
+            .ok();
         self.playbook(
             "execute.yml",
             &[

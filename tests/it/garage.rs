@@ -6,7 +6,6 @@
 use crate::common::*;
 use crate::faults::{FaultProxy, Hook};
 use crate::s3::{S3Env, Store};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -270,38 +269,16 @@ fn archive_to_a_store_without_object_lock_is_refused() {
 #[test]
 fn demo_with_a_garage_endpoint_completes() {
     let store = garage();
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("demo");
-    let mut c = Command::new(bin());
-    store.env(&mut c);
-    let out = c
-        .args([
-            "demo",
-            "--weights-mib",
-            "2",
-            "--s3-endpoint",
-            &store.endpoint,
-            "--dir",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    let cert: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("certificate.json")).unwrap()).unwrap();
-    assert_eq!(cert["status"], "complete");
-    let kinds: Vec<&str> = cert["artifacts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["kind"].as_str().unwrap())
-        .collect();
+    let d = crate::s3::demo_against(&store.endpoint, |c| store.env(c));
     for k in ["s3-version", "s3-upload", "file"] {
-        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+        assert!(
+            d.kinds.iter().any(|x| x == k),
+            "{k} missing from {:?}",
+            d.kinds
+        );
     }
     assert!(
-        !kinds.contains(&"s3-delete-marker"),
+        !d.kinds.iter().any(|x| x == "s3-delete-marker"),
         "no markers without versioning"
     );
 }

@@ -3,7 +3,7 @@
 //! that `--resume` continues. And a certificate with any byte changed is a
 //! failed verification (exit 1), whether or not it still parses.
 
-use crate::common::{AS_CUSTODIAN, Env, Run, signed};
+use crate::common::{APPROVING, AS_CUSTODIAN, Env, Run, signed};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -316,16 +316,10 @@ fn a_plan_of_nothing_is_refused_by_approve_and_never_certified_complete() {
         .code(2)
         .one_line_error("the plan lists no artifact");
     assert!(!env.path("plan.json.custodian.sig").exists());
-    env.run(&[
-        "approve",
-        "plan.json",
-        "--key",
-        "keys/custodian",
-        "--principal",
-        crate::common::CUSTODIAN,
-        "--yes",
-        "--allow-empty",
-    ])
+    env.run(&signed(
+        &["approve", "plan.json", "--allow-empty"],
+        APPROVING,
+    ))
     .ok();
     let r = env.execute();
     r.ok();

@@ -163,24 +163,8 @@ fn rgw_locked_versions_are_retained_and_governance_is_never_bypassed() {
 #[test]
 fn rgw_lifecycle_engine_itself_empties_the_delegated_folder() {
     let s = on_rgw(true, false);
-    for i in 0..4 {
-        s.put(&format!("big/shard-{i}.bin"), &random_bytes(500));
-        s.put(&format!("big/shard-{i}.bin"), &random_bytes(500));
-    }
-    s.delete("big/shard-0.bin");
-    s.unfinished_upload("big/huge.bin");
-    s.put("big-old/x.bin", b"a sibling");
-    s.put("logs/run.log", b"kept by the bucket's own rule");
     // The bucket's own rule (expiring logs/ after 30 days) stays as it is.
-    s.put_lifecycle(vec![crate::s3_lifecycle::keep_logs()]);
-    let before = format!("{:?}", s.lifecycle());
-    s.env.manifest(
-        "nist-clear",
-        &format!(
-            "[[locations]]\nuri = \"s3://{}/big/\"\nmethod = \"lifecycle\"\n",
-            s.bucket
-        ),
-    );
+    let before = crate::s3_lifecycle::big_folder_delegated(&s, 4, 500);
     s.trace().ok();
     let a = &s.env.plan_json()["artifacts"][0];
     assert_eq!(a["kind"], "s3-lifecycle");

@@ -92,6 +92,30 @@ pub fn keep_logs() -> LifecycleRule {
         .unwrap()
 }
 
+/// `big/` with `shards` objects of two versions each (one of them deleted:
+/// a delete marker) and an unfinished upload; beside it `big-old/` and
+/// `logs/`, which the bucket's own rule (`keep-logs`) covers. The manifest
+/// delegates `big/` to lifecycle. Returns the bucket's rules as they were.
+pub fn big_folder_delegated(s: &S3Env, shards: usize, size: usize) -> String {
+    for i in 0..shards {
+        s.put(&format!("big/shard-{i}.bin"), &random_bytes(size));
+        s.put(&format!("big/shard-{i}.bin"), &random_bytes(size));
+    }
+    s.delete("big/shard-0.bin");
+    s.unfinished_upload("big/huge.bin");
+    s.put("big-old/x.bin", b"a sibling");
+    s.put("logs/run.log", b"kept by the bucket's own rule");
+    s.put_lifecycle(vec![keep_logs()]);
+    s.env.manifest(
+        "nist-clear",
+        &format!(
+            "[[locations]]\nuri = \"s3://{}/big/\"\nmethod = \"lifecycle\"\n",
+            s.bucket
+        ),
+    );
+    format!("{:?}", s.lifecycle())
+}
+
 fn lifecycle_artifact(s: &S3Env) -> serde_json::Value {
     s.env.cert_json()["artifacts"]
         .as_array()
@@ -106,23 +130,7 @@ fn lifecycle_artifact(s: &S3Env) -> serde_json::Value {
 fn lifecycle_rule_merged_pending_then_complete_across_resumes_playing_the_engine() {
     let s = S3Env::new();
     s.create_bucket(true, false);
-    for i in 0..6 {
-        s.put(&format!("big/shard-{i}.bin"), &random_bytes(100));
-        s.put(&format!("big/shard-{i}.bin"), &random_bytes(100));
-    }
-    s.delete("big/shard-0.bin");
-    s.unfinished_upload("big/huge.bin");
-    s.put("big-old/x.bin", b"a sibling");
-    s.put("logs/run.log", b"kept");
-    s.put_lifecycle(vec![keep_logs()]);
-    let before = format!("{:?}", s.lifecycle());
-    s.env.manifest(
-        "nist-clear",
-        &format!(
-            "[[locations]]\nuri = \"s3://{}/big/\"\nmethod = \"lifecycle\"\n",
-            s.bucket
-        ),
-    );
+    let before = big_folder_delegated(&s, 6, 100);
     s.trace().ok();
     let plan = s.env.plan_json();
     let arts = plan["artifacts"].as_array().unwrap();
