@@ -310,6 +310,8 @@ pub fn collect(inp: CollectInputs<'_>) -> Result<Certificate> {
     let mut locations = std::mem::take(&mut g.locations);
     locations.sort_by_key(|l| l.index);
     let (started, finished) = (g.started.take(), g.finished.take());
+    let mut methods = super::standards::Methods::default();
+    g.methods_of.values().for_each(|rows| methods.merge(rows));
     let fleet = g.fleet(plan);
     let now = crate::util::now_rfc3339();
     let custodian = Party::custodians(&inp.plan.approvals, plan.manifest.custodian.as_ref());
@@ -347,7 +349,18 @@ pub fn collect(inp: CollectInputs<'_>) -> Result<Certificate> {
         operator: inp.operator,
         custodian,
         nist_sp_800_88: nist,
-        standards: super::references(),
+        sanitization: methods.rows(),
+        standards: super::standards::references(),
+        retained: plan
+            .retained
+            .iter()
+            .map(|r| {
+                super::RetainedRecord::unchecked(
+                    r,
+                    "not looked at by the collection; verify --recheck on its host looks",
+                )
+            })
+            .collect(),
         residual_risks: plan.residual_risks.clone(),
         part: None,
         totals: totals_of(&fleet),
@@ -371,6 +384,8 @@ struct Gathered {
     performers: Vec<String>,
     /// The hosts whose parts purged the remote locations.
     s3_by: Vec<String>,
+    /// Each accepted part's sanitization rows, by host.
+    methods_of: HashMap<String, Vec<super::standards::Sanitized>>,
 }
 
 impl Gathered {
@@ -472,6 +487,7 @@ impl Gathered {
                 paths.len(),
                 names.join(", ")
             ));
+            self.methods_of.remove(host);
             if let Some(p) = self.accepted.remove(host) {
                 let part = Part {
                     host: host.clone(),

@@ -42,7 +42,16 @@ pub struct Certificate<A = Vec<CertArtifact>> {
     pub operator: Party,
     pub custodian: Party,
     pub nist_sp_800_88: Nist,
+    /// Each sanitization method and technique used, in NIST SP 800-88
+    /// Rev. 2 and IEEE 2883 terms, with its artifacts (absent in
+    /// certificates from before it was recorded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sanitization: Vec<standards::Sanitized>,
     pub standards: Vec<Reference>,
+    /// Records kept by policy (`[[retain]]`): never disposed of, never a
+    /// residual risk (absent in certificates without any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retained: Vec<RetainedRecord>,
     pub residual_risks: Vec<Risk>,
     /// One host's run of a fleet plan (`execute --host`): which part of
     /// the plan this certificate covers. Absent for a whole plan.
@@ -284,6 +293,42 @@ pub struct PlanRef {
     pub approvals: Vec<Party>,
 }
 
+/// A record the approved plan retains by policy, as the run found it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetainedRecord {
+    pub record: crate::manifest::retain::Retained,
+    /// Whether it was there with the approved bytes when the certificate
+    /// was made (`None`: not looked at by this run, a fleet's).
+    pub unchanged: Option<bool>,
+    /// What the run found, in words.
+    pub found: String,
+}
+
+impl RetainedRecord {
+    /// Look at the file now.
+    pub fn checked(record: &crate::manifest::retain::Retained) -> RetainedRecord {
+        let (unchanged, found) = match record.check() {
+            Ok(f) => (Some(true), f),
+            Err(f) => (Some(false), f),
+        };
+        RetainedRecord {
+            record: record.clone(),
+            unchanged,
+            found,
+        }
+    }
+
+    /// Not looked at by this run, and why.
+    pub fn unchecked(record: &crate::manifest::retain::Retained, why: &str) -> RetainedRecord {
+        RetainedRecord {
+            record: record.clone(),
+            unchanged: None,
+            found: why.to_string(),
+        }
+    }
+}
+
 /// NIST SP 800-88 Rev. 1 Appendix G fields that apply to file and object disposal.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -485,11 +530,13 @@ pub fn build(inp: Inputs<'_>) -> crate::error::Result<Certificate<CertSpool>> {
     let mut totals = Totals::default();
     let mut per_location: std::collections::HashMap<u32, Totals> = Default::default();
     let mut tally = Tally::default();
+    let mut methods = standards::Methods::default();
     for a in crate::plan::spool::in_id_order(&plan.artifacts, inp.spool.all()) {
         let ca = artifact(plan, journal, &erased, a?.as_ref());
         totals.add(&ca);
         per_location.entry(ca.location).or_default().add(&ca);
         tally.add(&ca);
+        methods.add(&ca);
         artifacts.push(&mut spooled, &ca).map_err(spool_err)?;
     }
     std::io::Write::flush(&mut spooled).map_err(spool_err)?;
@@ -537,7 +584,19 @@ pub fn build(inp: Inputs<'_>) -> crate::error::Result<Certificate<CertSpool>> {
         operator,
         custodian,
         nist_sp_800_88: nist,
-        standards: references(),
+        sanitization: methods.rows(),
+        standards: standards::references(),
+        retained: plan
+            .retained
+            .iter()
+            .map(|r| match inp.part {
+                None => RetainedRecord::checked(r),
+                Some(_) => RetainedRecord::unchecked(
+                    r,
+                    "not looked at by a host's part; verify --recheck on its host looks",
+                ),
+            })
+            .collect(),
         residual_risks: plan.residual_risks.clone(),
         part: inp.part.map(|p| PartOf {
             host: p.host.clone(),
@@ -1006,26 +1065,6 @@ fn nist_fields<A>(plan: &Plan<A>, t: &Tally, op: &Party, cust: &Party) -> Nist {
     }
 }
 
-fn references() -> Vec<Reference> {
-    vec![
-        Reference {
-            standard: "ETSI EN 304 223".into(),
-            provision: "5.5.1-1".into(),
-            evidence: "the Data Custodian approved the plan (plan.approvals) and co-signs this certificate".into(),
-        },
-        Reference {
-            standard: "ETSI EN 304 223".into(),
-            provision: "5.5.1-2".into(),
-            evidence: "the model's data and configuration were disposed of as listed in artifacts, with verification".into(),
-        },
-        Reference {
-            standard: "NIST SP 800-88 Rev. 1".into(),
-            provision: "Appendix G".into(),
-            evidence: "nist_sp_800_88".into(),
-        },
-    ]
-}
-
 impl<A: Serialize> Certificate<A> {
     /// [`Certificate::to_bytes`], written to `w` as it is serialized.
     pub fn write_json(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
@@ -1091,6 +1130,15 @@ impl Certificate {
                 problems.push(format!("artifact {} claims clear for a non-file", a.id));
             }
         }
+        // Certificates from before the table have none to check.
+        if !self.sanitization.is_empty() {
+            let mut m = standards::Methods::default();
+            self.artifacts.iter().for_each(|a| m.add(a));
+            if m.rows() != self.sanitization {
+                problems
+                    .push("the sanitization table does not follow from the artifacts".to_string());
+            }
+        }
         problems
     }
 }
@@ -1099,6 +1147,7 @@ pub mod evidence;
 pub mod files;
 pub mod fleet;
 pub mod recheck;
+pub mod standards;
 pub mod verify;
 
 pub use evidence::{Attachment, CoSignature, Evidence, Naming};
