@@ -165,22 +165,24 @@ impl Running {
 /// following a symlink as the final component). Results in input order.
 pub fn hash_files(paths: &[std::path::PathBuf]) -> Vec<io::Result<String>> {
     use rayon::prelude::*;
-    use std::os::unix::fs::OpenOptionsExt;
     paths
         .par_iter()
-        .map(|p| {
-            let f = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(
-                    (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
-                )
-                .open(p)?;
-            if !f.metadata()?.is_file() {
-                return Err(io::Error::other("not a regular file"));
-            }
-            Ok(hash_reader(f, None, |_| {})?.0)
-        })
+        .map(|p| hash_file(p).map(|(sha, _)| sha))
         .collect()
+}
+
+/// SHA-256 and size of one regular file, never following a symlink as the
+/// final component (a link is an error, as is anything but a file).
+pub fn hash_file(p: &std::path::Path) -> io::Result<(String, u64)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(p)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    hash_reader(f, None, |_| {})
 }
 
 /// A reader or writer that hashes what passes through it: SHA-256 unless

@@ -210,6 +210,50 @@ impl Evidence {
         Ok((plan, bytes, path))
     }
 
+    /// `verify --recheck`: trace the approved plan's locations again (a
+    /// host's part: only its own, which are on this machine) and add the
+    /// recheck's check; then look at each record retained by policy whose
+    /// end date has not passed. `plan` is the approved plan's path when it
+    /// is not the file the certificate names beside it.
+    pub fn recheck(
+        &mut self,
+        plan: Option<&Path>,
+        s3: &crate::store::s3::Settings,
+        progress: &dyn crate::progress::Progress,
+    ) -> Result<()> {
+        let cert = self.require_certificate()?;
+        if cert.fleet.is_some() {
+            return Err(Error::input(
+                "a fleet certificate is rechecked host by host: on each host, decom verify parts/certificate.HOST.json --recheck --plan PLAN",
+            ));
+        }
+        let (plan, _, _) = self.approved_plan(plan)?;
+        let plan = match &cert.part {
+            Some(p) => plan.part(&crate::plan::Part {
+                host: p.host.clone(),
+                s3: p.s3,
+            })?,
+            None => plan,
+        };
+        let back = super::recheck::recheck(cert, &plan, s3, progress)?;
+        let retained = (!cert.retained.is_empty()).then(|| retained_now(&cert.retained));
+        self.push(Check::new(
+            CheckKind::Recheck,
+            if back.is_empty() {
+                Ok(format!(
+                    "re-scanned {} location(s): no disposed artifact exists again",
+                    plan.locations.len()
+                ))
+            } else {
+                Err(format!("reappeared: {}", back.join("; ")))
+            },
+        ));
+        if let Some(r) = retained {
+            self.push(Check::new(CheckKind::Retained, r));
+        }
+        Ok(())
+    }
+
     /// The files a rendering carries: the certificate, the signatures that
     /// exist beside it, and the trusted signers file, read once.
     pub fn attachments(&self) -> Result<Vec<Attachment>> {
@@ -340,4 +384,30 @@ fn ssh_keygen_commands(
         sh(&file)
     ));
     out
+}
+
+/// Each record retained by policy, looked at today: until its end date it
+/// must be there with the approved bytes; after it, it is not looked at.
+fn retained_now(records: &[super::RetainedRecord]) -> std::result::Result<String, String> {
+    let today = time::OffsetDateTime::now_utc().date();
+    let mut seen = Vec::new();
+    let mut wrong = Vec::new();
+    for r in records {
+        let until = crate::manifest::retain::until_date(&r.record.until);
+        match until {
+            Ok(d) if d < today => seen.push(format!(
+                "{}: retention ended on {}, not looked at",
+                r.record.path, r.record.until
+            )),
+            _ => match r.record.check() {
+                Ok(f) => seen.push(format!("{f}, kept until {}", r.record.until)),
+                Err(f) => wrong.push(format!("{f} (kept by policy until {})", r.record.until)),
+            },
+        }
+    }
+    if wrong.is_empty() {
+        Ok(seen.join("; "))
+    } else {
+        Err(wrong.join("; "))
+    }
 }

@@ -33,6 +33,10 @@ pub enum CheckKind {
     /// `verify --recheck`: nothing disposed exists again.
     #[serde(rename = "recheck")]
     Recheck,
+    /// `verify --recheck`: the records retained by policy are still there,
+    /// unchanged, until their end date.
+    #[serde(rename = "retained records")]
+    Retained,
 }
 
 impl CheckKind {
@@ -47,6 +51,7 @@ impl CheckKind {
             CheckKind::Parts => "parts",
             CheckKind::Status => "status",
             CheckKind::Recheck => "recheck",
+            CheckKind::Retained => "retained records",
         }
     }
 }

@@ -97,6 +97,7 @@ pub fn run(a: &DemoArgs, p: &Printer) -> Result<u8> {
         sentiment.join("model.safetensors"),
         sentiment.join("tokenizer.json"),
         sample.notebooks.join("analysis.ipynb"),
+        sample.model_dir.join("README.md"),
     ];
     let kept = survivors.iter().filter(|s| s.exists()).count();
     step("done");
@@ -108,7 +109,7 @@ pub fn run(a: &DemoArgs, p: &Printer) -> Result<u8> {
         html.display()
     ));
     // `exists` follows the snapshot links: their blobs must still be there.
-    p.info(&format!("untouched:    {kept} of {} files outside the model (another repo's weights and the tokenizer it shares with ours, a notebook) still exist", survivors.len()));
+    p.info(&format!("untouched:    {kept} of {} files outside the model (another repo's weights and the tokenizer it shares with ours, a notebook, the model card retained by policy) still exist", survivors.len()));
     if p.json {
         p.record(&Record::Demo {
             dir: &dir,
@@ -154,6 +155,11 @@ fn build_sample(dir: &Path, weights_mib: u64) -> Result<Sample> {
     write(&model_dir.join("model.safetensors"), &weights)?;
     write(&model_dir.join("config.json"), &config)?;
     write(&model_dir.join("tokenizer.json"), &tokenizer)?;
+    // The model card stays: technical documentation kept by policy.
+    write(
+        &model_dir.join("README.md"),
+        b"# fraud-detector 3.2.0\n\nModel card: intended use, training data, evaluation, limitations.\n",
+    )?;
     write(
         &model_dir.join("checkpoints/step-1000.safetensors"),
         &random(2 << 20),
@@ -297,6 +303,7 @@ contact = "data-custodian@example.org"
 
 [[locations]]
 uri = "{models}"
+exclude = ["README.md"]
 
 [[locations]]
 uri = "{data}"
@@ -309,6 +316,13 @@ match = "hash"
 uri = "{notebooks}"
 match = "hash"
 {s3_location}
+[[retain]]
+uri = "{models}/README.md"
+what = "model card"
+reason = "EU AI Act Art. 18: technical documentation, kept 10 years after the model is withdrawn"
+until = "2036-12-31"
+owner = "Risk Analytics"
+
 [[components]]
 name = "model.safetensors"
 sha256 = "{w_sha}"

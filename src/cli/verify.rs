@@ -5,7 +5,7 @@
 
 use super::records::Record;
 use super::{Printer, exit};
-use crate::cert::verify::{Check, CheckKind};
+use crate::cert::verify::CheckKind;
 use crate::cert::{CoSignature, Evidence, Naming};
 use crate::error::Result;
 use clap::Args;
@@ -32,34 +32,7 @@ pub struct VerifyArgs {
 pub fn run(a: &VerifyArgs, p: &Printer) -> Result<u8> {
     let mut ev = Evidence::gather(&a.certificate, &a.allowed_signers, CoSignature::Required)?;
     if a.recheck {
-        let cert = ev.require_certificate()?;
-        if cert.fleet.is_some() {
-            return Err(crate::error::Error::input(
-                "a fleet certificate is rechecked host by host: on each host, decom verify parts/certificate.HOST.json --recheck --plan PLAN",
-            ));
-        }
-        let (plan, _, _) = ev.approved_plan(a.plan.as_deref())?;
-        // A host's part: only its own locations are on this machine.
-        let plan = match &cert.part {
-            Some(p) => plan.part(&crate::plan::Part {
-                host: p.host.clone(),
-                s3: p.s3,
-            })?,
-            None => plan,
-        };
-        let progress = p.progress();
-        let back = crate::cert::recheck::recheck(cert, &plan, &a.s3.settings(), &progress)?;
-        ev.push(Check::new(
-            CheckKind::Recheck,
-            if back.is_empty() {
-                Ok(format!(
-                    "re-scanned {} location(s): no disposed artifact exists again",
-                    plan.locations.len()
-                ))
-            } else {
-                Err(format!("reappeared: {}", back.join("; ")))
-            },
-        ));
+        ev.recheck(a.plan.as_deref(), &a.s3.settings(), &p.progress())?;
     }
     let ok = ev.verified();
     let commands = ev.ssh_keygen_commands(Naming::AsGiven);

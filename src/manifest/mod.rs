@@ -8,6 +8,7 @@
 //! This module never touches artifacts.
 
 mod components;
+pub mod retain;
 
 pub use components::{Alg, Component, Known, NotSearched};
 
@@ -47,6 +48,9 @@ pub struct Manifest {
     /// How to reach S3 locations (endpoint, region, path-style, hashing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<crate::store::s3::spec::Settings>,
+    /// Records kept deliberately, never planned (`[[retain]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retain: Vec<retain::Retain>,
 }
 
 fn default_profile() -> String {
@@ -450,6 +454,8 @@ pub struct Resolved {
     pub keep: Vec<PathBuf>,
     /// The manifest file itself, where it was read from one.
     pub file: Option<PathBuf>,
+    /// The `[[retain]]` files' real paths, in manifest order.
+    pub retained: Vec<PathBuf>,
 }
 
 impl Resolved {
@@ -528,6 +534,9 @@ impl Manifest {
                 ));
             }
         }
+        for r in &self.retain {
+            r.check().or_else(&bad)?;
+        }
         for k in &self.keep {
             if k.uri.starts_with("s3://") {
                 return bad(format!(
@@ -603,6 +612,27 @@ impl Manifest {
                 )));
             }
         }
+        let retained = self
+            .retain
+            .iter()
+            .map(retain::Retain::resolve)
+            .collect::<Result<Vec<_>>>()?;
+        let roots: Vec<(&Path, &Location)> = targets
+            .iter()
+            .zip(&self.locations)
+            .filter_map(|(t, l)| match t {
+                Target::Local(root) => Some((root.as_path(), l)),
+                _ => None,
+            })
+            .collect();
+        retain::check_not_covered(
+            &retained
+                .iter()
+                .cloned()
+                .zip(&self.retain)
+                .collect::<Vec<_>>(),
+            &roots,
+        )?;
         let merged = components::merge(&self, base)?;
         if merged.components.is_empty()
             && !self.model.names_a_store()
@@ -630,6 +660,7 @@ impl Manifest {
             ignored_hashes: merged.ignored_hashes,
             keep,
             file: None,
+            retained,
         })
     }
 }
@@ -674,6 +705,24 @@ pub fn system_folder(root: &Path) -> Option<String> {
             format!("holds the system or home folder {}", f.display())
         }
     })
+}
+
+/// A location's include or exclude globs as one set (`None` when there are
+/// none); a bad glob is an input error naming the location.
+pub fn globset(globs: &[String], uri: &str) -> Result<Option<globset::GlobSet>> {
+    if globs.is_empty() {
+        return Ok(None);
+    }
+    let mut b = globset::GlobSetBuilder::new();
+    for g in globs {
+        b.add(
+            globset::Glob::new(g)
+                .map_err(|e| Error::input(format!("location {uri}: bad glob {g:?}: {e}")))?,
+        );
+    }
+    Ok(Some(b.build().map_err(|e| {
+        Error::input(format!("location {uri}: {e}"))
+    })?))
 }
 
 /// The kind of store a location URI names, by its scheme alone (nothing

@@ -258,6 +258,7 @@ impl Plan {
             profile: self.profile.clone(),
             components: self.components.clone(),
             components_not_searched: self.components_not_searched.clone(),
+            retained: self.retained.clone(),
             locations,
             residual_risks: self.residual_risks.clone(),
             local_only: self.local_only,

@@ -63,6 +63,9 @@ pub struct Plan<A = Vec<Artifact>> {
     /// Known components with no hash decom matches: never searched for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub components_not_searched: Vec<NotSearched>,
+    /// The `[[retain]]` files, hashed: kept by policy, never planned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retained: Vec<crate::manifest::retain::Retained>,
     pub locations: Vec<PlanLocation>,
     pub residual_risks: Vec<Risk>,
     /// A fleet plan (`decom plan merge`): each host's locations and totals,
@@ -1207,6 +1210,7 @@ impl<A> Plan<A> {
             profile,
             components,
             components_not_searched,
+            retained,
             locations,
             residual_risks,
             hosts,
@@ -1226,6 +1230,7 @@ impl<A> Plan<A> {
                 profile,
                 components,
                 components_not_searched,
+                retained,
                 locations,
                 residual_risks,
                 hosts,

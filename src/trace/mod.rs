@@ -113,6 +113,12 @@ pub fn trace(
         profile: resolved.profile.clone(),
         components: resolved.components.clone(),
         components_not_searched: resolved.not_searched.clone(),
+        retained: m
+            .retain
+            .iter()
+            .zip(&resolved.retained)
+            .map(|(r, p)| crate::manifest::retain::Retained::of(r, p))
+            .collect::<Result<_>>()?,
         locations,
         residual_risks: risks,
         hosts: Vec::new(),

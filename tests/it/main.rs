@@ -21,6 +21,7 @@ mod lifecycle;
 mod luks;
 mod model_stores;
 mod overwrite;
+mod retain;
 mod rgw;
 mod s3;
 mod s3_lifecycle;

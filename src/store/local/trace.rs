@@ -28,7 +28,7 @@ use crate::plan::{
 };
 use crate::progress::{Phase, Progress};
 use crate::store::Criteria;
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::OpenOptionsExt;
@@ -133,22 +133,6 @@ struct Candidate {
     path: PathBuf,
     id: Identity,
     matched: Matched,
-}
-
-fn globset(globs: &[String], uri: &str) -> Result<Option<GlobSet>> {
-    if globs.is_empty() {
-        return Ok(None);
-    }
-    let mut b = GlobSetBuilder::new();
-    for g in globs {
-        b.add(
-            Glob::new(g)
-                .map_err(|e| Error::input(format!("location {uri}: bad glob {g:?}: {e}")))?,
-        );
-    }
-    Ok(Some(b.build().map_err(|e| {
-        Error::input(format!("location {uri}: {e}"))
-    })?))
 }
 
 fn path_str(p: &Path) -> Result<String> {
@@ -356,8 +340,8 @@ fn walk(
         criteria,
         ours,
         known,
-        include: globset(&loc.include, &loc.uri)?,
-        exclude: globset(&loc.exclude, &loc.uri)?,
+        include: crate::manifest::globset(&loc.include, &loc.uri)?,
+        exclude: crate::manifest::globset(&loc.exclude, &loc.uri)?,
     };
     let mut w = Walked {
         root: root.to_path_buf(),
