@@ -34,7 +34,7 @@ fi
 # RGW.
 # shellcheck disable=SC1090
 eval "$(scripts/s3-server.sh start)"
-trap 'scripts/s3-server.sh stop >/dev/null 2>&1 || true; scripts/garage.sh stop >/dev/null 2>&1 || true; scripts/rgw.sh stop >/dev/null 2>&1 || true; scripts/slurm.sh stop >/dev/null 2>&1 || true' EXIT
+trap 'scripts/s3-server.sh stop >/dev/null 2>&1 || true; scripts/garage.sh stop >/dev/null 2>&1 || true; scripts/rgw.sh stop >/dev/null 2>&1 || true; scripts/tsa.sh stop >/dev/null 2>&1 || true; scripts/slurm.sh stop >/dev/null 2>&1 || true' EXIT
 # shellcheck disable=SC1090
 eval "$(scripts/garage.sh start)"
 # Ceph RGW, a real versioned store whose lifecycle engine runs (Debian's
@@ -43,6 +43,10 @@ eval "$(scripts/garage.sh start)"
 rgw_env=$(scripts/rgw.sh start) || rgw_env=
 # shellcheck disable=SC1090
 [ -n "$rgw_env" ] && eval "$rgw_env"
+# A local RFC 3161 time-stamp authority (openssl ts -reply behind a small
+# HTTP server) and a second, untrusted one.
+# shellcheck disable=SC1090
+eval "$(scripts/tsa.sh start)"
 # A cluster that will not start fails the srun test, not the whole suite;
 # the test prints why (DECOM_TEST_SLURM_ERROR), so CI's excerpt shows it.
 slurm_env=

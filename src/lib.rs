@@ -29,6 +29,7 @@ pub mod progress;
 pub mod render;
 pub mod sign;
 pub mod store;
+pub mod timestamp;
 pub mod trace;
 pub mod util;
 

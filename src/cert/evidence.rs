@@ -210,6 +210,78 @@ impl Evidence {
         Ok((plan, bytes, path))
     }
 
+    /// The plan's approval beside the certificate (`plan.json.custodian.sig`),
+    /// where the certificate parses.
+    fn approval_signature(&self) -> Option<PathBuf> {
+        let cert = self.certificate()?;
+        let plan = self
+            .files
+            .folder()
+            .join(Path::new(&cert.plan.file).file_name()?);
+        Some(sign::sig_path(&plan, Role::Custodian))
+    }
+
+    /// `verify --tsa-certs`: each signature's RFC 3161 timestamp
+    /// (`SIG.tsr`) verifies over the signature's bytes against the
+    /// certificates of `trust`, and the times run in order: the approval,
+    /// then the execution, then the co-signature. Equal times pass (a TSA
+    /// that stamps whole seconds can give two steps one second); a later
+    /// step stamped earlier fails. Every signature present needs its
+    /// timestamp.
+    pub fn check_timestamps(&mut self, trust: &Path) -> Result<()> {
+        let trust = crate::timestamp::Trust::load(trust)?;
+        let mut steps = Vec::new();
+        if let Some(a) = self.approval_signature() {
+            steps.push(("approval", a));
+        }
+        steps.push(("execution", self.files.signature(Role::Operator)));
+        steps.push(("co-signature", self.files.signature(Role::Custodian)));
+        let mut seen: Vec<String> = Vec::new();
+        let mut wrong: Vec<String> = Vec::new();
+        let mut last: Option<(&str, time::OffsetDateTime)> = None;
+        for (step, sig) in steps {
+            let Ok(sig_bytes) = std::fs::read(&sig) else {
+                continue;
+            };
+            let tsr = sign::tsr_path(&sig);
+            let token = match std::fs::read(&tsr) {
+                Ok(t) => t,
+                Err(_) => {
+                    wrong.push(format!(
+                        "{step}: no timestamp ({} is missing)",
+                        tsr.display()
+                    ));
+                    continue;
+                }
+            };
+            match crate::timestamp::verify(&token, &sig_bytes, &trust) {
+                Ok(stamp) => {
+                    let at = crate::util::rfc3339(stamp.time);
+                    if let Some((before, t)) = last
+                        && stamp.time < t
+                    {
+                        wrong.push(format!(
+                            "{step} stamped {at}, before the {before} ({}): the order is reversed",
+                            crate::util::rfc3339(t)
+                        ));
+                    }
+                    seen.push(format!("{step} {at} by {}", stamp.tsa));
+                    last = Some((step, stamp.time));
+                }
+                Err(why) => wrong.push(format!("{step} ({}): {why}", tsr.display())),
+            }
+        }
+        self.push(Check::new(
+            CheckKind::Timestamps,
+            if wrong.is_empty() {
+                Ok(seen.join("; "))
+            } else {
+                Err(wrong.join("; "))
+            },
+        ));
+        Ok(())
+    }
+
     /// `verify --recheck`: trace the approved plan's locations again (a
     /// host's part: only its own, which are on this machine) and add the
     /// recheck's check; then look at each record retained by policy whose
@@ -275,16 +347,30 @@ impl Evidence {
             ),
         ] {
             let p = self.files.signature(role);
-            match std::fs::read(&p) {
-                Ok(bytes) => out.push(Attachment {
-                    name: file_name(&p),
-                    description: what.into(),
-                    mime: "text/plain",
-                    bytes,
-                }),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(&p, e)),
-            }
+            attach(&mut out, &p, what, "text/plain")?;
+            attach(
+                &mut out,
+                &sign::tsr_path(&p),
+                "RFC 3161 timestamp over the signature above (openssl ts -verify -data SIG -in TSR)",
+                "application/timestamp-reply",
+            )?;
+        }
+        // The approval's timestamp, with the signature it covers.
+        if let Some(sig) = self.approval_signature()
+            && sign::tsr_path(&sig).exists()
+        {
+            attach(
+                &mut out,
+                &sig,
+                "the plan's approval (SSHSIG, namespace decom-custodian)",
+                "text/plain",
+            )?;
+            attach(
+                &mut out,
+                &sign::tsr_path(&sig),
+                "RFC 3161 timestamp over the approval",
+                "application/timestamp-reply",
+            )?;
         }
         out.push(Attachment {
             name: SIGNERS_ATTACHMENT.into(),
@@ -410,4 +496,19 @@ fn retained_now(records: &[super::RetainedRecord]) -> std::result::Result<String
     } else {
         Err(wrong.join("; "))
     }
+}
+
+/// Add the file at `p` to `out` when it exists.
+fn attach(out: &mut Vec<Attachment>, p: &Path, what: &str, mime: &'static str) -> Result<()> {
+    match std::fs::read(p) {
+        Ok(bytes) => out.push(Attachment {
+            name: file_name(p),
+            description: what.into(),
+            mime,
+            bytes,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(p, e)),
+    }
+    Ok(())
 }

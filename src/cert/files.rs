@@ -127,6 +127,14 @@ impl RunFiles {
                     self.signature(Role::Custodian),
                     sign::sig_path(&to, Role::Custodian),
                 ),
+                (
+                    sign::tsr_path(&self.signature(Role::Operator)),
+                    sign::tsr_path(&sign::sig_path(&to, Role::Operator)),
+                ),
+                (
+                    sign::tsr_path(&self.signature(Role::Custodian)),
+                    sign::tsr_path(&sign::sig_path(&to, Role::Custodian)),
+                ),
             ];
             for (from, to) in moves {
                 if from.symlink_metadata().is_ok() {

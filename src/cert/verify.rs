@@ -37,6 +37,10 @@ pub enum CheckKind {
     /// unchanged, until their end date.
     #[serde(rename = "retained records")]
     Retained,
+    /// `verify --tsa-certs`: each signature's RFC 3161 timestamp, and
+    /// their order.
+    #[serde(rename = "timestamps")]
+    Timestamps,
 }
 
 impl CheckKind {
@@ -52,6 +56,7 @@ impl CheckKind {
             CheckKind::Status => "status",
             CheckKind::Recheck => "recheck",
             CheckKind::Retained => "retained records",
+            CheckKind::Timestamps => "timestamps",
         }
     }
 }

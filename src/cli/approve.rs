@@ -24,6 +24,8 @@ pub struct ApproveArgs {
     /// "nothing found").
     #[arg(long)]
     pub allow_empty: bool,
+    #[command(flatten)]
+    pub tsa: super::TsaArg,
 }
 
 pub fn run(a: &ApproveArgs, p: &Printer) -> Result<u8> {
@@ -68,6 +70,7 @@ pub fn run(a: &ApproveArgs, p: &Printer) -> Result<u8> {
         a.yes,
     )?;
     let sig = sign::sign_file(&a.plan, &bytes, &key, Role::Custodian)?;
+    a.tsa.stamp(&sig, true, p)?;
     if p.json {
         p.record(&Record::Approval {
             plan: &a.plan,

@@ -21,6 +21,8 @@ pub struct CosignArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     pub yes: bool,
+    #[command(flatten)]
+    pub tsa: super::TsaArg,
 }
 
 pub fn run(a: &CosignArgs, p: &Printer) -> Result<u8> {
@@ -57,6 +59,7 @@ pub fn run(a: &CosignArgs, p: &Printer) -> Result<u8> {
         a.yes,
     )?;
     let sig = sign::sign_file(&a.certificate, bytes, &key, Role::Custodian)?;
+    a.tsa.stamp(&sig, true, p)?;
     if p.json {
         p.record(&Record::Cosignature {
             certificate: &a.certificate,

@@ -374,6 +374,7 @@ fn lifecycle(
             allowed_signers: Some(keys.signers.clone()),
             yes: true,
             allow_empty: false,
+            tsa: Default::default(),
         },
         p,
     )?;
@@ -390,6 +391,7 @@ fn lifecycle(
             yes: true,
             host: Default::default(),
             person: Default::default(),
+            tsa: Default::default(),
         },
         p,
     )?;
@@ -401,6 +403,7 @@ fn lifecycle(
             key: keys.custodian.clone(),
             allowed_signers: keys.signers.clone(),
             yes: true,
+            tsa: Default::default(),
         },
         p,
     )?;
@@ -412,6 +415,7 @@ fn lifecycle(
             allowed_signers: keys.signers.clone(),
             recheck: true,
             plan: None,
+            tsa_certs: None,
             s3: super::S3Endpoint::default(),
         },
         p,

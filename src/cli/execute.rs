@@ -43,6 +43,8 @@ pub struct ExecuteArgs {
     pub host: HostArgs,
     #[command(flatten)]
     pub person: PersonArgs,
+    #[command(flatten)]
+    pub tsa: super::TsaArg,
 }
 
 /// Which host of a fleet plan this run is (`decom plan merge`).
@@ -210,6 +212,9 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
     //    have been destroyed by now: a failure here is exit 1, not 2.
     let cert_path = files.certificate().to_path_buf();
     let sig = write_certificate(&files, &cert, &key).map_err(Error::after_destruction)?;
+    a.tsa
+        .stamp(&sig, false, p)
+        .map_err(Error::after_destruction)?;
     let journal_path = files.journal();
     if p.json {
         p.record(&Record::Executed {

@@ -153,6 +153,41 @@ pub struct KeyArgs {
     pub principal: String,
 }
 
+/// An RFC 3161 timestamp over the signature a command writes.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TsaArg {
+    /// Also have the signature timestamped by this RFC 3161 time-stamp
+    /// authority (http://…); the token goes beside it as SIG.tsr.
+    #[arg(long, value_name = "URL", env = "DECOM_TSA")]
+    pub tsa: Option<String>,
+}
+
+impl TsaArg {
+    /// Timestamp `sig` when a TSA was given. If the TSA fails, the
+    /// signature is removed again when `undo` (nothing was signed), and the
+    /// error is returned.
+    pub fn stamp(
+        &self,
+        sig: &std::path::Path,
+        undo: bool,
+        p: &Printer,
+    ) -> crate::error::Result<()> {
+        let Some(url) = &self.tsa else { return Ok(()) };
+        match crate::timestamp::stamp_file(sig, url) {
+            Ok(tsr) => {
+                p.info(&format!("timestamped: wrote {}", tsr.display()));
+                Ok(())
+            }
+            Err(e) => {
+                if undo {
+                    let _ = std::fs::remove_file(sig);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
 /// How to reach S3 (overrides the manifest's `[s3]` table).
 #[derive(Args, Debug, Clone, Default)]
 pub struct S3Args {

@@ -25,12 +25,19 @@ pub struct VerifyArgs {
     /// The approved plan, for --recheck (default: the file the certificate names, beside it).
     #[arg(long, value_name = "FILE", requires = "recheck")]
     pub plan: Option<PathBuf>,
+    /// Check the RFC 3161 timestamps beside the signatures (SIG.tsr)
+    /// against these trusted TSA certificates (PEM), and their order.
+    #[arg(long, value_name = "FILE")]
+    pub tsa_certs: Option<PathBuf>,
     #[command(flatten)]
     pub s3: super::S3Endpoint,
 }
 
 pub fn run(a: &VerifyArgs, p: &Printer) -> Result<u8> {
     let mut ev = Evidence::gather(&a.certificate, &a.allowed_signers, CoSignature::Required)?;
+    if let Some(trust) = &a.tsa_certs {
+        ev.check_timestamps(trust)?;
+    }
     if a.recheck {
         ev.recheck(a.plan.as_deref(), &a.s3.settings(), &p.progress())?;
     }

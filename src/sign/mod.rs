@@ -54,6 +54,12 @@ pub fn sig_path(file: &Path, role: Role) -> PathBuf {
     PathBuf::from(format!("{}.{}.sig", file.display(), role.name()))
 }
 
+/// `FILE.ROLE.sig.tsr`: the RFC 3161 timestamp over a signature file
+/// (`crate::timestamp`), beside it.
+pub fn tsr_path(sig: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.tsr", sig.display()))
+}
+
 /// Sign the exact bytes of `file` and write the detached signature beside it.
 pub fn sign_file(file: &Path, bytes: &[u8], key: &SigningKey, role: Role) -> Result<PathBuf> {
     use ssh_key::sha2::{Digest, Sha256};
@@ -70,6 +76,12 @@ pub fn sign_file_digest(
 ) -> Result<PathBuf> {
     let armored = key.sign_digest(role.namespace(), sha256)?;
     let out = sig_path(file, role);
+    // A timestamp of the signature this one replaces would stamp other bytes.
+    let stale = tsr_path(&out);
+    match std::fs::remove_file(&stale) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&stale, e)),
+        _ => {}
+    }
     crate::util::write_atomic(&out, armored.as_bytes())?;
     Ok(out)
 }

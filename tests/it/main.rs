@@ -29,4 +29,5 @@ mod s3_proof;
 mod s3_stores;
 mod signatures;
 mod stores;
+mod timestamps;
 mod tracing;
