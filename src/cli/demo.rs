@@ -86,6 +86,7 @@ pub fn run(a: &DemoArgs, p: &Printer) -> Result<u8> {
             allowed_signers: keys.signers.clone(),
             pdf: Some(pdf.clone()),
             html: Some(html.clone()),
+            tsa_certs: None,
         },
         p,
     )?;

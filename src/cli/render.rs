@@ -24,6 +24,10 @@ pub struct RenderArgs {
     /// Write the HTML page here.
     #[arg(long, value_name = "OUT")]
     pub html: Option<PathBuf>,
+    /// Check the RFC 3161 timestamps against these trusted TSA
+    /// certificates (PEM) and show the result on the first page.
+    #[arg(long, value_name = "FILE")]
+    pub tsa_certs: Option<PathBuf>,
 }
 
 fn refuse_overwriting_inputs(out: &Path, inputs: &[&Path]) -> Result<()> {
@@ -47,7 +51,10 @@ pub fn run(a: &RenderArgs, p: &Printer) -> Result<u8> {
         (None, None) => Some(a.certificate.with_extension("pdf")),
         (p, _) => p.clone(),
     };
-    let ev = Evidence::gather(&a.certificate, &a.allowed_signers, CoSignature::IfPresent)?;
+    let mut ev = Evidence::gather(&a.certificate, &a.allowed_signers, CoSignature::IfPresent)?;
+    if let Some(trust) = &a.tsa_certs {
+        ev.check_timestamps(trust)?;
+    }
     let op_sig = ev.files().signature(Role::Operator);
     let cu_sig = ev.files().signature(Role::Custodian);
     let inputs = [

@@ -81,8 +81,8 @@ fn banner(o: &mut String, r: &Report) {
     );
     let _ = write!(
         o,
-        "<h1>Certificate of AI model disposal</h1>\n<p class=\"sub\">NIST SP 800-88 Rev. 1 Appendix G record · \
-         ETSI EN 304 223 provisions 5.5.1-1 and 5.5.1-2 · {}</p>\n",
+        "<h1>Certificate of AI model disposal</h1>\n<p class=\"sub\">NIST SP 800-88 Rev. 2 and IEEE 2883 sanitization record · \
+         ETSI EN 304 223 provisions 5.5.1-1 and 5.5.1-2 · NIST SP 800-88 Rev. 1 Appendix G fields · {}</p>\n",
         esc(&r.certificate_id)
     );
     let good = r.complete && r.verified;
@@ -105,6 +105,14 @@ fn banner(o: &mut String, r: &Report) {
 
 /// The summary and each party with its signature.
 fn people(o: &mut String, r: &Report) {
+    o.push_str("<h2>At a glance</h2>\n");
+    table(
+        o,
+        &["", ""],
+        r.glance
+            .iter()
+            .map(|f| vec![format!("<strong>{}</strong>", esc(&f.label)), esc(&f.value)]),
+    );
     o.push_str("<h2>Summary</h2>\n<dl>");
     for f in &r.summary {
         let _ = write!(o, "<dt>{}</dt><dd>{}</dd>", esc(&f.label), esc(&f.value));
@@ -132,13 +140,51 @@ fn people(o: &mut String, r: &Report) {
 
 /// The Appendix G fields, the standards and the checks.
 fn standards_and_checks(o: &mut String, r: &Report) {
-    o.push_str("<h2>NIST SP 800-88 Rev. 1, Appendix G</h2>\n");
+    o.push_str("<h2>Sanitization (NIST SP 800-88 Rev. 2, IEEE 2883)</h2>\n");
+    table(
+        o,
+        &["Method", "Technique", "Artifacts", "Size", "Validation"],
+        r.sanitization.iter().map(|x| {
+            vec![
+                esc(&x.method),
+                esc(&x.technique),
+                x.artifacts.to_string(),
+                esc(&x.size),
+                esc(&x.validation),
+            ]
+        }),
+    );
+    if !r.retained.is_empty() {
+        o.push_str("<h2>Retained by policy</h2>\n");
+        table(
+            o,
+            &[
+                "What",
+                "Path",
+                "Reason",
+                "Owner",
+                "Until",
+                "Found at disposal",
+            ],
+            r.retained.iter().map(|x| {
+                vec![
+                    esc(&x.what),
+                    format!("<code>{}</code>", esc(&x.path)),
+                    esc(&x.reason),
+                    esc(&x.owner),
+                    esc(&x.until),
+                    esc(&x.found),
+                ]
+            }),
+        );
+    }
+    o.push_str("<h2>NIST SP 800-88 Rev. 1 (withdrawn 2025), Appendix G fields</h2>\n");
     table(
         o,
         &["Field", "Value"],
         r.nist.iter().map(|f| vec![esc(&f.label), esc(&f.value)]),
     );
-    o.push_str("<h2>ETSI EN 304 223 and the approval</h2>\n");
+    o.push_str("<h2>Standards and the evidence for each</h2>\n");
     table(
         o,
         &["Provision", "Evidence in this certificate"],

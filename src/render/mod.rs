@@ -46,7 +46,16 @@ pub struct Report {
     pub issued: String,
     /// The model as people name it (name and version).
     pub model: String,
+    /// The first page's answers: which model, approved by whom and when,
+    /// what was destroyed by which method, what is pending and until when,
+    /// what was retained by policy, the residual risks, and whether every
+    /// signature and timestamp verified.
+    pub glance: Vec<Field>,
     pub summary: Vec<Field>,
+    /// Each sanitization method and technique (NIST SP 800-88 Rev. 2, IEEE 2883).
+    pub sanitization: Vec<SanitizedView>,
+    /// Records kept by policy.
+    pub retained: Vec<RetainedView>,
     pub parties: Vec<PartyView>,
     pub nist: Vec<Field>,
     pub standards: Vec<Field>,
@@ -73,6 +82,28 @@ fn field(label: impl Into<String>, value: impl Into<String>) -> Field {
         label: label.into(),
         value: value.into(),
     }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SanitizedView {
+    pub method: String,
+    pub technique: String,
+    pub artifacts: u64,
+    pub size: String,
+    pub validation: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RetainedView {
+    pub what: String,
+    pub path: String,
+    /// The path wrapped for the PDF.
+    pub path_lines: Vec<String>,
+    pub sha256: String,
+    pub reason: String,
+    pub until: String,
+    pub owner: String,
+    pub found: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -243,7 +274,36 @@ impl Report {
             complete: cert.status == Status::Complete,
             verified: ev.verified(),
             issued: cert.issued.clone(),
+            glance: glance(ev, cert, &model),
             summary: summary(cert, &model),
+            sanitization: cert
+                .sanitization
+                .iter()
+                .map(|r| SanitizedView {
+                    method: r.method.clone(),
+                    technique: r.technique.clone(),
+                    artifacts: r.artifacts,
+                    size: human_bytes(r.bytes),
+                    validation: r.validation.clone(),
+                })
+                .collect(),
+            retained: cert
+                .retained
+                .iter()
+                .map(|r| RetainedView {
+                    what: r.record.what.clone(),
+                    path: r.record.path.clone(),
+                    path_lines: wrap_path(&r.record.path, RISK_COLUMN),
+                    sha256: r.record.sha256.clone(),
+                    reason: r.record.reason.clone(),
+                    until: r.record.until.clone(),
+                    owner: r.record.owner.clone(),
+                    found: match r.unchanged {
+                        Some(true) => "present and unchanged".to_string(),
+                        _ => r.found.clone(),
+                    },
+                })
+                .collect(),
             model,
             parties: parties(ev, cert),
             nist: nist(cert),
@@ -294,6 +354,101 @@ impl Report {
             tool: format!("{} {}", crate::TOOL_NAME, crate::TOOL_VERSION),
         })
     }
+}
+
+/// The first page's answers, each in one line an auditor can read.
+fn glance(ev: &Evidence, cert: &Certificate, model: &str) -> Vec<Field> {
+    let custodian = match &cert.custodian.details.name {
+        Some(n) => format!("{n} ({})", cert.custodian.principal),
+        None => cert.custodian.principal.clone(),
+    };
+    let approved_at = ev
+        .check(CheckKind::Timestamps)
+        .filter(|c| c.ok)
+        .and_then(|c| c.detail.split("; ").find(|s| s.starts_with("approval ")))
+        .map(|s| format!("timestamped {}", s.trim_start_matches("approval ")))
+        .unwrap_or_else(|| {
+            format!(
+                "before the disposal began ({}); no trusted timestamp checked",
+                cert.started
+            )
+        });
+    let destroyed = if cert.sanitization.is_empty() {
+        outcome_counts(&cert.totals.by_outcome)
+    } else {
+        cert.sanitization
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}: {} ({} artifact(s), {})",
+                    r.method,
+                    r.technique,
+                    r.artifacts,
+                    human_bytes(r.bytes)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let pending: Vec<String> = cert
+        .artifacts
+        .iter()
+        .filter(|a| a.outcome == Outcome::Pending)
+        .map(|a| match &a.reason {
+            Some(r) => format!("{} ({r})", a.path),
+            None => a.path.clone(),
+        })
+        .collect();
+    let retained: Vec<String> = cert
+        .retained
+        .iter()
+        .map(|r| {
+            format!(
+                "{} until {} ({})",
+                r.record.what, r.record.until, r.record.reason
+            )
+        })
+        .collect();
+    let checks = ev.checks();
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.kind.name())
+        .collect();
+    let stamped = ev.check(CheckKind::Timestamps).is_some();
+    let or_none = |v: Vec<String>| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join("; ")
+        }
+    };
+    vec![
+        field("Model", model),
+        field("Approved by", format!("{custodian}, {approved_at}")),
+        field("Destroyed", destroyed),
+        field("Pending", or_none(pending)),
+        field("Retained by policy", or_none(retained)),
+        field(
+            "Residual risks",
+            if cert.residual_risks.is_empty() {
+                "none recorded".to_string()
+            } else {
+                format!("{} (listed below)", cert.residual_risks.len())
+            },
+        ),
+        field(
+            "Verified",
+            match (failed.is_empty(), stamped) {
+                (true, true) => "every signature and every timestamp verified".to_string(),
+                (true, false) => {
+                    "every signature verified; timestamps not checked (render --tsa-certs)"
+                        .to_string()
+                }
+                (false, _) => format!("NOT VERIFIED: {}", failed.join(", ")),
+            },
+        ),
+    ]
 }
 
 /// The first table: the model, the status in words, when and where.
