@@ -6,28 +6,21 @@
 # re-numbered and signed again with stock ssh-keygen, so collect checks
 # real signatures over every part. Writes its table into BENCHMARKS.md.
 #   BENCH_FLEET_HOSTS="100 1000" BENCH_FLEET_ARTIFACTS=100 scripts/bench-fleet.sh
+# The table names the binary measured: BENCH_BUILD (see bench-setup.sh).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 SIZES=${BENCH_FLEET_HOSTS:-"100 1000"}
 ARTS=${BENCH_FLEET_ARTIFACTS:-100}
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-if [ -z "${DECOM_BIN:-}" ]; then
-  cargo build --release --quiet
-  DECOM_BIN="$CARGO_TARGET_DIR/release/decom"
-fi
-D="$DECOM_BIN"
-W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
-"$D" keygen --no-passphrase --comment cu --out "$W/cu" >/dev/null 2>&1
-"$D" keygen --no-passphrase --comment op --out "$W/op" >/dev/null 2>&1
-printf 'cu namespaces="decom-custodian" %s\nop namespaces="decom-operator" %s\n' "$(cat "$W/cu.pub")" "$(cat "$W/op.pub")" >"$W/signers"
+# shellcheck source=scripts/bench-setup.sh
+. scripts/bench-setup.sh
 : >"$W/rows"
 
 for hosts in $SIZES; do
   R="$W/$hosts"; mkdir -p "$R/models" "$R/plans" "$R/parts" "$R/fleet"
   for i in $(seq 1 "$ARTS"); do head -c 4096 /dev/urandom >"$R/models/shard-$i.bin"; done
   printf 'profile = "nist-clear"\n[model]\nname = "bench"\n[[locations]]\nuri = "%s/models"\n' "$R" >"$R/decom.toml"
-  "$D" -q trace "$R/decom.toml" --host h0 -o "$R/plans/plan.h0.json"
+  "$DECOM" -q trace "$R/decom.toml" --host h0 -o "$R/plans/plan.h0.json"
   python3 - "$R" "$hosts" <<'PY'
 import sys
 r, n = sys.argv[1], int(sys.argv[2])
@@ -36,9 +29,9 @@ for k in range(1, n):
     open(f"{r}/plans/plan.h{k}.json", "w").write(text.replace('"host": "h0"', f'"host": "h{k}"'))
 PY
   # shellcheck disable=SC2046
-  /usr/bin/time -f "%e %M" -o "$R/merge.time" "$D" -q plan merge $(for k in $(seq 0 $((hosts - 1))); do echo "$R/plans/plan.h$k.json"; done) -o "$R/plan.json"
-  "$D" -q approve "$R/plan.json" --key "$W/cu" --principal cu --yes
-  /usr/bin/time -f "%e %M" -o "$R/execute.time" "$D" -q execute "$R/plan.json" --host h0 --override-hostname --key "$W/op" --principal op --allowed-signers "$W/signers" --yes --out "$R/parts"
+  /usr/bin/time -f "%e %M" -o "$R/merge.time" "$DECOM" -q plan merge $(for k in $(seq 0 $((hosts - 1))); do echo "$R/plans/plan.h$k.json"; done) -o "$R/plan.json"
+  "$DECOM" -q approve "$R/plan.json" --key "$W/cu" --principal cu --yes
+  /usr/bin/time -f "%e %M" -o "$R/execute.time" "$DECOM" -q execute "$R/plan.json" --host h0 --override-hostname --key "$W/op" --principal op --allowed-signers "$W/signers" --yes --out "$R/parts"
   python3 - "$R" "$hosts" "$ARTS" <<'PY'
 import json, sys
 r, n, arts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -60,13 +53,13 @@ PY
     mv "$R/parts/certificate.h$k.json.sig" "$R/parts/certificate.h$k.json.operator.sig"
   done
   # shellcheck disable=SC2046
-  /usr/bin/time -f "%e %M" -o "$R/collect.time" "$D" -q collect "$R/plan.json" $(for k in $(seq 0 $((hosts - 1))); do echo "$R/parts/certificate.h$k.json"; done) -o "$R/fleet/certificate.json" --key "$W/op" --principal op --allowed-signers "$W/signers" --yes
-  /usr/bin/time -f "%e %M" -o "$R/verify.time" "$D" -q verify "$R/fleet/certificate.json" --allowed-signers "$W/signers" >/dev/null || true
+  /usr/bin/time -f "%e %M" -o "$R/collect.time" "$DECOM" -q collect "$R/plan.json" $(for k in $(seq 0 $((hosts - 1))); do echo "$R/parts/certificate.h$k.json"; done) -o "$R/fleet/certificate.json" --key "$W/op" --principal op --allowed-signers "$W/signers" --yes
+  /usr/bin/time -f "%e %M" -o "$R/verify.time" "$DECOM" -q verify "$R/fleet/certificate.json" --allowed-signers "$W/signers" >/dev/null || true
   echo "$hosts $(tail -1 "$R/merge.time") $(tail -1 "$R/collect.time") $(tail -1 "$R/verify.time") $(stat -c %s "$R/plan.json") $(tail -1 "$R/execute.time")" >>"$W/rows"
   rm -rf "$R"
 done
 
-python3 - "$W/rows" "$ARTS" "${BENCH_FLEET_BUILD:-release build}" >"$W/table" <<'PY'
+python3 - "$W/rows" "$ARTS" "$BUILD" >"$W/table" <<'PY'
 import sys
 rows = [l.split() for l in open(sys.argv[1])]
 arts = int(sys.argv[2])

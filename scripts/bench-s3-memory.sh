@@ -22,23 +22,22 @@ FLAT=${BENCH_S3_MEM_FLAT:-10000 100000}
 VERSIONED=${BENCH_S3_MEM_VERSIONED:-5000 20000}
 RGW=${BENCH_S3_MEM_RGW:-10000 100000}
 MD=${BENCH_S3_MD:-$ROOT/BENCHMARKS.md}
-# shellcheck disable=SC2034 # read by bench-s3-setup.sh
+# shellcheck disable=SC2034 # read by bench-setup.sh
 S3_SERVERS=$STORES
-# shellcheck source=scripts/bench-s3-setup.sh
-. scripts/bench-s3-setup.sh
-secs() { echo "$(date +%s.%N) - $1" | bc; }
+# shellcheck source=scripts/bench-setup.sh
+. scripts/bench-setup.sh
 
 # one STORE N: fill, trace, approve, execute, with the store's EP and KIND
 # (set by `store`); a row of "store n trace_kib execute_kib plan_bytes left
 # trace_s execute_s fill_s load".
 one() {
-  local store=$1 n=$2 ep=$EP b="m-$1-$2-$RUN" d="$W/$1-$2" fill=fill count=count t fill_s trace_s exec_s
+  local store=$1 n=$2 b="m-$1-$2-$RUN" d="$W/$1-$2" fill=fill count=count t fill_s trace_s exec_s
   [ "$KIND" = flat ] && { fill=fill-flat; count=count-flat; }
   mkdir -p "$d"
   t=$(date +%s.%N)
-  "$VENV/bin/python" scripts/s3fill.py "$ep" "$fill" "$b" "$n"
+  s3fill "$fill" "$b" "$n"
   fill_s=$(secs "$t")
-  printf 'profile = "nist-clear"\n[model]\nname = "bench"\n[s3]\nendpoint_url = "%s"\n[[locations]]\nuri = "s3://%s/model/"\n' "$ep" "$b" >"$d/decom.toml"
+  printf 'profile = "nist-clear"\n[model]\nname = "bench"\n[s3]\nendpoint_url = "%s"\n[[locations]]\nuri = "s3://%s/model/"\n' "$EP" "$b" >"$d/decom.toml"
   t=$(date +%s.%N)
   /usr/bin/time -f %M -o "$d/trace.rss" "$DECOM" -q trace "$d/decom.toml" -o "$d/plan.json"
   trace_s=$(secs "$t")
@@ -46,7 +45,7 @@ one() {
   t=$(date +%s.%N)
   /usr/bin/time -f %M -o "$d/exec.rss" "$DECOM" -q execute "$d/plan.json" --key "$W/op" --principal op --allowed-signers "$W/signers" --yes
   exec_s=$(secs "$t")
-  echo "$store $n $(cat "$d/trace.rss") $(cat "$d/exec.rss") $(stat -c %s "$d/plan.json") $("$VENV/bin/python" scripts/s3fill.py "$ep" "$count" "$b") $trace_s $exec_s $fill_s $(loadavg)" >>"$W/rows"
+  echo "$store $n $(cat "$d/trace.rss") $(cat "$d/exec.rss") $(stat -c %s "$d/plan.json") $(s3fill "$count" "$b") $trace_s $exec_s $fill_s $(loadavg)" >>"$W/rows"
 }
 
 : >"$W/rows"

