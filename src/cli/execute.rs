@@ -215,7 +215,21 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
     a.tsa
         .stamp(&sig, false, p)
         .map_err(Error::after_destruction)?;
-    let journal_path = files.journal();
+    tell(p, &cert, &cert_path, &sig, files.journal());
+    Ok(Executed {
+        certificate: cert_path,
+        status: cert.status,
+    })
+}
+
+/// What execute wrote, and what comes next.
+fn tell<A: crate::cert::Artifacts>(
+    p: &Printer,
+    cert: &Certificate<A>,
+    cert_path: &Path,
+    sig: &Path,
+    journal_path: &Path,
+) {
     if p.json {
         p.record(&Record::Executed {
             path: &cert_path,
@@ -248,10 +262,6 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
             p.warn("disposal INCOMPLETE: see the artifacts above; fix the cause and run again with --resume");
         }
     }
-    Ok(Executed {
-        certificate: cert_path,
-        status: cert.status,
-    })
 }
 
 /// What must hold before anything is touched, besides the approval: a

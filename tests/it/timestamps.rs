@@ -88,24 +88,51 @@ fn every_signature_is_timestamped_in_order_and_openssl_accepts_each_token() {
         // A token checked against other bytes fails, with openssl too.
         assert!(!openssl_ts_verify(&env.path("plan.json"), &tsr, &ca));
     }
-    // The rendered PDF carries the tokens beside the signatures they cover.
+    // The PDF carries each token beside the signature it covers: extracted
+    // with poppler's pdfdetach, openssl accepts every pair; its first page
+    // says every signature and timestamp verified.
     env.run(&[
         "render",
         "certificate.json",
         "--allowed-signers",
         "keys/allowed_signers",
-        "--html",
-        "cert.html",
+        "--tsa-certs",
+        &ca,
+        "--pdf",
+        "cert.pdf",
     ])
     .ok();
-    let html = std::fs::read_to_string(env.path("cert.html")).unwrap();
-    for name in [
-        "certificate.json.operator.sig.tsr",
-        "certificate.json.custodian.sig.tsr",
-        "plan.json.custodian.sig.tsr",
+    let out = env.path("detached");
+    std::fs::create_dir(&out).unwrap();
+    let d = Command::new("pdfdetach")
+        .args(["-saveall", "-o"])
+        .arg(&out)
+        .arg(env.path("cert.pdf"))
+        .output()
+        .unwrap();
+    assert!(d.status.success(), "{}", String::from_utf8_lossy(&d.stderr));
+    for sig in [
+        "plan.json.custodian.sig",
+        "certificate.json.operator.sig",
+        "certificate.json.custodian.sig",
     ] {
-        assert!(html.contains(name), "{name} not attached");
+        let tsr = out.join(format!("{sig}.tsr"));
+        assert!(
+            openssl_ts_verify(&out.join(sig), &tsr, &ca),
+            "{sig}.tsr from the PDF"
+        );
     }
+    let text = Command::new("pdftotext")
+        .args(["-f", "1", "-l", "1", "-layout"])
+        .arg(env.path("cert.pdf"))
+        .arg("-")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("every signature and every timestamp verified"),
+        "{text}"
+    );
 }
 
 /// A token over other bytes, a token from a TSA nobody trusts, and a
