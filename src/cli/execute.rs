@@ -232,14 +232,14 @@ fn tell<A: crate::cert::Artifacts>(
 ) {
     if p.json {
         p.record(&Record::Executed {
-            path: &cert_path,
-            signature: &sig,
+            path: cert_path,
+            signature: sig,
             journal: journal_path,
             status: cert.status,
             totals: &cert.totals,
         });
     } else {
-        for l in super::show::cert_lines(&cert) {
+        for l in super::show::cert_lines(cert) {
             p.info(&l);
         }
         p.info(&format!(

@@ -51,6 +51,37 @@ fn verify_stamps(env: &Env, certs: &str) -> Run {
     ])
 }
 
+/// A timestamp of `file` from the TSA at `url`, asked with openssl and curl
+/// as a user would.
+fn stamp_with(url: &str, file: &std::path::Path) -> Vec<u8> {
+    let query = Command::new("openssl")
+        .args(["ts", "-query", "-sha256", "-cert", "-data"])
+        .arg(file)
+        .output()
+        .unwrap();
+    let reply = Command::new("curl")
+        .args([
+            "-sS",
+            "--fail",
+            "-H",
+            "Content-Type: application/timestamp-query",
+            "--data-binary",
+            "@-",
+            url,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(&query.stdout)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(reply.status.success());
+    reply.stdout
+}
+
 fn openssl_ts_verify(data: &std::path::Path, tsr: &std::path::Path, ca: &str) -> bool {
     Command::new("openssl")
         .args(["ts", "-verify", "-data"])
@@ -164,32 +195,8 @@ fn a_token_over_other_bytes_an_untrusted_tsa_and_a_reversed_order_fail() {
     // The co-signature stamped by a TSA whose CA is not trusted.
     let cosig = env.path("certificate.json.custodian.sig");
     let saved = std::fs::read(tsr("certificate.json.custodian.sig")).unwrap();
-    let out = Command::new("openssl")
-        .args(["ts", "-query", "-sha256", "-cert", "-data"])
-        .arg(&cosig)
-        .output()
-        .unwrap();
-    let reply = Command::new("curl")
-        .args([
-            "-sS",
-            "--fail",
-            "-H",
-            "Content-Type: application/timestamp-query",
-            "--data-binary",
-            "@-",
-            &untrusted,
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(&out.stdout)?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    assert!(reply.status.success());
-    std::fs::write(tsr("certificate.json.custodian.sig"), &reply.stdout).unwrap();
+    let reply = stamp_with(&untrusted, &cosig);
+    std::fs::write(tsr("certificate.json.custodian.sig"), &reply).unwrap();
     let r = verify_stamps(&env, &ca);
     r.code(1);
     assert!(
@@ -202,31 +209,8 @@ fn a_token_over_other_bytes_an_untrusted_tsa_and_a_reversed_order_fail() {
     // The approval stamped again now: after the execution it approved.
     std::thread::sleep(std::time::Duration::from_millis(20));
     let approval = env.path("plan.json.custodian.sig");
-    let later = Command::new("openssl")
-        .args(["ts", "-query", "-sha256", "-cert", "-data"])
-        .arg(&approval)
-        .output()
-        .unwrap();
-    let reply = Command::new("curl")
-        .args([
-            "-sS",
-            "--fail",
-            "-H",
-            "Content-Type: application/timestamp-query",
-            "--data-binary",
-            "@-",
-            &url,
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(&later.stdout)?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    std::fs::write(tsr("plan.json.custodian.sig"), &reply.stdout).unwrap();
+    let reply = stamp_with(&url, &approval);
+    std::fs::write(tsr("plan.json.custodian.sig"), &reply).unwrap();
     let r = verify_stamps(&env, &ca);
     r.code(1);
     assert!(r.stdout.contains("the order is reversed"), "{}", r.stdout);
