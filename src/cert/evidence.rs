@@ -63,6 +63,26 @@ pub struct Evidence {
     signers_path: PathBuf,
     signers_bytes: Vec<u8>,
     signers: AllowedSigners,
+    /// The timestamps `check_timestamps` verified, by step.
+    stamps: Vec<(Step, crate::timestamp::Stamp)>,
+}
+
+/// A signed step of the disposal that an RFC 3161 timestamp can date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Approval,
+    Execution,
+    CoSignature,
+}
+
+impl Step {
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Approval => "approval",
+            Step::Execution => "execution",
+            Step::CoSignature => "co-signature",
+        }
+    }
 }
 
 impl Evidence {
@@ -94,6 +114,7 @@ impl Evidence {
             signers_path: signers_path.to_path_buf(),
             signers_bytes,
             signers,
+            stamps: Vec::new(),
         };
         let cert = match Certificate::parse(&ev.bytes, &origin) {
             Ok(c) => c,
@@ -231,28 +252,31 @@ impl Evidence {
     pub fn check_timestamps(&mut self, trust: &Path) -> Result<()> {
         let trust = crate::timestamp::Trust::load(trust)?;
         let mut steps = Vec::new();
-        if let Some(a) = self.approval_signature() {
-            steps.push(("approval", a));
-        }
-        steps.push(("execution", self.files.signature(Role::Operator)));
-        steps.push(("co-signature", self.files.signature(Role::Custodian)));
         let mut seen: Vec<String> = Vec::new();
+        match self.approval_signature() {
+            Some(a) if a.exists() => steps.push((Step::Approval, a)),
+            _ => seen.push(
+                "approval: its signature is not beside the certificate, so its timestamp was not checked"
+                    .into(),
+            ),
+        }
+        steps.push((Step::Execution, self.files.signature(Role::Operator)));
+        steps.push((Step::CoSignature, self.files.signature(Role::Custodian)));
         let mut wrong: Vec<String> = Vec::new();
-        let mut last: Option<(&str, time::OffsetDateTime)> = None;
+        let mut last: Option<(Step, time::OffsetDateTime)> = None;
+        let mut stamps = Vec::new();
         for (step, sig) in steps {
             let Ok(sig_bytes) = std::fs::read(&sig) else {
                 continue;
             };
+            let name = step.name();
             let tsr = sign::tsr_path(&sig);
-            let token = match std::fs::read(&tsr) {
-                Ok(t) => t,
-                Err(_) => {
-                    wrong.push(format!(
-                        "{step}: no timestamp ({} is missing)",
-                        tsr.display()
-                    ));
-                    continue;
-                }
+            let Ok(token) = std::fs::read(&tsr) else {
+                wrong.push(format!(
+                    "{name}: no timestamp ({} is missing)",
+                    tsr.display()
+                ));
+                continue;
             };
             match crate::timestamp::verify(&token, &sig_bytes, &trust) {
                 Ok(stamp) => {
@@ -261,25 +285,37 @@ impl Evidence {
                         && stamp.time < t
                     {
                         wrong.push(format!(
-                            "{step} stamped {at}, before the {before} ({}): the order is reversed",
+                            "{name} stamped {at}, before the {} ({}): the order is reversed",
+                            before.name(),
                             crate::util::rfc3339(t)
                         ));
                     }
-                    seen.push(format!("{step} {at} by {}", stamp.tsa));
+                    seen.push(format!("{name} {at} by {}", stamp.tsa));
                     last = Some((step, stamp.time));
+                    stamps.push((step, stamp));
                 }
-                Err(why) => wrong.push(format!("{step} ({}): {why}", tsr.display())),
+                Err(why) => wrong.push(format!("{name} ({}): {why}", tsr.display())),
             }
         }
+        let ok = wrong.is_empty();
         self.push(Check::new(
             CheckKind::Timestamps,
-            if wrong.is_empty() {
+            if ok {
                 Ok(seen.join("; "))
             } else {
                 Err(wrong.join("; "))
             },
         ));
+        if ok {
+            self.stamps = stamps;
+        }
         Ok(())
+    }
+
+    /// The verified timestamp of a step (none until
+    /// [`Evidence::check_timestamps`] passed).
+    pub fn stamp(&self, step: Step) -> Option<&crate::timestamp::Stamp> {
+        self.stamps.iter().find(|(s, _)| *s == step).map(|(_, t)| t)
     }
 
     /// `verify --recheck`: trace the approved plan's locations again (a

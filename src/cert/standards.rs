@@ -44,13 +44,13 @@ fn classify(a: &CertArtifact) -> Option<(&'static str, &'static str, &'static st
     Some(match (a.kind, a.sanitization.category) {
         (ArtifactKind::KmsKey, _) => (
             "Purge",
-            "cryptographic erase: externally managed key (KMS key scheduled for deletion)",
-            "the key's state read back: PendingDeletion with its deletion date",
+            "cryptographic erase: externally managed key (KMS key deleted after its waiting period)",
+            "the key asked for again (DescribeKey): KMS no longer has it",
         ),
         (ArtifactKind::LuksVolume, _) => (
             "Purge",
-            "cryptographic erase: LUKS header and every key slot overwritten",
-            "the volume's header read back: no LUKS header remains",
+            "cryptographic erase: every LUKS key slot erased (cryptsetup luksErase)",
+            "the volume's header read back: no key slot remains",
         ),
         (ArtifactKind::File, Category::Clear) => ("Clear", "overwrite", OVERWRITE_CHECK),
         (ArtifactKind::File, Category::CryptoErase) => (

@@ -69,8 +69,11 @@ pub fn run(a: &ApproveArgs, p: &Printer) -> Result<u8> {
         ),
         a.yes,
     )?;
+    let earlier = a
+        .tsa
+        .before_signing(&sign::sig_path(&a.plan, Role::Custodian));
     let sig = sign::sign_file(&a.plan, &bytes, &key, Role::Custodian)?;
-    a.tsa.stamp(&sig, true, p)?;
+    a.tsa.stamp(&sig, earlier, p)?;
     if p.json {
         p.record(&Record::Approval {
             plan: &a.plan,

@@ -58,8 +58,11 @@ pub fn run(a: &CosignArgs, p: &Printer) -> Result<u8> {
         ),
         a.yes,
     )?;
+    let earlier = a
+        .tsa
+        .before_signing(&sign::sig_path(&a.certificate, Role::Custodian));
     let sig = sign::sign_file(&a.certificate, bytes, &key, Role::Custodian)?;
-    a.tsa.stamp(&sig, true, p)?;
+    a.tsa.stamp(&sig, earlier, p)?;
     if p.json {
         p.record(&Record::Cosignature {
             certificate: &a.certificate,

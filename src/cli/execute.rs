@@ -213,7 +213,7 @@ pub fn execute(a: &ExecuteArgs, p: &Printer) -> Result<Executed> {
     let cert_path = files.certificate().to_path_buf();
     let sig = write_certificate(&files, &cert, &key).map_err(Error::after_destruction)?;
     a.tsa
-        .stamp(&sig, false, p)
+        .stamp(&sig, None, p)
         .map_err(Error::after_destruction)?;
     tell(p, &cert, &cert_path, &sig, files.journal());
     Ok(Executed {

@@ -162,29 +162,55 @@ pub struct TsaArg {
     pub tsa: Option<String>,
 }
 
+/// A signature file and its timestamp as they were before a command
+/// replaced them, to put back if the new signature gets no timestamp.
+pub struct Earlier {
+    sig: Option<Vec<u8>>,
+    tsr: Option<Vec<u8>>,
+}
+
 impl TsaArg {
-    /// Timestamp `sig` when a TSA was given. If the TSA fails, the
-    /// signature is removed again when `undo` (nothing was signed), and the
-    /// error is returned.
+    /// What `sig` and its timestamp hold now, when a TSA was given.
+    pub fn before_signing(&self, sig: &std::path::Path) -> Option<Earlier> {
+        self.tsa.as_ref()?;
+        Some(Earlier {
+            sig: std::fs::read(sig).ok(),
+            tsr: std::fs::read(crate::sign::tsr_path(sig)).ok(),
+        })
+    }
+
+    /// Timestamp `sig` when a TSA was given. If the TSA fails and
+    /// `earlier` is given, the files are put back as they were (a new
+    /// signature removed, an earlier one restored: nothing was signed),
+    /// and the error is returned.
     pub fn stamp(
         &self,
         sig: &std::path::Path,
-        undo: bool,
+        earlier: Option<Earlier>,
         p: &Printer,
     ) -> crate::error::Result<()> {
         let Some(url) = &self.tsa else { return Ok(()) };
-        match crate::timestamp::stamp_file(sig, url) {
+        let e = match crate::timestamp::stamp_file(sig, url) {
             Ok(tsr) => {
                 p.info(&format!("timestamped: wrote {}", tsr.display()));
-                Ok(())
+                return Ok(());
             }
-            Err(e) => {
-                if undo {
-                    let _ = std::fs::remove_file(sig);
+            Err(e) => e,
+        };
+        if let Some(was) = earlier {
+            for (path, bytes) in [
+                (sig.to_path_buf(), was.sig),
+                (crate::sign::tsr_path(sig), was.tsr),
+            ] {
+                match bytes {
+                    Some(b) => crate::util::write_atomic(&path, &b)?,
+                    None => {
+                        let _ = std::fs::remove_file(&path);
+                    }
                 }
-                Err(e)
             }
         }
+        Err(e)
     }
 }
 

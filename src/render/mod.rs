@@ -362,17 +362,13 @@ fn glance(ev: &Evidence, cert: &Certificate, model: &str) -> Vec<Field> {
         Some(n) => format!("{n} ({})", cert.custodian.principal),
         None => cert.custodian.principal.clone(),
     };
-    let approved_at = ev
-        .check(CheckKind::Timestamps)
-        .filter(|c| c.ok)
-        .and_then(|c| c.detail.split("; ").find(|s| s.starts_with("approval ")))
-        .map(|s| format!("timestamped {}", s.trim_start_matches("approval ")))
-        .unwrap_or_else(|| {
-            format!(
-                "before the disposal began ({}); no trusted timestamp checked",
-                cert.started
-            )
-        });
+    let approved_at = match ev.stamp(crate::cert::evidence::Step::Approval) {
+        Some(t) => format!("timestamped {} by {}", crate::util::rfc3339(t.time), t.tsa),
+        None => format!(
+            "before the disposal began ({}); no trusted timestamp checked",
+            cert.started
+        ),
+    };
     let destroyed = if cert.sanitization.is_empty() {
         outcome_counts(&cert.totals.by_outcome)
     } else {
@@ -390,15 +386,24 @@ fn glance(ev: &Evidence, cert: &Certificate, model: &str) -> Vec<Field> {
             .collect::<Vec<_>>()
             .join("; ")
     };
-    let pending: Vec<String> = cert
+    // A few named, the rest counted: the page stays one page.
+    const NAMED: usize = 5;
+    let pending_all = cert
         .artifacts
         .iter()
-        .filter(|a| a.outcome == Outcome::Pending)
+        .filter(|a| a.outcome == Outcome::Pending);
+    let mut pending: Vec<String> = pending_all
+        .clone()
+        .take(NAMED)
         .map(|a| match &a.reason {
             Some(r) => format!("{} ({r})", a.path),
             None => a.path.clone(),
         })
         .collect();
+    let more = pending_all.count().saturating_sub(NAMED);
+    if more > 0 {
+        pending.push(format!("and {more} more (see Artifacts)"));
+    }
     let retained: Vec<String> = cert
         .retained
         .iter()

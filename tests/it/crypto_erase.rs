@@ -85,6 +85,12 @@ fn dedicated_key_pending_then_purged_once_the_test_deletes_its_stack() {
             "not yet erased: {v}"
         );
     }
+    // Nothing is called Purge before KMS has acted.
+    assert!(
+        !c["sanitization"].to_string().contains("Purge"),
+        "{}",
+        c["sanitization"]
+    );
     // Still pending on a resume before KMS deletes it.
     s.resume().code(1);
     assert_eq!(s.env.cert_json()["status"], "pending");
@@ -113,6 +119,38 @@ fn dedicated_key_pending_then_purged_once_the_test_deletes_its_stack() {
         assert_eq!(v["sanitization"]["category"], "crypto-erase", "{v}");
         assert!(v["sanitization"]["reason"].as_str().unwrap().contains(&arn));
     }
+    // In Rev. 2 / IEEE 2883 terms: the key and the versions it encrypted
+    // are Purge by cryptographic erase, validated by asking KMS again.
+    let rows = c["sanitization"].as_array().unwrap();
+    let key_row = rows
+        .iter()
+        .find(|r| {
+            r["technique"]
+                .as_str()
+                .unwrap()
+                .contains("externally managed key")
+        })
+        .unwrap_or_else(|| panic!("{rows:?}"));
+    assert_eq!(key_row["method"], "Purge");
+    assert_eq!(key_row["artifacts"], 1);
+    assert!(
+        key_row["validation"]
+            .as_str()
+            .unwrap()
+            .contains("DescribeKey")
+    );
+    let versions = artifacts_of_kind(&c, "s3-version").len() as u64;
+    let erased_row = rows
+        .iter()
+        .find(|r| {
+            r["technique"]
+                .as_str()
+                .unwrap()
+                .contains("KMS key destroyed")
+        })
+        .unwrap_or_else(|| panic!("{rows:?}"));
+    assert_eq!(erased_row["method"], "Purge");
+    assert_eq!(erased_row["artifacts"], versions);
     let journal = std::fs::read_to_string(s.env.path("journal.jsonl")).unwrap();
     assert!(
         journal.contains("\"type\":\"kms-deletion-scheduled\""),

@@ -45,6 +45,24 @@ fn a_retained_model_card_stays_is_certified_as_retained_and_rechecked_until_its_
     );
     assert_eq!(kept["record"]["until"], "2099-12-31");
     assert_eq!(kept["unchanged"], true, "{kept}");
+    // The sanitization table adds up the disposed file, in the terms of
+    // its medium: Clear only where the file's own category says clear.
+    let file = c["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "file")
+        .unwrap()
+        .clone();
+    let rows = c["sanitization"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["artifacts"], 1);
+    assert_eq!(rows[0]["bytes"], file["size"]);
+    let want = match file["sanitization"]["category"].as_str().unwrap() {
+        "clear" => "Clear",
+        _ => "none: logical sanitization",
+    };
+    assert_eq!(rows[0]["method"], want, "{rows:?}");
     // Never a residual risk, never an artifact.
     assert!(!c["residual_risks"].to_string().contains("README.md"));
     assert!(!c["artifacts"].to_string().contains("README.md"));

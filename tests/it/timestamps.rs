@@ -217,8 +217,8 @@ fn a_token_over_other_bytes_an_untrusted_tsa_and_a_reversed_order_fail() {
 }
 
 /// Without --tsa nothing is stamped and verify needs no TSA; an https URL
-/// or an unreachable TSA is a one-line error and the approval is not left
-/// behind (exit 2: nothing approved).
+/// or an unreachable TSA is a one-line error and no new approval is left
+/// behind (exit 2: nothing approved; an earlier one is put back).
 #[test]
 fn without_a_tsa_nothing_changes_and_a_bad_tsa_leaves_no_approval() {
     let env = Env::new();
@@ -235,6 +235,17 @@ fn without_a_tsa_nothing_changes_and_a_bad_tsa_leaves_no_approval() {
         assert!(!env.path("plan.json.custodian.sig").exists());
     }
     env.approve().ok();
+    // A second approval whose timestamp fails puts the first back as it was.
+    let first = std::fs::read(env.path("plan.json.custodian.sig")).unwrap();
+    env.run(&signed(
+        &["approve", "plan.json", "--tsa", "http://127.0.0.1:9/tsa"],
+        APPROVING,
+    ))
+    .code(2);
+    assert_eq!(
+        std::fs::read(env.path("plan.json.custodian.sig")).unwrap(),
+        first
+    );
     env.execute().ok();
     env.cosign().ok();
     assert!(!env.path("certificate.json.operator.sig.tsr").exists());
