@@ -306,6 +306,94 @@ pub fn real_path(p: &Path) -> std::path::PathBuf {
     }
 }
 
+/// What an object-store location (`s3://bucket/prefix`, `gs://bucket/prefix`)
+/// covers: **folder semantics**.
+/// `s3://models/fd` covers the object whose key is exactly `fd` and every
+/// key under `fd/`, never `fdx/…` or `fd-old`; a prefix that ends in `/`
+/// (`fd/`) covers every key under it; an empty prefix the whole bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope<'a> {
+    prefix: &'a str,
+}
+
+impl<'a> Scope<'a> {
+    pub fn new(prefix: &'a str) -> Self {
+        Scope { prefix }
+    }
+
+    pub fn prefix(&self) -> &'a str {
+        self.prefix
+    }
+
+    /// A folder already (ends in `/`) or the whole bucket.
+    /// A folder (`fd/`, or the whole bucket): one listing, in key order.
+    pub fn is_folder(&self) -> bool {
+        self.prefix.is_empty() || self.prefix.ends_with('/')
+    }
+
+    /// Whether `key` lies in the location.
+    pub fn contains(&self, key: &str) -> bool {
+        match key.strip_prefix(self.prefix) {
+            None => false,
+            Some(_) if self.is_folder() => true,
+            Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        }
+    }
+
+    /// `key` relative to the location (what include/exclude globs see):
+    /// `fd/a/b.bin` under `fd` is `a/b.bin`; the key `fd` itself is `fd`'s
+    /// last component.
+    pub fn relative<'k>(&self, key: &'k str) -> &'k str {
+        match key.strip_prefix(self.prefix) {
+            Some("") => key.rsplit('/').next().unwrap_or(key),
+            Some(rest) => rest.strip_prefix('/').unwrap_or(rest),
+            None => key,
+        }
+    }
+
+    /// The listings that together return exactly the location's keys (and
+    /// no sibling's subtree): (prefix, delimiter). For `fd`: `fd` with
+    /// delimiter `/` (the key `fd` itself, and flat siblings such as
+    /// `fd-old` that [`Scope::contains`] drops; `fd-old/…` rolls up into a
+    /// common prefix and is never listed), then everything under `fd/`.
+    pub fn listings(&self) -> Vec<(String, Option<&'static str>)> {
+        if self.is_folder() {
+            vec![(self.prefix.to_string(), None)]
+        } else {
+            vec![
+                (self.prefix.to_string(), Some("/")),
+                (format!("{}/", self.prefix), None),
+            ]
+        }
+    }
+
+    /// Whether a key that the listing `(prefix, delimiter)` returned is the
+    /// location's and that listing's own. A store that ignores the delimiter
+    /// (moto's upload listing) returns keys under `fd/` in the listing of
+    /// `fd` too, which the next listing returns again.
+    pub fn owns(&self, key: &str, (prefix, delimiter): (&str, Option<&str>)) -> bool {
+        self.contains(key)
+            && !delimiter.is_some_and(|d| {
+                key.strip_prefix(prefix)
+                    .is_some_and(|rest| rest.contains(d))
+            })
+    }
+
+    /// The rule, as the plan and `show` state it.
+    pub fn rule(&self) -> String {
+        if self.prefix.is_empty() {
+            "every key in the bucket".to_string()
+        } else if self.is_folder() {
+            format!("every key under {}", self.prefix)
+        } else {
+            format!(
+                "the key {p} and every key under {p}/ (never {p}-… or {p}x… siblings)",
+                p = self.prefix
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

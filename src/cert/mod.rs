@@ -402,8 +402,9 @@ pub struct ProofSummary {
 }
 
 impl ProofSummary {
-    fn of(location: u32, proofs: &[journal::AbsenceProof]) -> Option<ProofSummary> {
+    fn of(location: u32, proofs: &[journal::AbsenceProof], gcs: bool) -> Option<ProofSummary> {
         let mut sum: Option<ProofSummary> = None;
+        let mut soft = Vec::new();
         for p in proofs {
             if p.location != location {
                 continue;
@@ -418,6 +419,7 @@ impl ProofSummary {
                 uploads: 0,
             });
             s.mode = p.mode;
+            soft.extend(p.soft_delete.clone());
             s.versions += p.versions;
             s.listing_pages += p.listing_pages;
             s.heads += p.heads;
@@ -425,6 +427,10 @@ impl ProofSummary {
             s.uploads += p.uploads;
         }
         sum.map(|mut s| {
+            if gcs {
+                s.method = gcs_proof(&s, &soft);
+                return s;
+            }
             let heads = match (s.heads, s.mode) {
                 // A folder S3 Lifecycle emptied: the listing is the proof.
                 (0, _) => "no HEAD: no object version was left to sample".to_string(),
@@ -449,6 +455,35 @@ impl ProofSummary {
             s
         })
     }
+}
+
+/// A GCS location's proof in words: the generation listing, the GETs by
+/// generation, and what the soft-deleted listing showed (or that it is
+/// unknown).
+fn gcs_proof(s: &ProofSummary, soft: &[String]) -> String {
+    let gets = match (s.heads, s.mode, s.contradicted) {
+        (0, _, _) => "no GET: no generation was left to sample".to_string(),
+        (n, m, c) => format!(
+            "GET by generation on {} ({n}): {}",
+            match m {
+                crate::store::s3::VerifyMode::Each => "every one of them",
+                crate::store::s3::VerifyMode::Sample => "a random sample",
+            },
+            match c {
+                0 => "all 404".to_string(),
+                c => format!("{c} found a generation the listing called gone"),
+            }
+        ),
+    };
+    format!(
+        "complete listing of every generation of the location ({} page(s)) shows none of the {} purged generation(s); {gets}{}",
+        s.listing_pages,
+        s.versions,
+        match soft.last() {
+            Some(t) => format!("; soft delete: {t}"),
+            None => String::new(),
+        }
+    )
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -550,8 +585,11 @@ pub fn build(inp: Inputs<'_>) -> crate::error::Result<Certificate<CertSpool>> {
             medium: l.medium(),
             totals: per_location.remove(&l.index).unwrap_or_default(),
             absence_proof: l
-                .s3()
-                .and_then(|_| ProofSummary::of(l.index, &journal.proofs)),
+                .store
+                .kind()
+                .remote()
+                .then(|| ProofSummary::of(l.index, &journal.proofs, l.gcs().is_some()))
+                .flatten(),
         })
         .collect();
     let status = tally.status();
@@ -759,6 +797,32 @@ fn described(
             None,
             object_store(),
             "AbortMultipartUpload".to_string(),
+        ),
+        Item::GcsGeneration(g) => (
+            g.size,
+            g.sha256.clone(),
+            g.matched.component.clone(),
+            object_store(),
+            format!(
+                "objects.delete by generation, if its metageneration is still {}{}",
+                g.metageneration,
+                if g.live {
+                    " and it is still the live generation"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        Item::GcsLifecycle(l) => (
+            l.bytes,
+            None,
+            None,
+            object_store(),
+            format!(
+                "GCS lifecycle rules ({} generation(s) at trace): {}",
+                l.generations,
+                l.rules.join("; ")
+            ),
         ),
         Item::S3Lifecycle(l) => (
             l.bytes,

@@ -39,7 +39,7 @@ pub fn recheck(
         .filter(|a| disposed.contains(&a.id))
         .map(|a| &a.item)
         .collect();
-    let setup = Setup::listing(plan.manifest.s3.as_ref(), s3_override);
+    let setup = Setup::listing(&plan.manifest, s3_override);
     let mut r = Rechecking::new(plan, gone, progress);
     for s in &mut store::registry(&setup) {
         s.recheck(&mut r)?;

@@ -73,6 +73,16 @@ fn classify(a: &CertArtifact) -> Option<(&'static str, &'static str, &'static st
             "deletion of every object version and upload through the store's API",
             LISTING_CHECK,
         ),
+        (ArtifactKind::GcsGeneration, _) => (
+            LOGICAL,
+            "deletion of every object generation through the store's API",
+            "a complete listing of every generation shows none of them, and sampled requests by generation answer 404",
+        ),
+        (ArtifactKind::GcsLifecycle, _) => (
+            LOGICAL,
+            "deletion of every generation by the store's lifecycle engine",
+            "a complete listing of every generation of the folder shows it empty",
+        ),
         (ArtifactKind::S3Lifecycle, _) => (
             LOGICAL,
             "deletion of every version by the store's lifecycle engine",

@@ -44,6 +44,7 @@ pub fn execute(req: Request<'_>) -> Result<Certificate<cert::CertSpool>> {
     let setup = Setup {
         s3: Default::default(),
         s3_run: Some(req.s3),
+        gcs: req.approved.plan().manifest.gcs.clone().unwrap_or_default(),
     };
     let mut stores = store::registry(&setup);
     for s in &mut stores {

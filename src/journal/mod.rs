@@ -182,6 +182,11 @@ pub struct AbsenceProof {
     pub contradicted: u64,
     /// Aborted uploads checked with ListParts.
     pub uploads: u64,
+    /// GCS: what the listing of soft-deleted objects showed, or that it is
+    /// unknown (the store reports no soft-delete policy). Absent where the
+    /// bucket has no soft delete, and for S3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soft_delete: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -48,6 +48,9 @@ pub struct Manifest {
     /// How to reach S3 locations (endpoint, region, path-style, hashing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<crate::store::s3::spec::Settings>,
+    /// How to reach Google Cloud Storage locations (endpoint, hashing, proof).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gcs: Option<crate::store::gcs::spec::Settings>,
     /// Records kept deliberately, never planned (`[[retain]]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retain: Vec<retain::Retain>,
@@ -262,11 +265,12 @@ impl Location {
             let folder = self
                 .uri
                 .strip_prefix("s3://")
+                .or_else(|| self.uri.strip_prefix("gs://"))
                 .map(|r| !r.contains('/') || r.ends_with('/'));
             match folder {
                 None => {
                     return Err(format!(
-                        "location {} ({}): method = \"lifecycle\" is for s3:// locations",
+                        "location {} ({}): method = \"lifecycle\" is for s3:// and gs:// locations",
                         i + 1,
                         self.uri
                     ));
@@ -404,6 +408,7 @@ pub enum StoreKind {
     Local,
     Luks,
     S3,
+    Gcs,
 }
 
 impl StoreKind {
@@ -411,7 +416,7 @@ impl StoreKind {
     /// --local-only` leaves it to another host, and its locations name no
     /// host.
     pub fn remote(self) -> bool {
-        matches!(self, StoreKind::S3)
+        matches!(self, StoreKind::S3 | StoreKind::Gcs)
     }
 }
 
@@ -421,6 +426,7 @@ impl Target {
             Target::Local(_) => StoreKind::Local,
             Target::S3 { .. } => StoreKind::S3,
             Target::Luks(_) => StoreKind::Luks,
+            Target::Gcs { .. } => StoreKind::Gcs,
         }
     }
 }
@@ -434,6 +440,8 @@ pub enum Target {
     S3 { bucket: String, prefix: String },
     /// A LUKS2 volume on a block device, erased whole by destroying its keyslots.
     Luks(PathBuf),
+    /// A Google Cloud Storage bucket and object name prefix.
+    Gcs { bucket: String, prefix: String },
 }
 
 /// A manifest ready to act on: locations resolved, components merged.
@@ -505,6 +513,9 @@ impl Manifest {
         {
             return bad(format!("[s3] {e}"));
         }
+        if let Some(gcs) = &self.gcs {
+            gcs.check().or_else(|e| bad(e.to_string()))?;
+        }
         if let Some(repo) = &self.model.hf_repo {
             let ok = repo.split('/').count() == 2
                 && repo.split('/').all(|p| {
@@ -538,7 +549,7 @@ impl Manifest {
             r.check().or_else(&bad)?;
         }
         for k in &self.keep {
-            if k.uri.starts_with("s3://") {
+            if uri_kind(&k.uri).remote() {
                 return bad(format!(
                     "[[keep]] {}: only local folders can be kept this way",
                     k.uri
@@ -592,7 +603,7 @@ impl Manifest {
         for k in &self.keep {
             match resolve_uri(&k.uri, base)? {
                 Target::Local(p) => keep.push(p),
-                Target::S3 { .. } | Target::Luks(_) => {
+                Target::S3 { .. } | Target::Gcs { .. } | Target::Luks(_) => {
                     return Err(Error::input(format!(
                         "[[keep]] {}: only local folders can be kept this way",
                         k.uri
@@ -730,6 +741,8 @@ pub fn globset(globs: &[String], uri: &str) -> Result<Option<globset::GlobSet>> 
 pub fn uri_kind(uri: &str) -> StoreKind {
     if uri.starts_with("s3://") {
         StoreKind::S3
+    } else if uri.starts_with("gs://") {
+        StoreKind::Gcs
     } else if uri.starts_with("luks://") {
         StoreKind::Luks
     } else {
@@ -752,6 +765,9 @@ pub fn resolve_uri(uri: &str, base: &Path) -> Result<Target> {
     } else if uri.starts_with("s3://") {
         let (bucket, prefix) = crate::store::s3::spec::parse_uri(uri)?;
         return Ok(Target::S3 { bucket, prefix });
+    } else if uri.starts_with("gs://") {
+        let (bucket, prefix) = crate::store::gcs::spec::parse_uri(uri)?;
+        return Ok(Target::Gcs { bucket, prefix });
     } else if let Some(dev) = uri.strip_prefix("luks://") {
         if !dev.starts_with("/dev/") || crate::util::check_normalised(dev).is_err() {
             return bad(
@@ -763,7 +779,7 @@ pub fn resolve_uri(uri: &str, base: &Path) -> Result<Target> {
         return Ok(Target::Luks(PathBuf::from(dev)));
     } else if let Some((scheme, _)) = uri.split_once("://") {
         return bad(&format!(
-            "unsupported scheme {scheme:?} (use a path, file://, s3:// or luks:// URI)"
+            "unsupported scheme {scheme:?} (use a path, file://, s3://, gs:// or luks:// URI)"
         ));
     } else {
         uri

@@ -11,11 +11,13 @@
 
 pub mod approved;
 pub mod fleet;
+pub mod gcs;
 pub mod spool;
 pub mod storage;
 
 pub use approved::{Approved, SignedPlan};
 pub use fleet::{HostTotals, Part};
+pub use gcs::{GcsFacts, GcsGeneration, GcsLifecycle, GcsLocation};
 
 use crate::error::{Error, Result};
 use crate::manifest::{Component, Manifest, MatchMode, Model, NotSearched};
@@ -181,6 +183,12 @@ impl<'de> Deserialize<'de> for Artifact {
                     ArtifactKind::S3Lifecycle => Item::S3Lifecycle(Deserialize::deserialize(rest)?),
                     ArtifactKind::KmsKey => Item::KmsKey(Deserialize::deserialize(rest)?),
                     ArtifactKind::LuksVolume => Item::LuksKeyslots(Deserialize::deserialize(rest)?),
+                    ArtifactKind::GcsGeneration => {
+                        Item::GcsGeneration(Deserialize::deserialize(rest)?)
+                    }
+                    ArtifactKind::GcsLifecycle => {
+                        Item::GcsLifecycle(Deserialize::deserialize(rest)?)
+                    }
                 };
                 Ok(Artifact { id, location, item })
             }
@@ -344,6 +352,19 @@ pub enum RiskKind {
     Unreadable,
     /// A name a plan cannot show unambiguously.
     UnrecordableName,
+    /// A GCS folder emptied by the bucket's lifecycle rules, later.
+    GcsLifecycle,
+    /// Object-store deletion in GCS is logical sanitization.
+    GcsLogical,
+    /// Generations under a hold or retention.
+    GcsRetained,
+    /// Deleted generations stay restorable until their hard-delete time,
+    /// or whether they do is unknown.
+    GcsSoftDelete,
+    /// GCS generations not hashed (no SHA-256 to match by).
+    GcsUnhashed,
+    /// Generations encrypted with a Cloud KMS key (recorded, not erased).
+    GcsKmsKey,
     /// A store entry whose references cannot be validated.
     UnvalidatedReference,
     /// A kind this build does not know.
@@ -382,6 +403,12 @@ impl RiskKind {
             RiskKind::Unreadable => "unreadable",
             RiskKind::UnrecordableName => "unrecordable-name",
             RiskKind::UnvalidatedReference => "unvalidated-reference",
+            RiskKind::GcsLifecycle => "gcs-lifecycle",
+            RiskKind::GcsLogical => "gcs-logical",
+            RiskKind::GcsRetained => "gcs-retained",
+            RiskKind::GcsSoftDelete => "gcs-soft-delete",
+            RiskKind::GcsUnhashed => "gcs-unhashed",
+            RiskKind::GcsKmsKey => "gcs-kms-key",
             RiskKind::Other(s) => s,
         }
     }
@@ -418,6 +445,12 @@ impl From<&str> for RiskKind {
             "store-reference-kept" => RiskKind::StoreReferenceKept,
             "unreadable" => RiskKind::Unreadable,
             "unrecordable-name" => RiskKind::UnrecordableName,
+            "gcs-lifecycle" => RiskKind::GcsLifecycle,
+            "gcs-logical" => RiskKind::GcsLogical,
+            "gcs-retained" => RiskKind::GcsRetained,
+            "gcs-soft-delete" => RiskKind::GcsSoftDelete,
+            "gcs-unhashed" => RiskKind::GcsUnhashed,
+            "gcs-kms-key" => RiskKind::GcsKmsKey,
             "unvalidated-reference" => RiskKind::UnvalidatedReference,
             other => RiskKind::Other(other.to_string()),
         }
@@ -513,6 +546,8 @@ pub enum Store {
     S3(S3Location),
     /// A LUKS2 volume, disposed of by cryptographic erase.
     Luks(LuksVolume),
+    /// A folder of a Google Cloud Storage bucket.
+    Gcs(GcsLocation),
 }
 
 /// A LUKS2 volume as trace found it; execute re-identifies it by device
@@ -661,6 +696,21 @@ impl PlanLocation {
                     return Err(format!("location {} does not match its URI", i + 1));
                 }
             }
+            Store::Gcs(g) => {
+                let (bucket, prefix) =
+                    crate::store::gcs::spec::parse_uri(&self.uri).map_err(|e| e.to_string())?;
+                if bucket != g.bucket || prefix != g.prefix {
+                    return Err(format!("location {} does not match its URI", i + 1));
+                }
+                let rule = crate::util::Scope::new(&g.prefix).rule();
+                if g.covers != rule {
+                    return Err(format!(
+                        "location {} says it covers {:?}, but its prefix covers {rule:?}",
+                        i + 1,
+                        g.covers
+                    ));
+                }
+            }
             Store::S3(s) => {
                 let (bucket, prefix) =
                     crate::store::s3::spec::parse_uri(&self.uri).map_err(|e| e.to_string())?;
@@ -689,6 +739,7 @@ impl Store {
             Store::Local(_) => StoreKind::Local,
             Store::S3(_) => StoreKind::S3,
             Store::Luks(_) => StoreKind::Luks,
+            Store::Gcs(_) => StoreKind::Gcs,
         }
     }
 }
@@ -703,6 +754,12 @@ impl PlanLocation {
     pub fn s3(&self) -> Option<&S3Location> {
         match &self.store {
             Store::S3(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn gcs(&self) -> Option<&GcsLocation> {
+        match &self.store {
+            Store::Gcs(g) => Some(g),
             _ => None,
         }
     }
@@ -721,6 +778,12 @@ impl PlanLocation {
             ),
             Store::S3(s) => format!("S3 bucket {} (versioning {})", s.bucket, s.facts.versioning),
             Store::Luks(v) => format!("LUKS2 volume {} on block device {}", v.uuid, v.device),
+            Store::Gcs(g) => format!(
+                "GCS bucket {} (versioning {}, soft delete {})",
+                g.bucket,
+                if g.facts.versioning { "on" } else { "off" },
+                g.facts.soft_delete()
+            ),
         }
     }
 }
@@ -738,6 +801,8 @@ pub enum ArtifactKind {
     S3Lifecycle,
     KmsKey,
     LuksVolume,
+    GcsGeneration,
+    GcsLifecycle,
 }
 
 impl ArtifactKind {
@@ -752,6 +817,8 @@ impl ArtifactKind {
             ArtifactKind::S3Lifecycle => "s3-lifecycle",
             ArtifactKind::KmsKey => "kms-key",
             ArtifactKind::LuksVolume => "luks-volume",
+            ArtifactKind::GcsGeneration => "gcs-generation",
+            ArtifactKind::GcsLifecycle => "gcs-lifecycle",
         }
     }
 
@@ -763,6 +830,8 @@ impl ArtifactKind {
                 | ArtifactKind::S3Version
                 | ArtifactKind::S3Lifecycle
                 | ArtifactKind::LuksVolume
+                | ArtifactKind::GcsGeneration
+                | ArtifactKind::GcsLifecycle
         )
     }
 }
@@ -797,6 +866,10 @@ pub enum Item {
     /// Every keyslot of a LUKS2 volume (cryptographic erase of the volume).
     #[serde(rename = "luks-volume")]
     LuksKeyslots(LuksKeyslots),
+    /// A generation of a Google Cloud Storage object: deleted by generation.
+    GcsGeneration(GcsGeneration),
+    /// A GCS folder emptied by lifecycle rules that execute merges in.
+    GcsLifecycle(GcsLifecycle),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -943,6 +1016,12 @@ pub struct Totals {
     /// LUKS2 volumes erased whole (absent when none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub luks_volumes: u64,
+    /// GCS object generations (absent when none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gcs_generations: u64,
+    /// GCS folders delegated to lifecycle rules (absent when none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gcs_lifecycle: u64,
     pub bytes: u64,
 }
 
@@ -1042,6 +1121,7 @@ impl Item {
         match self {
             Item::File(f) => Some(&f.sha256),
             Item::S3Version(v) => v.sha256.as_deref(),
+            Item::GcsGeneration(g) => g.sha256.as_deref(),
             _ => None,
         }
     }
@@ -1064,6 +1144,10 @@ impl Item {
             Item::S3Lifecycle(l) => format!("s3://{}/{} (S3 Lifecycle)", l.bucket, l.prefix).into(),
             Item::KmsKey(k) => format!("kms:{}", k.key_arn).into(),
             Item::LuksKeyslots(l) => format!("luks://{} (UUID {})", l.device, l.uuid).into(),
+            Item::GcsGeneration(g) => g.uri().into(),
+            Item::GcsLifecycle(l) => {
+                format!("gs://{}/{} (lifecycle rules)", l.bucket, l.prefix).into()
+            }
         }
     }
     /// The local path, for local artifacts.
@@ -1104,6 +1188,8 @@ impl Item {
             Item::S3Lifecycle(_) => ArtifactKind::S3Lifecycle,
             Item::KmsKey(_) => ArtifactKind::KmsKey,
             Item::LuksKeyslots(_) => ArtifactKind::LuksVolume,
+            Item::GcsGeneration(_) => ArtifactKind::GcsGeneration,
+            Item::GcsLifecycle(_) => ArtifactKind::GcsLifecycle,
         }
     }
     pub fn size(&self) -> u64 {
@@ -1113,6 +1199,8 @@ impl Item {
             Item::S3Upload(u) => u.bytes,
             Item::S3Lifecycle(l) => l.bytes,
             Item::LuksKeyslots(l) => l.size,
+            Item::GcsGeneration(g) => g.size,
+            Item::GcsLifecycle(l) => l.bytes,
             _ => 0,
         }
     }
@@ -1144,6 +1232,8 @@ impl Totals {
             Item::S3Lifecycle(_) => self.s3_lifecycle += 1,
             Item::KmsKey(_) => self.kms_keys += 1,
             Item::LuksKeyslots(_) => self.luks_volumes += 1,
+            Item::GcsGeneration(_) => self.gcs_generations += 1,
+            Item::GcsLifecycle(_) => self.gcs_lifecycle += 1,
         }
     }
 }
@@ -1296,6 +1386,26 @@ impl<A> Plan<A> {
                         return bad(format!(
                             "artifact {} {path:?} is on device {dev} but its location is on device {} and may not cross filesystems",
                             a.id, root.device
+                        ));
+                    }
+                }
+                (Store::Gcs(g), _, _) => {
+                    let scope = crate::util::Scope::new(&g.prefix);
+                    let ok = match &a.item {
+                        Item::GcsGeneration(x) => x.bucket == g.bucket && scope.contains(&x.name),
+                        Item::GcsLifecycle(l) => {
+                            l.bucket == g.bucket
+                                && (l.prefix == g.prefix || l.prefix == format!("{}/", g.prefix))
+                        }
+                        _ => false,
+                    };
+                    if !ok {
+                        return bad(format!(
+                            "artifact {} {} is not in its location gs://{}/{}",
+                            a.id,
+                            a.item.path(),
+                            g.bucket,
+                            g.prefix
                         ));
                     }
                 }

@@ -3,6 +3,7 @@
 //! cryptographic erase). Each store lives in one folder here; `trace`,
 //! `dispose` and `cert::recheck` reach them only through this module.
 
+pub mod gcs;
 pub mod local;
 pub mod luks;
 pub mod s3;
@@ -193,15 +194,18 @@ pub struct Setup {
     pub s3: s3::Settings,
     /// How execute drives and proves S3 locations (execute only).
     pub s3_run: Option<s3::Run>,
+    /// The manifest's (or approved plan's) `[gcs]`.
+    pub gcs: gcs::Settings,
 }
 
 impl Setup {
     /// For trace and recheck: the manifest's (or approved plan's) `[s3]`
     /// with the command line's settings over it.
-    pub fn listing(manifest_s3: Option<&s3::Settings>, over: &s3::Settings) -> Setup {
+    pub fn listing(manifest: &crate::manifest::Manifest, over: &s3::Settings) -> Setup {
         Setup {
-            s3: manifest_s3.cloned().unwrap_or_default().overlay(over),
+            s3: manifest.s3.clone().unwrap_or_default().overlay(over),
             s3_run: None,
+            gcs: manifest.gcs.clone().unwrap_or_default(),
         }
     }
 }
@@ -214,6 +218,7 @@ pub fn registry(setup: &Setup) -> Vec<Box<dyn Store>> {
         Box::new(local::Local::default()),
         Box::new(luks::Luks),
         Box::new(s3::Folders::new(setup)),
+        Box::new(gcs::Buckets::new(setup)),
     ]
 }
 

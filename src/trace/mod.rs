@@ -53,7 +53,7 @@ pub fn trace(
     };
     let mut criteria = Criteria::of_manifest(resolved);
     criteria.own_files = own_files(resolved, out);
-    let setup = Setup::listing(resolved.manifest.s3.as_ref(), s3_override);
+    let setup = Setup::listing(&resolved.manifest, s3_override);
     let mut stores = store::registry(&setup);
     let mut t = Tracing::new(criteria, resolved, progress, spool_dir);
     let mut locations = Vec::new();

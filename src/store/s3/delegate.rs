@@ -200,6 +200,7 @@ fn complete(
         listing_pages: pages,
         heads: 0,
         contradicted: 0,
+        soft_delete: None,
         uploads: l.uploads,
     }))?;
     ctx.outcome(a, Outcome::Disposed, None)

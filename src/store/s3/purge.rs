@@ -1022,6 +1022,7 @@ impl<'p, 'c> Purge<'p, 'c> {
             listing_pages: pages,
             heads: heads.sent,
             contradicted,
+            soft_delete: None,
             uploads: aborted.len() as u64,
         }))?;
         let verdict = |id: u32, item: &Item| -> std::result::Result<(), String> {
