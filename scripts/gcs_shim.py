@@ -33,6 +33,9 @@ Test controls (not GCS):
         with entries "bucket/name#generation" or "bucket/name" (any generation):
         keep_on_delete: DELETE answers 204 and deletes nothing;
         hide_from_listing: listings omit it, GETs still serve it;
+        hide_after_delete: DELETE answers 204, deletes nothing, and from then
+          on listings omit it while GETs still serve it (a store whose index
+          forgot what its data still holds);
         rewrite_before_delete: the next DELETE of that name first uploads a
           new live generation (b"rewritten after approval"), once per entry;
         fail_next: the next N requests (batch parts count, /_shim/ does not)
@@ -221,7 +224,8 @@ class BucketState:
 
 
 def empty_faults():
-    return {"keep_on_delete": set(), "hide_from_listing": set(), "rewrite_before_delete": []}
+    return {"keep_on_delete": set(), "hide_from_listing": set(), "hide_after_delete": set(),
+            "rewrite_before_delete": []}
 
 
 def parse_ref(ref):
@@ -636,6 +640,9 @@ class Shim:
                 return err
             if fault(bs, "keep_on_delete", name, g):
                 return Resp(204)
+            if fault(bs, "hide_after_delete", name, g):
+                bs.faults["hide_from_listing"].add((name, g))
+                return Resp(204)
             self.flags(bs, b)
             if "generation" not in req.q and bs.versioning:
                 r = self.up.request("DELETE", f"/storage/v1/b/{qn(b)}/o/{qn(name)}")
@@ -809,7 +816,7 @@ class Shim:
         if spec is None:
             return invalid("Invalid JSON in the request body")
         new = {}
-        for kind in ("keep_on_delete", "hide_from_listing", "rewrite_before_delete"):
+        for kind in ("keep_on_delete", "hide_from_listing", "hide_after_delete", "rewrite_before_delete"):
             for ref in spec.get(kind) or []:
                 b, name, gen = parse_ref(ref)
                 f = new.setdefault(b, empty_faults())

@@ -20,6 +20,11 @@ pub struct DemoArgs {
     /// endpoint (credentials from the standard AWS chain) and purge it.
     #[arg(long, value_name = "URL")]
     pub s3_endpoint: Option<String>,
+    /// Also put the model in a new versioned bucket on this Google Cloud
+    /// Storage JSON API endpoint (an emulator: http://127.0.0.1:4443;
+    /// https endpoints use Application Default Credentials) and purge it.
+    #[arg(long, value_name = "URL")]
+    pub gcs_endpoint: Option<String>,
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -70,8 +75,19 @@ pub fn run(a: &DemoArgs, p: &Printer) -> Result<u8> {
         }
         None => None,
     };
+    let gcs_bucket = match &a.gcs_endpoint {
+        Some(ep) => {
+            step("filling a versioned GCS bucket");
+            let bucket = crate::store::gcs::sample::fill_sample_bucket(ep, &sample.weights)?;
+            Some((ep.as_str(), bucket))
+        }
+        None => None,
+    };
     let manifest = dir.join("decom.toml");
-    write(&manifest, manifest_text(&sample, s3_bucket).as_bytes())?;
+    write(
+        &manifest,
+        manifest_text(&sample, s3_bucket, gcs_bucket).as_bytes(),
+    )?;
     p.info(&format!("manifest  {}", manifest.display()));
 
     let plan = dir.join("plan.json");
@@ -271,14 +287,18 @@ fn make_keys(dir: &Path, p: &Printer) -> Result<Keys> {
 
 /// The manifest an operator would write for the sample; `s3` is the
 /// endpoint and bucket holding its S3 copy, when there is one.
-fn manifest_text(s: &Sample, s3: Option<(&str, String)>) -> String {
-    let (s3_location, s3_table) = match s3 {
+fn manifest_text(s: &Sample, s3: Option<(&str, String)>, gcs: Option<(&str, String)>) -> String {
+    let bucket = |scheme: &str, table: &str, b: Option<(&str, String)>| match b {
         Some((ep, bucket)) => (
-            format!("\n[[locations]]\nuri = \"s3://{bucket}/model/\"\n"),
-            format!("[s3]\nendpoint_url = \"{ep}\"\n\n"),
+            format!("\n[[locations]]\nuri = \"{scheme}://{bucket}/model/\"\n"),
+            format!("[{table}]\nendpoint_url = \"{ep}\"\n\n"),
         ),
         None => (String::new(), String::new()),
     };
+    let (s3_location, s3_table) = bucket("s3", "s3", s3);
+    let (gcs_location, gcs_table) = bucket("gs", "gcs", gcs);
+    let s3_location = s3_location + &gcs_location;
+    let s3_table = s3_table + &gcs_table;
     format!(
         r#"profile = "nist-clear"
 

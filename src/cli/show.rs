@@ -126,7 +126,7 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
             _ => l.uri.clone(),
         };
         out.push(format!(
-            "  [{}] {} (match {}, {}): {} artifact(s), {} file(s), {} S3 version(s), {}",
+            "  [{}] {} (match {}, {}): {} artifact(s), {} file(s), {} S3 version(s), {} GCS generation(s), {}",
             l.index,
             shown,
             match l.match_mode {
@@ -138,6 +138,9 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
             files,
             arts.iter()
                 .filter(|a| matches!(a.item, Item::S3Version(_)))
+                .count(),
+            arts.iter()
+                .filter(|a| matches!(a.item, Item::GcsGeneration(_)))
                 .count(),
             human_bytes(bytes)
         ));
@@ -157,6 +160,18 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
         plan.totals.s3_delete_markers,
         plan.totals.s3_uploads
     ));
+    if plan.totals.gcs_generations > 0 {
+        out.push(format!(
+            "       and {} GCS generation(s)",
+            plan.totals.gcs_generations
+        ));
+    }
+    if plan.totals.gcs_lifecycle > 0 {
+        out.push(format!(
+            "       and {} GCS folder(s) delegated to the bucket's lifecycle rules",
+            plan.totals.gcs_lifecycle
+        ));
+    }
     if plan.totals.s3_lifecycle > 0 {
         out.push(format!(
             "       and {} S3 folder(s) delegated to S3 Lifecycle",

@@ -20,7 +20,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// What one execute run covers: one host's local locations and, when
-/// `s3` is set, every S3 location of the plan.
+/// `s3` is set, every bucket location of the plan (S3 and GCS).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Part {
@@ -211,9 +211,10 @@ impl<A> Plan<A> {
         out
     }
 
-    /// Whether the plan has S3 locations.
+    /// Whether the plan has bucket locations (S3 or GCS: no host's disk),
+    /// which the run with `--s3` executes.
     pub fn has_s3(&self) -> bool {
-        self.locations.iter().any(|l| l.s3().is_some())
+        self.locations.iter().any(|l| l.store.kind().remote())
     }
 }
 
@@ -227,14 +228,14 @@ impl Plan {
             .filter(|l| part.covers(l))
             .cloned()
             .collect();
-        let local = locations.iter().any(|l| l.s3().is_none());
+        let local = locations.iter().any(|l| !l.store.kind().remote());
         if !(local || part.s3 && self.has_s3()) {
             return Err(Error::refused(format!(
                 "the plan has no locations for host {:?} (its hosts: {}){}",
                 part.host,
                 list_or_none(&self.local_hosts()),
                 if self.has_s3() && !part.s3 {
-                    "; --s3 runs its S3 locations"
+                    "; --s3 runs its bucket (S3 and GCS) locations"
                 } else {
                     ""
                 }

@@ -14,6 +14,7 @@ mod extents;
 mod faults;
 mod fleet;
 mod garage;
+mod gcs;
 mod honesty;
 mod hostile;
 mod library;

@@ -15,7 +15,8 @@ per operation, as a JSON list:
     {"op": "list", "bucket": B, "prefix": P}                   -> [[name, generation, live], ...]
     {"op": "soft_deleted", "bucket": B, "prefix": P}           -> [[name, generation], ...]
     {"op": "read", "bucket": B, "name": N, "generation": G}    -> text or null
-    {"op": "lifecycle", "bucket": B}                           -> the raw bucket JSON's lifecycle.rule
+    {"op": "delete_generation", "bucket": B, "name": N, "generation": G} -> null
+    {"op": "bucket_json", "bucket": B}                         -> the bucket resource's text
     {"op": "faults", "bucket": B, ...}                         -> the shim's test controls
 """
 import json
@@ -100,10 +101,12 @@ def run(c, op):
         return listing(c, op, soft=True)
     if kind == "read":
         return read(c, op)
-    if kind == "lifecycle":
-        text = raw_get(c, f"/storage/v1/b/{op['bucket']}")
-        # The rules' exact text: find the array in the raw answer.
-        return json.loads(text).get("lifecycle", {}).get("rule", []), text
+    if kind == "bucket_json":
+        # Exactly as the store wrote it (the test reads the rules' bytes).
+        return raw_get(c, f"/storage/v1/b/{op['bucket']}")
+    if kind == "delete_generation":
+        c.bucket(op["bucket"]).blob(op["name"], generation=int(op["generation"])).delete()
+        return None
     if kind == "faults":
         body = {k: v for k, v in op.items() if k != "op"}
         bucket_name = body.pop("bucket")

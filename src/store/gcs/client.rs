@@ -493,6 +493,47 @@ impl Gcs {
         })
     }
 
+    /// Create a bucket from its resource (JSON), in `project`.
+    pub fn create_bucket(&self, project: &str, resource: &str) -> Result<()> {
+        let target = format!("/storage/v1/b?project={}", batch::encode(project));
+        let r = self
+            .rt
+            .block_on(self.call(
+                reqwest::Method::POST,
+                &target,
+                Some(("application/json", resource.as_bytes().to_vec())),
+            ))
+            .map_err(Error::input)?;
+        match r.ok() {
+            true => Ok(()),
+            false => Err(Error::input(format!("creating a bucket: {}", r.message()))),
+        }
+    }
+
+    /// Upload one object (a simple media upload); its generation.
+    pub fn upload(&self, bucket: &str, name: &str, bytes: Vec<u8>) -> Result<String> {
+        let target = format!(
+            "/upload/storage/v1/b/{}/o?uploadType=media&name={}",
+            batch::encode(bucket),
+            batch::encode(name)
+        );
+        let at = |m: String| Error::input(format!("gs://{bucket}/{name}: {m}"));
+        let r = self
+            .rt
+            .block_on(self.call(
+                reqwest::Method::POST,
+                &target,
+                Some(("application/octet-stream", bytes)),
+            ))
+            .map_err(at)?;
+        if !r.ok() {
+            return Err(at(r.message()));
+        }
+        let o: Object =
+            serde_json::from_slice(&r.body).map_err(|e| at(format!("not readable: {e}")))?;
+        Ok(o.generation)
+    }
+
     /// Replace the bucket's lifecycle rules with `rules` (raw JSON each),
     /// if its metageneration is still `metageneration` (where the store
     /// reports one). `Ok(false)`: it

@@ -141,9 +141,10 @@ pub fn folder(
             heads: 0,
             contradicted: 0,
             uploads: 0,
-            soft_delete: g.facts.soft_delete_seconds.map(|s| match s {
-                0 => "off".to_string(),
-                _ => "0 soft-deleted generation(s) listed".to_string(),
+            soft_delete: Some(match g.facts.soft_delete_seconds {
+                None => "unknown: the store reports no soft-delete policy".to_string(),
+                Some(0) => "off".to_string(),
+                Some(_) => "0 soft-deleted generation(s) listed".to_string(),
             }),
         }))?;
         return ctx.outcome(a, Outcome::Disposed, None);

@@ -7,6 +7,7 @@ pub mod batch;
 mod client;
 pub mod lifecycle;
 pub mod purge;
+pub mod sample;
 pub mod spec;
 pub mod trace;
 

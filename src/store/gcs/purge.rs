@@ -109,12 +109,13 @@ pub fn location(
         }
     }
     let now = time::OffsetDateTime::now_utc();
+    let traced = crate::util::parse_rfc3339(&d.plan.created).ok();
     let mut settled = Vec::new();
     let (mut doomed, mut prove): (Vec<(&Artifact, &GcsGeneration, Delete)>, Vec<_>) =
         (Vec::new(), Vec::new());
     for (a, x) in &arts {
         let started = d.state(a.id).started.is_some();
-        match decide(x, &listed, &planned, started, now) {
+        match decide(x, &listed, &planned, started, (now, traced)) {
             Decision::Settled(o, why) => settled.push((*a, o, why)),
             Decision::Delete(del) => doomed.push((*a, *x, del)),
             Decision::Prove => prove.push((*a, *x)),
@@ -158,7 +159,7 @@ fn decide(
     listed: &Listed,
     planned: &HashMap<&str, HashSet<&str>>,
     started: bool,
-    now: time::OffsetDateTime,
+    (now, traced): (time::OffsetDateTime, Option<time::OffsetDateTime>),
 ) -> Decision {
     let Some(o) = listed.find(&x.name, &x.generation) else {
         if let Some(t) = listed.soft.get(&(x.name.clone(), x.generation.clone())) {
@@ -177,11 +178,15 @@ fn decide(
             false => Decision::Settled(Outcome::SkippedChanged, "no longer exists".into()),
         };
     };
+    // Generations the plan does not list that were written after trace
+    // (older ones were left out on purpose: another content in a hash
+    // location, a glob).
     let mine = planned.get(x.name.as_str());
     let newer: Vec<&str> = listed.by_name[&x.name]
         .iter()
+        .filter(|o| !mine.is_some_and(|m| m.contains(o.generation.as_str())))
+        .filter(|o| written_after(o, traced))
         .map(|o| o.generation.as_str())
-        .filter(|g| !mine.is_some_and(|m| m.contains(g)))
         .collect();
     if let Some(n) = newer.first() {
         return Decision::Settled(
@@ -219,6 +224,18 @@ fn decide(
         if_generation_match: (o.time_deleted.is_none()).then(|| x.generation.clone()),
         if_metageneration_match: Some(x.metageneration.clone()),
     })
+}
+
+/// Whether a generation was written after `traced` (unknown: yes).
+fn written_after(o: &Object, traced: Option<time::OffsetDateTime>) -> bool {
+    let created = o
+        .time_created
+        .as_deref()
+        .and_then(|t| crate::util::parse_rfc3339(t).ok());
+    match (created, traced) {
+        (Some(c), Some(t)) => c >= t,
+        _ => true,
+    }
 }
 
 fn pending_why(hard_delete_time: &str) -> String {
@@ -276,8 +293,10 @@ fn prove_absence(
         Ok(l) => l,
         Err(e) => return fail_all(format!("absence not proven: the proof listing failed: {e}")),
     };
+    // The sample is drawn from what the listing calls gone.
     let mut asks: Vec<(String, String)> = prove
         .iter()
+        .filter(|(_, x)| listed.find(&x.name, &x.generation).is_none())
         .map(|(_, x)| (x.name.clone(), x.generation.clone()))
         .collect();
     if mode == VerifyMode::Sample && asks.len() > sample {
@@ -316,17 +335,19 @@ fn prove_absence(
         uploads: 0,
         soft_delete: soft,
     }))?;
-    if let Some(c) = contradicted.first() {
-        return fail_all(format!(
-            "absence not proven: {c} although the listing no longer shows it; the listing is not trusted ({} such)",
-            contradicted.len()
-        ));
-    }
     let mut out = Vec::new();
     for (a, x) in prove {
         let key = (x.name.clone(), x.generation.clone());
         let (outcome, why) = if listed.find(&x.name, &x.generation).is_some() {
             (Outcome::Failed, "still listed after its delete".to_string())
+        } else if let Some(c) = contradicted.first() {
+            (
+                Outcome::Failed,
+                format!(
+                    "absence not proven: {c} although the listing no longer shows it; the listing is not trusted ({} such)",
+                    contradicted.len()
+                ),
+            )
         } else if let Some(t) = listed.soft.get(&key) {
             (Outcome::Pending, pending_why(t))
         } else if g.facts.soft_delete_seconds.is_none() {
