@@ -135,10 +135,17 @@ answers() {
     grep -q '"storage#buckets"'
 }
 
-# Both up, ours, answering, and the shim started with this delay.
+# The shim's code as this checkout has it: a shim started from other code
+# (an earlier checkout) is not reused.
+shim_sum() {
+  sha256sum scripts/gcs_shim.py | cut -d' ' -f1
+}
+
+# Both up, ours, answering, and the shim started with this delay and code.
 alive() {
   live_pid >/dev/null && live_shim_pid >/dev/null &&
     [ "$(cat "$STATE/shim.delay" 2>/dev/null)" = "$DELAY_MS" ] &&
+    [ "$(cat "$STATE/shim.sum" 2>/dev/null)" = "$(shim_sum)" ] &&
     answers "$(cat "$STATE/port")" && answers "$(cat "$STATE/shim.port")"
 }
 
@@ -168,6 +175,7 @@ start_pair() {
   echo "$port" >"$STATE/port"
   echo "$sport" >"$STATE/shim.port"
   echo "$DELAY_MS" >"$STATE/shim.delay"
+  shim_sum >"$STATE/shim.sum"
   # Neither process may inherit the lock (fd 9) or it would hold it forever.
   nohup "$bin" -scheme http -host 127.0.0.1 -port "$port" -backend memory \
     -external-url "$url" -public-host "127.0.0.1:$port" -log-level "$LOG_LEVEL" \

@@ -145,7 +145,7 @@ impl Gcs {
 /// `ssh-keygen -Y verify` of one signature over the certificate.
 fn ssh_verifies(env: &Env, who: &str, role: &str) {
     let out = std::process::Command::new("ssh-keygen")
-        .current_dir(&env.path(""))
+        .current_dir(env.path(""))
         .args([
             "-Y",
             "verify",
