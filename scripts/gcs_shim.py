@@ -39,7 +39,8 @@ Test controls (not GCS):
         rewrite_before_delete: the next DELETE of that name first uploads a
           new live generation (b"rewritten after approval"), once per entry;
         fail_next: the next N requests (batch parts count, /_shim/ does not)
-          answer status S with a GCS-shaped error.
+          answer status S with a GCS-shaped error; with "bucket": B in it,
+          only requests naming bucket B count (tests run side by side).
         A POST replaces the faults of the buckets it names.
   POST /_shim/reset?bucket=B  clears B's faults (no bucket: all, and fail_next)
   GET  /_shim/stats   {"requests", "batch_parts", "by_method", "parts_by_method"}
@@ -312,7 +313,8 @@ class Shim:
         if req.method == "POST" and req.path == "/batch/storage/v1" and top:
             return self.batch(req)
         with self.stats_lock:
-            if self.fail["count"] > 0:
+            only = self.fail.get("bucket")
+            if self.fail["count"] > 0 and (not only or f"/b/{only}/" in req.path + "/"):
                 self.fail["count"] -= 1
                 s = self.fail["status"]
                 return error(s, REASONS.get(s, "backendError"), f"gcs_shim: injected fault ({s})")
@@ -827,7 +829,8 @@ class Shim:
         if spec.get("fail_next"):
             with self.stats_lock:
                 self.fail = {"count": int(spec["fail_next"].get("count", 1)),
-                             "status": int(spec["fail_next"].get("status", 503))}
+                             "status": int(spec["fail_next"].get("status", 503)),
+                             "bucket": spec["fail_next"].get("bucket")}
         return Resp(204)
 
 
@@ -891,6 +894,9 @@ def main():
     p.add_argument("--delay-ms", type=int, default=0, help="wait this long before each answer")
     a = p.parse_args()
     host, _, port = a.listen.rpartition(":")
+    # The default listen backlog (5) overflows when a test run's clients
+    # connect at once, and the kernel then resets their connections.
+    ThreadingHTTPServer.request_queue_size = 1024
     server = ThreadingHTTPServer((host, int(port)), Handler)
     server.daemon_threads = True
     server.shim = Shim(a.upstream, f"http://{host}:{server.server_address[1]}", a.delay_ms)

@@ -824,6 +824,37 @@ fn described(
                 l.rules.join("; ")
             ),
         ),
+        Item::MlflowVersion(v) => (
+            0,
+            None,
+            None,
+            metadata_only(),
+            format!(
+                "MLflow DeleteModelVersion, if its source is still {}",
+                v.source
+            ),
+        ),
+        Item::MlflowAlias(x) => (
+            0,
+            None,
+            None,
+            metadata_only(),
+            format!("MLflow DeleteRegisteredModelAlias, if it still points at version {}", x.version),
+        ),
+        Item::MlflowRun(_) => (
+            0,
+            None,
+            None,
+            metadata_only(),
+            "MLflow DeleteRun, after its artifacts; then mlflow gc where the backend store is known".to_string(),
+        ),
+        Item::MlflowModel(_) => (
+            0,
+            None,
+            None,
+            metadata_only(),
+            "MLflow DeleteRegisteredModel, once it has no version".to_string(),
+        ),
         Item::S3Lifecycle(l) => (
             l.bytes,
             None,

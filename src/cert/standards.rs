@@ -88,7 +88,16 @@ fn classify(a: &CertArtifact) -> Option<(&'static str, &'static str, &'static st
             "deletion of every version by the store's lifecycle engine",
             "a complete version listing of the folder shows it empty",
         ),
-        (ArtifactKind::Symlink | ArtifactKind::Dir | ArtifactKind::S3DeleteMarker, _) => {
+        (
+            ArtifactKind::Symlink
+            | ArtifactKind::Dir
+            | ArtifactKind::S3DeleteMarker
+            | ArtifactKind::MlflowVersion
+            | ArtifactKind::MlflowAlias
+            | ArtifactKind::MlflowRun
+            | ArtifactKind::MlflowModel,
+            _,
+        ) => {
             return None;
         }
     })

@@ -147,6 +147,9 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
         if let Some(s) = l.s3() {
             s3_lines(plan, s, &arts, &mut out);
         }
+        if let Some(g) = l.gcs() {
+            gcs_lines(plan, g, &arts, &mut out);
+        }
     }
     component_lines(plan, &mut out);
     out.push(format!(
@@ -250,6 +253,64 @@ fn s3_lines(
                     l.existing_rules.join(", ")
                 ));
             }
+        }
+    }
+}
+
+/// A GCS location: what it covers, the bucket's facts that decide the
+/// outcome, and how absence is proved (or the lifecycle rules added).
+fn gcs_lines(
+    plan: &Plan,
+    g: &crate::plan::GcsLocation,
+    arts: &[&crate::plan::Artifact],
+    out: &mut Vec<String>,
+) {
+    let f = &g.facts;
+    out.push(format!(
+        "      covers {}; soft delete {}; retention policy {}; {} lifecycle rule(s) in the bucket",
+        g.covers,
+        f.soft_delete(),
+        match f.retention_seconds {
+            Some(s) => format!(
+                "{}{}",
+                crate::plan::gcs::duration(s),
+                if f.retention_locked { " (locked)" } else { "" }
+            ),
+            None => "none".into(),
+        },
+        f.lifecycle_rules.len()
+    ));
+    let delegated = arts.iter().find_map(|a| match &a.item {
+        Item::GcsLifecycle(l) => Some(l),
+        _ => None,
+    });
+    match delegated {
+        Some(l) => {
+            out.push(format!(
+                "      delegated to the bucket's lifecycle rules: {} generation(s) now; pending until a later execute --resume lists it empty",
+                l.generations
+            ));
+            for r in &l.rules {
+                out.push(format!("        adds {r}"));
+            }
+        }
+        None => {
+            let (mode, sample) = plan
+                .manifest
+                .gcs
+                .as_ref()
+                .and_then(|c| c.proof().ok())
+                .unwrap_or((
+                    Default::default(),
+                    crate::store::gcs::spec::DEFAULT_VERIFY_SAMPLE,
+                ));
+            out.push(format!(
+                "      deletes by generation with the approved metageneration as precondition; absence proof: complete listing of every generation + GET by generation of {}",
+                match mode {
+                    crate::store::gcs::spec::VerifyMode::Each => "every purged generation".to_string(),
+                    crate::store::gcs::spec::VerifyMode::Sample => format!("a random sample of {sample}"),
+                }
+            ));
         }
     }
 }

@@ -78,6 +78,10 @@ pub struct Model {
     /// PyTorch hub checkpoint file names (`hub/checkpoints/<name>`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub torch_checkpoints: Vec<String>,
+    /// The model's entry in an MLflow registry (`[model.mlflow]`): trace
+    /// follows it to every artifact it points to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mlflow: Option<crate::store::mlflow::spec::Registry>,
 }
 
 impl Model {
@@ -211,6 +215,10 @@ pub struct Location {
     /// go on writing into them after the certificate is issued.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_open_files: bool,
+    /// A location trace added, and why (an MLflow model version's artifact
+    /// location, the registry entry itself); absent for the manifest's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub found_by: Option<String>,
 }
 
 /// KMS's own bounds on a key deletion's waiting period, in days.
@@ -402,6 +410,48 @@ impl std::fmt::Display for OllamaName {
     }
 }
 
+impl Resolved {
+    /// Add locations a store found (a registry entry's artifact
+    /// locations), checked as the manifest's own are: a system or home
+    /// folder, or one inside a `[[keep]]` folder, is an input error; one
+    /// listed already is not added twice. Returns the ones that cannot be
+    /// traced (a local folder that does not exist), with why.
+    pub fn add_found(&mut self, found: Vec<Location>) -> Result<Vec<(String, String)>> {
+        let mut skipped = Vec::new();
+        for loc in found {
+            if self.manifest.locations.iter().any(|l| l.uri == loc.uri) {
+                continue;
+            }
+            let by = loc.found_by.clone().unwrap_or_default();
+            let t = match resolve_uri(&loc.uri, Path::new("/")) {
+                Ok(t) => t,
+                Err(e) => {
+                    skipped.push((loc.uri.clone(), format!("{by}: {e}")));
+                    continue;
+                }
+            };
+            if let Target::Local(root) = &t {
+                if let Some(why) = system_folder(root) {
+                    return Err(Error::input(format!(
+                        "{by} is {} , which {why}; refusing it",
+                        root.display()
+                    )));
+                }
+                if let Some(k) = self.keep.iter().find(|k| root.starts_with(k)) {
+                    return Err(Error::input(format!(
+                        "{by} is {}, inside the [[keep]] folder {}",
+                        root.display(),
+                        k.display()
+                    )));
+                }
+            }
+            self.targets.push(t);
+            self.manifest.locations.push(loc);
+        }
+        Ok(skipped)
+    }
+}
+
 /// The kinds of store a location can be in (`crate::store` implements each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StoreKind {
@@ -409,6 +459,7 @@ pub enum StoreKind {
     Luks,
     S3,
     Gcs,
+    Mlflow,
 }
 
 impl StoreKind {
@@ -416,7 +467,7 @@ impl StoreKind {
     /// --local-only` leaves it to another host, and its locations name no
     /// host.
     pub fn remote(self) -> bool {
-        matches!(self, StoreKind::S3 | StoreKind::Gcs)
+        matches!(self, StoreKind::S3 | StoreKind::Gcs | StoreKind::Mlflow)
     }
 }
 
@@ -427,6 +478,7 @@ impl Target {
             Target::S3 { .. } => StoreKind::S3,
             Target::Luks(_) => StoreKind::Luks,
             Target::Gcs { .. } => StoreKind::Gcs,
+            Target::Mlflow { .. } => StoreKind::Mlflow,
         }
     }
 }
@@ -442,6 +494,8 @@ pub enum Target {
     Luks(PathBuf),
     /// A Google Cloud Storage bucket and object name prefix.
     Gcs { bucket: String, prefix: String },
+    /// A model version in an MLflow registry (`mlflow:NAME/VERSION`).
+    Mlflow { name: String, version: String },
 }
 
 /// A manifest ready to act on: locations resolved, components merged.
@@ -515,6 +569,19 @@ impl Manifest {
         }
         if let Some(gcs) = &self.gcs {
             gcs.check().or_else(|e| bad(e.to_string()))?;
+        }
+        if let Some(m) = &self.model.mlflow {
+            m.check().or_else(&bad)?;
+        }
+        if let Some(l) = self
+            .locations
+            .iter()
+            .find(|l| l.found_by.is_none() && uri_kind(&l.uri) == StoreKind::Mlflow)
+        {
+            return bad(format!(
+                "location {}: registry entries come from [model.mlflow], not [[locations]]",
+                l.uri
+            ));
         }
         if let Some(repo) = &self.model.hf_repo {
             let ok = repo.split('/').count() == 2
@@ -603,7 +670,10 @@ impl Manifest {
         for k in &self.keep {
             match resolve_uri(&k.uri, base)? {
                 Target::Local(p) => keep.push(p),
-                Target::S3 { .. } | Target::Gcs { .. } | Target::Luks(_) => {
+                Target::S3 { .. }
+                | Target::Gcs { .. }
+                | Target::Mlflow { .. }
+                | Target::Luks(_) => {
                     return Err(Error::input(format!(
                         "[[keep]] {}: only local folders can be kept this way",
                         k.uri
@@ -743,6 +813,8 @@ pub fn uri_kind(uri: &str) -> StoreKind {
         StoreKind::S3
     } else if uri.starts_with("gs://") {
         StoreKind::Gcs
+    } else if uri.starts_with("mlflow:") {
+        StoreKind::Mlflow
     } else if uri.starts_with("luks://") {
         StoreKind::Luks
     } else {
@@ -768,6 +840,9 @@ pub fn resolve_uri(uri: &str, base: &Path) -> Result<Target> {
     } else if uri.starts_with("gs://") {
         let (bucket, prefix) = crate::store::gcs::spec::parse_uri(uri)?;
         return Ok(Target::Gcs { bucket, prefix });
+    } else if uri.starts_with("mlflow:") {
+        let (name, version) = crate::store::mlflow::spec::parse_uri(uri)?;
+        return Ok(Target::Mlflow { name, version });
     } else if let Some(dev) = uri.strip_prefix("luks://") {
         if !dev.starts_with("/dev/") || crate::util::check_normalised(dev).is_err() {
             return bad(

@@ -12,12 +12,14 @@
 pub mod approved;
 pub mod fleet;
 pub mod gcs;
+pub mod mlflow;
 pub mod spool;
 pub mod storage;
 
 pub use approved::{Approved, SignedPlan};
 pub use fleet::{HostTotals, Part};
 pub use gcs::{GcsFacts, GcsGeneration, GcsLifecycle, GcsLocation};
+pub use mlflow::{MlflowAlias, MlflowLocation, MlflowModel, MlflowRun, MlflowVersion};
 
 use crate::error::{Error, Result};
 use crate::manifest::{Component, Manifest, MatchMode, Model, NotSearched};
@@ -189,6 +191,12 @@ impl<'de> Deserialize<'de> for Artifact {
                     ArtifactKind::GcsLifecycle => {
                         Item::GcsLifecycle(Deserialize::deserialize(rest)?)
                     }
+                    ArtifactKind::MlflowVersion => {
+                        Item::MlflowVersion(Deserialize::deserialize(rest)?)
+                    }
+                    ArtifactKind::MlflowAlias => Item::MlflowAlias(Deserialize::deserialize(rest)?),
+                    ArtifactKind::MlflowRun => Item::MlflowRun(Deserialize::deserialize(rest)?),
+                    ArtifactKind::MlflowModel => Item::MlflowModel(Deserialize::deserialize(rest)?),
                 };
                 Ok(Artifact { id, location, item })
             }
@@ -365,6 +373,8 @@ pub enum RiskKind {
     GcsUnhashed,
     /// Generations encrypted with a Cloud KMS key (recorded, not erased).
     GcsKmsKey,
+    /// MLflow runs deleted but not purged (no backend store given).
+    MlflowRunsNotPurged,
     /// A store entry whose references cannot be validated.
     UnvalidatedReference,
     /// A kind this build does not know.
@@ -409,6 +419,7 @@ impl RiskKind {
             RiskKind::GcsSoftDelete => "gcs-soft-delete",
             RiskKind::GcsUnhashed => "gcs-unhashed",
             RiskKind::GcsKmsKey => "gcs-kms-key",
+            RiskKind::MlflowRunsNotPurged => "mlflow-runs-not-purged",
             RiskKind::Other(s) => s,
         }
     }
@@ -451,6 +462,7 @@ impl From<&str> for RiskKind {
             "gcs-soft-delete" => RiskKind::GcsSoftDelete,
             "gcs-unhashed" => RiskKind::GcsUnhashed,
             "gcs-kms-key" => RiskKind::GcsKmsKey,
+            "mlflow-runs-not-purged" => RiskKind::MlflowRunsNotPurged,
             "unvalidated-reference" => RiskKind::UnvalidatedReference,
             other => RiskKind::Other(other.to_string()),
         }
@@ -548,6 +560,8 @@ pub enum Store {
     Luks(LuksVolume),
     /// A folder of a Google Cloud Storage bucket.
     Gcs(GcsLocation),
+    /// A model version in an MLflow registry.
+    Mlflow(MlflowLocation),
 }
 
 /// A LUKS2 volume as trace found it; execute re-identifies it by device
@@ -696,6 +710,13 @@ impl PlanLocation {
                     return Err(format!("location {} does not match its URI", i + 1));
                 }
             }
+            Store::Mlflow(m) => {
+                let (name, version) =
+                    crate::store::mlflow::spec::parse_uri(&self.uri).map_err(|e| e.to_string())?;
+                if name != m.name || version != m.version {
+                    return Err(format!("location {} does not match its URI", i + 1));
+                }
+            }
             Store::Gcs(g) => {
                 let (bucket, prefix) =
                     crate::store::gcs::spec::parse_uri(&self.uri).map_err(|e| e.to_string())?;
@@ -740,6 +761,7 @@ impl Store {
             Store::S3(_) => StoreKind::S3,
             Store::Luks(_) => StoreKind::Luks,
             Store::Gcs(_) => StoreKind::Gcs,
+            Store::Mlflow(_) => StoreKind::Mlflow,
         }
     }
 }
@@ -754,6 +776,12 @@ impl PlanLocation {
     pub fn s3(&self) -> Option<&S3Location> {
         match &self.store {
             Store::S3(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn mlflow(&self) -> Option<&MlflowLocation> {
+        match &self.store {
+            Store::Mlflow(m) => Some(m),
             _ => None,
         }
     }
@@ -784,6 +812,17 @@ impl PlanLocation {
                 if g.facts.versioning { "on" } else { "off" },
                 g.facts.soft_delete()
             ),
+            Store::Mlflow(m) => format!(
+                "MLflow registry at {} ({} version {}; other versions, which stay: {})",
+                m.tracking_uri,
+                m.name,
+                m.version,
+                if m.other_versions.is_empty() {
+                    "none".to_string()
+                } else {
+                    m.other_versions.join(", ")
+                }
+            ),
         }
     }
 }
@@ -803,6 +842,10 @@ pub enum ArtifactKind {
     LuksVolume,
     GcsGeneration,
     GcsLifecycle,
+    MlflowVersion,
+    MlflowAlias,
+    MlflowRun,
+    MlflowModel,
 }
 
 impl ArtifactKind {
@@ -819,6 +862,10 @@ impl ArtifactKind {
             ArtifactKind::LuksVolume => "luks-volume",
             ArtifactKind::GcsGeneration => "gcs-generation",
             ArtifactKind::GcsLifecycle => "gcs-lifecycle",
+            ArtifactKind::MlflowVersion => "mlflow-version",
+            ArtifactKind::MlflowAlias => "mlflow-alias",
+            ArtifactKind::MlflowRun => "mlflow-run",
+            ArtifactKind::MlflowModel => "mlflow-model",
         }
     }
 
@@ -870,6 +917,15 @@ pub enum Item {
     GcsGeneration(GcsGeneration),
     /// A GCS folder emptied by lifecycle rules that execute merges in.
     GcsLifecycle(GcsLifecycle),
+    /// An MLflow model version: deleted before its artifacts.
+    MlflowVersion(MlflowVersion),
+    /// An alias pointing at that version: deleted first.
+    MlflowAlias(MlflowAlias),
+    /// A run that logged the model: deleted after its artifacts (purged
+    /// with `mlflow gc` where the backend store is known).
+    MlflowRun(MlflowRun),
+    /// The registered model, when it has no other version.
+    MlflowModel(MlflowModel),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1022,6 +1078,9 @@ pub struct Totals {
     /// GCS folders delegated to lifecycle rules (absent when none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub gcs_lifecycle: u64,
+    /// Model registry entries: versions, aliases, runs (absent when none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub registry_entries: u64,
     pub bytes: u64,
 }
 
@@ -1148,6 +1207,10 @@ impl Item {
             Item::GcsLifecycle(l) => {
                 format!("gs://{}/{} (lifecycle rules)", l.bucket, l.prefix).into()
             }
+            Item::MlflowVersion(v) => format!("mlflow:{}/{}", v.name, v.version).into(),
+            Item::MlflowAlias(a) => format!("mlflow:{}@{}", a.name, a.alias).into(),
+            Item::MlflowRun(r) => format!("mlflow:runs/{}", r.run_id).into(),
+            Item::MlflowModel(m) => format!("mlflow:{}", m.name).into(),
         }
     }
     /// The local path, for local artifacts.
@@ -1190,6 +1253,10 @@ impl Item {
             Item::LuksKeyslots(_) => ArtifactKind::LuksVolume,
             Item::GcsGeneration(_) => ArtifactKind::GcsGeneration,
             Item::GcsLifecycle(_) => ArtifactKind::GcsLifecycle,
+            Item::MlflowVersion(_) => ArtifactKind::MlflowVersion,
+            Item::MlflowAlias(_) => ArtifactKind::MlflowAlias,
+            Item::MlflowRun(_) => ArtifactKind::MlflowRun,
+            Item::MlflowModel(_) => ArtifactKind::MlflowModel,
         }
     }
     pub fn size(&self) -> u64 {
@@ -1234,6 +1301,10 @@ impl Totals {
             Item::LuksKeyslots(_) => self.luks_volumes += 1,
             Item::GcsGeneration(_) => self.gcs_generations += 1,
             Item::GcsLifecycle(_) => self.gcs_lifecycle += 1,
+            Item::MlflowVersion(_)
+            | Item::MlflowAlias(_)
+            | Item::MlflowRun(_)
+            | Item::MlflowModel(_) => self.registry_entries += 1,
         }
     }
 }
@@ -1406,6 +1477,24 @@ impl<A> Plan<A> {
                             a.item.path(),
                             g.bucket,
                             g.prefix
+                        ));
+                    }
+                }
+                (Store::Mlflow(m), _, _) => {
+                    let ok = match &a.item {
+                        Item::MlflowVersion(v) => v.name == m.name && v.version == m.version,
+                        Item::MlflowAlias(x) => x.name == m.name && x.version == m.version,
+                        Item::MlflowModel(x) => x.name == m.name,
+                        Item::MlflowRun(_) => true,
+                        _ => false,
+                    };
+                    if !ok {
+                        return bad(format!(
+                            "artifact {} {} is not of its registry entry {}/{}",
+                            a.id,
+                            a.item.path(),
+                            m.name,
+                            m.version
                         ));
                     }
                 }

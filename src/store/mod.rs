@@ -4,8 +4,10 @@
 //! `dispose` and `cert::recheck` reach them only through this module.
 
 pub mod gcs;
+pub mod http;
 pub mod local;
 pub mod luks;
+pub mod mlflow;
 pub mod s3;
 
 use crate::error::{Error, Result};
@@ -158,6 +160,13 @@ pub trait Store {
     /// This store's kind (the registry's key).
     fn kind(&self) -> Kind;
 
+    /// Before any location is traced: the locations this store adds to
+    /// the plan (a registry entry's artifact locations, and the entry
+    /// itself), with their risks.
+    fn expand(&mut self, _r: &Resolved) -> Result<(Vec<Location>, Vec<Risk>)> {
+        Ok((Vec::new(), Vec::new()))
+    }
+
     /// Trace one location of this kind: describe it, hand every artifact
     /// found to `t` ([`Tracing::hold`] or [`Tracing::spool`]), and return
     /// the location's residual risks.
@@ -210,15 +219,19 @@ impl Setup {
     }
 }
 
-/// Every store decom knows, in the order execute disposes of them (local
-/// files first: a volume is erased, a bucket purged, after the files). A
+/// Every store decom knows, in the order execute disposes of them: a
+/// registry entry's aliases and version first (nothing new loads the model
+/// once disposal began), local files (a volume is erased, a bucket purged,
+/// after the files), and the registry's runs last, after their artifacts. A
 /// new store is one line here.
 pub fn registry(setup: &Setup) -> Vec<Box<dyn Store>> {
     vec![
+        Box::new(mlflow::Entries::default()),
         Box::new(local::Local::default()),
         Box::new(luks::Luks),
         Box::new(s3::Folders::new(setup)),
         Box::new(gcs::Buckets::new(setup)),
+        Box::new(mlflow::Runs),
     ]
 }
 

@@ -55,9 +55,27 @@ pub fn trace(
     criteria.own_files = own_files(resolved, out);
     let setup = Setup::listing(&resolved.manifest, s3_override);
     let mut stores = store::registry(&setup);
+    // Locations a store finds (a registry entry's artifact locations) are
+    // added first: the plan lists them like the manifest's own.
+    let mut risks: Vec<Risk> = Vec::new();
+    let mut expanded: Option<Resolved> = None;
+    for s in &mut stores {
+        let (found, mut r) = s.expand(expanded.as_ref().unwrap_or(resolved))?;
+        risks.append(&mut r);
+        if !found.is_empty() {
+            let e = expanded.get_or_insert_with(|| resolved.clone());
+            for (uri, why) in e.add_found(found)? {
+                risks.push(Risk {
+                    kind: RiskKind::Unreadable,
+                    subject: uri,
+                    detail: format!("not traced: {why}"),
+                });
+            }
+        }
+    }
+    let resolved = expanded.as_ref().unwrap_or(resolved);
     let mut t = Tracing::new(criteria, resolved, progress, spool_dir);
     let mut locations = Vec::new();
-    let mut risks: Vec<Risk> = Vec::new();
     for (loc, target) in resolved.manifest.locations.iter().zip(&resolved.targets) {
         let kind = target.kind();
         if local_only && kind.remote() {

@@ -623,6 +623,26 @@ fn bad_gcs_uris_and_settings_are_one_line_errors_and_touch_nothing() {
     g.env.trace().code(2).one_line_error("no such bucket");
     g.manifest("fd", "method = \"lifecycle\"", "");
     g.env.trace().code(2).one_line_error("needs a folder");
+    // An https endpoint needs Application Default Credentials.
+    g.env.manifest(
+        "nist-clear",
+        &format!(
+            "[gcs]\nendpoint_url = \"https://127.0.0.1:9\"\n[[locations]]\nuri = \"gs://{}/fd\"\n",
+            g.bucket
+        ),
+    );
+    let r = Run::from(
+        g.env
+            .command()
+            .args(["trace", "decom.toml", "-o", "plan.json"])
+            .env(
+                "GOOGLE_APPLICATION_CREDENTIALS",
+                g.env.path("no-such-credentials.json"),
+            )
+            .output()
+            .unwrap(),
+    );
+    r.code(2).one_line_error("no Google Cloud credentials");
     assert_eq!(g.names_left(), vec!["fd/a.bin"]);
     assert!(!g.env.plan().exists());
 }

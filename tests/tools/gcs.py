@@ -110,7 +110,7 @@ def run(c, op):
     if kind == "faults":
         body = {k: v for k, v in op.items() if k != "op"}
         bucket_name = body.pop("bucket")
-        faults = {k: [f"{bucket_name}/{x}" for x in v] if isinstance(v, list) else v
+        faults = {k: [f"{bucket_name}/{x}" for x in v] if isinstance(v, list) else dict(v, bucket=bucket_name)
                   for k, v in body.items()}
         req = urllib.request.Request(
             f"{c._connection.API_BASE_URL}/_shim/faults",

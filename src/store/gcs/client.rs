@@ -6,19 +6,18 @@
 //! `google-cloud-storage` crate: ARCHITECTURE.md "Google Cloud Storage".
 
 use super::batch;
-use super::spec::{BATCH, Endpoint, GOOGLE_ENDPOINT, LIST_PAGE, MAX_ATTEMPTS, Settings};
+use super::spec::{BATCH, Endpoint, GOOGLE_ENDPOINT, LIST_PAGE, Settings};
 use crate::error::{Error, Result};
+use crate::store::http::{Http, Reply, transient};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 /// A connected client.
 pub struct Gcs {
     pub endpoint: Endpoint,
-    http: reqwest::Client,
-    rt: tokio::runtime::Runtime,
+    http: Http,
     creds: Option<google_cloud_auth::credentials::AccessTokenCredentials>,
     concurrency: usize,
     /// The store answered the batch endpoint with "no such route": every
@@ -186,22 +185,9 @@ pub enum Deleted {
     Failed(String),
 }
 
-/// An answer: status, Content-Type and body.
-struct Reply {
-    status: u16,
-    content_type: String,
-    body: bytes::Bytes,
-}
-
-impl Reply {
-    fn ok(&self) -> bool {
-        (200..300).contains(&self.status)
-    }
-
-    /// The error message of a GCS error body, else the status.
-    fn message(&self) -> String {
-        error_message(self.status, &String::from_utf8_lossy(&self.body))
-    }
+/// The error message of a GCS error answer, else its status.
+fn message(r: &Reply) -> String {
+    error_message(r.status, &r.text())
 }
 
 fn error_message(status: u16, body: &str) -> String {
@@ -218,11 +204,6 @@ fn error_message(status: u16, body: &str) -> String {
         Ok(e) if !e.error.message.is_empty() => format!("HTTP {status}: {}", e.error.message),
         _ => format!("HTTP {status}"),
     }
-}
-
-/// Worth another attempt: throttled or a server-side failure.
-fn transient(status: u16) -> bool {
-    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
 }
 
 impl Gcs {
@@ -242,16 +223,7 @@ impl Gcs {
 
     /// Exactly the endpoint a plan recorded (no environment fallback).
     pub fn connect_exact(endpoint: &Endpoint, concurrency: usize) -> Result<Gcs> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| Error::input(format!("cannot start the GCS runtime: {e}")))?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
-            .build()
-            .map_err(|e| Error::input(format!("cannot build the GCS client: {e}")))?;
+        let http = Http::new("GCS")?;
         let creds = match endpoint.credentials {
             false => None,
             true => Some(
@@ -268,7 +240,6 @@ impl Gcs {
         Ok(Gcs {
             endpoint: endpoint.clone(),
             http,
-            rt,
             creds,
             concurrency: concurrency.max(1),
             no_batch: AtomicBool::new(false),
@@ -279,9 +250,8 @@ impl Gcs {
         self.concurrency
     }
 
-    /// One request, with the one retry loop: transport errors, 408, 429
-    /// and 5xx are asked again with exponential backoff and jitter, up to
-    /// [`MAX_ATTEMPTS`].
+    /// One request through the one retry loop ([`super::super::http`]),
+    /// with a fresh access token where the endpoint takes credentials.
     async fn call(
         &self,
         method: reqwest::Method,
@@ -289,55 +259,26 @@ impl Gcs {
         body: Option<(&str, Vec<u8>)>,
     ) -> std::result::Result<Reply, String> {
         let url = format!("{}{target}", self.endpoint.url);
-        let mut last = String::new();
-        for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                let base = 50u64 << (attempt - 1).min(6);
-                let jitter = rand::random::<u64>() % base.max(1);
-                tokio::time::sleep(Duration::from_millis(base + jitter)).await;
-            }
-            let mut req = self.http.request(method.clone(), &url);
-            if let Some(c) = &self.creds {
-                let token = c
-                    .access_token()
-                    .await
-                    .map_err(|e| format!("cannot get a Google Cloud access token: {e}"))?;
-                req = req.bearer_auth(token.token);
-            }
-            if let Some((ct, b)) = &body {
-                req = req.header("content-type", *ct).body(b.clone());
-            }
-            let answer = match req.send().await {
-                Ok(r) => r,
-                Err(e) => {
-                    last = format!("{url}: {e}");
-                    continue;
-                }
-            };
-            let status = answer.status().as_u16();
-            let content_type = answer
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string();
-            match answer.bytes().await {
-                Ok(body) if !transient(status) => {
-                    return Ok(Reply {
-                        status,
-                        content_type,
-                        body,
-                    });
-                }
-                Ok(body) => last = error_message(status, &String::from_utf8_lossy(&body)),
-                Err(e) => last = format!("{url}: {e}"),
-            }
+        let auth = self.bearer().await?;
+        self.http
+            .call((method, &url), auth.as_deref(), body, error_message)
+            .await
+    }
+
+    async fn bearer(&self) -> std::result::Result<Option<String>, String> {
+        match &self.creds {
+            None => Ok(None),
+            Some(c) => c
+                .access_token()
+                .await
+                .map(|t| Some(format!("Bearer {}", t.token)))
+                .map_err(|e| format!("cannot get a Google Cloud access token: {e}")),
         }
-        Err(format!("{last} (after {MAX_ATTEMPTS} attempts)"))
     }
 
     fn get(&self, target: &str) -> std::result::Result<Reply, String> {
-        self.rt
+        self.http
+            .rt
             .block_on(self.call(reqwest::Method::GET, target, None))
     }
 
@@ -348,7 +289,7 @@ impl Gcs {
             .map_err(|e| Error::input(format!("gs://{bucket}: {e}")))?;
         match r.status {
             404 => Err(Error::input(format!("gs://{bucket}: no such bucket"))),
-            _ if !r.ok() => Err(Error::input(format!("gs://{bucket}: {}", r.message()))),
+            _ if !r.ok() => Err(Error::input(format!("gs://{bucket}: {}", message(&r)))),
             _ => serde_json::from_slice(&r.body).map_err(|e| {
                 Error::input(format!(
                     "gs://{bucket}: the bucket resource is not readable: {e}"
@@ -390,7 +331,7 @@ impl Gcs {
             let at = |m: String| Error::input(format!("gs://{bucket}/{prefix}: {m}"));
             let r = self.get(&target).map_err(at)?;
             if !r.ok() {
-                return Err(at(format!("listing: {}", r.message())));
+                return Err(at(format!("listing: {}", message(&r))));
             }
             let page: Page = serde_json::from_slice(&r.body)
                 .map_err(|e| at(format!("the listing is not readable: {e}")))?;
@@ -419,7 +360,8 @@ impl Gcs {
 
     /// One generation's metadata: `None` when the store answers 404.
     pub fn generation(&self, bucket: &str, name: &str, generation: &str) -> Result<Option<Object>> {
-        self.rt
+        self.http
+            .rt
             .block_on(self.generation_async(bucket, name, generation))
     }
 
@@ -437,7 +379,7 @@ impl Gcs {
             .map_err(at)?;
         match r.status {
             404 => Ok(None),
-            _ if !r.ok() => Err(at(r.message())),
+            _ if !r.ok() => Err(at(message(&r))),
             _ => serde_json::from_slice(&r.body)
                 .map(Some)
                 .map_err(|e| at(format!("not readable: {e}"))),
@@ -455,7 +397,7 @@ impl Gcs {
             let r = self.generation_async(bucket, &n, &g).await;
             ((n, g), r.map(|o| o.is_some()).map_err(|e| e.to_string()))
         };
-        self.rt.block_on(
+        self.http.rt.block_on(
             futures_util::stream::iter(asks)
                 .map(f)
                 .buffer_unordered(self.concurrency)
@@ -472,11 +414,10 @@ impl Gcs {
             self.endpoint.url,
             Self::object_target(bucket, name, generation)
         );
-        self.rt.block_on(async {
-            let mut req = self.http.get(&url);
-            if let Some(c) = &self.creds {
-                let t = c.access_token().await.map_err(|e| at(e.to_string()))?;
-                req = req.bearer_auth(t.token);
+        self.http.rt.block_on(async {
+            let mut req = self.http.client().get(&url);
+            if let Some(a) = self.bearer().await.map_err(at)? {
+                req = req.header("authorization", a);
             }
             let mut r = req.send().await.map_err(|e| at(e.to_string()))?;
             if !r.status().is_success() {
@@ -497,6 +438,7 @@ impl Gcs {
     pub fn create_bucket(&self, project: &str, resource: &str) -> Result<()> {
         let target = format!("/storage/v1/b?project={}", batch::encode(project));
         let r = self
+            .http
             .rt
             .block_on(self.call(
                 reqwest::Method::POST,
@@ -506,7 +448,7 @@ impl Gcs {
             .map_err(Error::input)?;
         match r.ok() {
             true => Ok(()),
-            false => Err(Error::input(format!("creating a bucket: {}", r.message()))),
+            false => Err(Error::input(format!("creating a bucket: {}", message(&r)))),
         }
     }
 
@@ -519,6 +461,7 @@ impl Gcs {
         );
         let at = |m: String| Error::input(format!("gs://{bucket}/{name}: {m}"));
         let r = self
+            .http
             .rt
             .block_on(self.call(
                 reqwest::Method::POST,
@@ -527,7 +470,7 @@ impl Gcs {
             ))
             .map_err(at)?;
         if !r.ok() {
-            return Err(at(r.message()));
+            return Err(at(message(&r)));
         }
         let o: Object =
             serde_json::from_slice(&r.body).map_err(|e| at(format!("not readable: {e}")))?;
@@ -550,6 +493,7 @@ impl Gcs {
             target.push_str(&format!("?ifMetagenerationMatch={}", batch::encode(m)));
         }
         let r = self
+            .http
             .rt
             .block_on(self.call(
                 reqwest::Method::PATCH,
@@ -562,7 +506,7 @@ impl Gcs {
             _ if r.ok() => Ok(true),
             _ => Err(Error::input(format!(
                 "gs://{bucket}: the store refused the lifecycle rules: {}",
-                r.message()
+                message(&r)
             ))),
         }
     }
@@ -585,7 +529,7 @@ impl Gcs {
             let answers = self.delete_chunk(bucket, chunk);
             async move { (start, answers.await) }
         };
-        self.rt.block_on(
+        self.http.rt.block_on(
             futures_util::stream::iter(chunks)
                 .map(f)
                 .buffer_unordered(self.concurrency)
@@ -684,9 +628,9 @@ impl Gcs {
             return Err(None);
         }
         if !r.ok() {
-            return Err(Some(r.message()));
+            return Err(Some(message(&r)));
         }
-        let b = batch::boundary_of(&r.content_type).ok_or_else(|| Some(r.message()))?;
+        let b = batch::boundary_of(&r.content_type).ok_or_else(|| Some(message(&r)))?;
         batch::parse(&String::from_utf8_lossy(&r.body), &b).map_err(Some)
     }
 }

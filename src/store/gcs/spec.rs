@@ -17,8 +17,6 @@ pub const MAX_CONCURRENCY: usize = 256;
 pub const BATCH: usize = 100;
 /// Objects per listing page (the GCS maximum).
 pub const LIST_PAGE: usize = 1000;
-/// Attempts per request (first try + retries).
-pub const MAX_ATTEMPTS: u32 = 6;
 /// Purged generations asked for by generation in the absence proof
 /// (`verify = "sample"`), unless `verify_sample` says otherwise.
 pub const DEFAULT_VERIFY_SAMPLE: usize = 64;

@@ -1,0 +1,296 @@
+//! The one place the MLflow REST API (2.0 endpoints) is called, over the
+//! stores' shared HTTP loop. Credentials as MLflow's own clients take
+//! them: `MLFLOW_TRACKING_TOKEN` (Bearer), else
+//! `MLFLOW_TRACKING_USERNAME` and `MLFLOW_TRACKING_PASSWORD` (Basic).
+
+use crate::error::{Error, Result};
+use crate::store::http::{Http, Reply};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// A connected registry client.
+pub struct Mlflow {
+    pub base: String,
+    http: Http,
+    auth: Option<String>,
+}
+
+/// A model version as the registry describes it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ModelVersion {
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub run_id: Option<String>,
+    #[serde(default)]
+    pub model_id: Option<String>,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub creation_timestamp: Option<i64>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+/// A run: its artifact location, lifecycle stage and dataset inputs.
+#[derive(Debug, Clone, Default)]
+pub struct Run {
+    pub run_id: String,
+    pub experiment_id: String,
+    pub artifact_uri: String,
+    pub lifecycle_stage: String,
+    pub datasets: Vec<String>,
+}
+
+/// What the registry answered for something decom asked about.
+pub enum Found<T> {
+    Yes(T),
+    /// `RESOURCE_DOES_NOT_EXIST`.
+    No,
+}
+
+fn describe(status: u16, body: &str) -> String {
+    match serde_json::from_str::<Value>(body) {
+        Ok(v) if v.get("error_code").is_some() => format!(
+            "HTTP {status}: {} {}",
+            v["error_code"].as_str().unwrap_or_default(),
+            v["message"].as_str().unwrap_or_default()
+        ),
+        _ => format!("HTTP {status}"),
+    }
+}
+
+fn does_not_exist(r: &Reply) -> bool {
+    serde_json::from_slice::<Value>(&r.body)
+        .is_ok_and(|v| v["error_code"] == "RESOURCE_DOES_NOT_EXIST")
+}
+
+impl Mlflow {
+    /// Connect to a tracking server (nothing is asked yet).
+    pub fn connect(tracking_uri: &str) -> Result<Mlflow> {
+        let base = super::spec::tracking_uri(tracking_uri)?;
+        let auth = match (
+            std::env::var("MLFLOW_TRACKING_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty()),
+            std::env::var("MLFLOW_TRACKING_USERNAME").ok(),
+            std::env::var("MLFLOW_TRACKING_PASSWORD").ok(),
+        ) {
+            (Some(t), _, _) => Some(format!("Bearer {t}")),
+            (None, Some(u), Some(p)) => {
+                use base64::Engine;
+                let b = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+                Some(format!("Basic {b}"))
+            }
+            _ => None,
+        };
+        Ok(Mlflow {
+            base,
+            http: Http::new("MLflow")?,
+            auth,
+        })
+    }
+
+    /// One call; `Found::No` for RESOURCE_DOES_NOT_EXIST, an error for
+    /// any other refusal.
+    fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Found<Value>> {
+        let url = format!("{}/api/2.0/mlflow/{path}", self.base);
+        let body = body.map(|b| ("application/json", b.to_string().into_bytes()));
+        let r = self
+            .http
+            .rt
+            .block_on(
+                self.http
+                    .call((method, &url), self.auth.as_deref(), body, describe),
+            )
+            .map_err(|e| Error::input(format!("MLflow at {}: {e}", self.base)))?;
+        if r.ok() {
+            let v = match r.body.is_empty() {
+                true => json!({}),
+                false => serde_json::from_slice(&r.body).map_err(|e| {
+                    Error::input(format!(
+                        "MLflow at {}: {path}: an answer that is not JSON: {e}",
+                        self.base
+                    ))
+                })?,
+            };
+            return Ok(Found::Yes(v));
+        }
+        if does_not_exist(&r) {
+            return Ok(Found::No);
+        }
+        Err(Error::input(format!(
+            "MLflow at {}: {path}: {}",
+            self.base,
+            describe(r.status, &r.text())
+        )))
+    }
+
+    fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Found<Value>> {
+        let q: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{k}={}", crate::store::gcs::batch::encode(v)))
+            .collect();
+        self.call(
+            reqwest::Method::GET,
+            &format!("{path}?{}", q.join("&")),
+            None,
+        )
+    }
+
+    fn version_of(v: Value, key: &str) -> Result<ModelVersion> {
+        serde_json::from_value(v[key].clone())
+            .map_err(|e| Error::input(format!("MLflow: a model version that cannot be read: {e}")))
+    }
+
+    pub fn model_version(&self, name: &str, version: &str) -> Result<Found<ModelVersion>> {
+        match self.get(
+            "model-versions/get",
+            &[("name", name), ("version", version)],
+        )? {
+            Found::Yes(v) => Ok(Found::Yes(Self::version_of(v, "model_version")?)),
+            Found::No => Ok(Found::No),
+        }
+    }
+
+    pub fn version_by_alias(&self, name: &str, alias: &str) -> Result<Found<ModelVersion>> {
+        match self.get(
+            "registered-models/alias",
+            &[("name", name), ("alias", alias)],
+        )? {
+            Found::Yes(v) => Ok(Found::Yes(Self::version_of(v, "model_version")?)),
+            Found::No => Ok(Found::No),
+        }
+    }
+
+    /// Every version of a registered model (the one search pagination loop).
+    pub fn versions_of(&self, name: &str) -> Result<Vec<ModelVersion>> {
+        let filter = format!("name='{}'", name.replace('\'', "\\'"));
+        let mut out = Vec::new();
+        let mut token = String::new();
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let mut q = vec![("filter", filter.as_str()), ("max_results", "200")];
+            if !token.is_empty() {
+                q.push(("page_token", token.as_str()));
+            }
+            let Found::Yes(v) = self.get("model-versions/search", &q)? else {
+                return Ok(out);
+            };
+            for m in v["model_versions"].as_array().into_iter().flatten() {
+                out.push(serde_json::from_value(m.clone()).map_err(|e| {
+                    Error::input(format!("MLflow: a model version that cannot be read: {e}"))
+                })?);
+            }
+            match v["next_page_token"].as_str() {
+                Some(t) if !t.is_empty() && seen.insert(t.to_string()) => token = t.to_string(),
+                Some(t) if !t.is_empty() => {
+                    return Err(Error::input(format!(
+                        "MLflow at {}: the search answered page token {t:?} twice",
+                        self.base
+                    )));
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    pub fn run(&self, run_id: &str) -> Result<Found<Run>> {
+        let Found::Yes(v) = self.get("runs/get", &[("run_id", run_id)])? else {
+            return Ok(Found::No);
+        };
+        let info = &v["run"]["info"];
+        let s = |k: &str| info[k].as_str().unwrap_or_default().to_string();
+        let datasets = v["run"]["inputs"]["dataset_inputs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                let d = &d["dataset"];
+                format!(
+                    "{} (digest {}) from {}",
+                    d["name"].as_str().unwrap_or("?"),
+                    d["digest"].as_str().unwrap_or("?"),
+                    d["source"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        Ok(Found::Yes(Run {
+            run_id: s("run_id"),
+            experiment_id: s("experiment_id"),
+            artifact_uri: s("artifact_uri"),
+            lifecycle_stage: s("lifecycle_stage"),
+            datasets,
+        }))
+    }
+
+    /// MLflow 3: a logged model's artifact location (`None` where the
+    /// server has no logged-model endpoints or no such model).
+    pub fn logged_model_location(&self, model_id: &str) -> Result<Option<String>> {
+        let url = format!(
+            "logged-models/{}",
+            crate::store::gcs::batch::encode(model_id)
+        );
+        match self.call(reqwest::Method::GET, &url, None) {
+            Ok(Found::Yes(v)) => Ok(v["model"]["info"]["artifact_uri"]
+                .as_str()
+                .map(str::to_string)),
+            Ok(Found::No) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the registered model is gone (RESOURCE_DOES_NOT_EXIST).
+    pub fn registered_model_gone(&self, name: &str) -> Result<bool> {
+        Ok(matches!(
+            self.get("registered-models/get", &[("name", name)])?,
+            Found::No
+        ))
+    }
+
+    pub fn delete_alias(&self, name: &str, alias: &str) -> Result<Found<()>> {
+        self.gone(
+            reqwest::Method::DELETE,
+            "registered-models/alias",
+            json!({"name": name, "alias": alias}),
+        )
+    }
+
+    pub fn delete_version(&self, name: &str, version: &str) -> Result<Found<()>> {
+        self.gone(
+            reqwest::Method::DELETE,
+            "model-versions/delete",
+            json!({"name": name, "version": version}),
+        )
+    }
+
+    pub fn delete_run(&self, run_id: &str) -> Result<Found<()>> {
+        self.gone(
+            reqwest::Method::POST,
+            "runs/delete",
+            json!({"run_id": run_id}),
+        )
+    }
+
+    pub fn delete_registered_model(&self, name: &str) -> Result<Found<()>> {
+        self.gone(
+            reqwest::Method::DELETE,
+            "registered-models/delete",
+            json!({"name": name}),
+        )
+    }
+
+    fn gone(&self, method: reqwest::Method, path: &str, body: Value) -> Result<Found<()>> {
+        Ok(match self.call(method, path, Some(body))? {
+            Found::Yes(_) => Found::Yes(()),
+            Found::No => Found::No,
+        })
+    }
+}

@@ -1,0 +1,341 @@
+//! Disposing of a registry entry, in the order that leaves every
+//! interruption resumable and nothing new loading the model once disposal
+//! began: aliases, then the model version (both re-identified first),
+//! before any artifact location ([`entries`], the registry's first store);
+//! the runs only after their artifact locations are disposed of, then
+//! `mlflow gc` where the backend store is known, then the registered model
+//! ([`runs`], the registry's last store). Each deletion is proven by the
+//! registry answering RESOURCE_DOES_NOT_EXIST.
+
+use super::client::{Found, Mlflow};
+use crate::error::Result;
+use crate::journal::{Event, Outcome};
+use crate::plan::{Artifact, Item, MlflowLocation, PlanLocation};
+use crate::store::{Ctx, Disposing};
+
+/// The registry's locations with their undecided artifacts of `kind`.
+fn undecided<'p>(
+    d: &'p Disposing<'p, '_>,
+    kind: fn(&Item) -> bool,
+) -> Vec<(&'p PlanLocation, &'p MlflowLocation, Vec<&'p Artifact>)> {
+    let all = d.undecided(kind);
+    d.plan
+        .locations
+        .iter()
+        .filter_map(|pl| {
+            let ml = pl.mlflow()?;
+            let arts: Vec<&Artifact> = all
+                .iter()
+                .copied()
+                .filter(|a| a.location == pl.index)
+                .collect();
+            (!arts.is_empty()).then_some((pl, ml, arts))
+        })
+        .collect()
+}
+
+/// Delete, then prove: the registry must answer RESOURCE_DOES_NOT_EXIST.
+fn delete_and_prove(
+    ctx: &Ctx<'_>,
+    a: &Artifact,
+    delete: impl FnOnce() -> Result<Found<()>>,
+    gone: impl FnOnce() -> Result<bool>,
+) -> Result<()> {
+    ctx.append(Event::Started { ids: vec![a.id] })?;
+    if let Err(e) = delete() {
+        return ctx.outcome(a, Outcome::Failed, format!("delete failed: {e}"));
+    }
+    match gone() {
+        Ok(true) => ctx.outcome(
+            a,
+            Outcome::Disposed,
+            "the registry answers RESOURCE_DOES_NOT_EXIST".to_string(),
+        ),
+        Ok(false) => ctx.outcome(
+            a,
+            Outcome::Failed,
+            "the registry still has it after its delete".to_string(),
+        ),
+        Err(e) => ctx.outcome(a, Outcome::Failed, format!("absence not proven: {e}")),
+    }
+}
+
+/// What to do with an entry the registry no longer has: proven gone if an
+/// earlier run started deleting it, else it vanished since approval.
+fn vanished(ctx: &Ctx<'_>, d: &Disposing<'_, '_>, a: &Artifact) -> Result<()> {
+    match d.state(a.id).started.is_some() {
+        true => ctx.outcome(
+            a,
+            Outcome::Disposed,
+            "the registry answers RESOURCE_DOES_NOT_EXIST".to_string(),
+        ),
+        false => ctx.outcome(a, Outcome::SkippedChanged, "no longer exists".to_string()),
+    }
+}
+
+/// Aliases, then the model version.
+pub fn entries(d: &Disposing<'_, '_>) -> Result<()> {
+    let ctx = d.ctx;
+    for (_, ml, mut arts) in undecided(d, |i| {
+        matches!(i, Item::MlflowAlias(_) | Item::MlflowVersion(_))
+    }) {
+        arts.sort_by_key(|a| !matches!(a.item, Item::MlflowAlias(_)));
+        let m = match Mlflow::connect(&ml.tracking_uri) {
+            Ok(m) => m,
+            Err(e) => {
+                for a in arts {
+                    ctx.outcome(
+                        a,
+                        Outcome::Failed,
+                        format!("cannot reach the registry: {e}"),
+                    )?;
+                }
+                continue;
+            }
+        };
+        for a in arts {
+            match &a.item {
+                Item::MlflowAlias(x) => match m.version_by_alias(&x.name, &x.alias) {
+                    Err(e) => ctx.outcome(a, Outcome::Failed, e.to_string())?,
+                    Ok(Found::No) => vanished(ctx, d, a)?,
+                    Ok(Found::Yes(v)) if v.version != x.version => ctx.outcome(
+                        a,
+                        Outcome::SkippedChanged,
+                        format!(
+                            "the alias now points at version {}, not the approved {}",
+                            v.version, x.version
+                        ),
+                    )?,
+                    Ok(Found::Yes(_)) => delete_and_prove(
+                        ctx,
+                        a,
+                        || m.delete_alias(&x.name, &x.alias),
+                        || Ok(matches!(m.version_by_alias(&x.name, &x.alias)?, Found::No)),
+                    )?,
+                },
+                Item::MlflowVersion(x) => match m.model_version(&x.name, &x.version) {
+                    Err(e) => ctx.outcome(a, Outcome::Failed, e.to_string())?,
+                    Ok(Found::No) => vanished(ctx, d, a)?,
+                    Ok(Found::Yes(v)) if v.source != x.source || v.run_id != x.run_id => ctx
+                        .outcome(
+                            a,
+                            Outcome::SkippedChanged,
+                            format!(
+                                "its source is now {} (run {}), not the approved {} (run {})",
+                                v.source,
+                                v.run_id.as_deref().unwrap_or("none"),
+                                x.source,
+                                x.run_id.as_deref().unwrap_or("none")
+                            ),
+                        )?,
+                    Ok(Found::Yes(_)) => delete_and_prove(
+                        ctx,
+                        a,
+                        || m.delete_version(&x.name, &x.version),
+                        || Ok(matches!(m.model_version(&x.name, &x.version)?, Found::No)),
+                    )?,
+                },
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Why a run must wait: an artifact of a location found through it that
+/// is not disposed of (or retained) yet. The journal as it is now: the
+/// other stores wrote their outcomes during this run.
+fn waiting_for(d: &Disposing<'_, '_>, run_id: &str) -> Result<Option<(Outcome, String)>> {
+    let now = crate::journal::Replay::of_file(&d.ctx.journal_path(), |_| false)?;
+    for pl in &d.plan.locations {
+        let m = d.plan.manifest_location(pl);
+        if !m.found_by.as_deref().is_some_and(|f| f.contains(run_id)) {
+            continue;
+        }
+        let mut ids: Vec<u32> = d
+            .plan
+            .artifacts
+            .iter()
+            .filter(|a| a.location == pl.index)
+            .map(|a| a.id)
+            .collect();
+        for a in d.spool.location(pl.index) {
+            ids.push(a?.id);
+        }
+        for id in ids {
+            match now.outcome(id).map(|o| o.0) {
+                Some(Outcome::Disposed | Outcome::Retained | Outcome::SkippedChanged) => {}
+                Some(Outcome::Failed) => {
+                    return Ok(Some((
+                        Outcome::Failed,
+                        format!(
+                            "kept: its artifacts at {} are not all disposed of (one failed); the run stays as the pointer to them",
+                            pl.uri
+                        ),
+                    )));
+                }
+                _ => {
+                    return Ok(Some((
+                        Outcome::Pending,
+                        format!(
+                            "kept until its artifacts at {} are disposed of; execute --resume then deletes it",
+                            pl.uri
+                        ),
+                    )));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The runs, after their artifacts; then `mlflow gc`; then the model.
+pub fn runs(d: &Disposing<'_, '_>) -> Result<()> {
+    let ctx = d.ctx;
+    let reg = d.plan.manifest.model.mlflow.as_ref();
+    for (_, ml, arts) in undecided(d, |i| {
+        matches!(i, Item::MlflowRun(_) | Item::MlflowModel(_))
+    }) {
+        let m = match Mlflow::connect(&ml.tracking_uri) {
+            Ok(m) => m,
+            Err(e) => {
+                for a in arts {
+                    ctx.outcome(
+                        a,
+                        Outcome::Failed,
+                        format!("cannot reach the registry: {e}"),
+                    )?;
+                }
+                continue;
+            }
+        };
+        let mut deleted = Vec::new();
+        for a in &arts {
+            let Item::MlflowRun(x) = &a.item else {
+                continue;
+            };
+            if let Some((o, why)) = waiting_for(d, &x.run_id)? {
+                ctx.outcome(a, o, why)?;
+                continue;
+            }
+            match m.run(&x.run_id) {
+                Err(e) => ctx.outcome(a, Outcome::Failed, e.to_string())?,
+                Ok(Found::No) => vanished(ctx, d, a)?,
+                Ok(Found::Yes(r)) => {
+                    ctx.append(Event::Started { ids: vec![a.id] })?;
+                    if r.lifecycle_stage == "active"
+                        && let Err(e) = m.delete_run(&x.run_id)
+                    {
+                        ctx.outcome(a, Outcome::Failed, format!("delete failed: {e}"))?;
+                        continue;
+                    }
+                    deleted.push(*a);
+                }
+            }
+        }
+        purge(ctx, &m, reg, &deleted)?;
+        for a in &arts {
+            if let Item::MlflowModel(x) = &a.item {
+                match m.versions_of(&x.name) {
+                    Err(e) => ctx.outcome(a, Outcome::Failed, e.to_string())?,
+                    Ok(v) if !v.is_empty() => ctx.outcome(
+                        a,
+                        Outcome::SkippedChanged,
+                        format!(
+                            "the registered model has {} version(s) now; it stays",
+                            v.len()
+                        ),
+                    )?,
+                    Ok(_) => delete_and_prove(
+                        ctx,
+                        a,
+                        || m.delete_registered_model(&x.name),
+                        || {
+                            Ok(m.versions_of(&x.name).is_ok_and(|v| v.is_empty())
+                                && m.registered_model_gone(&x.name)?)
+                        },
+                    )?,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Purge deleted runs with `mlflow gc` against the backend store, limited
+/// to their ids, and prove each gone; without a backend store each stays
+/// deleted, not purged (pending), with the command that finishes it.
+fn purge(
+    ctx: &Ctx<'_>,
+    m: &Mlflow,
+    reg: Option<&super::spec::Registry>,
+    deleted: &[&Artifact],
+) -> Result<()> {
+    if deleted.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = deleted
+        .iter()
+        .filter_map(|a| match &a.item {
+            Item::MlflowRun(x) => Some(x.run_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let Some(backend) = reg.and_then(|r| r.backend_store_uri.as_deref()) else {
+        for (a, id) in deleted.iter().zip(&ids) {
+            ctx.outcome(
+                a,
+                Outcome::Pending,
+                format!("deleted, not purged: the run stays in the backend store until `mlflow gc --backend-store-uri <the server's backend store> --run-ids {id}` runs"),
+            )?;
+        }
+        return Ok(());
+    };
+    let cmd = reg
+        .and_then(|r| r.mlflow_command.as_deref())
+        .unwrap_or("mlflow");
+    let gc = std::process::Command::new(cmd)
+        .args([
+            "gc",
+            "--backend-store-uri",
+            backend,
+            "--run-ids",
+            &ids.join(","),
+        ])
+        .env("MLFLOW_TRACKING_URI", &m.base)
+        .stdin(std::process::Stdio::null())
+        .output();
+    let said = match &gc {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no message")
+                .to_string(),
+        ),
+        Err(e) => Some(format!("cannot run {cmd}: {e}")),
+    };
+    for (a, id) in deleted.iter().zip(&ids) {
+        match (m.run(id), &said) {
+            (Ok(Found::No), _) => ctx.outcome(
+                a,
+                Outcome::Disposed,
+                "purged by mlflow gc; the registry answers RESOURCE_DOES_NOT_EXIST".to_string(),
+            )?,
+            (Ok(Found::Yes(_)), Some(why)) => ctx.outcome(
+                a,
+                Outcome::Failed,
+                format!("deleted, not purged: mlflow gc failed: {why}"),
+            )?,
+            (Ok(Found::Yes(_)), None) => ctx.outcome(
+                a,
+                Outcome::Failed,
+                "deleted, not purged: mlflow gc left it in the backend store".to_string(),
+            )?,
+            (Err(e), _) => ctx.outcome(a, Outcome::Failed, format!("absence not proven: {e}"))?,
+        }
+    }
+    Ok(())
+}

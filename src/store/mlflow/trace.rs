@@ -1,0 +1,296 @@
+//! Tracing a model version from its registry entry: resolve the alias,
+//! read the version, its run and (MLflow 3) its logged model, the other
+//! versions of the registered model, and turn every artifact URI into an
+//! ordinary location of the plan, unless another version uses it too.
+
+use super::client::{Found, Mlflow, ModelVersion, Run};
+use super::spec::{Registry, location_uri};
+use crate::error::{Error, Result};
+use crate::manifest::{Location, MatchMode, Method, Shared};
+use crate::plan::{
+    Item, MlflowAlias, MlflowLocation, MlflowModel, MlflowRun, MlflowVersion, Risk, RiskKind,
+};
+
+/// What trace learnt of the registry entry.
+pub struct Entry {
+    pub location: MlflowLocation,
+    pub items: Vec<Item>,
+    pub risks: Vec<Risk>,
+    /// The artifact locations it points to, as manifest locations.
+    pub locations: Vec<Location>,
+}
+
+/// A location trace adds, found through the registry.
+fn derived(uri: String, why: String) -> Location {
+    Location {
+        uri,
+        match_mode: MatchMode::All,
+        include: Vec::new(),
+        exclude: Vec::new(),
+        cross_filesystems: false,
+        shared: Shared::default(),
+        method: Method::default(),
+        crypto_erase: false,
+        crypto_erase_days: None,
+        allow_system: false,
+        allow_open_files: false,
+        found_by: Some(why),
+    }
+}
+
+/// An artifact URI as a location URI decom traces: `file:` and plain paths
+/// as paths, `s3://` and `gs://` as they are, `mlflow-artifacts:/` under
+/// the server's artifacts destination. `Err`: a scheme decom cannot reach.
+pub fn storage_uri(uri: &str, destination: Option<&str>) -> std::result::Result<String, String> {
+    if let Some(rest) = uri.strip_prefix("mlflow-artifacts:") {
+        // mlflow-artifacts:/path or mlflow-artifacts://host/path
+        let path = match rest.strip_prefix("//") {
+            Some(r) => r.split_once('/').map(|(_, p)| p).unwrap_or(""),
+            None => rest.trim_start_matches('/'),
+        };
+        let Some(dest) = destination else {
+            return Err(format!(
+                "{uri} is proxied by the tracking server: give [model.mlflow] artifacts_destination (the server's --artifacts-destination) to reach its bytes"
+            ));
+        };
+        return Ok(format!("{}/{path}", dest.trim_end_matches('/')));
+    }
+    if let Some(rest) = uri.strip_prefix("file://") {
+        return Ok(rest.to_string());
+    }
+    if uri.starts_with('/') || uri.starts_with("s3://") || uri.starts_with("gs://") {
+        return Ok(uri.to_string());
+    }
+    Err(format!("{uri}: decom cannot reach this artifact store"))
+}
+
+/// Resolve and read the registry entry the manifest names.
+pub fn entry(m: &Mlflow, reg: &Registry) -> Result<Entry> {
+    let version = match (&reg.version, &reg.alias) {
+        (Some(v), _) => v.clone(),
+        (None, Some(a)) => match m.version_by_alias(&reg.name, a)? {
+            Found::Yes(v) => v.version,
+            Found::No => {
+                return Err(Error::input(format!(
+                    "MLflow at {}: model {:?} has no alias {a:?}",
+                    m.base, reg.name
+                )));
+            }
+        },
+        (None, None) => return Err(Error::input("[model.mlflow] names no version")),
+    };
+    let Found::Yes(v) = m.model_version(&reg.name, &version)? else {
+        return Err(Error::input(format!(
+            "MLflow at {}: model {:?} has no version {version}",
+            m.base, reg.name
+        )));
+    };
+    let others: Vec<ModelVersion> = m
+        .versions_of(&reg.name)?
+        .into_iter()
+        .filter(|o| o.version != version)
+        .collect();
+    let run = match &v.run_id {
+        Some(id) if !id.is_empty() => match m.run(id)? {
+            Found::Yes(r) => Some(r),
+            Found::No => None,
+        },
+        _ => None,
+    };
+    let logged = match &v.model_id {
+        Some(id) if !id.is_empty() => m.logged_model_location(id)?,
+        _ => None,
+    };
+    Ok(assemble(reg, v, others, run, logged))
+}
+
+/// The plan's view of the entry: items, locations, and what is shared.
+fn assemble(
+    reg: &Registry,
+    v: ModelVersion,
+    others: Vec<ModelVersion>,
+    run: Option<Run>,
+    logged: Option<String>,
+) -> Entry {
+    let label = format!("{} version {}", v.name, v.version);
+    let mut risks = Vec::new();
+    let mut shared = Vec::new();
+    let mut items: Vec<Item> = v
+        .aliases
+        .iter()
+        .map(|a| {
+            Item::MlflowAlias(MlflowAlias {
+                name: v.name.clone(),
+                alias: a.clone(),
+                version: v.version.clone(),
+            })
+        })
+        .collect();
+    // Artifact URIs: the run's, the logged model's, the source itself.
+    let mut uris: Vec<(String, String)> = Vec::new();
+    let run_shared: Vec<&ModelVersion> = others
+        .iter()
+        .filter(|o| o.run_id.is_some() && o.run_id == v.run_id)
+        .collect();
+    if let Some(r) = &run {
+        uris.push((
+            r.artifact_uri.clone(),
+            format!("artifacts of run {} ({label})", r.run_id),
+        ));
+    }
+    if let Some(l) = &logged {
+        uris.push((
+            l.clone(),
+            format!(
+                "logged model {} ({label})",
+                v.model_id.as_deref().unwrap_or("?")
+            ),
+        ));
+    }
+    if !v.source.starts_with("runs:/") && !v.source.starts_with("models:/") {
+        uris.push((v.source.clone(), format!("source of {label}")));
+    }
+    let mut locations = Vec::new();
+    for (uri, why) in uris {
+        let users: Vec<String> = others
+            .iter()
+            .filter(|o| {
+                (o.source == uri || o.source.starts_with(&format!("{uri}/")))
+                    || (why.starts_with("artifacts of run")
+                        && o.run_id.is_some()
+                        && o.run_id == v.run_id)
+            })
+            .map(|o| format!("version {}", o.version))
+            .collect();
+        if !users.is_empty() {
+            let line = format!("{uri} ({why}) is also used by {}", users.join(", "));
+            risks.push(Risk {
+                kind: if reg.dispose_shared {
+                    RiskKind::SharedContentDisposed
+                } else {
+                    RiskKind::SharedContent
+                },
+                subject: uri.clone(),
+                detail: match reg.dispose_shared {
+                    false => format!("{line}: kept, with its run"),
+                    true => format!("{line}: disposed of anyway (dispose_shared)"),
+                },
+            });
+            shared.push(line);
+            if !reg.dispose_shared {
+                continue;
+            }
+        }
+        if locations
+            .iter()
+            .any(|l: &Location| uri_covers(&l.uri, &uri))
+        {
+            continue;
+        }
+        match storage_uri(&uri, reg.artifacts_destination.as_deref()) {
+            Ok(u) => locations.push(derived(u, format!("MLflow: {why}"))),
+            Err(why) => risks.push(Risk {
+                kind: RiskKind::StoreOutsideLocation,
+                subject: uri.clone(),
+                detail: why,
+            }),
+        }
+    }
+    items.push(Item::MlflowVersion(MlflowVersion {
+        name: v.name.clone(),
+        version: v.version.clone(),
+        source: v.source.clone(),
+        run_id: v.run_id.clone(),
+        model_id: v.model_id.clone(),
+        status: v.status.clone(),
+        created: v
+            .creation_timestamp
+            .and_then(|ms| time::OffsetDateTime::from_unix_timestamp(ms / 1000).ok())
+            .map(crate::util::rfc3339)
+            .unwrap_or_default(),
+        aliases: v.aliases.clone(),
+    }));
+    if let Some(r) = run
+        && (run_shared.is_empty() || reg.dispose_shared)
+    {
+        if !r.datasets.is_empty() {
+            risks.push(Risk {
+                kind: RiskKind::StoreOutsideLocation,
+                subject: format!("mlflow:runs/{}", r.run_id),
+                detail: format!(
+                    "the run logged these datasets as inputs; their sources are not disposed of by this plan unless a location names them: {}",
+                    r.datasets.join("; ")
+                ),
+            });
+        }
+        items.push(Item::MlflowRun(MlflowRun {
+            run_id: r.run_id,
+            experiment_id: r.experiment_id,
+            artifact_uri: r.artifact_uri,
+            lifecycle_stage: r.lifecycle_stage,
+            datasets: r.datasets,
+        }));
+    }
+    if reg.delete_registered_model && others.is_empty() {
+        items.push(Item::MlflowModel(MlflowModel {
+            name: v.name.clone(),
+        }));
+    }
+    if reg.backend_store_uri.is_none() {
+        risks.push(Risk {
+            kind: RiskKind::MlflowRunsNotPurged,
+            subject: location_uri(&v.name, &v.version),
+            detail: "no [model.mlflow] backend_store_uri: the runs are deleted, not purged; they stay in the tracking server's backend store (restorable) until `mlflow gc` runs against it, and the certificate stays pending".into(),
+        });
+    }
+    locations.insert(
+        0,
+        derived(location_uri(&v.name, &v.version), "[model.mlflow]".into()),
+    );
+    Entry {
+        location: MlflowLocation {
+            tracking_uri: reg.tracking_uri.clone(),
+            name: v.name.clone(),
+            version: v.version.clone(),
+            alias: reg.alias.clone(),
+            other_versions: others.iter().map(|o| o.version.clone()).collect(),
+            shared,
+            purge_runs: reg.backend_store_uri.is_some(),
+        },
+        items,
+        risks,
+        locations,
+    }
+}
+
+/// Whether location `a` already covers URI `b` (the same, or a folder of it).
+fn uri_covers(a: &str, b: &str) -> bool {
+    b == a || b.starts_with(&format!("{}/", a.trim_end_matches('/')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artifact_uris_become_locations_decom_can_trace() {
+        assert_eq!(
+            storage_uri("file:///srv/a/1/r/artifacts", None).unwrap(),
+            "/srv/a/1/r/artifacts"
+        );
+        assert_eq!(
+            storage_uri("s3://b/1/r/artifacts", None).unwrap(),
+            "s3://b/1/r/artifacts"
+        );
+        assert_eq!(
+            storage_uri("mlflow-artifacts:/1/r/artifacts", Some("s3://b/proxied/")).unwrap(),
+            "s3://b/proxied/1/r/artifacts"
+        );
+        assert_eq!(
+            storage_uri("mlflow-artifacts://host:5000/1/r/artifacts", Some("/srv/p")).unwrap(),
+            "/srv/p/1/r/artifacts"
+        );
+        assert!(storage_uri("mlflow-artifacts:/1/r", None).is_err());
+        assert!(storage_uri("wasbs://c@a.blob.core.windows.net/x", None).is_err());
+    }
+}
