@@ -34,7 +34,7 @@ fi
 # RGW.
 # shellcheck disable=SC1090
 eval "$(scripts/s3-server.sh start)"
-trap 'scripts/s3-server.sh stop >/dev/null 2>&1 || true; scripts/garage.sh stop >/dev/null 2>&1 || true; scripts/rgw.sh stop >/dev/null 2>&1 || true; scripts/tsa.sh stop >/dev/null 2>&1 || true; scripts/gcs.sh stop >/dev/null 2>&1 || true; scripts/slurm.sh stop >/dev/null 2>&1 || true' EXIT
+trap 'scripts/s3-server.sh stop >/dev/null 2>&1 || true; scripts/garage.sh stop >/dev/null 2>&1 || true; scripts/rgw.sh stop >/dev/null 2>&1 || true; scripts/tsa.sh stop >/dev/null 2>&1 || true; scripts/gcs.sh stop >/dev/null 2>&1 || true; scripts/mlflow.sh stop >/dev/null 2>&1 || true; scripts/slurm.sh stop >/dev/null 2>&1 || true' EXIT
 # shellcheck disable=SC1090
 eval "$(scripts/garage.sh start)"
 # Ceph RGW, a real versioned store whose lifecycle engine runs (Debian's
@@ -51,6 +51,10 @@ eval "$(scripts/tsa.sh start)"
 # (the JSON API answers the emulator lacks), from the project's virtualenv.
 # shellcheck disable=SC1090
 eval "$(scripts/gcs.sh start)"
+# The MLflow registry servers (local, S3 on moto, and proxied artifacts),
+# from the project's virtualenv.
+# shellcheck disable=SC1090
+eval "$(scripts/mlflow.sh start)"
 # A cluster that will not start fails the srun test, not the whole suite;
 # the test prints why (DECOM_TEST_SLURM_ERROR), so CI's excerpt shows it.
 slurm_env=

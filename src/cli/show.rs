@@ -144,6 +144,14 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
                 .count(),
             human_bytes(bytes)
         ));
+        if let Some(by) = &plan.manifest_location(l).found_by {
+            out.push(format!("      found by {by}"));
+        }
+        if let Some(m) = l.mlflow() {
+            for line in &m.shared {
+                out.push(format!("      shared, kept: {line}"));
+            }
+        }
         if let Some(s) = l.s3() {
             s3_lines(plan, s, &arts, &mut out);
         }

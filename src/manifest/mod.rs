@@ -552,8 +552,8 @@ impl Manifest {
         if self.model.name.trim().is_empty() {
             return bad("[model] name must not be empty".into());
         }
-        if self.locations.is_empty() {
-            return bad("no [[locations]]: nothing to trace".into());
+        if self.locations.is_empty() && self.model.mlflow.is_none() {
+            return bad("no [[locations]] and no [model.mlflow]: nothing to trace".into());
         }
         let hashes_given = !self.components.is_empty()
             || self.sha256sums.is_some()

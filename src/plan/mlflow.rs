@@ -65,6 +65,10 @@ pub struct MlflowRun {
     /// Datasets logged as its inputs: `name (digest) from source`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub datasets: Vec<String>,
+    /// MLflow 3 logged models of the version that the run logged: deleted
+    /// and purged with it (their artifact locations are plan locations).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logged_models: Vec<String>,
 }
 
 /// The registered model itself, when the manifest says so and it has no

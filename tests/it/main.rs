@@ -20,6 +20,7 @@ mod hostile;
 mod library;
 mod lifecycle;
 mod luks;
+mod mlflow;
 mod model_stores;
 mod overwrite;
 mod retain;

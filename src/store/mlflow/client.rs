@@ -62,9 +62,16 @@ fn describe(status: u16, body: &str) -> String {
     }
 }
 
+/// RESOURCE_DOES_NOT_EXIST; or, for an alias (MLflow 3 answers an unknown
+/// alias with INVALID_PARAMETER_VALUE), "Registered model alias … not found."
 fn does_not_exist(r: &Reply) -> bool {
-    serde_json::from_slice::<Value>(&r.body)
-        .is_ok_and(|v| v["error_code"] == "RESOURCE_DOES_NOT_EXIST")
+    serde_json::from_slice::<Value>(&r.body).is_ok_and(|v| {
+        let m = v["message"].as_str().unwrap_or_default();
+        v["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+            || (v["error_code"] == "INVALID_PARAMETER_VALUE"
+                && m.starts_with("Registered model alias")
+                && m.ends_with("not found."))
+    })
 }
 
 impl Mlflow {
@@ -253,6 +260,37 @@ impl Mlflow {
             self.get("registered-models/get", &[("name", name)])?,
             Found::No
         ))
+    }
+
+    /// MLflow 3: delete a logged model (the registry then answers 404 for
+    /// it; `mlflow gc` purges its rows).
+    pub fn delete_logged_model(&self, model_id: &str) -> Result<Found<()>> {
+        let url = format!(
+            "logged-models/{}",
+            crate::store::gcs::batch::encode(model_id)
+        );
+        Ok(match self.call(reqwest::Method::DELETE, &url, None)? {
+            Found::Yes(_) => Found::Yes(()),
+            Found::No => Found::No,
+        })
+    }
+
+    /// Experiments in the deleted stage: `mlflow gc` purges every one of
+    /// them (and their runs) whatever ids it is given.
+    pub fn deleted_experiments(&self) -> Result<Vec<String>> {
+        let Found::Yes(v) = self.get(
+            "experiments/search",
+            &[("view_type", "DELETED_ONLY"), ("max_results", "1000")],
+        )?
+        else {
+            return Ok(Vec::new());
+        };
+        Ok(v["experiments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["experiment_id"].as_str().map(str::to_string))
+            .collect())
     }
 
     pub fn delete_alias(&self, name: &str, alias: &str) -> Result<Found<()>> {

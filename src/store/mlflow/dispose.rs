@@ -229,6 +229,18 @@ pub fn runs(d: &Disposing<'_, '_>) -> Result<()> {
                         ctx.outcome(a, Outcome::Failed, format!("delete failed: {e}"))?;
                         continue;
                     }
+                    if let Some(e) = x
+                        .logged_models
+                        .iter()
+                        .find_map(|id| m.delete_logged_model(id).err())
+                    {
+                        ctx.outcome(
+                            a,
+                            Outcome::Failed,
+                            format!("deleting its logged model failed: {e}"),
+                        )?;
+                        continue;
+                    }
                     deleted.push(*a);
                 }
             }
@@ -274,12 +286,17 @@ fn purge(
     if deleted.is_empty() {
         return Ok(());
     }
-    let ids: Vec<&str> = deleted
+    let runs: Vec<&crate::plan::MlflowRun> = deleted
         .iter()
         .filter_map(|a| match &a.item {
-            Item::MlflowRun(x) => Some(x.run_id.as_str()),
+            Item::MlflowRun(x) => Some(x),
             _ => None,
         })
+        .collect();
+    let ids: Vec<&str> = runs.iter().map(|x| x.run_id.as_str()).collect();
+    let models: Vec<&str> = runs
+        .iter()
+        .flat_map(|x| x.logged_models.iter().map(String::as_str))
         .collect();
     let Some(backend) = reg.and_then(|r| r.backend_store_uri.as_deref()) else {
         for (a, id) in deleted.iter().zip(&ids) {
@@ -291,17 +308,39 @@ fn purge(
         }
         return Ok(());
     };
+    // `mlflow gc` also purges every experiment in the deleted stage, with
+    // its runs, whatever ids it is given: it runs only where there is none,
+    // so that it touches nothing outside the plan.
+    match m.deleted_experiments() {
+        Ok(e) if e.is_empty() => {}
+        found => {
+            let why = match found {
+                Ok(e) => format!(
+                    "the registry has deleted experiment(s) {} that mlflow gc would purge too, outside this plan",
+                    e.join(", ")
+                ),
+                Err(e) => format!("cannot tell what else mlflow gc would purge: {e}"),
+            };
+            for (a, id) in deleted.iter().zip(&ids) {
+                ctx.outcome(
+                    a,
+                    Outcome::Pending,
+                    format!("deleted, not purged: {why}; purge it with `mlflow gc --backend-store-uri … --run-ids {id}` once that is settled, then execute --resume"),
+                )?;
+            }
+            return Ok(());
+        }
+    }
     let cmd = reg
         .and_then(|r| r.mlflow_command.as_deref())
         .unwrap_or("mlflow");
+    let (ids_arg, models_arg) = (ids.join(","), models.join(","));
+    let mut args = vec!["gc", "--backend-store-uri", backend, "--run-ids", &ids_arg];
+    if !models.is_empty() {
+        args.extend(["--logged-model-ids", &models_arg]);
+    }
     let gc = std::process::Command::new(cmd)
-        .args([
-            "gc",
-            "--backend-store-uri",
-            backend,
-            "--run-ids",
-            &ids.join(","),
-        ])
+        .args(&args)
         .env("MLFLOW_TRACKING_URI", &m.base)
         .stdin(std::process::Stdio::null())
         .output();

@@ -97,6 +97,10 @@ pub fn entry(m: &Mlflow, reg: &Registry) -> Result<Entry> {
         },
         _ => None,
     };
+    // MLflow 3 registers a logged model: its id is in the source
+    // (`models:/m-…`); the REST answer carries no model_id field.
+    let mut v = v;
+    v.model_id = model_id_of(&v);
     let logged = match &v.model_id {
         Some(id) if !id.is_empty() => m.logged_model_location(id)?,
         _ => None,
@@ -126,16 +130,18 @@ fn assemble(
             })
         })
         .collect();
-    // Artifact URIs: the run's, the logged model's, the source itself.
-    let mut uris: Vec<(String, String)> = Vec::new();
-    let run_shared: Vec<&ModelVersion> = others
-        .iter()
-        .filter(|o| o.run_id.is_some() && o.run_id == v.run_id)
-        .collect();
+    // Artifact URIs: the run's, the logged model's, the source itself;
+    // another version shares one when it has the same run, the same
+    // logged model, or a source under it.
+    let same_run = |o: &ModelVersion| o.run_id.is_some() && o.run_id == v.run_id;
+    let same_model = |o: &ModelVersion| v.model_id.is_some() && model_id_of(o) == v.model_id;
+    let run_shared: Vec<&ModelVersion> = others.iter().filter(|o| same_run(o)).collect();
+    let mut uris: Vec<(String, String, Src)> = Vec::new();
     if let Some(r) = &run {
         uris.push((
             r.artifact_uri.clone(),
             format!("artifacts of run {} ({label})", r.run_id),
+            Src::Run,
         ));
     }
     if let Some(l) = &logged {
@@ -145,20 +151,21 @@ fn assemble(
                 "logged model {} ({label})",
                 v.model_id.as_deref().unwrap_or("?")
             ),
+            Src::Logged,
         ));
     }
     if !v.source.starts_with("runs:/") && !v.source.starts_with("models:/") {
-        uris.push((v.source.clone(), format!("source of {label}")));
+        uris.push((v.source.clone(), format!("source of {label}"), Src::Path));
     }
     let mut locations = Vec::new();
-    for (uri, why) in uris {
+    for (uri, why, src) in uris {
         let users: Vec<String> = others
             .iter()
             .filter(|o| {
-                (o.source == uri || o.source.starts_with(&format!("{uri}/")))
-                    || (why.starts_with("artifacts of run")
-                        && o.run_id.is_some()
-                        && o.run_id == v.run_id)
+                o.source == uri
+                    || o.source.starts_with(&format!("{uri}/"))
+                    || (src == Src::Run && same_run(o))
+                    || (src == Src::Logged && same_model(o))
             })
             .map(|o| format!("version {}", o.version))
             .collect();
@@ -229,6 +236,7 @@ fn assemble(
             artifact_uri: r.artifact_uri,
             lifecycle_stage: r.lifecycle_stage,
             datasets: r.datasets,
+            logged_models: v.model_id.iter().cloned().collect(),
         }));
     }
     if reg.delete_registered_model && others.is_empty() {
@@ -261,6 +269,25 @@ fn assemble(
         risks,
         locations,
     }
+}
+
+/// Where an artifact URI came from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Src {
+    Run,
+    Logged,
+    Path,
+}
+
+/// MLflow 3: the logged model a version was registered from, from its
+/// source (`models:/m-…`; the REST answer carries no model_id field).
+fn model_id_of(v: &ModelVersion) -> Option<String> {
+    v.model_id.clone().or_else(|| {
+        v.source
+            .strip_prefix("models:/")
+            .filter(|id| id.starts_with("m-") && !id.contains('/'))
+            .map(str::to_string)
+    })
 }
 
 /// Whether location `a` already covers URI `b` (the same, or a folder of it).

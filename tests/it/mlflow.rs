@@ -1,0 +1,450 @@
+//! Retiring a model version from a real MLflow registry (`mlflow server`
+//! on SQLite, started by `scripts/mlflow.sh` with a local, an S3 (moto)
+//! and a proxied artifact store), filled and judged by MLflow's own Python
+//! client (tests/tools/mlflow_fill.py, mlflow_check.py). These tests never
+//! skip: no server means they fail.
+
+use crate::common::*;
+use serde_json::Value;
+use std::sync::OnceLock;
+
+/// The servers' settings, by the names scripts/mlflow.sh prints.
+fn servers() -> &'static std::collections::HashMap<&'static str, String> {
+    static S: OnceLock<std::collections::HashMap<&'static str, String>> = OnceLock::new();
+    S.get_or_init(|| {
+        let keys = [
+            "DECOM_TEST_MLFLOW_LOCAL_URI",
+            "DECOM_TEST_MLFLOW_LOCAL_DB",
+            "DECOM_TEST_MLFLOW_S3_URI",
+            "DECOM_TEST_MLFLOW_S3_DB",
+            "DECOM_TEST_MLFLOW_PROXIED_URI",
+            "DECOM_TEST_MLFLOW_PROXIED_ROOT",
+            "DECOM_TEST_MLFLOW_BIN",
+            "DECOM_TEST_MLFLOW_S3_ENDPOINT",
+        ];
+        let v = crate::s3::started("mlflow.sh", "mlflow server", keys);
+        keys.into_iter().zip(v).collect()
+    })
+}
+
+fn s(k: &str) -> String {
+    servers()[format!("DECOM_TEST_MLFLOW_{k}").as_str()].clone()
+}
+
+/// A registered model of its own on one server, filled by MLflow's client.
+struct Reg {
+    env: Env,
+    uri: String,
+    name: String,
+    fill: Value,
+}
+
+impl Reg {
+    fn new(setup: &str, extra: &[&str]) -> Reg {
+        let uri = s(&format!("{setup}_URI"));
+        let name = format!("fraud-{:08x}", rand::random::<u32>());
+        let mut args = vec![
+            "mlflow_fill.py",
+            uri.as_str(),
+            "--name",
+            &name,
+            "--experiment",
+            &name,
+        ];
+        args.extend_from_slice(extra);
+        let out = python_tool_env(&args, &s3_env());
+        Reg {
+            env: Env::new(),
+            uri,
+            name,
+            fill: serde_json::from_str(&out).unwrap(),
+        }
+    }
+
+    fn run_of(&self, version: usize) -> String {
+        self.fill["versions"][version - 1]["run_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The manifest: `[model.mlflow]` with `keys` (TOML lines).
+    fn manifest(&self, keys: &str) {
+        self.env.manifest(
+            "nist-clear",
+            &format!(
+                "[model.mlflow]\ntracking_uri = \"{}\"\nname = \"{}\"\nmlflow_command = \"{}\"\n{keys}\n",
+                self.uri,
+                self.name,
+                s("BIN")
+            ),
+        );
+    }
+
+    /// What MLflow's client sees now.
+    fn check(&self, run: &str, versions: &[&str]) -> Value {
+        let mut args = vec!["mlflow_check.py", self.uri.as_str(), &self.name, run];
+        args.extend_from_slice(versions);
+        serde_json::from_str(&python_tool_env(&args, &s3_env())).unwrap()
+    }
+
+    /// decom with the S3 store's credentials (moto takes any) and, for
+    /// `mlflow gc`, its endpoint.
+    fn decom(&self, args: &[String]) -> Run {
+        Run::from(
+            self.env
+                .command()
+                .args(args)
+                .env("AWS_ACCESS_KEY_ID", "testing")
+                .env("AWS_SECRET_ACCESS_KEY", "testing")
+                .env("AWS_REGION", "us-east-1")
+                // mlflow gc, which decom runs, reaches the S3 artifact
+                // store as the operator's environment says.
+                .env("MLFLOW_S3_ENDPOINT_URL", s("S3_ENDPOINT"))
+                .output()
+                .unwrap(),
+        )
+    }
+
+    fn trace(&self) -> Run {
+        self.decom(&["trace", "decom.toml", "-o", "plan.json", "--force"].map(String::from))
+    }
+
+    fn execute(&self) -> Run {
+        self.decom(&self.env.execute_args())
+    }
+
+    fn outcomes(&self) -> Vec<(String, String, String)> {
+        self.env.cert_json()["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["kind"].as_str().unwrap().to_string(),
+                    a["outcome"].as_str().unwrap().to_string(),
+                    a["reason"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Credentials and endpoint of the S3 artifact store, for MLflow's client.
+fn s3_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("MLFLOW_S3_ENDPOINT_URL", s("S3_ENDPOINT")),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_DEFAULT_REGION", "us-east-1".into()),
+        ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0".into()),
+    ]
+}
+
+fn python_tool_env(args: &[&str], env: &[(&str, String)]) -> String {
+    let python = venv().join("bin/python");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/tools")
+        .join(args[0]);
+    let out = std::process::Command::new(&python)
+        .arg(script)
+        .args(&args[1..])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn version_2_is_retired_and_versions_1_and_3_still_load() {
+    let r = Reg::new("LOCAL", &[]);
+    r.manifest(&format!(
+        "alias = \"champion\"\nbackend_store_uri = \"{}\"",
+        s("LOCAL_DB")
+    ));
+    r.trace().ok();
+    let plan = r.env.plan_json();
+    let loc = &plan["locations"][0];
+    assert_eq!(loc["store"], "mlflow");
+    assert_eq!(
+        loc["version"], "2",
+        "the alias is resolved and recorded as the version"
+    );
+    assert_eq!(loc["other_versions"].as_array().unwrap().len(), 2);
+    let run2 = r.run_of(2);
+    let roots: Vec<String> = plan["locations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .map(|l| l["uri"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        roots.iter().any(|u| u.contains(&run2)),
+        "the run's artifacts: {roots:?}"
+    );
+    assert!(
+        roots.iter().any(|u| u.contains("/models/m-")),
+        "the logged model: {roots:?}"
+    );
+    let kinds: Vec<&str> = plan["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    for k in ["mlflow-alias", "mlflow-version", "mlflow-run"] {
+        assert!(kinds.contains(&k), "{k} in {kinds:?}");
+    }
+    r.env.approve().ok();
+    r.execute().ok();
+    assert_eq!(r.env.cert_json()["status"], "complete");
+    let seen = r.check(&run2, &["1", "2", "3"]);
+    assert_eq!(seen["versions"]["2"]["exists"], false);
+    for v in ["1", "3"] {
+        assert_eq!(seen["versions"][v]["loads"], true, "{seen}");
+    }
+    assert_eq!(
+        seen["run"],
+        Value::Null,
+        "the run is purged, not only deleted"
+    );
+    for root in &roots {
+        assert!(!std::path::Path::new(root).exists(), "{root} is gone");
+    }
+    // MLflow's own garbage collector finds nothing of ours left to purge.
+    let gc = std::process::Command::new(s("BIN"))
+        .args(["gc", "--backend-store-uri", &s("LOCAL_DB")])
+        .env("MLFLOW_TRACKING_URI", &r.uri)
+        .env("MLFLOW_DISABLE_TELEMETRY", "true")
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&gc.stdout).to_string() + &String::from_utf8_lossy(&gc.stderr);
+    assert!(gc.status.success(), "{said}");
+    assert!(
+        !said.contains(&run2),
+        "mlflow gc found the run again: {said}"
+    );
+    r.env.cosign().ok();
+    r.env.recheck().ok();
+}
+
+#[test]
+fn on_an_s3_artifact_store_every_version_of_the_models_objects_is_gone() {
+    let r = Reg::new("S3", &[]);
+    r.manifest(&format!(
+        "version = \"2\"\nbackend_store_uri = \"{}\"\n[s3]\nendpoint_url = \"{}\"",
+        s("S3_DB"),
+        s("S3_ENDPOINT")
+    ));
+    let run2 = r.run_of(2);
+    r.trace().ok();
+    let plan = r.env.plan_json();
+    let s3: Vec<&Value> = plan["locations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["store"] == "s3")
+        .collect();
+    assert_eq!(
+        s3.len(),
+        2,
+        "the run's folder and the logged model's: {s3:?}"
+    );
+    r.env.approve().ok();
+    r.execute().ok();
+    assert_eq!(r.env.cert_json()["status"], "complete");
+    let seen = r.check(&run2, &["1", "3"]);
+    assert_eq!(seen["versions"]["1"]["loads"], true, "{seen}");
+    assert_eq!(seen["versions"]["3"]["loads"], true, "{seen}");
+    assert_eq!(seen["run"], Value::Null);
+    // Every version under both prefixes is gone (mlflow gc alone would
+    // leave them behind delete markers).
+    for l in s3 {
+        let bucket = l["bucket"].as_str().unwrap();
+        let prefix = l["prefix"].as_str().unwrap();
+        let left = python_tool_env(
+            &["mlflow_s3_left.py", &s("S3_ENDPOINT"), bucket, prefix],
+            &s3_env(),
+        );
+        assert_eq!(left.trim(), "0", "versions left under {prefix}");
+    }
+}
+
+#[test]
+fn a_run_another_version_uses_is_kept_and_reported() {
+    let r = Reg::new("LOCAL", &["--extra-version-from", "2"]);
+    r.manifest(&format!(
+        "version = \"2\"\nbackend_store_uri = \"{}\"",
+        s("LOCAL_DB")
+    ));
+    r.trace().ok();
+    let shared = r.env.risks("shared-content");
+    assert!(
+        shared
+            .iter()
+            .any(|(_, d)| d.contains("version 4") && d.contains("kept")),
+        "{shared:?}"
+    );
+    let kinds: Vec<String> = r.env.plan_json()["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !kinds.contains(&"mlflow-run".to_string()),
+        "the shared run stays: {kinds:?}"
+    );
+    r.env.approve().ok();
+    r.execute().ok();
+    let seen = r.check(&r.run_of(2), &["2", "4"]);
+    assert_eq!(seen["versions"]["2"]["exists"], false);
+    assert_eq!(seen["versions"]["4"]["loads"], true, "{seen}");
+    assert_eq!(seen["run"], "active");
+}
+
+#[test]
+fn an_alias_moved_after_approval_is_skipped() {
+    let r = Reg::new("LOCAL", &[]);
+    r.manifest(&format!(
+        "alias = \"champion\"\nbackend_store_uri = \"{}\"",
+        s("LOCAL_DB")
+    ));
+    r.trace().ok();
+    r.env.approve().ok();
+    python_tool_env(
+        &["mlflow_alias.py", &r.uri, &r.name, "champion", "3"],
+        &s3_env(),
+    );
+    r.execute().code(1);
+    let out = r.outcomes();
+    let alias = out.iter().find(|(k, _, _)| k == "mlflow-alias").unwrap();
+    assert_eq!(alias.1, "skipped-changed");
+    assert!(alias.2.contains("now points at version 3"), "{alias:?}");
+    let seen = r.check(&r.run_of(2), &["2", "3"]);
+    assert_eq!(
+        seen["aliases"]["champion"], "3",
+        "the moved alias stays: {seen}"
+    );
+    assert_eq!(seen["versions"]["3"]["loads"], true);
+}
+
+#[test]
+fn proxied_artifacts_and_no_backend_store_leave_the_runs_pending() {
+    let r = Reg::new("PROXIED", &[]);
+    r.manifest(&format!(
+        "version = \"2\"\nartifacts_destination = \"{}\"",
+        s("PROXIED_ROOT")
+    ));
+    r.trace().ok();
+    assert!(!r.env.risks("mlflow-runs-not-purged").is_empty());
+    let plan = r.env.plan_json();
+    let roots: Vec<String> = plan["locations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["store"] == "local")
+        .map(|l| l["root"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !roots.is_empty() && roots.iter().all(|p| p.starts_with(&s("PROXIED_ROOT"))),
+        "mlflow-artifacts:/ resolved under the destination: {roots:?}"
+    );
+    r.env.approve().ok();
+    r.execute().code(1);
+    assert_eq!(r.env.cert_json()["status"], "pending");
+    let out = r.outcomes();
+    let run = out.iter().find(|(k, _, _)| k == "mlflow-run").unwrap();
+    assert_eq!(run.1, "pending");
+    assert!(
+        run.2.contains("deleted, not purged") && run.2.contains("mlflow gc"),
+        "{run:?}"
+    );
+    assert!(
+        out.iter()
+            .filter(|(k, _, _)| k == "file")
+            .all(|(_, o, _)| o == "disposed")
+    );
+    let seen = r.check(&r.run_of(2), &["1", "3"]);
+    assert_eq!(seen["run"], "deleted");
+    assert_eq!(seen["versions"]["1"]["loads"], true, "{seen}");
+}
+
+#[test]
+fn bad_tracking_uris_and_unknown_models_are_one_line_errors() {
+    let env = Env::new();
+    let uri = s("LOCAL_URI");
+    for (keys, needle) in [
+        (
+            "tracking_uri = \"file:///tmp/mlruns\"\nname = \"m\"\nversion = \"1\"",
+            "not an http:// or https://",
+        ),
+        (
+            "tracking_uri = \"http://127.0.0.1:1\"\nname = \"m\"\nversion = \"1\"",
+            "MLflow at http://127.0.0.1:1",
+        ),
+        (
+            &format!("tracking_uri = \"{uri}\"\nname = \"no-such-model-here\"\nversion = \"1\""),
+            "has no version 1",
+        ),
+        (
+            &format!("tracking_uri = \"{uri}\"\nname = \"no-such-model-here\"\nalias = \"x\""),
+            "alias",
+        ),
+        (
+            &format!("tracking_uri = \"{uri}\"\nname = \"m\""),
+            "needs the version (or alias)",
+        ),
+        (
+            &format!("tracking_uri = \"{uri}\"\nname = \"m\"\nversion = \"two\""),
+            "not a version number",
+        ),
+    ] {
+        env.manifest("nist-clear", &format!("[model.mlflow]\n{keys}\n"));
+        env.trace().code(2).one_line_error(needle);
+        assert!(!env.plan().exists());
+    }
+    env.manifest("nist-clear", "[[locations]]\nuri = \"mlflow:m/1\"\n");
+    env.trace()
+        .code(2)
+        .one_line_error("come from [model.mlflow]");
+}
+
+#[test]
+fn a_registry_that_stops_answering_mid_run_fails_and_resume_finishes() {
+    let r = Reg::new("LOCAL", &[]);
+    let proxy = crate::faults::FaultProxy::start(&r.uri, 0);
+    let mut r = r;
+    r.uri = proxy.url.clone();
+    r.manifest(&format!(
+        "version = \"2\"\nbackend_store_uri = \"{}\"",
+        s("LOCAL_DB")
+    ));
+    r.trace().ok();
+    r.env.approve().ok();
+    // Every request to the registry fails from here on.
+    proxy.set_fail_permille(1000);
+    r.execute().code(1);
+    let out = r.outcomes();
+    let version = out.iter().find(|(k, _, _)| k == "mlflow-version").unwrap();
+    assert_eq!(version.1, "failed", "{out:?}");
+    assert_eq!(r.env.cert_json()["status"], "incomplete");
+    proxy.set_fail_permille(0);
+    std::fs::remove_file(r.env.cert()).unwrap();
+    std::fs::remove_file(r.env.path("certificate.json.operator.sig")).unwrap();
+    let mut args = r.env.execute_args();
+    args.push("--resume".into());
+    r.decom(&args).ok();
+    assert_eq!(r.env.cert_json()["status"], "complete");
+    let seen = r.check(&r.run_of(2), &["2", "3"]);
+    assert_eq!(seen["versions"]["2"]["exists"], false);
+    assert_eq!(seen["versions"]["3"]["loads"], true, "{seen}");
+    assert_eq!(seen["run"], Value::Null);
+}
