@@ -798,63 +798,12 @@ fn described(
             object_store(),
             "AbortMultipartUpload".to_string(),
         ),
-        Item::GcsGeneration(g) => (
-            g.size,
-            g.sha256.clone(),
-            g.matched.component.clone(),
-            object_store(),
-            format!(
-                "objects.delete by generation, if its metageneration is still {}{}",
-                g.metageneration,
-                if g.live {
-                    " and it is still the live generation"
-                } else {
-                    ""
-                }
-            ),
-        ),
-        Item::GcsLifecycle(l) => (
-            l.bytes,
-            None,
-            None,
-            object_store(),
-            format!(
-                "GCS lifecycle rules ({} generation(s) at trace): {}",
-                l.generations,
-                l.rules.join("; ")
-            ),
-        ),
-        Item::MlflowVersion(v) => (
-            0,
-            None,
-            None,
-            metadata_only(),
-            format!(
-                "MLflow DeleteModelVersion, if its source is still {}",
-                v.source
-            ),
-        ),
-        Item::MlflowAlias(x) => (
-            0,
-            None,
-            None,
-            metadata_only(),
-            format!("MLflow DeleteRegisteredModelAlias, if it still points at version {}", x.version),
-        ),
-        Item::MlflowRun(_) => (
-            0,
-            None,
-            None,
-            metadata_only(),
-            "MLflow DeleteRun, after its artifacts; then mlflow gc where the backend store is known".to_string(),
-        ),
-        Item::MlflowModel(_) => (
-            0,
-            None,
-            None,
-            metadata_only(),
-            "MLflow DeleteRegisteredModel, once it has no version".to_string(),
-        ),
+        Item::GcsGeneration(_)
+        | Item::GcsLifecycle(_)
+        | Item::MlflowVersion(_)
+        | Item::MlflowAlias(_)
+        | Item::MlflowRun(_)
+        | Item::MlflowModel(_) => gcs_and_registry(&a.item),
         Item::S3Lifecycle(l) => (
             l.bytes,
             None,
@@ -872,6 +821,70 @@ fn described(
                     .join("; ")
             ),
         ),
+    }
+}
+
+/// [`described`] for GCS generations and folders and registry entries.
+fn gcs_and_registry(item: &Item) -> (u64, Option<String>, Option<String>, Sanitization, String) {
+    match item {
+    Item::GcsGeneration(g) => (
+        g.size,
+        g.sha256.clone(),
+        g.matched.component.clone(),
+        object_store(),
+        format!(
+            "objects.delete by generation, if its metageneration is still {}{}",
+            g.metageneration,
+            if g.live {
+                " and it is still the live generation"
+            } else {
+                ""
+            }
+        ),
+    ),
+    Item::GcsLifecycle(l) => (
+        l.bytes,
+        None,
+        None,
+        object_store(),
+        format!(
+            "GCS lifecycle rules ({} generation(s) at trace): {}",
+            l.generations,
+            l.rules.join("; ")
+        ),
+    ),
+    Item::MlflowVersion(v) => (
+        0,
+        None,
+        None,
+        registry_entry(),
+        format!(
+            "MLflow DeleteModelVersion, if its source is still {}",
+            v.source
+        ),
+    ),
+    Item::MlflowAlias(x) => (
+        0,
+        None,
+        None,
+        registry_entry(),
+        format!("MLflow DeleteRegisteredModelAlias, if it still points at version {}", x.version),
+    ),
+    Item::MlflowRun(_) => (
+        0,
+        None,
+        None,
+        registry_entry(),
+        "MLflow DeleteRun, after its artifacts; then mlflow gc where the backend store is known".to_string(),
+    ),
+    Item::MlflowModel(_) => (
+        0,
+        None,
+        None,
+        registry_entry(),
+        "MLflow DeleteRegisteredModel, once it has no version".to_string(),
+    ),
+        _ => unreachable!("only GCS and registry items come here"),
     }
 }
 
@@ -1031,6 +1044,15 @@ fn object_store() -> Sanitization {
     Sanitization {
         category: Category::Logical,
         reason: "object store: every version deleted and proven absent through the S3 API; the provider reclaims the bytes".into(),
+    }
+}
+
+/// A model registry entry: metadata that points at the bytes, which are
+/// artifacts of their own.
+fn registry_entry() -> Sanitization {
+    Sanitization {
+        category: Category::Logical,
+        reason: "a registry entry: metadata that points at the model's bytes, which are disposed of as artifacts of their own".into(),
     }
 }
 

@@ -109,55 +109,8 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
         }
         let arts: Vec<&crate::plan::Artifact> =
             by_location.get(&l.index).cloned().unwrap_or_default();
-        let bytes: u64 = arts.iter().map(|a| a.item.size()).sum();
-        let files = arts
-            .iter()
-            .filter(|a| matches!(a.item, Item::File(_)))
-            .count();
-        // A location reached through a link is shown with the real path
-        // the plan records, so the custodian approves what is destroyed.
-        let shown = match l.local() {
-            Some(r)
-                if Path::new(l.uri.strip_prefix("file://").unwrap_or(&l.uri))
-                    != Path::new(&r.root) =>
-            {
-                format!("{} → {}", l.uri, r.root)
-            }
-            _ => l.uri.clone(),
-        };
-        out.push(format!(
-            "  [{}] {} (match {}, {}): {} artifact(s), {} file(s), {} S3 version(s), {} GCS generation(s), {}",
-            l.index,
-            shown,
-            match l.match_mode {
-                crate::manifest::MatchMode::All => "all",
-                crate::manifest::MatchMode::Hash => "hash",
-            },
-            l.medium(),
-            arts.len(),
-            files,
-            arts.iter()
-                .filter(|a| matches!(a.item, Item::S3Version(_)))
-                .count(),
-            arts.iter()
-                .filter(|a| matches!(a.item, Item::GcsGeneration(_)))
-                .count(),
-            human_bytes(bytes)
-        ));
-        if let Some(by) = &plan.manifest_location(l).found_by {
-            out.push(format!("      found by {by}"));
-        }
-        if let Some(m) = l.mlflow() {
-            for line in &m.shared {
-                out.push(format!("      shared, kept: {line}"));
-            }
-        }
-        if let Some(s) = l.s3() {
-            s3_lines(plan, s, &arts, &mut out);
-        }
-        if let Some(g) = l.gcs() {
-            gcs_lines(plan, g, &arts, &mut out);
-        }
+        out.push(location_line(l, &arts));
+        store_lines(plan, l, &arts, &mut out);
     }
     component_lines(plan, &mut out);
     out.push(format!(
@@ -171,17 +124,17 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
         plan.totals.s3_delete_markers,
         plan.totals.s3_uploads
     ));
-    if plan.totals.gcs_generations > 0 {
-        out.push(format!(
-            "       and {} GCS generation(s)",
-            plan.totals.gcs_generations
-        ));
-    }
-    if plan.totals.gcs_lifecycle > 0 {
-        out.push(format!(
-            "       and {} GCS folder(s) delegated to the bucket's lifecycle rules",
-            plan.totals.gcs_lifecycle
-        ));
+    for (n, what) in [
+        (plan.totals.gcs_generations, "GCS generation(s)"),
+        (
+            plan.totals.gcs_lifecycle,
+            "GCS folder(s) delegated to the bucket's lifecycle rules",
+        ),
+        (plan.totals.registry_entries, "model registry entries"),
+    ] {
+        if n > 0 {
+            out.push(format!("       and {n} {what}"));
+        }
     }
     if plan.totals.s3_lifecycle > 0 {
         out.push(format!(
@@ -190,6 +143,69 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
         ));
     }
     out
+}
+
+/// A location's line: its URI (real path where it differs), match mode,
+/// medium and what it holds.
+fn location_line(l: &crate::plan::PlanLocation, arts: &[&crate::plan::Artifact]) -> String {
+    let bytes: u64 = arts.iter().map(|a| a.item.size()).sum();
+    let files = arts
+        .iter()
+        .filter(|a| matches!(a.item, Item::File(_)))
+        .count();
+    // A location reached through a link is shown with the real path
+    // the plan records, so the custodian approves what is destroyed.
+    let shown = match l.local() {
+        Some(r)
+            if Path::new(l.uri.strip_prefix("file://").unwrap_or(&l.uri)) != Path::new(&r.root) =>
+        {
+            format!("{} → {}", l.uri, r.root)
+        }
+        _ => l.uri.clone(),
+    };
+    format!(
+        "  [{}] {} (match {}, {}): {} artifact(s), {} file(s), {} S3 version(s), {} GCS generation(s), {}",
+        l.index,
+        shown,
+        match l.match_mode {
+            crate::manifest::MatchMode::All => "all",
+            crate::manifest::MatchMode::Hash => "hash",
+        },
+        l.medium(),
+        arts.len(),
+        files,
+        arts.iter()
+            .filter(|a| matches!(a.item, Item::S3Version(_)))
+            .count(),
+        arts.iter()
+            .filter(|a| matches!(a.item, Item::GcsGeneration(_)))
+            .count(),
+        human_bytes(bytes)
+    )
+}
+
+/// What a location's store adds under its line: where trace found it,
+/// what a registry entry shares, how a bucket is disposed of and proven.
+fn store_lines(
+    plan: &Plan,
+    l: &crate::plan::PlanLocation,
+    arts: &[&crate::plan::Artifact],
+    out: &mut Vec<String>,
+) {
+    if let Some(by) = &plan.manifest_location(l).found_by {
+        out.push(format!("      found by {by}"));
+    }
+    if let Some(m) = l.mlflow() {
+        for line in &m.shared {
+            out.push(format!("      shared, kept: {line}"));
+        }
+    }
+    if let Some(s) = l.s3() {
+        s3_lines(plan, s, arts, out);
+    }
+    if let Some(g) = l.gcs() {
+        gcs_lines(plan, g, arts, out);
+    }
 }
 
 /// An S3 location's KMS keys, what it covers and how absence is proved.

@@ -1441,100 +1441,8 @@ impl<A> Plan<A> {
                     a.id, a.location
                 ));
             };
-            match (&loc.store, a.item.local_path(), a.item.s3_key()) {
-                (Store::Local(root), Some(path), _) => {
-                    if let Err(m) = check_normalised(path) {
-                        return bad(format!("artifact {} path {path:?}: {m}", a.id));
-                    }
-                    if relative_to(path, &root.root).is_none() {
-                        return bad(format!(
-                            "artifact {} path {path:?} is not under its location {}",
-                            a.id, root.root
-                        ));
-                    }
-                    let dev = a.item.device().expect("local items have devices");
-                    if !root.cross_filesystems && dev != root.device {
-                        return bad(format!(
-                            "artifact {} {path:?} is on device {dev} but its location is on device {} and may not cross filesystems",
-                            a.id, root.device
-                        ));
-                    }
-                }
-                (Store::Gcs(g), _, _) => {
-                    let scope = crate::util::Scope::new(&g.prefix);
-                    let ok = match &a.item {
-                        Item::GcsGeneration(x) => x.bucket == g.bucket && scope.contains(&x.name),
-                        Item::GcsLifecycle(l) => {
-                            l.bucket == g.bucket
-                                && (l.prefix == g.prefix || l.prefix == format!("{}/", g.prefix))
-                        }
-                        _ => false,
-                    };
-                    if !ok {
-                        return bad(format!(
-                            "artifact {} {} is not in its location gs://{}/{}",
-                            a.id,
-                            a.item.path(),
-                            g.bucket,
-                            g.prefix
-                        ));
-                    }
-                }
-                (Store::Mlflow(m), _, _) => {
-                    let ok = match &a.item {
-                        Item::MlflowVersion(v) => v.name == m.name && v.version == m.version,
-                        Item::MlflowAlias(x) => x.name == m.name && x.version == m.version,
-                        Item::MlflowModel(x) => x.name == m.name,
-                        Item::MlflowRun(_) => true,
-                        _ => false,
-                    };
-                    if !ok {
-                        return bad(format!(
-                            "artifact {} {} is not of its registry entry {}/{}",
-                            a.id,
-                            a.item.path(),
-                            m.name,
-                            m.version
-                        ));
-                    }
-                }
-                (Store::Luks(v), _, _) => match &a.item {
-                    Item::LuksKeyslots(l) if l.device == v.device && l.uuid == v.uuid => {}
-                    _ => {
-                        return bad(format!(
-                            "artifact {} is not the LUKS volume of its location",
-                            a.id
-                        ));
-                    }
-                },
-                (Store::S3(s), _, None) if matches!(a.item, Item::KmsKey(_)) => {
-                    let Item::KmsKey(k) = &a.item else {
-                        unreachable!()
-                    };
-                    if !s.kms_keys.iter().any(|f| f.erase && f.key_arn == k.key_arn) {
-                        return bad(format!(
-                            "artifact {} destroys KMS key {}, which its location does not name as erasable",
-                            a.id, k.key_arn
-                        ));
-                    }
-                    if !crate::manifest::CRYPTO_ERASE_DAYS.contains(&k.window_days) {
-                        return bad(format!(
-                            "artifact {}: a KMS deletion window of {} days (7 to 30)",
-                            a.id, k.window_days
-                        ));
-                    }
-                }
-                (Store::S3(s), _, Some((bucket, key))) => {
-                    if bucket != s.bucket
-                        || !crate::store::s3::spec::Scope::new(&s.prefix).contains(key)
-                    {
-                        return bad(format!(
-                            "artifact {} s3://{bucket}/{key} is not under its location {}",
-                            a.id, loc.uri
-                        ));
-                    }
-                }
-                _ => return bad(format!("artifact {} is not of its location's kind", a.id)),
+            if let Err(m) = artifact_in(&a, loc) {
+                return bad(m);
             }
         }
         if totals != self.totals {
@@ -1627,6 +1535,106 @@ pub fn relative_to<'a>(path: &'a str, root: &str) -> Option<&'a Path> {
         return None;
     }
     Some(rel)
+}
+
+/// Whether an artifact is one its location can hold: a local path under
+/// the root on its device, an S3 key or GCS name under the prefix, the
+/// registry entry's own items, the volume, an erasable KMS key.
+fn artifact_in(a: &Artifact, loc: &PlanLocation) -> std::result::Result<(), String> {
+    match (&loc.store, a.item.local_path(), a.item.s3_key()) {
+        (Store::Local(root), Some(path), _) => {
+            if let Err(m) = check_normalised(path) {
+                return Err(format!("artifact {} path {path:?}: {m}", a.id));
+            }
+            if relative_to(path, &root.root).is_none() {
+                return Err(format!(
+                    "artifact {} path {path:?} is not under its location {}",
+                    a.id, root.root
+                ));
+            }
+            let dev = a.item.device().expect("local items have devices");
+            if !root.cross_filesystems && dev != root.device {
+                return Err(format!(
+                    "artifact {} {path:?} is on device {dev} but its location is on device {} and may not cross filesystems",
+                    a.id, root.device
+                ));
+            }
+        }
+        (Store::Gcs(g), _, _) => {
+            let scope = crate::util::Scope::new(&g.prefix);
+            let ok = match &a.item {
+                Item::GcsGeneration(x) => x.bucket == g.bucket && scope.contains(&x.name),
+                Item::GcsLifecycle(l) => {
+                    l.bucket == g.bucket
+                        && (l.prefix == g.prefix || l.prefix == format!("{}/", g.prefix))
+                }
+                _ => false,
+            };
+            if !ok {
+                return Err(format!(
+                    "artifact {} {} is not in its location gs://{}/{}",
+                    a.id,
+                    a.item.path(),
+                    g.bucket,
+                    g.prefix
+                ));
+            }
+        }
+        (Store::Mlflow(m), _, _) => {
+            let ok = match &a.item {
+                Item::MlflowVersion(v) => v.name == m.name && v.version == m.version,
+                Item::MlflowAlias(x) => x.name == m.name && x.version == m.version,
+                Item::MlflowModel(x) => x.name == m.name,
+                Item::MlflowRun(_) => true,
+                _ => false,
+            };
+            if !ok {
+                return Err(format!(
+                    "artifact {} {} is not of its registry entry {}/{}",
+                    a.id,
+                    a.item.path(),
+                    m.name,
+                    m.version
+                ));
+            }
+        }
+        (Store::Luks(v), _, _) => match &a.item {
+            Item::LuksKeyslots(l) if l.device == v.device && l.uuid == v.uuid => {}
+            _ => {
+                return Err(format!(
+                    "artifact {} is not the LUKS volume of its location",
+                    a.id
+                ));
+            }
+        },
+        (Store::S3(s), _, None) if matches!(a.item, Item::KmsKey(_)) => {
+            let Item::KmsKey(k) = &a.item else {
+                unreachable!()
+            };
+            if !s.kms_keys.iter().any(|f| f.erase && f.key_arn == k.key_arn) {
+                return Err(format!(
+                    "artifact {} destroys KMS key {}, which its location does not name as erasable",
+                    a.id, k.key_arn
+                ));
+            }
+            if !crate::manifest::CRYPTO_ERASE_DAYS.contains(&k.window_days) {
+                return Err(format!(
+                    "artifact {}: a KMS deletion window of {} days (7 to 30)",
+                    a.id, k.window_days
+                ));
+            }
+        }
+        (Store::S3(s), _, Some((bucket, key))) => {
+            if bucket != s.bucket || !crate::store::s3::spec::Scope::new(&s.prefix).contains(key) {
+                return Err(format!(
+                    "artifact {} s3://{bucket}/{key} is not under its location {}",
+                    a.id, loc.uri
+                ));
+            }
+        }
+        _ => return Err(format!("artifact {} is not of its location's kind", a.id)),
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -143,7 +143,7 @@ impl Mlflow {
     fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Found<Value>> {
         let q: Vec<String> = query
             .iter()
-            .map(|(k, v)| format!("{k}={}", crate::store::gcs::batch::encode(v)))
+            .map(|(k, v)| format!("{k}={}", crate::util::percent_encode(v)))
             .collect();
         self.call(
             reqwest::Method::GET,
@@ -177,14 +177,23 @@ impl Mlflow {
         }
     }
 
-    /// Every version of a registered model (the one search pagination loop).
+    /// Every version of a registered model.
     pub fn versions_of(&self, name: &str) -> Result<Vec<ModelVersion>> {
-        let filter = format!("name='{}'", name.replace('\'', "\\'"));
+        self.search(&format!("name='{}'", name.replace('\'', "\\'")))
+    }
+
+    /// Every version, of any registered model, registered from a run.
+    pub fn versions_with_run(&self, run_id: &str) -> Result<Vec<ModelVersion>> {
+        self.search(&format!("run_id='{}'", run_id.replace('\'', "")))
+    }
+
+    /// Model versions a filter selects (the one search pagination loop).
+    fn search(&self, filter: &str) -> Result<Vec<ModelVersion>> {
         let mut out = Vec::new();
         let mut token = String::new();
         let mut seen = std::collections::HashSet::new();
         loop {
-            let mut q = vec![("filter", filter.as_str()), ("max_results", "200")];
+            let mut q = vec![("filter", filter), ("max_results", "200")];
             if !token.is_empty() {
                 q.push(("page_token", token.as_str()));
             }
@@ -241,10 +250,7 @@ impl Mlflow {
     /// MLflow 3: a logged model's artifact location (`None` where the
     /// server has no logged-model endpoints or no such model).
     pub fn logged_model_location(&self, model_id: &str) -> Result<Option<String>> {
-        let url = format!(
-            "logged-models/{}",
-            crate::store::gcs::batch::encode(model_id)
-        );
+        let url = format!("logged-models/{}", crate::util::percent_encode(model_id));
         match self.call(reqwest::Method::GET, &url, None) {
             Ok(Found::Yes(v)) => Ok(v["model"]["info"]["artifact_uri"]
                 .as_str()
@@ -265,10 +271,7 @@ impl Mlflow {
     /// MLflow 3: delete a logged model (the registry then answers 404 for
     /// it; `mlflow gc` purges its rows).
     pub fn delete_logged_model(&self, model_id: &str) -> Result<Found<()>> {
-        let url = format!(
-            "logged-models/{}",
-            crate::store::gcs::batch::encode(model_id)
-        );
+        let url = format!("logged-models/{}", crate::util::percent_encode(model_id));
         Ok(match self.call(reqwest::Method::DELETE, &url, None)? {
             Found::Yes(_) => Found::Yes(()),
             Found::No => Found::No,

@@ -145,11 +145,17 @@ pub fn entries(d: &Disposing<'_, '_>) -> Result<()> {
 /// Why a run must wait: an artifact of a location found through it that
 /// is not disposed of (or retained) yet. The journal as it is now: the
 /// other stores wrote their outcomes during this run.
-fn waiting_for(d: &Disposing<'_, '_>, run_id: &str) -> Result<Option<(Outcome, String)>> {
+fn waiting_for(
+    d: &Disposing<'_, '_>,
+    run: &crate::plan::MlflowRun,
+) -> Result<Option<(Outcome, String)>> {
     let now = crate::journal::Replay::of_file(&d.ctx.journal_path(), |_| false)?;
     for pl in &d.plan.locations {
         let m = d.plan.manifest_location(pl);
-        if !m.found_by.as_deref().is_some_and(|f| f.contains(run_id)) {
+        let of_run = |f: &str| {
+            f.contains(&run.run_id) || run.logged_models.iter().any(|id| f.contains(id.as_str()))
+        };
+        if !m.found_by.as_deref().is_some_and(of_run) {
             continue;
         }
         let mut ids: Vec<u32> = d
@@ -214,7 +220,7 @@ pub fn runs(d: &Disposing<'_, '_>) -> Result<()> {
             let Item::MlflowRun(x) = &a.item else {
                 continue;
             };
-            if let Some((o, why)) = waiting_for(d, &x.run_id)? {
+            if let Some((o, why)) = waiting_for(d, x)? {
                 ctx.outcome(a, o, why)?;
                 continue;
             }
@@ -303,7 +309,14 @@ fn purge(
             ctx.outcome(
                 a,
                 Outcome::Pending,
-                format!("deleted, not purged: the run stays in the backend store until `mlflow gc --backend-store-uri <the server's backend store> --run-ids {id}` runs"),
+                format!(
+                    "deleted, not purged: the run stays in the backend store until `MLFLOW_TRACKING_URI={} mlflow gc --backend-store-uri <the server's backend store> --run-ids {id}{}` runs",
+                    m.base,
+                    match models.is_empty() {
+                        true => String::new(),
+                        false => format!(" --logged-model-ids {}", models.join(",")),
+                    }
+                ),
             )?;
         }
         return Ok(());
@@ -311,16 +324,20 @@ fn purge(
     // `mlflow gc` also purges every experiment in the deleted stage, with
     // its runs, whatever ids it is given: it runs only where there is none,
     // so that it touches nothing outside the plan.
-    match m.deleted_experiments() {
-        Ok(e) if e.is_empty() => {}
-        found => {
-            let why = match found {
-                Ok(e) => format!(
-                    "the registry has deleted experiment(s) {} that mlflow gc would purge too, outside this plan",
-                    e.join(", ")
-                ),
-                Err(e) => format!("cannot tell what else mlflow gc would purge: {e}"),
-            };
+    // Without --logged-model-ids it would also purge every deleted logged
+    // model: the runs then stay deleted, not purged.
+    let blocked = match (models.is_empty(), m.deleted_experiments()) {
+        (true, _) => Some("mlflow gc, given runs that logged no model, would also purge every deleted logged model of the registry".to_string()),
+        (false, Ok(e)) if e.is_empty() => None,
+        (false, Ok(e)) => Some(format!(
+            "the registry has deleted experiment(s) {} that mlflow gc would purge too, outside this plan",
+            e.join(", ")
+        )),
+        (false, Err(e)) => Some(format!("cannot tell what else mlflow gc would purge: {e}")),
+    };
+    match blocked {
+        None => {}
+        Some(why) => {
             for (a, id) in deleted.iter().zip(&ids) {
                 ctx.outcome(
                     a,

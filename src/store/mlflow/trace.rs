@@ -105,20 +105,27 @@ pub fn entry(m: &Mlflow, reg: &Registry) -> Result<Entry> {
         Some(id) if !id.is_empty() => m.logged_model_location(id)?,
         _ => None,
     };
-    Ok(assemble(reg, v, others, run, logged))
+    // Versions of other registered models made from the same run share it.
+    let mut sharing = others.clone();
+    if let Some(id) = v.run_id.as_deref().filter(|id| !id.is_empty()) {
+        sharing.extend(
+            m.versions_with_run(id)?
+                .into_iter()
+                .filter(|o| o.name != reg.name),
+        );
+    }
+    Ok(assemble(reg, v, (others, sharing), run, logged))
 }
 
 /// The plan's view of the entry: items, locations, and what is shared.
 fn assemble(
     reg: &Registry,
     v: ModelVersion,
-    others: Vec<ModelVersion>,
+    (others, sharing): (Vec<ModelVersion>, Vec<ModelVersion>),
     run: Option<Run>,
     logged: Option<String>,
 ) -> Entry {
-    let label = format!("{} version {}", v.name, v.version);
     let mut risks = Vec::new();
-    let mut shared = Vec::new();
     let mut items: Vec<Item> = v
         .aliases
         .iter()
@@ -130,59 +137,14 @@ fn assemble(
             })
         })
         .collect();
-    // Artifact URIs: the run's, the logged model's, the source itself;
-    // another version shares one when it has the same run, the same
-    // logged model, or a source under it.
-    let same_run = |o: &ModelVersion| o.run_id.is_some() && o.run_id == v.run_id;
-    let same_model = |o: &ModelVersion| v.model_id.is_some() && model_id_of(o) == v.model_id;
-    let run_shared: Vec<&ModelVersion> = others.iter().filter(|o| same_run(o)).collect();
-    let mut uris: Vec<(String, String, Src)> = Vec::new();
-    if let Some(r) = &run {
-        uris.push((
-            r.artifact_uri.clone(),
-            format!("artifacts of run {} ({label})", r.run_id),
-            Src::Run,
-        ));
-    }
-    if let Some(l) = &logged {
-        uris.push((
-            l.clone(),
-            format!(
-                "logged model {} ({label})",
-                v.model_id.as_deref().unwrap_or("?")
-            ),
-            Src::Logged,
-        ));
-    }
-    if !v.source.starts_with("runs:/") && !v.source.starts_with("models:/") {
-        uris.push((v.source.clone(), format!("source of {label}"), Src::Path));
-    }
-    let mut locations = Vec::new();
-    for (uri, why, src) in uris {
-        let users: Vec<String> = others
-            .iter()
-            .filter(|o| {
-                o.source == uri
-                    || o.source.starts_with(&format!("{uri}/"))
-                    || (src == Src::Run && same_run(o))
-                    || (src == Src::Logged && same_model(o))
-            })
-            .map(|o| format!("version {}", o.version))
-            .collect();
+    let run_shared = sharing
+        .iter()
+        .any(|o| o.run_id.is_some() && o.run_id == v.run_id);
+    let (mut locations, mut shared) = (Vec::new(), Vec::new());
+    for (uri, why, users) in artifact_uris(&v, &sharing, run.as_ref(), logged.as_deref()) {
         if !users.is_empty() {
             let line = format!("{uri} ({why}) is also used by {}", users.join(", "));
-            risks.push(Risk {
-                kind: if reg.dispose_shared {
-                    RiskKind::SharedContentDisposed
-                } else {
-                    RiskKind::SharedContent
-                },
-                subject: uri.clone(),
-                detail: match reg.dispose_shared {
-                    false => format!("{line}: kept, with its run"),
-                    true => format!("{line}: disposed of anyway (dispose_shared)"),
-                },
-            });
+            risks.push(shared_risk(reg, &uri, &line));
             shared.push(line);
             if !reg.dispose_shared {
                 continue;
@@ -218,7 +180,7 @@ fn assemble(
         aliases: v.aliases.clone(),
     }));
     if let Some(r) = run
-        && (run_shared.is_empty() || reg.dispose_shared)
+        && (!run_shared || reg.dispose_shared)
     {
         if !r.datasets.is_empty() {
             risks.push(Risk {
@@ -268,6 +230,73 @@ fn assemble(
         items,
         risks,
         locations,
+    }
+}
+
+/// The version's artifact URIs (the run's, the logged model's, a path
+/// source), each with why it is there and the other versions that use it
+/// too (the same run, the same logged model, or a source under it).
+fn artifact_uris(
+    v: &ModelVersion,
+    others: &[ModelVersion],
+    run: Option<&Run>,
+    logged: Option<&str>,
+) -> Vec<(String, String, Vec<String>)> {
+    let label = format!("{} version {}", v.name, v.version);
+    let same_run = |o: &ModelVersion| o.run_id.is_some() && o.run_id == v.run_id;
+    let same_model = |o: &ModelVersion| v.model_id.is_some() && model_id_of(o) == v.model_id;
+    let mut uris: Vec<(String, String, Src)> = Vec::new();
+    if let Some(r) = run {
+        uris.push((
+            r.artifact_uri.clone(),
+            format!("artifacts of run {} ({label})", r.run_id),
+            Src::Run,
+        ));
+    }
+    if let Some(l) = logged {
+        uris.push((
+            l.to_string(),
+            format!(
+                "logged model {} ({label})",
+                v.model_id.as_deref().unwrap_or("?")
+            ),
+            Src::Logged,
+        ));
+    }
+    if !v.source.starts_with("runs:/") && !v.source.starts_with("models:/") {
+        uris.push((v.source.clone(), format!("source of {label}"), Src::Path));
+    }
+    uris.into_iter()
+        .map(|(uri, why, src)| {
+            let users = others
+                .iter()
+                .filter(|o| {
+                    o.source == uri
+                        || o.source.starts_with(&format!("{uri}/"))
+                        || (src == Src::Run && same_run(o))
+                        || (src == Src::Logged && same_model(o))
+                })
+                .map(|o| match o.name == v.name {
+                    true => format!("version {}", o.version),
+                    false => format!("{} version {}", o.name, o.version),
+                })
+                .collect();
+            (uri, why, users)
+        })
+        .collect()
+}
+
+fn shared_risk(reg: &Registry, uri: &str, line: &str) -> Risk {
+    Risk {
+        kind: match reg.dispose_shared {
+            false => RiskKind::SharedContent,
+            true => RiskKind::SharedContentDisposed,
+        },
+        subject: uri.to_string(),
+        detail: match reg.dispose_shared {
+            false => format!("{line}: kept, with its run"),
+            true => format!("{line}: disposed of anyway (dispose_shared)"),
+        },
     }
 }
 
