@@ -41,6 +41,9 @@ pub struct MlflowVersion {
     pub created: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
+    /// Its tags, `key=value`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 /// An alias pointing at the version: deleted first, so nothing new loads

@@ -292,6 +292,38 @@ impl<'a> Tracing<'a> {
         }
     }
 
+    /// The one risk of a store that matches content by SHA-256 only: the
+    /// components known only by SHA-384 or SHA-512 were not looked for in
+    /// its `match = "hash"` locations (`how` says how it matches).
+    pub fn sha256_only(&self, kind: Kind, how: &str) -> Vec<Risk> {
+        let r = self.resolved;
+        let hashed: Vec<&str> = r
+            .manifest
+            .locations
+            .iter()
+            .zip(&r.targets)
+            .filter(|(l, t)| l.match_mode == MatchMode::Hash && t.kind() == kind)
+            .map(|(l, _)| l.uri.as_str())
+            .collect();
+        let no_sha256: Vec<String> = r
+            .components
+            .iter()
+            .filter(|c| c.sha256.is_none())
+            .map(|c| c.label())
+            .collect();
+        if hashed.is_empty() || no_sha256.is_empty() {
+            return Vec::new();
+        }
+        vec![Risk {
+            kind: crate::plan::RiskKind::ComponentsNotSearched,
+            subject: hashed.join(", "),
+            detail: format!(
+                "{how}; these component(s) have only SHA-384 or SHA-512 and were not looked for there: {}",
+                no_sha256.join(", ")
+            ),
+        }]
+    }
+
     /// The artifacts held so far, for judgements across locations.
     pub fn held_mut(&mut self) -> &mut Vec<Artifact> {
         &mut self.held

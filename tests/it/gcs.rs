@@ -386,7 +386,13 @@ fn the_proof_catches_a_store_that_keeps_what_it_says_it_deleted() {
 #[test]
 fn soft_deleted_generations_stay_pending_until_their_hard_delete_time() {
     let g = Gcs::new(json!({"soft_delete_seconds": 4}));
-    g.put(&[("fd/a.bin", "one"), ("fd/a.bin", "two")]);
+    let gens = g.put(&[
+        ("fd/a.bin", "one"),
+        ("fd/a.bin", "two"),
+        ("fd/early.bin", "x"),
+    ]);
+    // Deleted before trace: soft-deleted, restorable, and not plannable.
+    g.ops(json!([{"op": "delete_generation", "name": "fd/early.bin", "generation": gens[2]}]));
     g.manifest("fd", "", "");
     g.env.trace().ok();
     let risks = g.env.risks("gcs-soft-delete");
@@ -396,16 +402,21 @@ fn soft_deleted_generations_stay_pending_until_their_hard_delete_time() {
             .any(|(_, d)| d.contains("soft delete is on (4 s)")),
         "{risks:?}"
     );
+    assert!(
+        risks
+            .iter()
+            .any(|(_, d)| d.contains("1 generation(s) deleted before trace are soft-deleted")),
+        "{risks:?}"
+    );
     g.env.approve().ok();
     g.env.execute().code(1);
-    let cert = g.env.cert_json();
-    assert_eq!(cert["status"], "pending");
+    assert_eq!(g.env.cert_json()["status"], "pending");
     for (_, o, why) in g.outcomes() {
         assert_eq!(o, "pending");
         assert!(why.contains("restorable until"), "{why}");
     }
     let soft = g
-        .ops(json!([{"op": "soft_deleted", "prefix": "fd/"}]))
+        .ops(json!([{"op": "soft_deleted", "prefix": "fd/a.bin"}]))
         .remove(0);
     assert_eq!(
         soft.as_array().unwrap().len(),
@@ -413,7 +424,7 @@ fn soft_deleted_generations_stay_pending_until_their_hard_delete_time() {
         "the store keeps both, restorable"
     );
     assert!(g.left().is_empty());
-    // Before the hard-delete time a resume finds them still there.
+    // After the hard-delete time a resume finds them gone and completes.
     std::fs::remove_file(g.env.cert()).unwrap();
     std::fs::remove_file(g.env.path("certificate.json.operator.sig")).unwrap();
     std::thread::sleep(std::time::Duration::from_secs(5));

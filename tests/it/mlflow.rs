@@ -448,3 +448,31 @@ fn a_registry_that_stops_answering_mid_run_fails_and_resume_finishes() {
     assert_eq!(seen["versions"]["3"]["loads"], true, "{seen}");
     assert_eq!(seen["run"], Value::Null);
 }
+
+#[test]
+fn the_registered_model_goes_too_when_asked_and_it_has_no_other_version() {
+    let r = Reg::new("LOCAL", &["--versions", "1"]);
+    r.manifest(&format!(
+        "version = \"1\"\nbackend_store_uri = \"{}\"\ndelete_registered_model = true",
+        s("LOCAL_DB")
+    ));
+    r.trace().ok();
+    let plan = r.env.plan_json();
+    let model = plan["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "mlflow-model")
+        .cloned();
+    assert!(model.is_some(), "the registered model is planned: {plan}");
+    r.env.approve().ok();
+    r.execute().ok();
+    let out = r.outcomes();
+    assert!(
+        out.iter()
+            .any(|(k, o, _)| k == "mlflow-model" && o == "disposed"),
+        "{out:?}"
+    );
+    let gone = python_tool_env(&["mlflow_model_gone.py", &r.uri, &r.name], &s3_env());
+    assert_eq!(gone.trim(), "gone");
+}

@@ -18,7 +18,7 @@ use super::{Disposing, Kind, Place, Preflight, Rechecking, Setup, Store, Tracing
 use crate::error::{Error, Result};
 use crate::journal::Outcome;
 use crate::manifest::{MatchMode, Target};
-use crate::plan::{Artifact, Item, PlanLocation, Risk, RiskKind};
+use crate::plan::{Artifact, Item, PlanLocation, Risk};
 use std::collections::HashMap;
 
 /// The GCS store: one client for trace or recheck (connected at the first
@@ -72,32 +72,10 @@ impl Store for Buckets {
     }
 
     fn trace_finish(&mut self, t: &mut Tracing<'_>) -> Result<Vec<Risk>> {
-        let r = t.resolved;
-        let hashed: Vec<&str> = r
-            .manifest
-            .locations
-            .iter()
-            .zip(&r.targets)
-            .filter(|(l, t)| l.match_mode == MatchMode::Hash && t.kind() == Kind::Gcs)
-            .map(|(l, _)| l.uri.as_str())
-            .collect();
-        let no_sha256: Vec<String> = r
-            .components
-            .iter()
-            .filter(|c| c.sha256.is_none())
-            .map(|c| c.label())
-            .collect();
-        if hashed.is_empty() || no_sha256.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(vec![Risk {
-            kind: RiskKind::ComponentsNotSearched,
-            subject: hashed.join(", "),
-            detail: format!(
-                "GCS generations are matched by SHA-256 only (streamed; the store's MD5 and CRC32C identify no component); these component(s) have only SHA-384 or SHA-512 and were not looked for there: {}",
-                no_sha256.join(", ")
-            ),
-        }])
+        Ok(t.sha256_only(
+            Kind::Gcs,
+            "GCS generations are matched by SHA-256 only (streamed; the store's MD5 and CRC32C identify no component)",
+        ))
     }
 
     fn preflight(&mut self, _p: &Preflight<'_>) -> Result<()> {

@@ -107,6 +107,9 @@ pub fn trace_location(
     let (objects, _) = generations(gcs, loc, (bucket, prefix), Listing::Generations)?;
     progress.finish();
     let mut risks = bucket_risks(loc, bucket, &facts);
+    if facts.soft_delete_seconds.is_some_and(|s| s > 0) {
+        risks.extend(soft_deleted_risk(gcs, loc, (bucket, prefix))?);
+    }
     if loc.method == Method::Lifecycle {
         emit(lifecycle_item(bucket, prefix, &facts, &objects))?;
         risks.push(Risk {
@@ -278,6 +281,27 @@ fn bucket_risks(loc: &Location, bucket: &str, f: &GcsFacts) -> Vec<Risk> {
         });
     }
     risks
+}
+
+/// Generations deleted before trace that the store keeps soft-deleted:
+/// copies of the model no delete can remove before their hardDeleteTime.
+fn soft_deleted_risk(gcs: &Gcs, loc: &Location, at: (&str, &str)) -> Result<Option<Risk>> {
+    let (soft, _) = generations(gcs, loc, at, Listing::SoftDeleted)?;
+    let Some(until) = soft
+        .iter()
+        .filter_map(|o| o.hard_delete_time.as_deref())
+        .max()
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Risk {
+        kind: RiskKind::GcsSoftDelete,
+        subject: loc.uri.clone(),
+        detail: format!(
+            "{} generation(s) deleted before trace are soft-deleted, restorable until {until} at the latest: the JSON API cannot remove them sooner, and this plan does not list them",
+            soft.len()
+        ),
+    }))
 }
 
 fn item_risks(loc: &Location, unhashed: u64, keys: &BTreeSet<String>) -> Vec<Risk> {

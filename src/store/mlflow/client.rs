@@ -32,6 +32,17 @@ pub struct ModelVersion {
     pub creation_timestamp: Option<i64>,
     #[serde(default)]
     pub aliases: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+/// A `key = value` tag of a model version.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Tag {
+    #[serde(default)]
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
 }
 
 /// A run: its artifact location, lifecycle stage and dataset inputs.

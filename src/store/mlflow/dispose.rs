@@ -73,6 +73,23 @@ fn vanished(ctx: &Ctx<'_>, d: &Disposing<'_, '_>, a: &Artifact) -> Result<()> {
     }
 }
 
+/// The registry's client, or every artifact failed with why not.
+fn connect(ctx: &Ctx<'_>, ml: &MlflowLocation, arts: &[&Artifact]) -> Result<Option<Mlflow>> {
+    match Mlflow::connect(&ml.tracking_uri) {
+        Ok(m) => Ok(Some(m)),
+        Err(e) => {
+            for a in arts {
+                ctx.outcome(
+                    a,
+                    Outcome::Failed,
+                    format!("cannot reach the registry: {e}"),
+                )?;
+            }
+            Ok(None)
+        }
+    }
+}
+
 /// Aliases, then the model version.
 pub fn entries(d: &Disposing<'_, '_>) -> Result<()> {
     let ctx = d.ctx;
@@ -80,18 +97,8 @@ pub fn entries(d: &Disposing<'_, '_>) -> Result<()> {
         matches!(i, Item::MlflowAlias(_) | Item::MlflowVersion(_))
     }) {
         arts.sort_by_key(|a| !matches!(a.item, Item::MlflowAlias(_)));
-        let m = match Mlflow::connect(&ml.tracking_uri) {
-            Ok(m) => m,
-            Err(e) => {
-                for a in arts {
-                    ctx.outcome(
-                        a,
-                        Outcome::Failed,
-                        format!("cannot reach the registry: {e}"),
-                    )?;
-                }
-                continue;
-            }
+        let Some(m) = connect(ctx, ml, &arts)? else {
+            continue;
         };
         for a in arts {
             match &a.item {
@@ -202,18 +209,8 @@ pub fn runs(d: &Disposing<'_, '_>) -> Result<()> {
     for (_, ml, arts) in undecided(d, |i| {
         matches!(i, Item::MlflowRun(_) | Item::MlflowModel(_))
     }) {
-        let m = match Mlflow::connect(&ml.tracking_uri) {
-            Ok(m) => m,
-            Err(e) => {
-                for a in arts {
-                    ctx.outcome(
-                        a,
-                        Outcome::Failed,
-                        format!("cannot reach the registry: {e}"),
-                    )?;
-                }
-                continue;
-            }
+        let Some(m) = connect(ctx, ml, &arts)? else {
+            continue;
         };
         let mut deleted = Vec::new();
         for a in &arts {

@@ -178,6 +178,11 @@ fn assemble(
             .map(crate::util::rfc3339)
             .unwrap_or_default(),
         aliases: v.aliases.clone(),
+        tags: v
+            .tags
+            .iter()
+            .map(|t| format!("{}={}", t.key, t.value))
+            .collect(),
     }));
     if let Some(r) = run
         && (!run_shared || reg.dispose_shared)

@@ -22,8 +22,8 @@ pub use spec::*;
 use super::{Disposing, Kind, Place, Preflight, Rechecking, Setup, Store, Tracing};
 use crate::error::{Error, Result};
 use crate::journal::{self, Event, Outcome, OutcomeItem};
-use crate::manifest::{MatchMode, Target};
-use crate::plan::{Artifact, Item, Plan, PlanLocation, Risk, RiskKind, S3Location};
+use crate::manifest::Target;
+use crate::plan::{Artifact, Item, Plan, PlanLocation, Risk, S3Location};
 use std::collections::{HashMap, HashSet};
 
 /// How this run drives and proves its S3 locations.
@@ -121,32 +121,7 @@ impl Store for Folders {
 
     fn trace_finish(&mut self, t: &mut Tracing<'_>) -> Result<Vec<Risk>> {
         // S3 versions are matched by SHA-256 only (checksum or streamed hash).
-        let r = t.resolved;
-        let hashed: Vec<&str> = r
-            .manifest
-            .locations
-            .iter()
-            .zip(&r.targets)
-            .filter(|(l, t)| l.match_mode == MatchMode::Hash && t.kind() == Kind::S3)
-            .map(|(l, _)| l.uri.as_str())
-            .collect();
-        let no_sha256: Vec<String> = r
-            .components
-            .iter()
-            .filter(|c| c.sha256.is_none())
-            .map(|c| c.label())
-            .collect();
-        if hashed.is_empty() || no_sha256.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(vec![Risk {
-            kind: RiskKind::ComponentsNotSearched,
-            subject: hashed.join(", "),
-            detail: format!(
-                "S3 versions are matched by SHA-256 only; these component(s) have only SHA-384 or SHA-512 and were not looked for there: {}",
-                no_sha256.join(", ")
-            ),
-        }])
+        Ok(t.sha256_only(Kind::S3, "S3 versions are matched by SHA-256 only"))
     }
 
     fn preflight(&mut self, p: &Preflight<'_>) -> Result<()> {
