@@ -695,3 +695,18 @@ fn the_demo_purges_its_gcs_bucket_too() {
     );
     assert!(gcs.iter().all(|a| a["outcome"] == "disposed"));
 }
+
+#[test]
+fn soft_delete_turned_on_after_approval_makes_the_generations_pending() {
+    let g = Gcs::new(json!({"soft_delete_seconds": 0}));
+    g.put(&[("fd/a.bin", "one")]);
+    g.manifest("fd", "", "");
+    g.env.trace().ok();
+    g.env.approve().ok();
+    g.ops(json!([{"op": "soft_delete_policy", "seconds": 3600}]));
+    g.env.execute().code(1);
+    assert_eq!(g.env.cert_json()["status"], "pending");
+    let (_, o, why) = g.outcomes().remove(0);
+    assert_eq!(o, "pending");
+    assert!(why.contains("restorable until"), "{why}");
+}

@@ -101,6 +101,15 @@ def run(c, op):
         return listing(c, op, soft=True)
     if kind == "read":
         return read(c, op)
+    if kind == "soft_delete_policy":
+        req = urllib.request.Request(
+            f"{c._connection.API_BASE_URL}/storage/v1/b/{op['bucket']}",
+            data=json.dumps({"softDeletePolicy": {"retentionDurationSeconds": str(op["seconds"])}}).encode(),
+            method="PATCH",
+            headers={"Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(req).read()
+        return None
     if kind == "bucket_json":
         # Exactly as the store wrote it (the test reads the rules' bytes).
         return raw_get(c, f"/storage/v1/b/{op['bucket']}")

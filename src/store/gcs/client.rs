@@ -635,6 +635,22 @@ impl Gcs {
     }
 }
 
+/// Whether a 403 says a hold or retention keeps the object (GCS's reason
+/// `retentionPolicyNotMet`, or its "is under active … hold" message), not
+/// a permission the caller lacks.
+fn kept_by_store(body: &str) -> bool {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(body) else {
+        return false;
+    };
+    let e = &v["error"];
+    let reasons = e["errors"].as_array().into_iter().flatten();
+    let message = e["message"].as_str().unwrap_or_default();
+    reasons
+        .map(|r| r["reason"].as_str().unwrap_or_default())
+        .any(|r| r == "retentionPolicyNotMet")
+        || (message.contains("is under active") && message.contains("hold"))
+}
+
 /// A delete's status and body, as decom judges it.
 fn deleted(status: u16, body: &str) -> Deleted {
     let m = error_message(status, body);
@@ -642,12 +658,7 @@ fn deleted(status: u16, body: &str) -> Deleted {
         200..=299 => Deleted::Done,
         404 => Deleted::NotFound,
         412 => Deleted::Changed(m),
-        403 if body.contains("retentionPolicyNotMet")
-            || body.contains("hold")
-            || body.contains("retention") =>
-        {
-            Deleted::Kept(m)
-        }
+        403 if kept_by_store(body) => Deleted::Kept(m),
         _ => Deleted::Failed(m),
     }
 }
@@ -668,6 +679,11 @@ mod tests {
         assert!(matches!(deleted(403, held), Deleted::Kept(_)));
         let denied = "{\"error\":{\"code\":403,\"message\":\"caller does not have storage.objects.delete access\"}}";
         assert!(matches!(deleted(403, denied), Deleted::Failed(_)));
+        // A permission message that merely mentions a "holder" is not a hold.
+        let iam = "{\"error\":{\"code\":403,\"message\":\"the key holder lacks retention rights\",\"errors\":[{\"reason\":\"forbidden\"}]}}";
+        assert!(matches!(deleted(403, iam), Deleted::Failed(_)));
+        let policy = "{\"error\":{\"code\":403,\"message\":\"x\",\"errors\":[{\"reason\":\"retentionPolicyNotMet\"}]}}";
+        assert!(matches!(deleted(403, policy), Deleted::Kept(_)));
     }
 
     #[test]

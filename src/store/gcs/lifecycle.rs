@@ -122,12 +122,24 @@ pub fn folder(
         Err(e) => return ctx.outcome(a, Outcome::Pending, format!("cannot list the folder: {e}")),
     };
     if left.is_empty() && soft.is_empty() {
-        if let Err(why) = merge(gcs, &l.bucket, &l.rules, false)? {
-            return ctx.outcome(
-                a,
-                Outcome::Failed,
-                format!("the folder is empty, but {why}"),
-            );
+        match merge(gcs, &l.bucket, &l.rules, false) {
+            Ok(Ok(_)) => {}
+            Ok(Err(why)) => {
+                return ctx.outcome(
+                    a,
+                    Outcome::Failed,
+                    format!("the folder is empty, but {why}"),
+                );
+            }
+            Err(e) => {
+                return ctx.outcome(
+                    a,
+                    Outcome::Pending,
+                    format!(
+                        "the folder is empty, but decom's rules could not be taken out yet: {e}"
+                    ),
+                );
+            }
         }
         ctx.append(Event::LifecycleRemoved {
             id: a.id,

@@ -88,6 +88,25 @@ pub fn location(
         return Ok(());
     }
     let mloc = d.plan.manifest_location(pl);
+    // The soft-delete policy as the bucket has it now: one turned on
+    // since approval keeps what this run deletes.
+    let g = &match gcs.bucket(&g.bucket) {
+        Ok(b) => {
+            let mut now = g.clone();
+            now.facts.soft_delete_seconds = super::trace::facts(&b)
+                .soft_delete_seconds
+                .or(g.facts.soft_delete_seconds);
+            now
+        }
+        Err(e) => {
+            let why = format!("cannot read the bucket: {e}");
+            let all: Vec<_> = arts
+                .iter()
+                .map(|(a, _)| (*a, Outcome::Failed, why.clone()))
+                .collect();
+            return settle(ctx, all);
+        }
+    };
     let listed = match Listed::of(gcs, mloc, g) {
         Ok(l) => l,
         Err(e) => {

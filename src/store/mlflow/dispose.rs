@@ -157,6 +157,7 @@ fn waiting_for(
     run: &crate::plan::MlflowRun,
 ) -> Result<Option<(Outcome, String)>> {
     let now = crate::journal::Replay::of_file(&d.ctx.journal_path(), |_| false)?;
+    let mut found = 0;
     for pl in &d.plan.locations {
         let m = d.plan.manifest_location(pl);
         let of_run = |f: &str| {
@@ -175,9 +176,19 @@ fn waiting_for(
         for a in d.spool.location(pl.index) {
             ids.push(a?.id);
         }
+        found += 1;
         for id in ids {
             match now.outcome(id).map(|o| o.0) {
-                Some(Outcome::Disposed | Outcome::Retained | Outcome::SkippedChanged) => {}
+                Some(Outcome::Disposed) => {}
+                Some(o @ (Outcome::Retained | Outcome::SkippedChanged)) => {
+                    return Ok(Some((
+                        o,
+                        format!(
+                            "kept: some of its artifacts at {} are kept ({o}), and mlflow gc would delete them with the run",
+                            pl.uri
+                        ),
+                    )));
+                }
                 Some(Outcome::Failed) => {
                     return Ok(Some((
                         Outcome::Failed,
@@ -198,6 +209,12 @@ fn waiting_for(
                 }
             }
         }
+    }
+    if found == 0 {
+        return Ok(Some((
+            Outcome::SkippedChanged,
+            "kept: none of its artifact locations is in the plan, and mlflow gc would delete them with the run".into(),
+        )));
     }
     Ok(None)
 }
@@ -224,6 +241,18 @@ pub fn runs(d: &Disposing<'_, '_>) -> Result<()> {
             match m.run(&x.run_id) {
                 Err(e) => ctx.outcome(a, Outcome::Failed, e.to_string())?,
                 Ok(Found::No) => vanished(ctx, d, a)?,
+                Ok(Found::Yes(r))
+                    if r.artifact_uri != x.artifact_uri || r.experiment_id != x.experiment_id =>
+                {
+                    ctx.outcome(
+                        a,
+                        Outcome::SkippedChanged,
+                        format!(
+                            "its artifact location is now {}, not the approved {}",
+                            r.artifact_uri, x.artifact_uri
+                        ),
+                    )?
+                }
                 Ok(Found::Yes(r)) => {
                     ctx.append(Event::Started { ids: vec![a.id] })?;
                     if r.lifecycle_stage == "active"

@@ -53,12 +53,25 @@ pub fn storage_uri(uri: &str, destination: Option<&str>) -> std::result::Result<
                 "{uri} is proxied by the tracking server: give [model.mlflow] artifacts_destination (the server's --artifacts-destination) to reach its bytes"
             ));
         };
+        if path.trim_matches('/').is_empty() || path.split('/').any(|c| c == "..") {
+            return Err(format!(
+                "{uri} names the whole artifacts destination (or climbs out of it): not planned"
+            ));
+        }
         return Ok(format!("{}/{path}", dest.trim_end_matches('/')));
     }
     if let Some(rest) = uri.strip_prefix("file://") {
         return Ok(rest.to_string());
     }
-    if uri.starts_with('/') || uri.starts_with("s3://") || uri.starts_with("gs://") {
+    for scheme in ["s3://", "gs://"] {
+        if let Some(rest) = uri.strip_prefix(scheme) {
+            return match rest.split_once('/') {
+                Some((_, p)) if !p.trim_matches('/').is_empty() => Ok(uri.to_string()),
+                _ => Err(format!("{uri} names a whole bucket: not planned")),
+            };
+        }
+    }
+    if uri.starts_with('/') {
         return Ok(uri.to_string());
     }
     Err(format!("{uri}: decom cannot reach this artifact store"))
@@ -141,6 +154,9 @@ fn assemble(
         .iter()
         .any(|o| o.run_id.is_some() && o.run_id == v.run_id);
     let (mut locations, mut shared) = (Vec::new(), Vec::new());
+    // Whether the run's folder and the logged model's folder became plan
+    // locations: mlflow gc deletes both, so the run is purged only then.
+    let (mut run_planned, mut logged_planned) = (false, false);
     for (uri, why, users) in artifact_uris(&v, &sharing, run.as_ref(), logged.as_deref()) {
         if !users.is_empty() {
             let line = format!("{uri} ({why}) is also used by {}", users.join(", "));
@@ -157,7 +173,11 @@ fn assemble(
             continue;
         }
         match storage_uri(&uri, reg.artifacts_destination.as_deref()) {
-            Ok(u) => locations.push(derived(u, format!("MLflow: {why}"))),
+            Ok(u) => {
+                run_planned |= why.starts_with("artifacts of run");
+                logged_planned |= why.starts_with("logged model");
+                locations.push(derived(u, format!("MLflow: {why}")))
+            }
             Err(why) => risks.push(Risk {
                 kind: RiskKind::StoreOutsideLocation,
                 subject: uri.clone(),
@@ -186,25 +206,12 @@ fn assemble(
     }));
     if let Some(r) = run
         && (!run_shared || reg.dispose_shared)
+        && run_planned
+        && (logged.is_none() || logged_planned)
     {
-        if !r.datasets.is_empty() {
-            risks.push(Risk {
-                kind: RiskKind::StoreOutsideLocation,
-                subject: format!("mlflow:runs/{}", r.run_id),
-                detail: format!(
-                    "the run logged these datasets as inputs; their sources are not disposed of by this plan unless a location names them: {}",
-                    r.datasets.join("; ")
-                ),
-            });
-        }
-        items.push(Item::MlflowRun(MlflowRun {
-            run_id: r.run_id,
-            experiment_id: r.experiment_id,
-            artifact_uri: r.artifact_uri,
-            lifecycle_stage: r.lifecycle_stage,
-            datasets: r.datasets,
-            logged_models: v.model_id.iter().cloned().collect(),
-        }));
+        let (item, risk) = run_item(r, v.model_id.as_deref());
+        items.push(item);
+        risks.extend(risk);
     }
     if reg.delete_registered_model && others.is_empty() {
         items.push(Item::MlflowModel(MlflowModel {
@@ -305,6 +312,27 @@ fn shared_risk(reg: &Registry, uri: &str, line: &str) -> Risk {
     }
 }
 
+/// A run the plan disposes of, with the risk naming its dataset inputs.
+fn run_item(r: Run, model_id: Option<&str>) -> (Item, Option<Risk>) {
+    let risk = (!r.datasets.is_empty()).then(|| Risk {
+        kind: RiskKind::StoreOutsideLocation,
+        subject: format!("mlflow:runs/{}", r.run_id),
+        detail: format!(
+            "the run logged these datasets as inputs; their sources are not disposed of by this plan unless a location names them: {}",
+            r.datasets.join("; ")
+        ),
+    });
+    let item = Item::MlflowRun(MlflowRun {
+        run_id: r.run_id,
+        experiment_id: r.experiment_id,
+        artifact_uri: r.artifact_uri,
+        lifecycle_stage: r.lifecycle_stage,
+        datasets: r.datasets,
+        logged_models: model_id.into_iter().map(str::to_string).collect(),
+    });
+    (item, risk)
+}
+
 /// Where an artifact URI came from.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Src {
@@ -352,6 +380,12 @@ mod tests {
             "/srv/p/1/r/artifacts"
         );
         assert!(storage_uri("mlflow-artifacts:/1/r", None).is_err());
+        // Never a whole destination or bucket, never out of the destination.
+        assert!(storage_uri("mlflow-artifacts:/", Some("/srv/p")).is_err());
+        assert!(storage_uri("mlflow-artifacts://host:5000", Some("/srv/p")).is_err());
+        assert!(storage_uri("mlflow-artifacts:/../etc", Some("/srv/p")).is_err());
+        assert!(storage_uri("s3://bucket", None).is_err());
+        assert!(storage_uri("gs://bucket/", None).is_err());
         assert!(storage_uri("wasbs://c@a.blob.core.windows.net/x", None).is_err());
     }
 }
