@@ -424,6 +424,11 @@ pub fn venv() -> PathBuf {
 /// virtualenv (scripts/test.sh installs the pinned libraries there). Fails,
 /// never skips, when the virtualenv or its libraries are missing.
 pub fn python_tool(args: &[&str]) -> String {
+    python_tool_env(args, &[])
+}
+
+/// [`python_tool`] with extra environment variables.
+pub fn python_tool_env(args: &[&str], env: &[(&str, String)]) -> String {
     let venv = venv();
     let python = venv.join("bin/python");
     assert!(
@@ -437,6 +442,7 @@ pub fn python_tool(args: &[&str]) -> String {
     let out = Command::new(&python)
         .arg(script)
         .args(&args[1..])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .unwrap();
     assert!(

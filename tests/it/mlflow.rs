@@ -141,25 +141,6 @@ fn s3_env() -> Vec<(&'static str, String)> {
     ]
 }
 
-fn python_tool_env(args: &[&str], env: &[(&str, String)]) -> String {
-    let python = venv().join("bin/python");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/tools")
-        .join(args[0]);
-    let out = std::process::Command::new(&python)
-        .arg(script)
-        .args(&args[1..])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[test]
 fn version_2_is_retired_and_versions_1_and_3_still_load() {
     let r = Reg::new("LOCAL", &[]);
