@@ -1,11 +1,12 @@
 """What MLflow's own client sees of a registered model after a disposal.
 
-    mlflow_check.py TRACKING_URI NAME RUN_ID [VERSION ...]
+    mlflow_check.py TRACKING_URI NAME RUN_ID[,RUN_ID...] [VERSION ...]
 
 Prints JSON: for each VERSION whether it still exists and whether
 `mlflow.pyfunc.load_model("models:/NAME/VERSION")` loads and predicts, the
-versions the registry lists, whether the run still exists (and its
-lifecycle stage), and the aliases of the model.
+versions the registry lists, whether the run still exists (`run`: the
+first run's lifecycle stage or null; `runs`: each run's), and the aliases
+of the model.
 """
 import json
 import os
@@ -39,10 +40,13 @@ def main():
             except Exception as e:  # what failed, for the test's message
                 entry["error"] = repr(e)[:300]
         out["versions"][v] = entry
-    try:
-        out["run"] = c.get_run(run_id).info.lifecycle_stage
-    except MlflowException:
-        out["run"] = None
+    out["runs"] = {}
+    for r in run_id.split(","):
+        try:
+            out["runs"][r] = c.get_run(r).info.lifecycle_stage
+        except MlflowException:
+            out["runs"][r] = None
+    out["run"] = out["runs"][run_id.split(",")[0]]
     out["aliases"] = c.get_registered_model(name).aliases
     sys.stdout = real_stdout
     print(json.dumps(out, default=str))

@@ -45,7 +45,8 @@ pub struct Tag {
     pub value: String,
 }
 
-/// A run: its artifact location, lifecycle stage and dataset inputs.
+/// A run: its artifact location, lifecycle stage, dataset inputs and
+/// (MLflow 3) the logged models it logged.
 #[derive(Debug, Clone, Default)]
 pub struct Run {
     pub run_id: String,
@@ -53,6 +54,53 @@ pub struct Run {
     pub artifact_uri: String,
     pub lifecycle_stage: String,
     pub datasets: Vec<String>,
+    /// The ids of the logged models among its outputs.
+    pub model_outputs: Vec<String>,
+}
+
+impl Run {
+    /// A run as `runs/get` and `runs/search` describe it.
+    fn from_json(run: &Value) -> Run {
+        let info = &run["info"];
+        let s = |k: &str| info[k].as_str().unwrap_or_default().to_string();
+        let datasets = run["inputs"]["dataset_inputs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                let d = &d["dataset"];
+                format!(
+                    "{} (digest {}) from {}",
+                    d["name"].as_str().unwrap_or("?"),
+                    d["digest"].as_str().unwrap_or("?"),
+                    d["source"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        let mut model_outputs: Vec<String> = run["outputs"]["model_outputs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o["model_id"].as_str().map(str::to_string))
+            .collect();
+        model_outputs.sort();
+        model_outputs.dedup();
+        Run {
+            run_id: s("run_id"),
+            experiment_id: s("experiment_id"),
+            artifact_uri: s("artifact_uri"),
+            lifecycle_stage: s("lifecycle_stage"),
+            datasets,
+            model_outputs,
+        }
+    }
+}
+
+/// MLflow 3: a logged model, as far as trace needs it.
+#[derive(Debug, Clone, Default)]
+pub struct LoggedModel {
+    pub artifact_uri: String,
+    pub experiment_id: String,
 }
 
 /// What the registry answered for something decom asked about.
@@ -233,41 +281,88 @@ impl Mlflow {
         let Found::Yes(v) = self.get("runs/get", &[("run_id", run_id)])? else {
             return Ok(Found::No);
         };
-        let info = &v["run"]["info"];
-        let s = |k: &str| info[k].as_str().unwrap_or_default().to_string();
-        let datasets = v["run"]["inputs"]["dataset_inputs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|d| {
-                let d = &d["dataset"];
-                format!(
-                    "{} (digest {}) from {}",
-                    d["name"].as_str().unwrap_or("?"),
-                    d["digest"].as_str().unwrap_or("?"),
-                    d["source"].as_str().unwrap_or("?")
-                )
-            })
-            .collect();
-        Ok(Found::Yes(Run {
-            run_id: s("run_id"),
-            experiment_id: s("experiment_id"),
-            artifact_uri: s("artifact_uri"),
-            lifecycle_stage: s("lifecycle_stage"),
-            datasets,
-        }))
+        Ok(Found::Yes(Run::from_json(&v["run"])))
     }
 
-    /// MLflow 3: a logged model's artifact location (`None` where the
-    /// server has no logged-model endpoints or no such model).
-    pub fn logged_model_location(&self, model_id: &str) -> Result<Option<String>> {
+    /// MLflow 3: every run of these experiments, active or deleted, that
+    /// logged the model (has it among its outputs). The one runs/search
+    /// pagination loop.
+    pub fn runs_that_logged(&self, experiments: &[&str], model_id: &str) -> Result<Vec<Run>> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let mut body = json!({
+                "experiment_ids": experiments,
+                "run_view_type": "ALL",
+                "max_results": 1000,
+            });
+            if !token.is_empty() {
+                body["page_token"] = json!(token);
+            }
+            let Found::Yes(v) = self.call(reqwest::Method::POST, "runs/search", Some(body))? else {
+                return Ok(out);
+            };
+            out.extend(
+                v["runs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(Run::from_json)
+                    .filter(|r| r.model_outputs.iter().any(|m| m == model_id)),
+            );
+            match v["next_page_token"].as_str() {
+                Some(t) if !t.is_empty() && seen.insert(t.to_string()) => token = t.to_string(),
+                Some(t) if !t.is_empty() => {
+                    return Err(Error::input(format!(
+                        "MLflow at {}: the run search answered page token {t:?} twice",
+                        self.base
+                    )));
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// MLflow 3: a logged model (`None` where the server has no such
+    /// model).
+    pub fn logged_model(&self, model_id: &str) -> Result<Option<LoggedModel>> {
         let url = format!("logged-models/{}", crate::util::percent_encode(model_id));
-        match self.call(reqwest::Method::GET, &url, None) {
-            Ok(Found::Yes(v)) => Ok(v["model"]["info"]["artifact_uri"]
+        match self.call(reqwest::Method::GET, &url, None)? {
+            Found::Yes(v) => {
+                let info = &v["model"]["info"];
+                Ok(info["artifact_uri"].as_str().map(|u| LoggedModel {
+                    artifact_uri: u.to_string(),
+                    experiment_id: info["experiment_id"].as_str().unwrap_or_default().into(),
+                }))
+            }
+            Found::No => Ok(None),
+        }
+    }
+
+    /// MLflow 3: create an empty logged model in an experiment (the gc
+    /// sentinel: see `dispose::purge`); its id.
+    pub fn create_logged_model(&self, experiment_id: &str, name: &str) -> Result<String> {
+        let body = json!({
+            "experiment_id": experiment_id,
+            "name": name,
+            "tags": [{"key": "decom.purpose", "value": "limits mlflow gc to the runs decom purges; deleted and purged by decom at once"}],
+        });
+        match self.call(reqwest::Method::POST, "logged-models", Some(body))? {
+            Found::Yes(v) => v["model"]["info"]["model_id"]
                 .as_str()
-                .map(str::to_string)),
-            Ok(Found::No) => Ok(None),
-            Err(e) => Err(e),
+                .filter(|id| !id.is_empty())
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    Error::input(format!(
+                        "MLflow at {}: creating a logged model answered no model_id",
+                        self.base
+                    ))
+                }),
+            Found::No => Err(Error::input(format!(
+                "MLflow at {}: experiment {experiment_id} does not exist",
+                self.base
+            ))),
         }
     }
 

@@ -115,19 +115,36 @@ pub fn entry(m: &Mlflow, reg: &Registry) -> Result<Entry> {
     let mut v = v;
     v.model_id = model_id_of(&v);
     let logged = match &v.model_id {
-        Some(id) if !id.is_empty() => m.logged_model_location(id)?,
+        Some(id) if !id.is_empty() => m.logged_model(id)?,
         _ => None,
     };
-    // Versions of other registered models made from the same run share it.
+    // The runs that logged the same model (MLflow 3 links them through
+    // run outputs), searched in the experiments of the model and its run.
+    let mut runs: Vec<Run> = run.into_iter().collect();
+    if let (Some(id), Some(l)) = (&v.model_id, &logged) {
+        let mut exps = vec![l.experiment_id.clone()];
+        exps.extend(runs.iter().map(|r| r.experiment_id.clone()));
+        exps.sort();
+        exps.dedup();
+        let exps: Vec<&str> = exps.iter().map(String::as_str).collect();
+        for r in m.runs_that_logged(&exps, id)? {
+            if !runs.iter().any(|x| x.run_id == r.run_id) {
+                runs.push(r);
+            }
+        }
+    }
+    // Versions of other registered models made from one of these runs
+    // share it.
     let mut sharing = others.clone();
-    if let Some(id) = v.run_id.as_deref().filter(|id| !id.is_empty()) {
+    for r in &runs {
         sharing.extend(
-            m.versions_with_run(id)?
+            m.versions_with_run(&r.run_id)?
                 .into_iter()
                 .filter(|o| o.name != reg.name),
         );
     }
-    Ok(assemble(reg, v, (others, sharing), run, logged))
+    let logged = logged.map(|l| l.artifact_uri);
+    Ok(assemble(reg, v, (others, sharing), runs, logged))
 }
 
 /// The plan's view of the entry: items, locations, and what is shared.
@@ -135,7 +152,7 @@ fn assemble(
     reg: &Registry,
     v: ModelVersion,
     (others, sharing): (Vec<ModelVersion>, Vec<ModelVersion>),
-    run: Option<Run>,
+    runs: Vec<Run>,
     logged: Option<String>,
 ) -> Entry {
     let mut risks = Vec::new();
@@ -150,14 +167,11 @@ fn assemble(
             })
         })
         .collect();
-    let run_shared = sharing
-        .iter()
-        .any(|o| o.run_id.is_some() && o.run_id == v.run_id);
     let (mut locations, mut shared) = (Vec::new(), Vec::new());
-    // Whether the run's folder and the logged model's folder became plan
-    // locations: mlflow gc deletes both, so the run is purged only then.
-    let (mut run_planned, mut logged_planned) = (false, false);
-    for (uri, why, users) in artifact_uris(&v, &sharing, run.as_ref(), logged.as_deref()) {
+    // The runs whose folder became a plan location, and whether the logged
+    // model's did: mlflow gc deletes both, so a run is purged only then.
+    let (mut runs_planned, mut logged_planned) = (Vec::new(), false);
+    for (uri, why, src, users) in artifact_uris(&v, &sharing, &runs, logged.as_deref()) {
         if !users.is_empty() {
             let line = format!("{uri} ({why}) is also used by {}", users.join(", "));
             risks.push(shared_risk(reg, &uri, &line));
@@ -174,8 +188,11 @@ fn assemble(
         }
         match storage_uri(&uri, reg.artifacts_destination.as_deref()) {
             Ok(u) => {
-                run_planned |= why.starts_with("artifacts of run");
-                logged_planned |= why.starts_with("logged model");
+                match src {
+                    Src::Run(i) => runs_planned.push(i),
+                    Src::Logged => logged_planned = true,
+                    Src::Path => {}
+                }
                 locations.push(derived(u, format!("MLflow: {why}")))
             }
             Err(why) => risks.push(Risk {
@@ -204,14 +221,15 @@ fn assemble(
             .map(|t| format!("{}={}", t.key, t.value))
             .collect(),
     }));
-    if let Some(r) = run
-        && (!run_shared || reg.dispose_shared)
-        && run_planned
-        && (logged.is_none() || logged_planned)
-    {
-        let (item, risk) = run_item(r, v.model_id.as_deref());
-        items.push(item);
-        risks.extend(risk);
+    // A run another version uses is shared: its folder was not planned
+    // (unless dispose_shared), so neither is the run.
+    for (i, r) in runs.into_iter().enumerate() {
+        if runs_planned.contains(&i) && (logged.is_none() || logged_planned) {
+            let model = v.model_id.as_deref().filter(|_| logged_planned);
+            let (item, risk) = run_item(r, model);
+            items.push(item);
+            risks.extend(risk);
+        }
     }
     if reg.delete_registered_model && others.is_empty() {
         items.push(Item::MlflowModel(MlflowModel {
@@ -245,25 +263,28 @@ fn assemble(
     }
 }
 
-/// The version's artifact URIs (the run's, the logged model's, a path
-/// source), each with why it is there and the other versions that use it
-/// too (the same run, the same logged model, or a source under it).
+/// The version's artifact URIs (each run's, the logged model's, a path
+/// source), each with why it is there and what else uses it too: other
+/// versions (the same run, the same logged model, or a source under it)
+/// and, for a run, the other logged models it logged.
 fn artifact_uris(
     v: &ModelVersion,
     others: &[ModelVersion],
-    run: Option<&Run>,
+    runs: &[Run],
     logged: Option<&str>,
-) -> Vec<(String, String, Vec<String>)> {
+) -> Vec<(String, String, Src, Vec<String>)> {
     let label = format!("{} version {}", v.name, v.version);
-    let same_run = |o: &ModelVersion| o.run_id.is_some() && o.run_id == v.run_id;
     let same_model = |o: &ModelVersion| v.model_id.is_some() && model_id_of(o) == v.model_id;
     let mut uris: Vec<(String, String, Src)> = Vec::new();
-    if let Some(r) = run {
-        uris.push((
-            r.artifact_uri.clone(),
-            format!("artifacts of run {} ({label})", r.run_id),
-            Src::Run,
-        ));
+    for (i, r) in runs.iter().enumerate() {
+        let why = match v.run_id.as_deref() == Some(r.run_id.as_str()) {
+            true => format!("artifacts of run {} ({label})", r.run_id),
+            false => format!(
+                "artifacts of run {}, which logged the same model ({label})",
+                r.run_id
+            ),
+        };
+        uris.push((r.artifact_uri.clone(), why, Src::Run(i)));
     }
     if let Some(l) = logged {
         uris.push((
@@ -280,20 +301,32 @@ fn artifact_uris(
     }
     uris.into_iter()
         .map(|(uri, why, src)| {
-            let users = others
+            let mut users: Vec<String> = others
                 .iter()
                 .filter(|o| {
                     o.source == uri
                         || o.source.starts_with(&format!("{uri}/"))
-                        || (src == Src::Run && same_run(o))
-                        || (src == Src::Logged && same_model(o))
+                        || match src {
+                            Src::Run(i) => o.run_id.as_deref() == Some(runs[i].run_id.as_str()),
+                            Src::Logged => same_model(o),
+                            Src::Path => false,
+                        }
                 })
                 .map(|o| match o.name == v.name {
                     true => format!("version {}", o.version),
                     false => format!("{} version {}", o.name, o.version),
                 })
                 .collect();
-            (uri, why, users)
+            if let Src::Run(i) = src {
+                users.extend(
+                    runs[i]
+                        .model_outputs
+                        .iter()
+                        .filter(|m| v.model_id.as_ref() != Some(*m))
+                        .map(|m| format!("logged model {m}, which the run logged too")),
+                );
+            }
+            (uri, why, src, users)
         })
         .collect()
 }
@@ -333,10 +366,11 @@ fn run_item(r: Run, model_id: Option<&str>) -> (Item, Option<Risk>) {
     (item, risk)
 }
 
-/// Where an artifact URI came from.
+/// Where an artifact URI came from: the folder of `runs[i]`, the logged
+/// model's, or a path source.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Src {
-    Run,
+    Run(usize),
     Logged,
     Path,
 }
@@ -387,5 +421,102 @@ mod tests {
         assert!(storage_uri("s3://bucket", None).is_err());
         assert!(storage_uri("gs://bucket/", None).is_err());
         assert!(storage_uri("wasbs://c@a.blob.core.windows.net/x", None).is_err());
+    }
+
+    fn registry(dispose_shared: bool) -> Registry {
+        Registry {
+            tracking_uri: "http://127.0.0.1:5000".into(),
+            name: "fraud".into(),
+            version: Some("2".into()),
+            alias: None,
+            backend_store_uri: Some("sqlite:///db".into()),
+            artifacts_destination: None,
+            delete_registered_model: false,
+            mlflow_command: None,
+            dispose_shared,
+        }
+    }
+
+    fn version(n: &str, run: &str, model: &str) -> ModelVersion {
+        ModelVersion {
+            name: "fraud".into(),
+            version: n.into(),
+            source: format!("models:/{model}"),
+            run_id: Some(run.into()),
+            ..Default::default()
+        }
+    }
+
+    fn run(id: &str, outputs: &[&str]) -> Run {
+        Run {
+            run_id: id.into(),
+            experiment_id: "1".into(),
+            artifact_uri: format!("/srv/mlruns/1/{id}/artifacts"),
+            lifecycle_stage: "active".into(),
+            model_outputs: outputs.iter().map(|m| m.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn planned_runs(e: &Entry) -> Vec<String> {
+        e.items
+            .iter()
+            .filter_map(|i| match i {
+                Item::MlflowRun(r) => Some(r.run_id.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every run that logged the model is planned with its folder, unless
+    /// something else uses it: another version's run, or a run that also
+    /// logged another model.
+    #[test]
+    fn runs_that_logged_the_same_model_are_planned_unless_shared() {
+        let mut v = version("2", "r1", "m-2");
+        v.model_id = model_id_of(&v);
+        let others = vec![version("1", "r0", "m-1"), version("3", "r3", "m-3")];
+        let runs = vec![
+            run("r1", &["m-2"]),
+            run("r2", &["m-2"]),
+            run("r3", &["m-2", "m-3"]),
+            run("r4", &["m-2", "m-9"]),
+        ];
+        let logged = Some("/srv/mlruns/1/models/m-2/artifacts".to_string());
+        let e = assemble(
+            &registry(false),
+            v.clone(),
+            (others.clone(), others.clone()),
+            runs.clone(),
+            logged.clone(),
+        );
+        assert_eq!(planned_runs(&e), ["r1", "r2"]);
+        let uris: Vec<&str> = e.locations.iter().map(|l| l.uri.as_str()).collect();
+        assert!(uris.contains(&"/srv/mlruns/1/r2/artifacts"), "{uris:?}");
+        assert!(!uris.contains(&"/srv/mlruns/1/r3/artifacts"), "{uris:?}");
+        let shared = &e.location.shared;
+        assert!(
+            shared
+                .iter()
+                .any(|l| l.contains("r3") && l.contains("version 3")),
+            "another version's run: {shared:?}"
+        );
+        assert!(
+            shared.iter().any(|l| l.contains("r4") && l.contains("m-9")),
+            "a run that logged another model too: {shared:?}"
+        );
+        // Each planned run takes the logged model with it.
+        assert!(e.items.iter().all(|i| match i {
+            Item::MlflowRun(r) => r.logged_models == ["m-2"],
+            _ => true,
+        }));
+        // dispose_shared plans them all, and says so.
+        let e = assemble(&registry(true), v, (others.clone(), others), runs, logged);
+        assert_eq!(planned_runs(&e), ["r1", "r2", "r3", "r4"]);
+        assert!(
+            e.risks
+                .iter()
+                .any(|r| r.kind == RiskKind::SharedContentDisposed)
+        );
     }
 }
