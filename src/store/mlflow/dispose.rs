@@ -326,54 +326,52 @@ fn purge(
         })
         .collect();
     let ids: Vec<&str> = runs.iter().map(|x| x.run_id.as_str()).collect();
-    let models: Vec<&str> = runs
+    let mut models: Vec<&str> = runs
         .iter()
         .flat_map(|x| x.logged_models.iter().map(String::as_str))
         .collect();
+    models.sort_unstable();
+    models.dedup();
     let Some(backend) = reg.and_then(|r| r.backend_store_uri.as_deref()) else {
-        for (a, id) in deleted.iter().zip(&ids) {
-            ctx.outcome(
-                a,
-                Outcome::Pending,
-                format!(
-                    "deleted, not purged: the run stays in the backend store until `MLFLOW_TRACKING_URI={} mlflow gc --backend-store-uri <the server's backend store> --run-ids {id}{}` runs",
-                    m.base,
-                    match models.is_empty() {
-                        true => String::new(),
-                        false => format!(" --logged-model-ids {}", models.join(",")),
-                    }
-                ),
-            )?;
-        }
-        return Ok(());
+        return pending(
+            ctx,
+            m,
+            (deleted, &ids, &models),
+            None,
+            "the run stays in the backend store until mlflow gc runs against it",
+        );
     };
     // `mlflow gc` also purges every experiment in the deleted stage, with
     // its runs, whatever ids it is given: it runs only where there is none,
     // so that it touches nothing outside the plan.
-    // Without --logged-model-ids it would also purge every deleted logged
-    // model: the runs then stay deleted, not purged.
-    let blocked = match (models.is_empty(), m.deleted_experiments()) {
-        (true, _) => Some("mlflow gc, given runs that logged no model, would also purge every deleted logged model of the registry".to_string()),
-        (false, Ok(e)) if e.is_empty() => None,
-        (false, Ok(e)) => Some(format!(
+    let blocked = match m.deleted_experiments() {
+        Ok(e) if e.is_empty() => None,
+        Ok(e) => Some(format!(
             "the registry has deleted experiment(s) {} that mlflow gc would purge too, outside this plan",
             e.join(", ")
         )),
-        (false, Err(e)) => Some(format!("cannot tell what else mlflow gc would purge: {e}")),
+        Err(e) => Some(format!("cannot tell what else mlflow gc would purge: {e}")),
     };
-    match blocked {
-        None => {}
-        Some(why) => {
-            for (a, id) in deleted.iter().zip(&ids) {
-                ctx.outcome(
-                    a,
-                    Outcome::Pending,
-                    format!("deleted, not purged: {why}; purge it with `mlflow gc --backend-store-uri … --run-ids {id}` once that is settled, then execute --resume"),
-                )?;
+    // Without --logged-model-ids it would also purge every deleted logged
+    // model of the registry: where the runs logged none (MLflow 2 style),
+    // gc is given the sentinel, an empty logged model decom creates and
+    // deletes for it, which gc then purges with the runs.
+    let sentinel = match (&blocked, models.is_empty()) {
+        (None, true) => match gc_sentinel(m, &runs[0].experiment_id) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                let why = format!(
+                    "decom could not limit mlflow gc to these runs (creating and deleting the empty logged model that limits it failed: {e})"
+                );
+                return pending(ctx, m, (deleted, &ids, &models), Some(backend), &why);
             }
-            return Ok(());
-        }
+        },
+        _ => None,
+    };
+    if let Some(why) = blocked {
+        return pending(ctx, m, (deleted, &ids, &models), Some(backend), &why);
     }
+    models.extend(sentinel.as_deref());
     let cmd = reg
         .and_then(|r| r.mlflow_command.as_deref())
         .unwrap_or("mlflow");
@@ -399,12 +397,17 @@ fn purge(
         ),
         Err(e) => Some(format!("cannot run {cmd}: {e}")),
     };
+    let limited = sentinel
+        .map(|s| format!(" (limited to it by {s}, an empty logged model decom created and deleted for that gc, purged with it)"))
+        .unwrap_or_default();
     for (a, id) in deleted.iter().zip(&ids) {
         match (m.run(id), &said) {
             (Ok(Found::No), _) => ctx.outcome(
                 a,
                 Outcome::Disposed,
-                "purged by mlflow gc; the registry answers RESOURCE_DOES_NOT_EXIST".to_string(),
+                format!(
+                    "purged by mlflow gc{limited}; the registry answers RESOURCE_DOES_NOT_EXIST"
+                ),
             )?,
             (Ok(Found::Yes(_)), Some(why)) => ctx.outcome(
                 a,
@@ -420,4 +423,45 @@ fn purge(
         }
     }
     Ok(())
+}
+
+/// Deleted runs that stay deleted, not purged: why, and the command that
+/// purges each (gc given no logged model ids purges every deleted one).
+fn pending(
+    ctx: &Ctx<'_>,
+    m: &Mlflow,
+    (deleted, ids, models): (&[&Artifact], &[&str], &[&str]),
+    backend: Option<&str>,
+    why: &str,
+) -> Result<()> {
+    let (tail, caveat) = match models.is_empty() {
+        true => (
+            String::new(),
+            " (given no --logged-model-ids it also purges every deleted logged model of the registry)",
+        ),
+        false => (format!(" --logged-model-ids {}", models.join(",")), ""),
+    };
+    for (a, id) in deleted.iter().zip(ids) {
+        ctx.outcome(
+            a,
+            Outcome::Pending,
+            format!(
+                "deleted, not purged: {why}; `MLFLOW_TRACKING_URI={} mlflow gc --backend-store-uri {} --run-ids {id}{tail}` purges it{caveat}, then execute --resume records it",
+                m.base,
+                backend.unwrap_or("<the server's backend store>"),
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// The name of the empty logged model that limits `mlflow gc`.
+pub const SENTINEL: &str = "decom-gc-sentinel";
+
+/// Create the sentinel in an experiment and delete it (gc purges only
+/// logged models in the deleted stage); its id.
+fn gc_sentinel(m: &Mlflow, experiment_id: &str) -> Result<String> {
+    let id = m.create_logged_model(experiment_id, SENTINEL)?;
+    m.delete_logged_model(&id)?;
+    Ok(id)
 }
