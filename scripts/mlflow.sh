@@ -7,8 +7,9 @@
 #   s3       --default-artifact-root s3://… on the versioned moto bucket
 #            (scripts/s3-server.sh; the server and the clients reach it
 #            through MLFLOW_S3_ENDPOINT_URL)
-#   proxied  --serve-artifacts --artifacts-destination on this disk: runs
-#            get mlflow-artifacts:/ URIs the server resolves
+#   proxied  --serve-artifacts --artifacts-destination s3://… on the same
+#            versioned bucket: runs get mlflow-artifacts:/ URIs the server
+#            resolves (and its REST delete would remove only current objects)
 #
 #   scripts/mlflow.sh install   fill the virtualenv if mlflow is missing
 #   scripts/mlflow.sh start     start (or reuse) the three servers, print
@@ -80,7 +81,7 @@ launch() {
   case $setup in
     local) args=(--default-artifact-root "$d/artifacts" --no-serve-artifacts) ;;
     s3) args=(--default-artifact-root "s3://$BUCKET/$(basename "$d")-$port" --no-serve-artifacts) ;;
-    proxied) args=(--serve-artifacts --artifacts-destination "$d/proxied") ;;
+    proxied) args=(--serve-artifacts --artifacts-destination "s3://$BUCKET/$(basename "$d")-$port") ;;
   esac
   MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true \
     MLFLOW_S3_ENDPOINT_URL="$DECOM_TEST_S3_ENDPOINT" AWS_ACCESS_KEY_ID=testing \
@@ -93,7 +94,7 @@ launch() {
   case $setup in
     local) echo "$d/artifacts" ;;
     s3) echo "s3://$BUCKET/$(basename "$d")-$port" ;;
-    proxied) echo "$d/proxied" ;;
+    proxied) echo "s3://$BUCKET/$(basename "$d")-$port" ;;
   esac >"$d/root"
 }
 
@@ -107,9 +108,10 @@ start() {
   s3_bucket
   local s
   for s in $SETUPS; do
-    # The s3 server reaches moto at the endpoint it was started with.
-    if [ "$s" = s3 ] && [ "$(cat "$STATE/s3/s3endpoint" 2>/dev/null)" != "$DECOM_TEST_S3_ENDPOINT" ]; then
-      stop_one s3
+    # The s3 and proxied servers reach moto at the endpoint they were
+    # started with.
+    if [ "$s" != local ] && [ "$(cat "$STATE/$s/s3endpoint" 2>/dev/null)" != "$DECOM_TEST_S3_ENDPOINT" ]; then
+      stop_one "$s"
     fi
     alive "$s" || { stop_one "$s"; launch "$s"; }
   done

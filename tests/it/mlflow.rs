@@ -321,22 +321,30 @@ fn an_alias_moved_after_approval_is_skipped() {
 fn proxied_artifacts_and_no_backend_store_leave_the_runs_pending() {
     let r = Reg::new("PROXIED", &[]);
     r.manifest(&format!(
-        "version = \"2\"\nartifacts_destination = \"{}\"",
-        s("PROXIED_ROOT")
+        "version = \"2\"\nartifacts_destination = \"{}\"\n[s3]\nendpoint_url = \"{}\"",
+        s("PROXIED_ROOT"),
+        s("S3_ENDPOINT")
     ));
     r.trace().ok();
     assert!(!r.env.risks("mlflow-runs-not-purged").is_empty());
     let plan = r.env.plan_json();
-    let roots: Vec<String> = plan["locations"]
+    let s3: Vec<Value> = plan["locations"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|l| l["store"] == "local")
-        .map(|l| l["root"].as_str().unwrap().to_string())
+        .filter(|l| l["store"] == "s3")
+        .cloned()
         .collect();
+    let dest = s("PROXIED_ROOT");
     assert!(
-        !roots.is_empty() && roots.iter().all(|p| p.starts_with(&s("PROXIED_ROOT"))),
-        "mlflow-artifacts:/ resolved under the destination: {roots:?}"
+        s3.len() == 2
+            && s3.iter().all(|l| format!(
+                "s3://{}/{}",
+                l["bucket"].as_str().unwrap(),
+                l["prefix"].as_str().unwrap()
+            )
+            .starts_with(&dest)),
+        "mlflow-artifacts:/ resolved under the S3 destination {dest}: {s3:?}"
     );
     r.env.approve().ok();
     r.execute().code(1);
@@ -350,12 +358,146 @@ fn proxied_artifacts_and_no_backend_store_leave_the_runs_pending() {
     );
     assert!(
         out.iter()
-            .filter(|(k, _, _)| k == "file")
-            .all(|(_, o, _)| o == "disposed")
+            .filter(|(k, _, _)| k.starts_with("s3-"))
+            .all(|(_, o, _)| o == "disposed"),
+        "{out:?}"
     );
+    // Every object version under both prefixes is gone, not only the
+    // current ones the proxy's own delete would remove.
+    for l in &s3 {
+        let (bucket, prefix) = (l["bucket"].as_str().unwrap(), l["prefix"].as_str().unwrap());
+        let left = python_tool_env(
+            &["mlflow_s3_left.py", &s("S3_ENDPOINT"), bucket, prefix],
+            &s3_env(),
+        );
+        assert_eq!(left.trim(), "0", "versions left under {prefix}");
+    }
     let seen = r.check(&r.run_of(2), &["1", "3"]);
     assert_eq!(seen["run"], "deleted");
     assert_eq!(seen["versions"]["1"]["loads"], true, "{seen}");
+    assert_eq!(seen["versions"]["3"]["loads"], true, "{seen}");
+}
+
+#[test]
+fn a_run_that_logged_the_same_model_goes_with_it() {
+    let r = Reg::new("LOCAL", &["--linked-run", "2"]);
+    let v2 = &r.fill["versions"][1];
+    let linked = v2["linked_run"].as_str().unwrap().to_string();
+    let folder = v2["linked_run_artifact_uri"].as_str().unwrap().to_string();
+    assert!(
+        std::path::Path::new(&folder)
+            .join("eval/scores.txt")
+            .exists()
+    );
+    r.manifest(&format!(
+        "version = \"2\"\nbackend_store_uri = \"{}\"",
+        s("LOCAL_DB")
+    ));
+    r.trace().ok();
+    let plan = r.env.plan_json();
+    let runs: Vec<&str> = plan["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "mlflow-run")
+        .map(|a| a["run_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        runs.contains(&linked.as_str()) && runs.contains(&r.run_of(2).as_str()),
+        "the source run and the run that logged the same model: {runs:?}"
+    );
+    r.env.approve().ok();
+    r.execute().ok();
+    assert_eq!(r.env.cert_json()["status"], "complete");
+    assert!(!std::path::Path::new(&folder).exists(), "{folder} is gone");
+    let seen = r.check(&format!("{},{linked}", r.run_of(2)), &["1", "3"]);
+    assert_eq!(seen["runs"][&linked], Value::Null, "purged: {seen}");
+    assert_eq!(seen["run"], Value::Null, "purged: {seen}");
+    assert_eq!(seen["versions"]["1"]["loads"], true, "{seen}");
+    assert_eq!(seen["versions"]["3"]["loads"], true, "{seen}");
+}
+
+/// Runs that logged no MLflow 3 logged model (every version registered
+/// before MLflow 3) are purged with gc limited by a sentinel, so that a
+/// deleted logged model outside the plan stays.
+#[test]
+fn an_mlflow_2_version_is_purged_and_no_other_deleted_logged_model_is() {
+    let r = Reg::new("S3", &["--style", "mlflow2", "--deleted-logged-model"]);
+    let unrelated = r.fill["deleted_logged_model"].as_str().unwrap().to_string();
+    let db = s("S3_DB");
+    r.manifest(&format!(
+        "version = \"2\"\nbackend_store_uri = \"{db}\"\n[s3]\nendpoint_url = \"{}\"",
+        s("S3_ENDPOINT")
+    ));
+    r.trace().ok();
+    let plan = r.env.plan_json();
+    let s3: Vec<Value> = plan["locations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["store"] == "s3")
+        .cloned()
+        .collect();
+    assert_eq!(s3.len(), 1, "the run's folder holds the model: {s3:?}");
+    r.env.approve().ok();
+    r.execute().ok();
+    assert_eq!(r.env.cert_json()["status"], "complete");
+    let out = r.outcomes();
+    let run = out.iter().find(|(k, _, _)| k == "mlflow-run").unwrap();
+    assert_eq!(run.1, "disposed", "{run:?}");
+    let sentinel = run
+        .2
+        .split_whitespace()
+        .find(|w| w.starts_with("m-"))
+        .unwrap_or_else(|| panic!("the reason names the sentinel: {run:?}"))
+        .trim_end_matches([',', ';', ')']);
+    let row = |id: &str| python_tool_env(&["mlflow_logged_model_row.py", &db, id], &s3_env());
+    assert_eq!(row(sentinel).trim(), "purged", "the sentinel went with gc");
+    assert_eq!(
+        row(&unrelated).trim(),
+        "deleted",
+        "a deleted logged model outside the plan is not purged"
+    );
+    let seen = r.check(&r.run_of(2), &["1", "2", "3"]);
+    assert_eq!(seen["run"], Value::Null, "purged: {seen}");
+    assert_eq!(seen["versions"]["2"]["exists"], false);
+    assert_eq!(seen["versions"]["1"]["loads"], true, "{seen}");
+    assert_eq!(seen["versions"]["3"]["loads"], true, "{seen}");
+    let (bucket, prefix) = (
+        s3[0]["bucket"].as_str().unwrap(),
+        s3[0]["prefix"].as_str().unwrap(),
+    );
+    let left = python_tool_env(
+        &["mlflow_s3_left.py", &s("S3_ENDPOINT"), bucket, prefix],
+        &s3_env(),
+    );
+    assert_eq!(left.trim(), "0", "versions left under {prefix}");
+}
+
+#[test]
+fn dispose_shared_disposes_of_a_shared_run_when_the_custodian_chooses() {
+    let r = Reg::new("LOCAL", &["--extra-version-from", "2"]);
+    r.manifest(&format!(
+        "version = \"2\"\nbackend_store_uri = \"{}\"\ndispose_shared = true",
+        s("LOCAL_DB")
+    ));
+    r.trace().ok();
+    let disposed = r.env.risks("shared-content-disposed");
+    assert!(
+        disposed.iter().any(|(_, d)| d.contains("version 4")),
+        "{disposed:?}"
+    );
+    r.env.approve().ok();
+    r.execute().ok();
+    assert_eq!(r.env.cert_json()["status"], "complete");
+    let seen = r.check(&r.run_of(2), &["1", "2", "3", "4"]);
+    assert_eq!(seen["versions"]["2"]["exists"], false);
+    assert_eq!(seen["run"], Value::Null, "the shared run is purged: {seen}");
+    // Version 4 stays in the registry, but its bytes went, as chosen.
+    assert_eq!(seen["versions"]["4"]["exists"], true, "{seen}");
+    assert_eq!(seen["versions"]["4"]["loads"], false, "{seen}");
+    assert_eq!(seen["versions"]["1"]["loads"], true, "{seen}");
+    assert_eq!(seen["versions"]["3"]["loads"], true, "{seen}");
 }
 
 #[test]

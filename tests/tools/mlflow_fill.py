@@ -6,9 +6,16 @@
 
 Creates (in experiment --experiment) three runs, each logging one model
 (pyfunc by default: a tiny PythonModel that adds a constant; or a
-scikit-learn LogisticRegression) registered as versions 1..3 of --name,
+scikit-learn LogisticRegression) registered as versions 1..3 of --name
+(--style mlflow2: the pyfunc model saved and logged as plain run
+artifacts, each version registered from its run's folder with no MLflow 3
+logged model, as every version registered before MLflow 3 is),
 sets alias "champion" on version 2, logs a dataset input on version 2's run
-and one plain artifact file (notes/notes.txt) in every run. Prints one JSON
+and one plain artifact file (notes/notes.txt) in every run. --linked-run K
+adds a run that logs version K's logged model as its output too (MLflow 3's
+run outputs: an evaluation or a fine-tuning run that logged the same
+model); --deleted-logged-model creates an unrelated logged model and
+deletes it (not purged: what `mlflow gc` must not sweep). Prints one JSON
 document with everything decom traces. Needs only the tracking URI (and, for
 an S3 artifact root, MLFLOW_S3_ENDPOINT_URL / AWS_* in the environment).
 """
@@ -34,6 +41,24 @@ class AddN(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: list[float], params=None) -> list[float]:
         return [v + self.n for v in model_input]
+
+
+def log_mlflow2(k, name, client, run):
+    """An MLflow 2 style version: the model's files are run artifacts and the
+    version is registered from that folder; no logged model exists."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "model")
+        mlflow.pyfunc.save_model(path, python_model=AddN(k), pip_requirements=["mlflow"])
+        mlflow.log_artifacts(path, "model")
+    try:
+        client.create_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        pass
+    mv = client.create_model_version(name, source=f"{run.info.artifact_uri}/model",
+                                     run_id=run.info.run_id)
+    return mv
 
 
 def log_one(k, flavor, name):
@@ -70,6 +95,9 @@ def main():
     ap.add_argument("--flavor", choices=["pyfunc", "sklearn"], default="pyfunc")
     ap.add_argument("--dataset-source", default="s3://decom-data/fraud/train.csv")
     ap.add_argument("--versions", type=int, default=3)
+    ap.add_argument("--style", choices=["mlflow3", "mlflow2"], default="mlflow3")
+    ap.add_argument("--linked-run", type=int, default=None)
+    ap.add_argument("--deleted-logged-model", action="store_true")
     ap.add_argument("--extra-version-from", type=int, default=None,
                     help="register one more version from version K's logged model (same run)")
     a = ap.parse_args()
@@ -103,15 +131,19 @@ def main():
                                              targets="label")
                 mlflow.log_input(ds, context="training")
                 dataset = {"name": ds.name, "digest": ds.digest, "source": a.dataset_source}
-            info = log_one(k, a.flavor, a.name)
-        mv = info.registered_model_version
+            if a.style == "mlflow2":
+                mv = log_mlflow2(k, a.name, client, run)
+                info = None
+            else:
+                info = log_one(k, a.flavor, a.name)
+                mv = info.registered_model_version
         version = str(mv) if not hasattr(mv, "version") else str(mv.version)
         run_info = client.get_run(run.info.run_id).info
         entry = {
             "version": version,
             "run_id": run.info.run_id,
             "run_artifact_uri": run_info.artifact_uri,
-            "model_uri": info.model_uri,
+            "model_uri": info.model_uri if info else f"models:/{a.name}/{version}",
             "model_id": getattr(info, "model_id", None),
         }
         if k == 2:
@@ -123,6 +155,19 @@ def main():
         entry["source"] = mvd.source
         entry["storage_location"] = getattr(mvd, "storage_location", None)
         out["versions"].append(entry)
+    if a.linked_run:
+        from mlflow.entities import LoggedModelOutput
+
+        src = out["versions"][a.linked_run - 1]
+        with mlflow.start_run(run_name=f"evaluate-v{a.linked_run}") as run:
+            mlflow.log_text("scores of the model\n", "eval/scores.txt")
+            client.log_outputs(run.info.run_id, [LoggedModelOutput(src["model_id"], 0)])
+        src["linked_run"] = run.info.run_id
+        src["linked_run_artifact_uri"] = client.get_run(run.info.run_id).info.artifact_uri
+    if a.deleted_logged_model:
+        lm = client.create_logged_model(exp.experiment_id, name="unrelated")
+        client.delete_logged_model(lm.model_id)
+        out["deleted_logged_model"] = lm.model_id
     if a.extra_version_from:
         src = out["versions"][a.extra_version_from - 1]
         mv = mlflow.register_model(src["model_uri"], a.name)
