@@ -9,7 +9,9 @@
 #            through MLFLOW_S3_ENDPOINT_URL)
 #   proxied  --serve-artifacts --artifacts-destination s3://… on the same
 #            versioned bucket: runs get mlflow-artifacts:/ URIs the server
-#            resolves (and its REST delete would remove only current objects)
+#            resolves (and its REST delete would remove only current objects);
+#            it runs MLflow's basic-auth app: clients give
+#            MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD
 #
 #   scripts/mlflow.sh install   fill the virtualenv if mlflow is missing
 #   scripts/mlflow.sh start     start (or reuse) the three servers, print
@@ -18,7 +20,8 @@
 #
 # Printed, for each of LOCAL, S3 and PROXIED: DECOM_TEST_MLFLOW_<X>_URI (the
 # tracking URI), _DB (the backend store URI, for mlflow gc) and _ROOT (the
-# artifact root or destination); and DECOM_TEST_MLFLOW_BIN (the mlflow
+# artifact root or destination); DECOM_TEST_MLFLOW_PROXIED_USER and
+# _PASSWORD (its admin account); and DECOM_TEST_MLFLOW_BIN (the mlflow
 # command), DECOM_TEST_MLFLOW_S3_ENDPOINT (moto). A server takes 10 to 30
 # s to start on 2 cores; the three start side by side. A start reuses
 # servers that are still up and answer /health. Settings: DECOM_VENV,
@@ -31,6 +34,9 @@ STATE="${DECOM_MLFLOW_STATE:-${TMPDIR:-/tmp}/decom-mlflow}"
 MLFLOW="$VENV/bin/mlflow"
 BUCKET=decom-mlflow-artifacts
 SETUPS="local s3 proxied"
+# The proxied server's admin account (a loopback test server).
+AUTH_USER=admin
+AUTH_PASSWORD=decom-test-password-1
 
 install() {
   want=$(sha256sum scripts/requirements-test.txt | cut -d' ' -f1)
@@ -81,9 +87,17 @@ launch() {
   case $setup in
     local) args=(--default-artifact-root "$d/artifacts" --no-serve-artifacts) ;;
     s3) args=(--default-artifact-root "s3://$BUCKET/$(basename "$d")-$port" --no-serve-artifacts) ;;
-    proxied) args=(--serve-artifacts --artifacts-destination "s3://$BUCKET/$(basename "$d")-$port") ;;
+    proxied)
+      args=(--serve-artifacts --artifacts-destination "s3://$BUCKET/$(basename "$d")-$port" --app-name basic-auth)
+      ;;
   esac
+  # Every server reads it (MLflow's run search imports the auth module
+  # whenever Flask-WTF is installed); only the proxied one runs the app.
+  printf '[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///%s/auth.db\nadmin_username = %s\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\nauth_cache_ttl_seconds = 300\n' \
+    "$d" "$AUTH_USER" >"$d/auth.ini"
   MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true \
+    MLFLOW_AUTH_CONFIG_PATH="$d/auth.ini" MLFLOW_AUTH_ADMIN_PASSWORD="$AUTH_PASSWORD" \
+    MLFLOW_FLASK_SERVER_SECRET_KEY="decom-test-$port" \
     MLFLOW_S3_ENDPOINT_URL="$DECOM_TEST_S3_ENDPOINT" AWS_ACCESS_KEY_ID=testing \
     AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1 \
     nohup "$MLFLOW" server --host 127.0.0.1 --port "$port" \
@@ -134,6 +148,8 @@ start() {
     echo "export DECOM_TEST_MLFLOW_${u}_DB=sqlite:///$STATE/$s/mlflow.db"
     echo "export DECOM_TEST_MLFLOW_${u}_ROOT=$(cat "$STATE/$s/root")"
   done
+  echo "export DECOM_TEST_MLFLOW_PROXIED_USER=$AUTH_USER"
+  echo "export DECOM_TEST_MLFLOW_PROXIED_PASSWORD=$AUTH_PASSWORD"
   echo "export DECOM_TEST_MLFLOW_BIN=$MLFLOW"
   echo "export DECOM_TEST_MLFLOW_S3_ENDPOINT=$DECOM_TEST_S3_ENDPOINT"
 }

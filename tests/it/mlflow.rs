@@ -18,7 +18,10 @@ fn servers() -> &'static std::collections::HashMap<&'static str, String> {
             "DECOM_TEST_MLFLOW_S3_URI",
             "DECOM_TEST_MLFLOW_S3_DB",
             "DECOM_TEST_MLFLOW_PROXIED_URI",
+            "DECOM_TEST_MLFLOW_PROXIED_DB",
             "DECOM_TEST_MLFLOW_PROXIED_ROOT",
+            "DECOM_TEST_MLFLOW_PROXIED_USER",
+            "DECOM_TEST_MLFLOW_PROXIED_PASSWORD",
             "DECOM_TEST_MLFLOW_BIN",
             "DECOM_TEST_MLFLOW_S3_ENDPOINT",
         ];
@@ -101,6 +104,7 @@ impl Reg {
                 // mlflow gc, which decom runs, reaches the S3 artifact
                 // store as the operator's environment says.
                 .env("MLFLOW_S3_ENDPOINT_URL", s("S3_ENDPOINT"))
+                .envs(s3_env())
                 .output()
                 .unwrap(),
         )
@@ -130,9 +134,13 @@ impl Reg {
     }
 }
 
-/// Credentials and endpoint of the S3 artifact store, for MLflow's client.
+/// Credentials and endpoint of the S3 artifact store, and the account of
+/// the proxied server (MLflow's basic-auth app; the others ignore it), for
+/// MLflow's client and for decom.
 fn s3_env() -> Vec<(&'static str, String)> {
     vec![
+        ("MLFLOW_TRACKING_USERNAME", s("PROXIED_USER")),
+        ("MLFLOW_TRACKING_PASSWORD", s("PROXIED_PASSWORD")),
         ("MLFLOW_S3_ENDPOINT_URL", s("S3_ENDPOINT")),
         ("AWS_ACCESS_KEY_ID", "testing".into()),
         ("AWS_SECRET_ACCESS_KEY", "testing".into()),
@@ -318,7 +326,7 @@ fn an_alias_moved_after_approval_is_skipped() {
 }
 
 #[test]
-fn proxied_artifacts_and_no_backend_store_leave_the_runs_pending() {
+fn proxied_artifacts_and_no_backend_store_leave_the_runs_pending_until_gc_runs() {
     let r = Reg::new("PROXIED", &[]);
     r.manifest(&format!(
         "version = \"2\"\nartifacts_destination = \"{}\"\n[s3]\nendpoint_url = \"{}\"",
@@ -376,6 +384,44 @@ fn proxied_artifacts_and_no_backend_store_leave_the_runs_pending() {
     assert_eq!(seen["run"], "deleted");
     assert_eq!(seen["versions"]["1"]["loads"], true, "{seen}");
     assert_eq!(seen["versions"]["3"]["loads"], true, "{seen}");
+    // The operator runs the command the reason names, against the
+    // server's backend store; execute --resume then records the purge.
+    let cmd = run.2.split('`').nth(1).unwrap();
+    let mut words = cmd.split_whitespace();
+    let tracking = words
+        .next()
+        .unwrap()
+        .strip_prefix("MLFLOW_TRACKING_URI=")
+        .unwrap();
+    assert_eq!(words.next(), Some("mlflow"), "{cmd}");
+    let args: Vec<String> = words
+        .map(|w| match w {
+            "<the" => s("PROXIED_DB"),
+            w => w.to_string(),
+        })
+        .filter(|w| !matches!(w.as_str(), "server's" | "backend" | "store>"))
+        .collect();
+    let gc = std::process::Command::new(s("BIN"))
+        .args(&args)
+        .env("MLFLOW_TRACKING_URI", tracking)
+        .env("MLFLOW_DISABLE_TELEMETRY", "true")
+        .envs(s3_env())
+        .output()
+        .unwrap();
+    assert!(
+        gc.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&gc.stderr)
+    );
+    std::fs::remove_file(r.env.cert()).unwrap();
+    std::fs::remove_file(r.env.path("certificate.json.operator.sig")).unwrap();
+    let mut args = r.env.execute_args();
+    args.push("--resume".into());
+    r.decom(&args).ok();
+    assert_eq!(r.env.cert_json()["status"], "complete");
+    let seen = r.check(&r.run_of(2), &["1", "3"]);
+    assert_eq!(seen["run"], Value::Null, "purged: {seen}");
+    assert_eq!(seen["versions"]["1"]["loads"], true, "{seen}");
 }
 
 #[test]
@@ -526,6 +572,14 @@ fn bad_tracking_uris_and_unknown_models_are_one_line_errors() {
             "needs the version (or alias)",
         ),
         (
+            // The basic-auth server, asked without MLFLOW_TRACKING_USERNAME.
+            &format!(
+                "tracking_uri = \"{}\"\nname = \"m\"\nversion = \"1\"",
+                s("PROXIED_URI")
+            ),
+            "HTTP 401",
+        ),
+        (
             &format!("tracking_uri = \"{uri}\"\nname = \"m\"\nversion = \"two\""),
             "not a version number",
         ),
@@ -598,4 +652,28 @@ fn the_registered_model_goes_too_when_asked_and_it_has_no_other_version() {
     );
     let gone = python_tool_env(&["mlflow_model_gone.py", &r.uri, &r.name], &s3_env());
     assert_eq!(gone.trim(), "gone");
+    r.env.cosign().ok();
+    r.env.recheck().ok();
+    // A model registered again under the name starts again at version 1:
+    // recheck finds the registry has that version again.
+    python_tool_env(
+        &[
+            "mlflow_fill.py",
+            &r.uri,
+            "--name",
+            &r.name,
+            "--experiment",
+            &r.name,
+            "--versions",
+            "1",
+        ],
+        &s3_env(),
+    );
+    let again = r.env.recheck();
+    assert_ne!(again.code, 0);
+    assert!(
+        again.stdout.contains("the registry has it again"),
+        "{}",
+        again.stdout
+    );
 }

@@ -84,9 +84,12 @@ impl Store for Entries {
                     Item::MlflowVersion(v) => {
                         matches!(m.model_version(&v.name, &v.version)?, Found::Yes(_))
                     }
-                    Item::MlflowAlias(a) => {
-                        matches!(m.version_by_alias(&a.name, &a.alias)?, Found::Yes(_))
-                    }
+                    // An alias of that name on another version is a new
+                    // assignment, not the disposed one.
+                    Item::MlflowAlias(a) => matches!(
+                        m.version_by_alias(&a.name, &a.alias)?,
+                        Found::Yes(v) if v.version == a.version
+                    ),
                     Item::MlflowRun(x) => matches!(m.run(&x.run_id)?, Found::Yes(_)),
                     _ => false,
                 };
