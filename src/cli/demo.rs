@@ -25,6 +25,16 @@ pub struct DemoArgs {
     /// https endpoints use Application Default Credentials) and purge it.
     #[arg(long, value_name = "URL")]
     pub gcs_endpoint: Option<String>,
+    /// Also register the model (two versions, alias champion on 2) on this
+    /// MLflow tracking server, whose artifact root is a folder on this
+    /// machine, and retire version 2 by its alias.
+    #[arg(long, value_name = "URL")]
+    pub mlflow_uri: Option<String>,
+    /// The MLflow server's backend store, so that `mlflow gc` (on PATH)
+    /// purges the retired version's run; without it the run stays deleted,
+    /// not purged, and the certificate pending.
+    #[arg(long, value_name = "URI", requires = "mlflow_uri")]
+    pub mlflow_backend_store_uri: Option<String>,
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -83,11 +93,21 @@ pub fn run(a: &DemoArgs, p: &Printer) -> Result<u8> {
         }
         None => None,
     };
+    let registry = match &a.mlflow_uri {
+        Some(uri) => {
+            step("registering it in an MLflow registry");
+            let name = crate::store::mlflow::sample::fill_sample_registry(uri, &sample.weights)?;
+            Some(mlflow_table(
+                uri,
+                &name,
+                a.mlflow_backend_store_uri.as_deref(),
+            ))
+        }
+        None => None,
+    };
     let manifest = dir.join("decom.toml");
-    write(
-        &manifest,
-        manifest_text(&sample, s3_bucket, gcs_bucket).as_bytes(),
-    )?;
+    let text = manifest_text(&sample, s3_bucket, gcs_bucket) + &registry.unwrap_or_default();
+    write(&manifest, text.as_bytes())?;
     p.info(&format!("manifest  {}", manifest.display()));
 
     let plan = dir.join("plan.json");
@@ -283,6 +303,23 @@ fn make_keys(dir: &Path, p: &Printer) -> Result<Keys> {
         },
         signers,
     })
+}
+
+/// The manifest's `[model.mlflow]` for the demo's registered model.
+fn mlflow_table(uri: &str, name: &str, backend: Option<&str>) -> String {
+    let backend = backend
+        .map(|b| format!("backend_store_uri = {}\n", toml_string(b)))
+        .unwrap_or_default();
+    format!(
+        "\n[model.mlflow]\ntracking_uri = {}\nname = {}\nalias = \"champion\"\n{backend}",
+        toml_string(uri),
+        toml_string(name)
+    )
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
 }
 
 /// The manifest an operator would write for the sample; `s3` is the

@@ -677,3 +677,71 @@ fn the_registered_model_goes_too_when_asked_and_it_has_no_other_version() {
         again.stdout
     );
 }
+
+#[test]
+fn the_demo_retires_its_mlflow_version_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let bin_dir = std::path::Path::new(&s("BIN"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new(bin())
+        .args(["demo", "--weights-mib", "2", "--mlflow-uri"])
+        .arg(s("LOCAL_URI"))
+        .arg("--mlflow-backend-store-uri")
+        .arg(s("LOCAL_DB"))
+        .arg("--dir")
+        .arg(&dir)
+        // mlflow gc comes from PATH, as the demo's help says.
+        .env("PATH", path)
+        .env("MLFLOW_DISABLE_TELEMETRY", "true")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cert: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("certificate.json")).unwrap()).unwrap();
+    assert_eq!(cert["status"], "complete");
+    let registry: Vec<(&str, &str)> = cert["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"].as_str().unwrap().starts_with("mlflow-"))
+        .map(|a| (a["kind"].as_str().unwrap(), a["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        registry,
+        [
+            ("mlflow-alias", "disposed"),
+            ("mlflow-version", "disposed"),
+            ("mlflow-run", "disposed")
+        ],
+        "{registry:?}"
+    );
+    let manifest = std::fs::read_to_string(dir.join("decom.toml")).unwrap();
+    let name = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("name = \"decom-demo-"))
+        .map(|n| format!("decom-demo-{}", n.trim_end_matches('"')))
+        .unwrap();
+    let uri = s("LOCAL_URI");
+    let seen: Value = serde_json::from_str(&python_tool_env(
+        &["mlflow_check.py", &uri, &name, "none"],
+        &s3_env(),
+    ))
+    .unwrap();
+    assert_eq!(
+        seen["listed"],
+        serde_json::json!(["1"]),
+        "version 1 stays: {seen}"
+    );
+}

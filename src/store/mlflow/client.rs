@@ -434,6 +434,17 @@ impl Mlflow {
         )
     }
 
+    /// A POST that must succeed (the demo's sample entries); its answer.
+    pub fn post(&self, path: &str, body: Value) -> Result<Value> {
+        match self.call(reqwest::Method::POST, path, Some(body))? {
+            Found::Yes(v) => Ok(v),
+            Found::No => Err(Error::input(format!(
+                "MLflow at {}: {path}: RESOURCE_DOES_NOT_EXIST",
+                self.base
+            ))),
+        }
+    }
+
     fn gone(&self, method: reqwest::Method, path: &str, body: Value) -> Result<Found<()>> {
         Ok(match self.call(method, path, Some(body))? {
             Found::Yes(_) => Found::Yes(()),

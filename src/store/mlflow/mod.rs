@@ -9,6 +9,7 @@
 
 mod client;
 pub mod dispose;
+pub mod sample;
 pub mod spec;
 pub mod trace;
 
