@@ -452,3 +452,50 @@ pub fn python_tool_env(args: &[&str], env: &[(&str, String)]) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// `decom demo` run to the end: what it printed, its folder, its
+/// certificate and the kinds of artifact the certificate lists.
+pub struct Demo {
+    pub out: Output,
+    pub dir: PathBuf,
+    pub cert: serde_json::Value,
+    pub kinds: Vec<String>,
+    _tmp: tempfile::TempDir,
+}
+
+/// Run `decom demo --weights-mib 2 FLAGS` in a new folder, with `env` set
+/// on the command; it must succeed and its certificate be complete.
+pub fn run_demo(flags: &[&str], env: impl FnOnce(&mut Command)) -> Demo {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let mut c = Command::new(bin());
+    env(&mut c);
+    let out = c
+        .args(["demo", "--weights-mib", "2"])
+        .args(flags)
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cert: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("certificate.json")).unwrap()).unwrap();
+    assert_eq!(cert["status"], "complete");
+    let kinds = cert["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap().to_string())
+        .collect();
+    Demo {
+        out,
+        dir,
+        cert,
+        kinds,
+        _tmp: tmp,
+    }
+}

@@ -660,28 +660,8 @@ fn bad_gcs_uris_and_settings_are_one_line_errors_and_touch_nothing() {
 
 #[test]
 fn the_demo_purges_its_gcs_bucket_too() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("demo");
-    let out = std::process::Command::new(bin())
-        .args([
-            "demo",
-            "--weights-mib",
-            "2",
-            "--gcs-endpoint",
-            &servers().0,
-            "--dir",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let cert: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("certificate.json")).unwrap()).unwrap();
-    assert_eq!(cert["status"], "complete");
+    let d = run_demo(&["--gcs-endpoint", &servers().0], |_| {});
+    let cert = &d.cert;
     let gcs: Vec<&Value> = cert["artifacts"]
         .as_array()
         .unwrap()

@@ -134,6 +134,18 @@ impl Reg {
     }
 }
 
+/// Every object version and delete marker left under a plan's S3 location
+/// (moto, counted by boto3).
+fn s3_versions_left(l: &Value) -> String {
+    let (bucket, prefix) = (l["bucket"].as_str().unwrap(), l["prefix"].as_str().unwrap());
+    python_tool_env(
+        &["mlflow_s3_left.py", &s("S3_ENDPOINT"), bucket, prefix],
+        &s3_env(),
+    )
+    .trim()
+    .to_string()
+}
+
 /// Credentials and endpoint of the S3 artifact store, and the account of
 /// the proxied server (MLflow's basic-auth app; the others ignore it), for
 /// MLflow's client and for decom.
@@ -256,13 +268,7 @@ fn on_an_s3_artifact_store_every_version_of_the_models_objects_is_gone() {
     // Every version under both prefixes is gone (mlflow gc alone would
     // leave them behind delete markers).
     for l in s3 {
-        let bucket = l["bucket"].as_str().unwrap();
-        let prefix = l["prefix"].as_str().unwrap();
-        let left = python_tool_env(
-            &["mlflow_s3_left.py", &s("S3_ENDPOINT"), bucket, prefix],
-            &s3_env(),
-        );
-        assert_eq!(left.trim(), "0", "versions left under {prefix}");
+        assert_eq!(s3_versions_left(l), "0", "versions left under {l}");
     }
 }
 
@@ -373,12 +379,7 @@ fn proxied_artifacts_and_no_backend_store_leave_the_runs_pending_until_gc_runs()
     // Every object version under both prefixes is gone, not only the
     // current ones the proxy's own delete would remove.
     for l in &s3 {
-        let (bucket, prefix) = (l["bucket"].as_str().unwrap(), l["prefix"].as_str().unwrap());
-        let left = python_tool_env(
-            &["mlflow_s3_left.py", &s("S3_ENDPOINT"), bucket, prefix],
-            &s3_env(),
-        );
-        assert_eq!(left.trim(), "0", "versions left under {prefix}");
+        assert_eq!(s3_versions_left(l), "0", "versions left under {l}");
     }
     let seen = r.check(&r.run_of(2), &["1", "3"]);
     assert_eq!(seen["run"], "deleted");
@@ -509,15 +510,12 @@ fn an_mlflow_2_version_is_purged_and_no_other_deleted_logged_model_is() {
     assert_eq!(seen["versions"]["2"]["exists"], false);
     assert_eq!(seen["versions"]["1"]["loads"], true, "{seen}");
     assert_eq!(seen["versions"]["3"]["loads"], true, "{seen}");
-    let (bucket, prefix) = (
-        s3[0]["bucket"].as_str().unwrap(),
-        s3[0]["prefix"].as_str().unwrap(),
+    assert_eq!(
+        s3_versions_left(&s3[0]),
+        "0",
+        "versions left under {}",
+        s3[0]
     );
-    let left = python_tool_env(
-        &["mlflow_s3_left.py", &s("S3_ENDPOINT"), bucket, prefix],
-        &s3_env(),
-    );
-    assert_eq!(left.trim(), "0", "versions left under {prefix}");
 }
 
 #[test]
@@ -680,8 +678,6 @@ fn the_registered_model_goes_too_when_asked_and_it_has_no_other_version() {
 
 #[test]
 fn the_demo_retires_its_mlflow_version_too() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("demo");
     let bin_dir = std::path::Path::new(&s("BIN"))
         .parent()
         .unwrap()
@@ -691,26 +687,19 @@ fn the_demo_retires_its_mlflow_version_too() {
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = std::process::Command::new(bin())
-        .args(["demo", "--weights-mib", "2", "--mlflow-uri"])
-        .arg(s("LOCAL_URI"))
-        .arg("--mlflow-backend-store-uri")
-        .arg(s("LOCAL_DB"))
-        .arg("--dir")
-        .arg(&dir)
+    let d = run_demo(
+        &[
+            "--mlflow-uri",
+            &s("LOCAL_URI"),
+            "--mlflow-backend-store-uri",
+            &s("LOCAL_DB"),
+        ],
         // mlflow gc comes from PATH, as the demo's help says.
-        .env("PATH", path)
-        .env("MLFLOW_DISABLE_TELEMETRY", "true")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        |c| {
+            c.env("PATH", path).env("MLFLOW_DISABLE_TELEMETRY", "true");
+        },
     );
-    let cert: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("certificate.json")).unwrap()).unwrap();
-    assert_eq!(cert["status"], "complete");
+    let cert = &d.cert;
     let registry: Vec<(&str, &str)> = cert["artifacts"]
         .as_array()
         .unwrap()
@@ -727,7 +716,7 @@ fn the_demo_retires_its_mlflow_version_too() {
         ],
         "{registry:?}"
     );
-    let manifest = std::fs::read_to_string(dir.join("decom.toml")).unwrap();
+    let manifest = std::fs::read_to_string(d.dir.join("decom.toml")).unwrap();
     let name = manifest
         .lines()
         .find_map(|l| l.strip_prefix("name = \"decom-demo-"))

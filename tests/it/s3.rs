@@ -628,52 +628,10 @@ fn bad_uri_missing_bucket_and_missing_credentials_are_input_errors() {
     assert_eq!(s.versions("m/").len(), 1, "nothing deleted");
 }
 
-/// `decom demo --s3-endpoint` run to the end against a test store: what it
-/// printed and the kinds of artifact its certificate lists.
-pub struct Demo {
-    pub out: std::process::Output,
-    pub kinds: Vec<String>,
-    _dir: tempfile::TempDir,
-}
-
 /// Run the demo against `endpoint` with the store's credentials (`env`);
 /// it must succeed and its certificate be complete.
 pub fn demo_against(endpoint: &str, env: impl FnOnce(&mut Command)) -> Demo {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("demo");
-    let mut c = Command::new(bin());
-    env(&mut c);
-    let out = c
-        .args([
-            "demo",
-            "--weights-mib",
-            "2",
-            "--s3-endpoint",
-            endpoint,
-            "--dir",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let cert: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("certificate.json")).unwrap()).unwrap();
-    assert_eq!(cert["status"], "complete");
-    let kinds = cert["artifacts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["kind"].as_str().unwrap().to_string())
-        .collect();
-    Demo {
-        out,
-        kinds,
-        _dir: tmp,
-    }
+    run_demo(&["--s3-endpoint", endpoint], env)
 }
 
 #[test]

@@ -133,25 +133,34 @@ fn does_not_exist(r: &Reply) -> bool {
     })
 }
 
+/// The Authorization header MLflow's clients send: the token as Bearer,
+/// else the username and password together as Basic, else none.
+fn auth_header(
+    token: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
+) -> Option<String> {
+    match (token.filter(|t| !t.is_empty()), user, password) {
+        (Some(t), _, _) => Some(format!("Bearer {t}")),
+        (None, Some(u), Some(p)) => {
+            use base64::Engine;
+            let b = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+            Some(format!("Basic {b}"))
+        }
+        _ => None,
+    }
+}
+
 impl Mlflow {
     /// Connect to a tracking server (nothing is asked yet).
     pub fn connect(tracking_uri: &str) -> Result<Mlflow> {
         let base = super::spec::tracking_uri(tracking_uri)?;
-        let auth = match (
-            std::env::var("MLFLOW_TRACKING_TOKEN")
-                .ok()
-                .filter(|t| !t.is_empty()),
-            std::env::var("MLFLOW_TRACKING_USERNAME").ok(),
-            std::env::var("MLFLOW_TRACKING_PASSWORD").ok(),
-        ) {
-            (Some(t), _, _) => Some(format!("Bearer {t}")),
-            (None, Some(u), Some(p)) => {
-                use base64::Engine;
-                let b = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
-                Some(format!("Basic {b}"))
-            }
-            _ => None,
-        };
+        let var = |k: &str| std::env::var(k).ok();
+        let auth = auth_header(
+            var("MLFLOW_TRACKING_TOKEN"),
+            var("MLFLOW_TRACKING_USERNAME"),
+            var("MLFLOW_TRACKING_PASSWORD"),
+        );
         Ok(Mlflow {
             base,
             http: Http::new("MLflow")?,
@@ -246,33 +255,56 @@ impl Mlflow {
         self.search(&format!("run_id='{}'", run_id.replace('\'', "")))
     }
 
-    /// Model versions a filter selects (the one search pagination loop).
+    /// Model versions a filter selects.
     fn search(&self, filter: &str) -> Result<Vec<ModelVersion>> {
         let mut out = Vec::new();
+        self.pages(
+            "model_versions",
+            |token| {
+                let mut q = vec![("filter", filter), ("max_results", "200")];
+                if !token.is_empty() {
+                    q.push(("page_token", token));
+                }
+                self.get("model-versions/search", &q)
+            },
+            |m| {
+                out.push(serde_json::from_value(m).map_err(|e| {
+                    Error::input(format!("MLflow: a model version that cannot be read: {e}"))
+                })?);
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// Hand `each` every item under `key` of every page of a search, page
+    /// by page, `ask(token)` asking for one page (the one pagination loop
+    /// of the MLflow client). A page token answered twice is an error,
+    /// never the end.
+    fn pages(
+        &self,
+        key: &str,
+        mut ask: impl FnMut(&str) -> Result<Found<Value>>,
+        mut each: impl FnMut(Value) -> Result<()>,
+    ) -> Result<()> {
         let mut token = String::new();
         let mut seen = std::collections::HashSet::new();
         loop {
-            let mut q = vec![("filter", filter), ("max_results", "200")];
-            if !token.is_empty() {
-                q.push(("page_token", token.as_str()));
-            }
-            let Found::Yes(v) = self.get("model-versions/search", &q)? else {
-                return Ok(out);
+            let Found::Yes(mut v) = ask(&token)? else {
+                return Ok(());
             };
-            for m in v["model_versions"].as_array().into_iter().flatten() {
-                out.push(serde_json::from_value(m.clone()).map_err(|e| {
-                    Error::input(format!("MLflow: a model version that cannot be read: {e}"))
-                })?);
+            if let Some(items) = v[key].as_array_mut() {
+                items.drain(..).try_for_each(&mut each)?;
             }
             match v["next_page_token"].as_str() {
                 Some(t) if !t.is_empty() && seen.insert(t.to_string()) => token = t.to_string(),
                 Some(t) if !t.is_empty() => {
                     return Err(Error::input(format!(
-                        "MLflow at {}: the search answered page token {t:?} twice",
+                        "MLflow at {}: a search answered page token {t:?} twice",
                         self.base
                     )));
                 }
-                _ => return Ok(out),
+                _ => return Ok(()),
             }
         }
     }
@@ -285,43 +317,31 @@ impl Mlflow {
     }
 
     /// MLflow 3: every run of these experiments, active or deleted, that
-    /// logged the model (has it among its outputs). The one runs/search
-    /// pagination loop.
+    /// logged the model (has it among its outputs).
     pub fn runs_that_logged(&self, experiments: &[&str], model_id: &str) -> Result<Vec<Run>> {
         let mut out = Vec::new();
-        let mut token = String::new();
-        let mut seen = std::collections::HashSet::new();
-        loop {
-            let mut body = json!({
-                "experiment_ids": experiments,
-                "run_view_type": "ALL",
-                "max_results": 1000,
-            });
-            if !token.is_empty() {
-                body["page_token"] = json!(token);
-            }
-            let Found::Yes(v) = self.call(reqwest::Method::POST, "runs/search", Some(body))? else {
-                return Ok(out);
-            };
-            out.extend(
-                v["runs"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(Run::from_json)
-                    .filter(|r| r.model_outputs.iter().any(|m| m == model_id)),
-            );
-            match v["next_page_token"].as_str() {
-                Some(t) if !t.is_empty() && seen.insert(t.to_string()) => token = t.to_string(),
-                Some(t) if !t.is_empty() => {
-                    return Err(Error::input(format!(
-                        "MLflow at {}: the run search answered page token {t:?} twice",
-                        self.base
-                    )));
+        self.pages(
+            "runs",
+            |token| {
+                let mut body = json!({
+                    "experiment_ids": experiments,
+                    "run_view_type": "ALL",
+                    "max_results": 1000,
+                });
+                if !token.is_empty() {
+                    body["page_token"] = json!(token);
                 }
-                _ => return Ok(out),
-            }
-        }
+                self.call(reqwest::Method::POST, "runs/search", Some(body))
+            },
+            |r| {
+                let r = Run::from_json(&r);
+                if r.model_outputs.iter().any(|m| m == model_id) {
+                    out.push(r);
+                }
+                Ok(())
+            },
+        )?;
+        Ok(out)
     }
 
     /// MLflow 3: a logged model (`None` where the server has no such
@@ -450,5 +470,26 @@ impl Mlflow {
             Found::Yes(_) => Found::Yes(()),
             Found::No => Found::No,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::auth_header;
+
+    #[test]
+    fn credentials_are_sent_as_mlflows_clients_send_them() {
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(
+            auth_header(s("tok"), s("u"), s("p")).as_deref(),
+            Some("Bearer tok")
+        );
+        // "u:p" in base64.
+        assert_eq!(
+            auth_header(s(""), s("u"), s("p")).as_deref(),
+            Some("Basic dTpw")
+        );
+        assert_eq!(auth_header(None, s("u"), None), None);
+        assert_eq!(auth_header(None, None, None), None);
     }
 }
