@@ -37,13 +37,15 @@ fn s(k: &str) -> String {
 /// A registered model of its own on one server, filled by MLflow's client.
 struct Reg {
     env: Env,
+    /// LOCAL, S3 or PROXIED.
+    setup: &'static str,
     uri: String,
     name: String,
     fill: Value,
 }
 
 impl Reg {
-    fn new(setup: &str, extra: &[&str]) -> Reg {
+    fn new(setup: &'static str, extra: &[&str]) -> Reg {
         let uri = s(&format!("{setup}_URI"));
         let name = format!("fraud-{:08x}", rand::random::<u32>());
         let mut args = vec![
@@ -58,6 +60,7 @@ impl Reg {
         let out = python_tool_env(&args, &s3_env());
         Reg {
             env: Env::new(),
+            setup,
             uri,
             name,
             fill: serde_json::from_str(&out).unwrap(),
@@ -82,6 +85,19 @@ impl Reg {
                 s("BIN")
             ),
         );
+    }
+
+    /// The manifest with `keys`, the server's backend store (runs are
+    /// purged) and, where the artifacts are in S3, its endpoint.
+    fn manifest_purging(&self, keys: &str) {
+        let s3 = match self.setup {
+            "LOCAL" => String::new(),
+            _ => format!("\n[s3]\nendpoint_url = \"{}\"", s("S3_ENDPOINT")),
+        };
+        self.manifest(&format!(
+            "{keys}\nbackend_store_uri = \"{}\"{s3}",
+            s(&format!("{}_DB", self.setup))
+        ));
     }
 
     /// What MLflow's client sees now.
@@ -164,10 +180,7 @@ fn s3_env() -> Vec<(&'static str, String)> {
 #[test]
 fn version_2_is_retired_and_versions_1_and_3_still_load() {
     let r = Reg::new("LOCAL", &[]);
-    r.manifest(&format!(
-        "alias = \"champion\"\nbackend_store_uri = \"{}\"",
-        s("LOCAL_DB")
-    ));
+    r.manifest_purging("alias = \"champion\"");
     r.trace().ok();
     let plan = r.env.plan_json();
     let loc = &plan["locations"][0];
@@ -239,11 +252,7 @@ fn version_2_is_retired_and_versions_1_and_3_still_load() {
 #[test]
 fn on_an_s3_artifact_store_every_version_of_the_models_objects_is_gone() {
     let r = Reg::new("S3", &[]);
-    r.manifest(&format!(
-        "version = \"2\"\nbackend_store_uri = \"{}\"\n[s3]\nendpoint_url = \"{}\"",
-        s("S3_DB"),
-        s("S3_ENDPOINT")
-    ));
+    r.manifest_purging("version = \"2\"");
     let run2 = r.run_of(2);
     r.trace().ok();
     let plan = r.env.plan_json();
@@ -275,10 +284,7 @@ fn on_an_s3_artifact_store_every_version_of_the_models_objects_is_gone() {
 #[test]
 fn a_run_another_version_uses_is_kept_and_reported() {
     let r = Reg::new("LOCAL", &["--extra-version-from", "2"]);
-    r.manifest(&format!(
-        "version = \"2\"\nbackend_store_uri = \"{}\"",
-        s("LOCAL_DB")
-    ));
+    r.manifest_purging("version = \"2\"");
     r.trace().ok();
     let shared = r.env.risks("shared-content");
     assert!(
@@ -308,10 +314,7 @@ fn a_run_another_version_uses_is_kept_and_reported() {
 #[test]
 fn an_alias_moved_after_approval_is_skipped() {
     let r = Reg::new("LOCAL", &[]);
-    r.manifest(&format!(
-        "alias = \"champion\"\nbackend_store_uri = \"{}\"",
-        s("LOCAL_DB")
-    ));
+    r.manifest_purging("alias = \"champion\"");
     r.trace().ok();
     r.env.approve().ok();
     python_tool_env(
@@ -436,10 +439,7 @@ fn a_run_that_logged_the_same_model_goes_with_it() {
             .join("eval/scores.txt")
             .exists()
     );
-    r.manifest(&format!(
-        "version = \"2\"\nbackend_store_uri = \"{}\"",
-        s("LOCAL_DB")
-    ));
+    r.manifest_purging("version = \"2\"");
     r.trace().ok();
     let plan = r.env.plan_json();
     let runs: Vec<&str> = plan["artifacts"]
@@ -472,10 +472,7 @@ fn an_mlflow_2_version_is_purged_and_no_other_deleted_logged_model_is() {
     let r = Reg::new("S3", &["--style", "mlflow2", "--deleted-logged-model"]);
     let unrelated = r.fill["deleted_logged_model"].as_str().unwrap().to_string();
     let db = s("S3_DB");
-    r.manifest(&format!(
-        "version = \"2\"\nbackend_store_uri = \"{db}\"\n[s3]\nendpoint_url = \"{}\"",
-        s("S3_ENDPOINT")
-    ));
+    r.manifest_purging("version = \"2\"");
     r.trace().ok();
     let plan = r.env.plan_json();
     let s3: Vec<Value> = plan["locations"]
@@ -521,10 +518,7 @@ fn an_mlflow_2_version_is_purged_and_no_other_deleted_logged_model_is() {
 #[test]
 fn dispose_shared_disposes_of_a_shared_run_when_the_custodian_chooses() {
     let r = Reg::new("LOCAL", &["--extra-version-from", "2"]);
-    r.manifest(&format!(
-        "version = \"2\"\nbackend_store_uri = \"{}\"\ndispose_shared = true",
-        s("LOCAL_DB")
-    ));
+    r.manifest_purging("version = \"2\"\ndispose_shared = true");
     r.trace().ok();
     let disposed = r.env.risks("shared-content-disposed");
     assert!(
@@ -598,10 +592,7 @@ fn a_registry_that_stops_answering_mid_run_fails_and_resume_finishes() {
     let proxy = crate::faults::FaultProxy::start(&r.uri, 0);
     let mut r = r;
     r.uri = proxy.url.clone();
-    r.manifest(&format!(
-        "version = \"2\"\nbackend_store_uri = \"{}\"",
-        s("LOCAL_DB")
-    ));
+    r.manifest_purging("version = \"2\"");
     r.trace().ok();
     r.env.approve().ok();
     // Every request to the registry fails from here on.
@@ -627,10 +618,7 @@ fn a_registry_that_stops_answering_mid_run_fails_and_resume_finishes() {
 #[test]
 fn the_registered_model_goes_too_when_asked_and_it_has_no_other_version() {
     let r = Reg::new("LOCAL", &["--versions", "1"]);
-    r.manifest(&format!(
-        "version = \"1\"\nbackend_store_uri = \"{}\"\ndelete_registered_model = true",
-        s("LOCAL_DB")
-    ));
+    r.manifest_purging("version = \"1\"\ndelete_registered_model = true");
     r.trace().ok();
     let plan = r.env.plan_json();
     let model = plan["artifacts"]
