@@ -100,6 +100,17 @@ impl Reg {
         ));
     }
 
+    /// The plan's locations of one store (`s3`, `local`).
+    fn locations(&self, store: &str) -> Vec<Value> {
+        self.env.plan_json()["locations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["store"] == store)
+            .cloned()
+            .collect()
+    }
+
     /// What MLflow's client sees now.
     fn check(&self, run: &str, versions: &[&str]) -> Value {
         let mut args = vec!["mlflow_check.py", self.uri.as_str(), &self.name, run];
@@ -255,13 +266,7 @@ fn on_an_s3_artifact_store_every_version_of_the_models_objects_is_gone() {
     r.manifest_purging("version = \"2\"");
     let run2 = r.run_of(2);
     r.trace().ok();
-    let plan = r.env.plan_json();
-    let s3: Vec<&Value> = plan["locations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|l| l["store"] == "s3")
-        .collect();
+    let s3 = r.locations("s3");
     assert_eq!(
         s3.len(),
         2,
@@ -276,7 +281,7 @@ fn on_an_s3_artifact_store_every_version_of_the_models_objects_is_gone() {
     assert_eq!(seen["run"], Value::Null);
     // Every version under both prefixes is gone (mlflow gc alone would
     // leave them behind delete markers).
-    for l in s3 {
+    for l in &s3 {
         assert_eq!(s3_versions_left(l), "0", "versions left under {l}");
     }
 }
@@ -344,14 +349,7 @@ fn proxied_artifacts_and_no_backend_store_leave_the_runs_pending_until_gc_runs()
     ));
     r.trace().ok();
     assert!(!r.env.risks("mlflow-runs-not-purged").is_empty());
-    let plan = r.env.plan_json();
-    let s3: Vec<Value> = plan["locations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|l| l["store"] == "s3")
-        .cloned()
-        .collect();
+    let s3 = r.locations("s3");
     let dest = s("PROXIED_ROOT");
     assert!(
         s3.len() == 2
@@ -474,14 +472,7 @@ fn an_mlflow_2_version_is_purged_and_no_other_deleted_logged_model_is() {
     let db = s("S3_DB");
     r.manifest_purging("version = \"2\"");
     r.trace().ok();
-    let plan = r.env.plan_json();
-    let s3: Vec<Value> = plan["locations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|l| l["store"] == "s3")
-        .cloned()
-        .collect();
+    let s3 = r.locations("s3");
     assert_eq!(s3.len(), 1, "the run's folder holds the model: {s3:?}");
     r.env.approve().ok();
     r.execute().ok();
