@@ -145,6 +145,16 @@ impl Reg {
         self.decom(&self.env.execute_args())
     }
 
+    /// `execute --resume`, after the certificate of the run before it is
+    /// moved out of the way.
+    fn resume(&self) -> Run {
+        std::fs::remove_file(self.env.cert()).unwrap();
+        std::fs::remove_file(self.env.path("certificate.json.operator.sig")).unwrap();
+        let mut args = self.env.execute_args();
+        args.push("--resume".into());
+        self.decom(&args)
+    }
+
     fn outcomes(&self) -> Vec<(String, String, String)> {
         self.env.cert_json()["artifacts"]
             .as_array()
@@ -415,11 +425,7 @@ fn proxied_artifacts_and_no_backend_store_leave_the_runs_pending_until_gc_runs()
         "{cmd}: {}",
         String::from_utf8_lossy(&gc.stderr)
     );
-    std::fs::remove_file(r.env.cert()).unwrap();
-    std::fs::remove_file(r.env.path("certificate.json.operator.sig")).unwrap();
-    let mut args = r.env.execute_args();
-    args.push("--resume".into());
-    r.decom(&args).ok();
+    r.resume().ok();
     assert_eq!(r.env.cert_json()["status"], "complete");
     let seen = r.check(&r.run_of(2), &["1", "3"]);
     assert_eq!(seen["run"], Value::Null, "purged: {seen}");
@@ -594,11 +600,7 @@ fn a_registry_that_stops_answering_mid_run_fails_and_resume_finishes() {
     assert_eq!(version.1, "failed", "{out:?}");
     assert_eq!(r.env.cert_json()["status"], "incomplete");
     proxy.set_fail_permille(0);
-    std::fs::remove_file(r.env.cert()).unwrap();
-    std::fs::remove_file(r.env.path("certificate.json.operator.sig")).unwrap();
-    let mut args = r.env.execute_args();
-    args.push("--resume".into());
-    r.decom(&args).ok();
+    r.resume().ok();
     assert_eq!(r.env.cert_json()["status"], "complete");
     let seen = r.check(&r.run_of(2), &["2", "3"]);
     assert_eq!(seen["versions"]["2"]["exists"], false);
