@@ -715,3 +715,41 @@ fn the_demo_retires_its_mlflow_version_too() {
         "version 1 stays: {seen}"
     );
 }
+
+/// `mlflow gc` purges every deleted experiment whatever run ids it is
+/// given: while the registry has one, decom does not run it, and the run
+/// stays deleted, not purged, until that is settled. (On the proxied
+/// server, taking turns with the test that runs gc unscoped there:
+/// .config/nextest.toml.)
+#[test]
+fn a_deleted_experiment_keeps_gc_from_running_until_it_is_settled() {
+    let r = Reg::new("PROXIED", &[]);
+    let exp = |args: &[&str]| {
+        let mut a = vec!["mlflow_experiment.py", r.uri.as_str()];
+        a.extend_from_slice(args);
+        python_tool_env(&a, &s3_env()).trim().to_string()
+    };
+    let other = exp(&["delete-new", &format!("{}-elsewhere", r.name)]);
+    r.manifest_purging(&format!(
+        "version = \"2\"\nartifacts_destination = \"{}\"",
+        s("PROXIED_ROOT")
+    ));
+    r.trace().ok();
+    r.env.approve().ok();
+    r.execute().code(1);
+    let out = r.outcomes();
+    let run = out.iter().find(|(k, _, _)| k == "mlflow-run").unwrap();
+    assert_eq!(run.1, "pending", "{run:?}");
+    assert!(
+        run.2.contains(&format!("deleted experiment(s) {other}")),
+        "{run:?}"
+    );
+    assert_eq!(exp(&["stage", &other]), "deleted", "not purged by decom");
+    assert_eq!(r.check(&r.run_of(2), &[])["run"], "deleted");
+    // Settled (here: restored); resume then purges the run.
+    exp(&["restore", &other]);
+    r.resume().ok();
+    assert_eq!(r.env.cert_json()["status"], "complete");
+    assert_eq!(r.check(&r.run_of(2), &[])["run"], Value::Null);
+    assert_eq!(exp(&["stage", &other]), "active");
+}
