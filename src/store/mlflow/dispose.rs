@@ -398,7 +398,11 @@ fn purge(
         Err(e) => Some(format!("cannot run {cmd}: {e}")),
     };
     let limited = sentinel
-        .map(|s| format!(" (limited to it by {s}, an empty logged model decom created and deleted for that gc, purged with it)"))
+        .map(|s| {
+            format!(
+                " (limited by {s}, an empty logged model decom created and deleted for that gc)"
+            )
+        })
         .unwrap_or_default();
     for (a, id) in deleted.iter().zip(&ids) {
         match (m.run(id), &said) {
@@ -412,12 +416,12 @@ fn purge(
             (Ok(Found::Yes(_)), Some(why)) => ctx.outcome(
                 a,
                 Outcome::Failed,
-                format!("deleted, not purged: mlflow gc failed: {why}"),
+                format!("deleted, not purged: mlflow gc{limited} failed: {why}"),
             )?,
             (Ok(Found::Yes(_)), None) => ctx.outcome(
                 a,
                 Outcome::Failed,
-                "deleted, not purged: mlflow gc left it in the backend store".to_string(),
+                format!("deleted, not purged: mlflow gc{limited} left it in the backend store"),
             )?,
             (Err(e), _) => ctx.outcome(a, Outcome::Failed, format!("absence not proven: {e}"))?,
         }
@@ -437,9 +441,12 @@ fn pending(
     let (tail, caveat) = match models.is_empty() {
         true => (
             String::new(),
-            " (given no --logged-model-ids it also purges every deleted logged model of the registry)",
+            " (it also purges every experiment in the deleted stage and, given no --logged-model-ids, every deleted logged model of the registry)",
         ),
-        false => (format!(" --logged-model-ids {}", models.join(",")), ""),
+        false => (
+            format!(" --logged-model-ids {}", models.join(",")),
+            " (it also purges every experiment in the deleted stage)",
+        ),
     };
     for (a, id) in deleted.iter().zip(ids) {
         ctx.outcome(
@@ -456,7 +463,7 @@ fn pending(
 }
 
 /// The name of the empty logged model that limits `mlflow gc`.
-pub const SENTINEL: &str = "decom-gc-sentinel";
+const SENTINEL: &str = "decom-gc-sentinel";
 
 /// Create the sentinel in an experiment and delete it (gc purges only
 /// logged models in the deleted stage); its id.
