@@ -318,6 +318,23 @@ impl Env {
         serde_json::from_slice(&std::fs::read(self.cert()).unwrap()).unwrap()
     }
 
+    /// Each certificate artifact's `key` field (`path`, `kind`), outcome
+    /// and reason.
+    pub fn outcomes(&self, key: &str) -> Vec<(String, String, String)> {
+        self.cert_json()["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a[key].as_str().unwrap().to_string(),
+                    a["outcome"].as_str().unwrap().to_string(),
+                    a["reason"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
     /// Paths the plan lists.
     pub fn planned_paths(&self) -> Vec<String> {
         self.plan_json()["artifacts"]

@@ -107,18 +107,7 @@ impl Gcs {
 
     /// Outcome and reason of each certificate artifact, by path.
     fn outcomes(&self) -> Vec<(String, String, String)> {
-        self.env.cert_json()["artifacts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| {
-                (
-                    a["path"].as_str().unwrap().to_string(),
-                    a["outcome"].as_str().unwrap().to_string(),
-                    a["reason"].as_str().unwrap_or_default().to_string(),
-                )
-            })
-            .collect()
+        self.env.outcomes("path")
     }
 
     /// The plan's artifacts as `gs://bucket/name#generation`.

@@ -156,18 +156,7 @@ impl Reg {
     }
 
     fn outcomes(&self) -> Vec<(String, String, String)> {
-        self.env.cert_json()["artifacts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| {
-                (
-                    a["kind"].as_str().unwrap().to_string(),
-                    a["outcome"].as_str().unwrap().to_string(),
-                    a["reason"].as_str().unwrap_or_default().to_string(),
-                )
-            })
-            .collect()
+        self.env.outcomes("kind")
     }
 }
 
