@@ -72,6 +72,10 @@ pub struct MlflowRun {
     /// and purged with it (their artifact locations are plan locations).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logged_models: Vec<String>,
+    /// Every logged model among its outputs at trace: one it logged since
+    /// approval makes it changed (skipped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub model_outputs: Vec<String>,
 }
 
 /// The registered model itself, when the manifest says so and it has no

@@ -316,7 +316,7 @@ fn a_run_another_version_uses_is_kept_and_reported() {
 }
 
 #[test]
-fn an_alias_moved_after_approval_is_skipped() {
+fn an_alias_moved_and_a_run_that_logged_another_model_after_approval_are_skipped() {
     let r = Reg::new("LOCAL", &[]);
     r.manifest_purging("alias = \"champion\"");
     r.trace().ok();
@@ -325,11 +325,18 @@ fn an_alias_moved_after_approval_is_skipped() {
         &["mlflow_alias.py", &r.uri, &r.name, "champion", "3"],
         &s3_env(),
     );
+    // The run logs another model after approval: gc would take that
+    // model's run with it, so the run is changed.
+    let later = python_tool_env(&["mlflow_link_model.py", &r.uri, &r.run_of(2)], &s3_env());
     r.execute().code(1);
     let out = r.outcomes();
     let alias = out.iter().find(|(k, _, _)| k == "mlflow-alias").unwrap();
     assert_eq!(alias.1, "skipped-changed");
     assert!(alias.2.contains("now points at version 3"), "{alias:?}");
+    let run = out.iter().find(|(k, _, _)| k == "mlflow-run").unwrap();
+    assert_eq!(run.1, "skipped-changed", "{run:?}");
+    assert!(run.2.contains(later.trim()), "{run:?}");
+    assert_eq!(r.check(&r.run_of(2), &[])["run"], "active");
     let seen = r.check(&r.run_of(2), &["2", "3"]);
     assert_eq!(
         seen["aliases"]["champion"], "3",

@@ -242,6 +242,23 @@ pub fn runs(d: &Disposing<'_, '_>) -> Result<()> {
                 Err(e) => ctx.outcome(a, Outcome::Failed, e.to_string())?,
                 Ok(Found::No) => vanished(ctx, d, a)?,
                 Ok(Found::Yes(r))
+                    if r.model_outputs.iter().any(|m| !x.model_outputs.contains(m)) =>
+                {
+                    ctx.outcome(
+                        a,
+                        Outcome::SkippedChanged,
+                        format!(
+                            "it logged model(s) {} since approval; mlflow gc would take their run with it",
+                            r.model_outputs
+                                .iter()
+                                .filter(|m| !x.model_outputs.contains(m))
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )?
+                }
+                Ok(Found::Yes(r))
                     if r.artifact_uri != x.artifact_uri || r.experiment_id != x.experiment_id =>
                 {
                     ctx.outcome(

@@ -362,6 +362,7 @@ fn run_item(r: Run, model_id: Option<&str>) -> (Item, Option<Risk>) {
         lifecycle_stage: r.lifecycle_stage,
         datasets: r.datasets,
         logged_models: model_id.into_iter().map(str::to_string).collect(),
+        model_outputs: r.model_outputs,
     });
     (item, risk)
 }
