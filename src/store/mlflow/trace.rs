@@ -124,10 +124,15 @@ pub fn entry(m: &Mlflow, reg: &Registry) -> Result<Entry> {
     if let (Some(id), Some(l)) = (&v.model_id, &logged) {
         let mut exps = vec![l.experiment_id.clone()];
         exps.extend(runs.iter().map(|r| r.experiment_id.clone()));
+        exps.retain(|e| !e.is_empty());
         exps.sort();
         exps.dedup();
         let exps: Vec<&str> = exps.iter().map(String::as_str).collect();
-        for r in m.runs_that_logged(&exps, id)? {
+        let found = match exps.is_empty() {
+            true => Vec::new(),
+            false => m.runs_that_logged(&exps, id)?,
+        };
+        for r in found {
             if !runs.iter().any(|x| x.run_id == r.run_id) {
                 runs.push(r);
             }
