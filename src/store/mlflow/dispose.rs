@@ -150,13 +150,13 @@ pub fn entries(d: &Disposing<'_, '_>) -> Result<()> {
 }
 
 /// Why a run must wait: an artifact of a location found through it that
-/// is not disposed of (or retained) yet. The journal as it is now: the
-/// other stores wrote their outcomes during this run.
+/// is not disposed of (or retained) yet, by `now`, the journal as it is
+/// now (the other stores wrote their outcomes during this run).
 fn waiting_for(
     d: &Disposing<'_, '_>,
+    now: &crate::journal::Replay,
     run: &crate::plan::MlflowRun,
 ) -> Result<Option<(Outcome, String)>> {
-    let now = crate::journal::Replay::of_file(&d.ctx.journal_path(), |_| false)?;
     let mut found = 0;
     for pl in &d.plan.locations {
         let m = d.plan.manifest_location(pl);
@@ -230,11 +230,14 @@ pub fn runs(d: &Disposing<'_, '_>) -> Result<()> {
             continue;
         };
         let mut deleted = Vec::new();
+        // Read once: the artifact stores are done, and what this loop
+        // journals (runs) is not what it reads (their locations' items).
+        let now = crate::journal::Replay::of_file(&ctx.journal_path(), |_| false)?;
         for a in &arts {
             let Item::MlflowRun(x) = &a.item else {
                 continue;
             };
-            if let Some((o, why)) = waiting_for(d, x)? {
+            if let Some((o, why)) = waiting_for(d, &now, x)? {
                 ctx.outcome(a, o, why)?;
                 continue;
             }
