@@ -749,3 +749,53 @@ fn a_deleted_experiment_keeps_gc_from_running_until_it_is_settled() {
     assert_eq!(r.check(&r.run_of(2), &[])["run"], Value::Null);
     assert_eq!(exp(&["stage", &other]), "active");
 }
+
+/// A version of another registered model whose source is a folder of
+/// ours (registered by URI, with no run) makes that folder shared: kept,
+/// with the runs that would take it with them, and the copy still loads.
+#[test]
+fn another_registered_model_registered_from_our_folder_keeps_it() {
+    let r = Reg::new("S3", &["--other-model-from", "2"]);
+    let copy = r.fill["other_model"]["name"].as_str().unwrap().to_string();
+    let folder = r.fill["versions"][1]["logged_model_artifact_location"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    r.manifest_purging("version = \"2\"");
+    r.trace().ok();
+    let shared = r.env.risks("shared-content");
+    assert!(
+        shared
+            .iter()
+            .any(|(s, d)| s == &folder && d.contains(&format!("{copy} version 1"))),
+        "{shared:?}"
+    );
+    let planned: Vec<String> = r
+        .locations("s3")
+        .iter()
+        .map(|l| {
+            format!(
+                "s3://{}/{}",
+                l["bucket"].as_str().unwrap(),
+                l["prefix"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        planned
+            .iter()
+            .all(|p| !folder.starts_with(p.trim_end_matches('/'))),
+        "the shared folder is not planned: {planned:?}"
+    );
+    r.env.approve().ok();
+    r.execute().ok();
+    let seen = r.check(&r.run_of(2), &["2"]);
+    assert_eq!(seen["versions"]["2"]["exists"], false);
+    assert_eq!(
+        seen["run"], "active",
+        "the run stays with the folder: {seen}"
+    );
+    let copy_seen = python_tool_env(&["mlflow_check.py", &r.uri, &copy, "none", "1"], &s3_env());
+    let copy_seen: Value = serde_json::from_str(&copy_seen).unwrap();
+    assert_eq!(copy_seen["versions"]["1"]["loads"], true, "{copy_seen}");
+}

@@ -15,7 +15,9 @@ and one plain artifact file (notes/notes.txt) in every run. --linked-run K
 adds a run that logs version K's logged model as its output too (MLflow 3's
 run outputs: an evaluation or a fine-tuning run that logged the same
 model); --deleted-logged-model creates an unrelated logged model and
-deletes it (not purged: what `mlflow gc` must not sweep). Prints one JSON
+deletes it (not purged: what `mlflow gc` must not sweep); --other-model-from
+K registers version K's logged model folder, by path and with no run, as
+version 1 of another registered model, NAME-copy. Prints one JSON
 document with everything decom traces. Needs only the tracking URI (and, for
 an S3 artifact root, MLFLOW_S3_ENDPOINT_URL / AWS_* in the environment).
 """
@@ -98,6 +100,7 @@ def main():
     ap.add_argument("--style", choices=["mlflow3", "mlflow2"], default="mlflow3")
     ap.add_argument("--linked-run", type=int, default=None)
     ap.add_argument("--deleted-logged-model", action="store_true")
+    ap.add_argument("--other-model-from", type=int, default=None)
     ap.add_argument("--extra-version-from", type=int, default=None,
                     help="register one more version from version K's logged model (same run)")
     a = ap.parse_args()
@@ -168,6 +171,12 @@ def main():
         lm = client.create_logged_model(exp.experiment_id, name="unrelated")
         client.delete_logged_model(lm.model_id)
         out["deleted_logged_model"] = lm.model_id
+    if a.other_model_from:
+        src = out["versions"][a.other_model_from - 1]
+        copy = f"{a.name}-copy"
+        client.create_registered_model(copy)
+        mv = client.create_model_version(copy, source=src["logged_model_artifact_location"])
+        out["other_model"] = {"name": copy, "version": str(mv.version), "source": mv.source}
     if a.extra_version_from:
         src = out["versions"][a.extra_version_from - 1]
         mv = mlflow.register_model(src["model_uri"], a.name)

@@ -255,6 +255,17 @@ impl Mlflow {
         self.search(&format!("run_id='{}'", run_id.replace('\'', "")))
     }
 
+    /// Every version, of any registered model, whose source is `uri` or
+    /// under it (`source_path LIKE`, whose `_` and `%` may select more:
+    /// the caller compares the sources itself).
+    pub fn versions_with_source_under(&self, uri: &str) -> Result<Vec<ModelVersion>> {
+        let uri = uri
+            .trim_end_matches('/')
+            .replace('\\', "\\\\")
+            .replace('\'', "\\'");
+        self.search(&format!("source_path LIKE '{uri}%'"))
+    }
+
     /// Model versions a filter selects.
     fn search(&self, filter: &str) -> Result<Vec<ModelVersion>> {
         let mut out = Vec::new();

@@ -138,17 +138,23 @@ pub fn entry(m: &Mlflow, reg: &Registry) -> Result<Entry> {
             }
         }
     }
-    // Versions of other registered models made from one of these runs
-    // share it.
-    let mut sharing = others.clone();
-    for r in &runs {
-        sharing.extend(
-            m.versions_with_run(&r.run_id)?
-                .into_iter()
-                .filter(|o| o.name != reg.name),
-        );
-    }
+    // Versions of other registered models made from one of these runs, or
+    // from a source at or under one of the folders (the logged model's
+    // `models:/m-…` too), share it.
     let logged = logged.map(|l| l.artifact_uri);
+    let mut sharing = others.clone();
+    let mut sources: Vec<String> = runs.iter().map(|r| r.artifact_uri.clone()).collect();
+    sources.extend(logged.clone());
+    sources.extend(v.model_id.as_ref().map(|id| format!("models:/{id}")));
+    for r in &runs {
+        sharing.extend(m.versions_with_run(&r.run_id)?);
+    }
+    for uri in &sources {
+        sharing.extend(m.versions_with_source_under(uri)?);
+    }
+    sharing.retain(|o| o.name != reg.name || others.iter().any(|x| x.version == o.version));
+    sharing.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+    sharing.dedup_by(|a, b| a.name == b.name && a.version == b.version);
     Ok(assemble(reg, v, (others, sharing), runs, logged))
 }
 
